@@ -1,0 +1,271 @@
+using Understudy.Protocol;
+
+namespace Understudy.Core.Client;
+
+/// <summary>
+/// The client's retry logic: finds the primary through the monitor, follows pushed primary changes
+/// and <c>NOT_PRIMARY</c> hints, and retries each request with the same (client id, seq) until it is
+/// answered or its deadline passes. Servers deduplicate by that pair, so a retry after a failover
+/// returns the first result. No I/O; not thread-safe (the adapter serialises calls).
+/// </summary>
+public sealed class ClientSession
+{
+    private readonly ClientOptions _options;
+    private readonly IClientEnvironment _env;
+    private readonly TimeProvider _time;
+    private readonly Random _random;
+    private readonly SortedDictionary<long, Pending> _pending = [];
+    private long _nextSeq = 1;
+    private long _lastMonitorQueryAt = long.MinValue;
+
+    public ClientSession(ulong clientId, ClientOptions options, IClientEnvironment environment, TimeProvider time, Random random)
+    {
+        options.Validate();
+        ClientId = clientId;
+        _options = options;
+        _env = environment;
+        _time = time;
+        _random = random;
+    }
+
+    public ulong ClientId { get; }
+
+    /// <summary>The primary this client currently sends to, or none.</summary>
+    public NodeAddress Primary { get; private set; } = NodeAddress.None;
+
+    /// <summary>The epoch of <see cref="Primary"/>.</summary>
+    public long Epoch { get; private set; }
+
+    public int PendingCount => _pending.Count;
+
+    private long Now => _time.GetTimestamp();
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    /// <summary>Asks the monitor for the primary (call again whenever the monitor connection is new).</summary>
+    public void Start() => QueryMonitor(Now);
+
+    /// <summary>Starts a call; returns its sequence number. The result comes through <see cref="IClientEnvironment.Complete"/>.</summary>
+    public long Submit(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout = null)
+    {
+        var now = Now;
+        var seq = _nextSeq++;
+        var p = new Pending(seq, kind, payload, now + Ticks(timeout ?? _options.RequestTimeout));
+        _pending[seq] = p;
+        Attempt(p, now);
+        return seq;
+    }
+
+    /// <summary>A server answered.</summary>
+    public void Handle(NodeAddress from, in ClientResponse response)
+    {
+        if (response.ClientId != ClientId || !_pending.TryGetValue(response.Seq, out var p))
+        {
+            return;
+        }
+
+        var now = Now;
+        switch (response.Status)
+        {
+            case ResponseStatus.Ok:
+                Finish(p, OutcomeKind.Ok, response.Payload, response.Epoch, from, string.Empty);
+                return;
+            case ResponseStatus.Rejected:
+                Finish(p, OutcomeKind.Failed, default, response.Epoch, from, response.PayloadText);
+                return;
+        }
+
+        // A refusal from a server this attempt was not sent to is stale: the request has moved on.
+        if (from != p.Target)
+        {
+            return;
+        }
+
+        if (response.Status == ResponseStatus.NotPrimary)
+        {
+            if (response.Epoch > Epoch && !response.Primary.IsNone && response.Primary != from)
+            {
+                SetPrimary(response.Primary, response.Epoch, $"hint from {from}");
+                Attempt(p, now);
+                return;
+            }
+
+            QueryMonitor(now);
+        }
+
+        p.LastError = response.PayloadText;
+        Backoff(p, now);
+    }
+
+    /// <summary>The monitor says who the primary is (an answer or a pushed change).</summary>
+    public void Handle(in PrimaryUpdate update)
+    {
+        if (update.Epoch < Epoch || update.Primary.IsNone)
+        {
+            return;
+        }
+
+        if (update.Epoch == Epoch && update.Primary == Primary)
+        {
+            return;
+        }
+
+        SetPrimary(update.Primary, update.Epoch, "monitor");
+
+        // The switch: everything waiting goes to the new primary now, not after its timeout.
+        var now = Now;
+        foreach (var p in _pending.Values.ToList())
+        {
+            p.Backoff = 0;
+            Attempt(p, now);
+        }
+    }
+
+    /// <summary>The connection to a server dropped.</summary>
+    public void OnServerConnectionLost(NodeAddress server)
+    {
+        var now = Now;
+        if (server == Primary)
+        {
+            QueryMonitor(now);
+        }
+
+        foreach (var p in _pending.Values)
+        {
+            if (p.Target == server && p.NextAttemptAt == long.MaxValue)
+            {
+                p.LastError = $"connection to {server} lost";
+                Backoff(p, now);
+            }
+        }
+    }
+
+    /// <summary>Periodic work: deadlines, attempt timeouts, scheduled retries.</summary>
+    public void Tick()
+    {
+        var now = Now;
+        if (Primary.IsNone && (_lastMonitorQueryAt == long.MinValue || now - _lastMonitorQueryAt >= Ticks(_options.MonitorRetryInterval)))
+        {
+            QueryMonitor(now);
+        }
+
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var p in _pending.Values.ToList())
+        {
+            if (now >= p.Deadline)
+            {
+                var why = p.LastError is { Length: > 0 } last ? $"; last answer: {last}" : string.Empty;
+                Finish(p, p.Sent ? OutcomeKind.Unknown : OutcomeKind.Failed, default, Epoch, p.Target, $"no answer within the deadline after {p.Attempts} attempt(s){why}");
+                continue;
+            }
+
+            if (p.NextAttemptAt <= now)
+            {
+                Attempt(p, now);
+            }
+            else if (p.Sent && p.NextAttemptAt == long.MaxValue && now >= p.AttemptDeadline)
+            {
+                p.LastError = $"no answer from {p.Target} within {_options.AttemptTimeout.TotalMilliseconds:0} ms";
+                QueryMonitor(now);
+                Backoff(p, now);
+            }
+        }
+    }
+
+    private void Attempt(Pending p, long now)
+    {
+        if (Primary.IsNone)
+        {
+            if (_options.NoPrimary == NoPrimaryPolicy.FailFast)
+            {
+                Finish(p, p.Sent ? OutcomeKind.Unknown : OutcomeKind.Failed, default, Epoch, NodeAddress.None, "no primary known (fail-fast policy)");
+                return;
+            }
+
+            // Queued: the monitor's answer or push sends it.
+            p.NextAttemptAt = now + Ticks(_options.MonitorRetryInterval);
+            QueryMonitor(now);
+            return;
+        }
+
+        p.Target = Primary;
+        p.Sent = true;
+        p.Attempts++;
+        p.NextAttemptAt = long.MaxValue;
+        p.AttemptDeadline = now + Ticks(_options.AttemptTimeout);
+        _env.SendToServer(Primary, new ClientRequest(ClientId, p.Seq, FirstIncomplete(), p.Kind, p.Payload));
+    }
+
+    private void Backoff(Pending p, long now)
+    {
+        var initial = Ticks(_options.InitialBackoff);
+        var max = Ticks(_options.MaxBackoff);
+        p.Backoff = p.Backoff == 0 ? initial : Math.Min(max, p.Backoff * 2);
+
+        // Full jitter: clients retrying after the same failover spread out instead of arriving together.
+        var delay = (long)(_random.NextDouble() * p.Backoff);
+        p.NextAttemptAt = now + Math.Max(1, delay);
+        _env.Report(new ClientEvent(ClientEventKind.Retrying, Epoch, Primary, p.LastError ?? string.Empty));
+    }
+
+    private void Finish(Pending p, OutcomeKind outcome, ReadOnlyMemory<byte> payload, long epoch, NodeAddress server, string error)
+    {
+        _pending.Remove(p.Seq);
+        _env.Complete(new ClientResult(p.Seq, p.Kind, outcome, payload, epoch, server, error, p.Attempts));
+    }
+
+    private void SetPrimary(NodeAddress primary, long epoch, string source)
+    {
+        Primary = primary;
+        Epoch = epoch;
+        _env.Report(new ClientEvent(ClientEventKind.PrimaryChanged, epoch, primary, source));
+    }
+
+    private void QueryMonitor(long now)
+    {
+        _lastMonitorQueryAt = now;
+        _env.QueryMonitor();
+    }
+
+    private long FirstIncomplete()
+    {
+        foreach (var p in _pending.Values)
+        {
+            if (p.Kind == RequestKind.Write)
+            {
+                return p.Seq;
+            }
+        }
+
+        return _nextSeq;
+    }
+
+    private sealed class Pending(long seq, RequestKind kind, ReadOnlyMemory<byte> payload, long deadline)
+    {
+        public long Seq { get; } = seq;
+
+        public RequestKind Kind { get; } = kind;
+
+        public ReadOnlyMemory<byte> Payload { get; } = payload;
+
+        public long Deadline { get; } = deadline;
+
+        public long NextAttemptAt { get; set; } = long.MinValue;
+
+        public long AttemptDeadline { get; set; }
+
+        public long Backoff { get; set; }
+
+        public int Attempts { get; set; }
+
+        public bool Sent { get; set; }
+
+        public NodeAddress Target { get; set; } = NodeAddress.None;
+
+        public string? LastError { get; set; }
+    }
+}

@@ -1,0 +1,65 @@
+using Understudy.Core.FailureDetection;
+
+namespace Understudy.Core.Monitor;
+
+/// <summary>How the monitor judges servers, grants leases and promotes. Validated at start.</summary>
+public sealed record MonitorOptions
+{
+    /// <summary>The heartbeat interval servers use (the phi detector's starting guess).</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>No heartbeat for this long and a server is suspected (the slow path: hangs and partitions).</summary>
+    public TimeSpan FailureTimeout { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>How long each lease granted to the primary runs; no other server is promoted before it has surely expired.</summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>With an empty configuration, how long to wait after the first server appears so others can register.</summary>
+    public TimeSpan BootstrapDelay { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>How long a planned switchover may take before it is called off.</summary>
+    public TimeSpan SwitchoverTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Events kept for /events and the dashboard.</summary>
+    public int MaxEvents { get; init; } = 2000;
+
+    /// <summary>Phi-accrual instead of a fixed timeout; the threshold when used.</summary>
+    public double? PhiThreshold { get; init; }
+
+    /// <summary>Makes the failure detector for each member.</summary>
+    public FailureDetectorFactory CreateDetector()
+    {
+        if (PhiThreshold is { } phi)
+        {
+            var interval = HeartbeatInterval;
+            var pause = FailureTimeout - HeartbeatInterval;
+            return frequency => new PhiAccrualFailureDetector(phi, 100, TimeSpan.FromMilliseconds(Math.Max(1, interval.TotalMilliseconds / 4)), pause > TimeSpan.Zero ? pause : TimeSpan.Zero, interval, frequency);
+        }
+
+        var timeout = FailureTimeout;
+        return frequency => new TimeoutFailureDetector(timeout, frequency);
+    }
+
+    public void Validate()
+    {
+        if (HeartbeatInterval <= TimeSpan.Zero || FailureTimeout <= TimeSpan.Zero || LeaseDuration <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("heartbeat interval, failure timeout and lease duration must be positive");
+        }
+
+        if (FailureTimeout <= HeartbeatInterval)
+        {
+            throw new ArgumentException($"failure timeout ({FailureTimeout.TotalMilliseconds} ms) must be longer than the heartbeat interval ({HeartbeatInterval.TotalMilliseconds} ms)");
+        }
+
+        if (LeaseDuration <= HeartbeatInterval * 2)
+        {
+            throw new ArgumentException($"lease duration ({LeaseDuration.TotalMilliseconds} ms) must be more than two heartbeat intervals, or a healthy primary loses its lease");
+        }
+
+        if (PhiThreshold is <= 0)
+        {
+            throw new ArgumentException("phi threshold must be positive");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using Understudy.Protocol;
+
+namespace Understudy.Core.Replication;
+
+/// <summary>A client connection, as the adapter numbers them; replies go back through it.</summary>
+public readonly record struct ClientRef(long Id);
+
+/// <summary>
+/// What a <see cref="ServerNode"/> asks of the world. The real adapter sends over TCP and writes
+/// segment files; the simulator queues messages and models a disk that loses unsynced writes.
+/// Calls are made in order and must take effect in that order.
+/// </summary>
+public interface IServerEnvironment
+{
+    /// <summary>Sends to the monitor (over the persistent heartbeat connection).</summary>
+    void SendToMonitor<T>(in T message)
+        where T : IMessage;
+
+    /// <summary>Sends to another server.</summary>
+    void SendToServer<T>(NodeAddress to, in T message)
+        where T : IMessage;
+
+    /// <summary>Answers a client on the connection its request came from.</summary>
+    void Reply(ClientRef client, in ClientResponse response);
+
+    /// <summary>Appends entries to the log file (buffered; durable once a later sync completes).</summary>
+    void AppendLog(ReadOnlySpan<LogEntry> entries);
+
+    /// <summary>Removes entries from <paramref name="fromIndex"/> on; ordered with appends, durable by the next completed sync.</summary>
+    void TruncateLog(long fromIndex);
+
+    /// <summary>Makes the log durable through <paramref name="throughIndex"/>; answers with <see cref="ServerNode.OnLogSynced"/>.</summary>
+    void SyncLog(long throughIndex, long generation);
+
+    /// <summary>Records the highest epoch seen; durable when this returns.</summary>
+    void SaveEpoch(long epoch);
+
+    /// <summary>Something worth logging or counting happened.</summary>
+    void Report(in ServerEvent e);
+}
+
+/// <summary>What a server reports about itself.</summary>
+public enum ServerEventKind
+{
+    BecamePrimary,
+    SteppedDown,
+    FollowingPrimary,
+    LeaseLapsed,
+    LeaseRenewed,
+    Truncated,
+    InSyncChangeRequested,
+    InSyncChangeAnswered,
+    HandoverStarted,
+    HandoverReady,
+    HandoverAbandoned,
+    StaleFrameRejected,
+    LogMismatch,
+
+    /// <summary>A safety rule would have broken here; the action was refused. Never expected.</summary>
+    SafetyViolation,
+}
+
+/// <summary>An event from a server, with the epoch it happened in.</summary>
+public readonly record struct ServerEvent(ServerEventKind Kind, long Epoch, NodeAddress Peer, long Index, string Detail);

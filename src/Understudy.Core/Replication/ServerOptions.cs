@@ -1,0 +1,87 @@
+namespace Understudy.Core.Replication;
+
+/// <summary>How a server paces heartbeats, replication and in-sync decisions. Validated at start.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>How often the server tells the monitor it is alive.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// Fraction of each granted lease the primary relies on. The rest covers clock-rate drift between
+    /// the primary and the monitor, so the primary always stops serving before the monitor thinks it may.
+    /// </summary>
+    public double LeaseSafetyFactor { get; init; } = 0.9;
+
+    /// <summary>A backup with unacknowledged entries that makes no progress this long is asked out of the in-sync set.</summary>
+    public TimeSpan ReplicaLagTimeout { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>Frames unanswered this long are presumed lost: the primary probes and resends.</summary>
+    public TimeSpan ResendTimeout { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How often an unanswered in-sync change request is sent again.</summary>
+    public TimeSpan InSyncChangeRetry { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How long a planned switchover may wait for the target to catch up before it is called off.</summary>
+    public TimeSpan SwitchoverTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Most entries in one replication frame.</summary>
+    public int MaxBatchEntries { get; init; } = 1024;
+
+    /// <summary>About the most bytes of entries in one replication frame.</summary>
+    public int MaxBatchBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>Frames sent to one backup and not yet acknowledged.</summary>
+    public int MaxInflightFrames { get; init; } = 8;
+
+    /// <summary>How many servers (primary included) must hold a write before it is acknowledged.</summary>
+    public int MinInSync { get; init; } = 1;
+
+    /// <summary>A backup this close to the end of the log (and holding every committed entry) is asked back into the in-sync set.</summary>
+    public int CatchUpSlack { get; init; } = 256;
+
+    /// <summary>The server's claim to be promoted; null means its port, as in the original project.</summary>
+    public int? Priority { get; init; }
+
+    /// <summary>True when the log is fsynced before a write counts (fsync=always); reported to the monitor.</summary>
+    public bool Durable { get; init; } = true;
+
+    /// <summary>Clients whose deduplication results are kept.</summary>
+    public int MaxClientSessions { get; init; } = 100_000;
+
+    /// <summary>Process id and HTTP port, reported in heartbeats for status and dashboards.</summary>
+    public int ProcessId { get; init; }
+
+    public int HttpPort { get; init; }
+
+    /// <summary>Throws with a readable message when a value is out of range.</summary>
+    public void Validate()
+    {
+        static void Positive(TimeSpan value, string name)
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                throw new ArgumentException($"{name} must be positive (got {value.TotalMilliseconds} ms)");
+            }
+        }
+
+        Positive(HeartbeatInterval, nameof(HeartbeatInterval));
+        Positive(ReplicaLagTimeout, nameof(ReplicaLagTimeout));
+        Positive(ResendTimeout, nameof(ResendTimeout));
+        Positive(InSyncChangeRetry, nameof(InSyncChangeRetry));
+        Positive(SwitchoverTimeout, nameof(SwitchoverTimeout));
+        if (LeaseSafetyFactor is <= 0 or > 1)
+        {
+            throw new ArgumentException($"LeaseSafetyFactor must be in (0, 1] (got {LeaseSafetyFactor})");
+        }
+
+        if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1)
+        {
+            throw new ArgumentException("batch sizes and in-flight frames must be at least 1");
+        }
+
+        if (MinInSync < 1)
+        {
+            throw new ArgumentException($"min-in-sync must be at least 1 (got {MinInSync})");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Understudy.Protocol;
+
+namespace Understudy.Core.StateMachines;
+
+/// <summary>
+/// What committed log entries are applied to: the user's state machine plus the deduplication table.
+/// Applying the same committed prefix on any server gives the same bytes from <see cref="WriteSnapshot"/>.
+/// </summary>
+public sealed class ReplicatedState
+{
+    public ReplicatedState(IStateMachine machine, int maxSessions = 100_000)
+    {
+        Machine = machine;
+        Sessions = new ClientSessions(maxSessions);
+    }
+
+    public IStateMachine Machine { get; }
+
+    public ClientSessions Sessions { get; }
+
+    /// <summary>Index of the last entry applied.</summary>
+    public long AppliedIndex { get; private set; }
+
+    /// <summary>Applies the next committed entry; returns the result owed to the client that sent it.</summary>
+    public ReadOnlyMemory<byte> Apply(in LogEntry entry)
+    {
+        if (entry.Index != AppliedIndex + 1)
+        {
+            throw new InvalidOperationException($"entries must be applied in order: applied {AppliedIndex}, got {entry.Index}");
+        }
+
+        AppliedIndex = entry.Index;
+        if (entry.Kind != EntryKind.Command)
+        {
+            return ReadOnlyMemory<byte>.Empty;
+        }
+
+        if (!Sessions.TryBegin(entry.ClientId, entry.RequestSeq, entry.FirstIncomplete, entry.Index, out var previous))
+        {
+            return previous;
+        }
+
+        var result = Machine.Apply(entry.Command.Span, entry.Index);
+        Sessions.Complete(entry.ClientId, entry.RequestSeq, result);
+        return result;
+    }
+
+    public void WriteSnapshot(IBufferWriter<byte> writer)
+    {
+        var header = writer.GetSpan(8);
+        BinaryPrimitives.WriteInt64LittleEndian(header, AppliedIndex);
+        writer.Advance(8);
+        Sessions.WriteSnapshot(writer);
+        Machine.WriteSnapshot(writer);
+    }
+
+    public void Restore(ReadOnlySpan<byte> snapshot)
+    {
+        if (snapshot.Length < 8)
+        {
+            throw new ProtocolException("snapshot is shorter than its header");
+        }
+
+        AppliedIndex = BinaryPrimitives.ReadInt64LittleEndian(snapshot);
+        var used = Sessions.Restore(snapshot[8..]);
+        Machine.Restore(snapshot[(8 + used)..]);
+    }
+
+    /// <summary>The snapshot as one array (comparisons in tests and the simulator).</summary>
+    public byte[] SnapshotBytes()
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        WriteSnapshot(buffer);
+        return buffer.WrittenSpan.ToArray();
+    }
+}
