@@ -42,6 +42,9 @@ public sealed class FollowerProgress
 
     public long LastCommitSent { get; internal set; }
 
+    /// <summary>Since when frames have been outstanding with no answer (reset by every answer).</summary>
+    internal long WaitingSince { get; set; } = long.MinValue;
+
     /// <summary>The transport saw the connection to it drop since its last answer.</summary>
     public bool Disconnected { get; internal set; }
 
@@ -52,6 +55,7 @@ public sealed class FollowerProgress
     {
         Probing = true;
         Inflight = 0;
+        WaitingSince = long.MinValue;
         NextIndex = Math.Max(MatchIndex + 1, 1);
     }
 }

@@ -379,6 +379,7 @@ public sealed class ServerNode
         f.LastAckAt = now;
         f.Disconnected = false;
         f.Inflight = Math.Max(0, f.Inflight - 1);
+        f.WaitingSince = f.Inflight > 0 ? now : long.MinValue;
         if (ack.EchoSentAt != 0)
         {
             f.LastRoundTrip = now - ack.EchoSentAt;
@@ -396,6 +397,7 @@ public sealed class ServerNode
             {
                 f.Probing = false;
                 f.Inflight = 0;
+                f.WaitingSince = long.MinValue;
                 f.NextIndex = Math.Min(Math.Max(ack.VerifiedIndex, f.MatchIndex) + 1, _log.LastIndex + 1);
             }
 
@@ -418,6 +420,7 @@ public sealed class ServerNode
 
         f.Probing = true;
         f.Inflight = 0;
+        f.WaitingSince = long.MinValue;
         f.NextIndex = Math.Clamp(Math.Min(candidate, ack.PrevIndex), 1, _log.LastIndex + 1);
     }
 
@@ -676,8 +679,8 @@ public sealed class ServerNode
                 f.LastProgressAt = now;
             }
 
-            var waiting = f.Probing || f.Inflight > 0;
-            if (waiting && f.LastSentAt != long.MinValue && now - f.LastSentAt > resend && (f.LastAckAt == long.MinValue || f.LastAckAt < f.LastSentAt))
+            // Frames outstanding and no answer for a while: presume them lost, probe and resend.
+            if (f.Inflight > 0 && f.WaitingSince != long.MinValue && now - f.WaitingSince > resend)
             {
                 f.ResetToProbe();
             }
@@ -694,12 +697,7 @@ public sealed class ServerNode
     {
         if (f.Probing)
         {
-            if (f.Inflight > 0 && !keepAlive)
-            {
-                return;
-            }
-
-            if (f.Inflight > 0 && now - f.LastSentAt < Ticks(Options.ResendTimeout))
+            if (f.Inflight > 0)
             {
                 return;
             }
@@ -731,6 +729,11 @@ public sealed class ServerNode
         var prev = Math.Min(f.NextIndex - 1, _log.LastIndex);
         var entries = maxEntries == 0 ? [] : _log.Slice(prev + 1, maxEntries, Options.MaxBatchBytes);
         _env.SendToServer(f.Address, new Replicate(_epoch, Self, prev, _log.EpochAt(prev), _commitIndex, now, entries));
+        if (f.Inflight == 0 || f.WaitingSince == long.MinValue)
+        {
+            f.WaitingSince = now;
+        }
+
         f.LastSentAt = now;
         f.LastCommitSent = _commitIndex;
         return entries.Length;

@@ -1,0 +1,18 @@
+using System.CommandLine;
+using Understudy.Cli.Verbs;
+
+namespace Understudy.Cli;
+
+/// <summary>The `understudy` command: primary-backup redundancy with a monitor, servers and clients.</summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost.")
+        {
+            SimulateVerb.Create(),
+        };
+
+        return await root.Parse(args).InvokeAsync();
+    }
+}

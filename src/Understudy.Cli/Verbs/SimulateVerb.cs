@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Understudy.Simulation;
+
+namespace Understudy.Cli.Verbs;
+
+/// <summary>`understudy simulate`: the protocol core through thousands of seeded fault schedules.</summary>
+internal static class SimulateVerb
+{
+    public static Command Create()
+    {
+        var seeds = new Option<int>("--seeds") { Description = "How many seeds (fault schedules) to run.", DefaultValueFactory = _ => 1000 };
+        var fromSeed = new Option<int>("--from-seed") { Description = "The first seed of the sweep.", DefaultValueFactory = _ => 1 };
+        var seed = new Option<int?>("--seed") { Description = "Replay this one seed (with --trace, print its event trace)." };
+        var trace = new Option<bool>("--trace") { Description = "With --seed: print every event of the run." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (seeds, faults by kind, operations, acknowledged, violations)." };
+        var parallel = new Option<int>("--parallel") { Description = "Seeds run at once (default: one per core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var duration = new Option<double>("--duration") { Description = "Simulated seconds of workload and faults per seed.", DefaultValueFactory = _ => 5 };
+        var servers = new Option<int>("--servers") { Description = "Servers per simulated cluster.", DefaultValueFactory = _ => 3 };
+        var clients = new Option<int>("--clients") { Description = "Client workers per simulated cluster.", DefaultValueFactory = _ => 3 };
+        var command = new Command("simulate", "Run the replication protocol through seeded fault schedules (crashes, restarts, pauses, partitions, message loss, duplication, reordering, lost disk writes, monitor crashes) in a deterministic simulation, and check every history.")
+        {
+            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients,
+        };
+
+        command.SetAction((parse, cancellationToken) =>
+        {
+            var settings = new SimulationOptions
+            {
+                Duration = TimeSpan.FromSeconds(parse.GetValue(duration)),
+                Servers = parse.GetValue(servers),
+                Clients = parse.GetValue(clients),
+            };
+            if (settings.Servers is < 1 or > 9 || settings.Clients is < 1 or > 64 || settings.Duration <= TimeSpan.Zero)
+            {
+                Console.Error.WriteLine("error: --servers must be 1..9, --clients 1..64 and --duration positive");
+                return Task.FromResult(2);
+            }
+
+            if (parse.GetValue(seed) is { } one)
+            {
+                return Task.FromResult(RunOne(settings with { Seed = one, Trace = parse.GetValue(trace) }, parse.GetValue(json)));
+            }
+
+            var count = parse.GetValue(seeds);
+            if (count < 1)
+            {
+                Console.Error.WriteLine("error: --seeds must be at least 1");
+                return Task.FromResult(2);
+            }
+
+            return Task.FromResult(RunSweep(settings, parse.GetValue(fromSeed), count, parse.GetValue(parallel), parse.GetValue(json), cancellationToken));
+        });
+        return command;
+    }
+
+    private static int RunOne(SimulationOptions options, bool json)
+    {
+        var result = Simulator.Run(options);
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                seed = result.Seed,
+                valid = result.Valid,
+                faults = result.Faults,
+                operations = result.Stats.Operations,
+                acknowledged = result.Stats.Acknowledged,
+                finalLength = result.FinalLog.Count,
+                events = result.Events,
+                violations = result.Violations.Select(v => new { kind = v.Kind.ToString(), detail = v.Detail }),
+            }));
+            return result.Valid ? 0 : 1;
+        }
+
+        foreach (var line in result.Trace)
+        {
+            Console.WriteLine(line);
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed {result.Seed}: {result.Stats.Operations} operations, {result.Stats.Acknowledged} acknowledged appends, final log {result.FinalLog.Count}, {result.Events} events, {result.SimulatedMs} ms simulated"));
+        Console.WriteLine("faults: " + string.Join(", ", result.Faults.Select(f => $"{f.Key}={f.Value}")));
+        foreach (var v in result.Violations)
+        {
+            Console.WriteLine($"VIOLATION {v.Kind}: {v.Detail}");
+        }
+
+        Console.WriteLine(result.Valid ? "verdict: valid" : "verdict: INVALID");
+        return result.Valid ? 0 : 1;
+    }
+
+    private static int RunSweep(SimulationOptions settings, int from, int count, int parallel, bool json, CancellationToken cancellationToken)
+    {
+        var lastPrint = DateTime.UtcNow;
+        var result = Simulator.Sweep(
+            from,
+            count,
+            s => settings with { Seed = s },
+            Math.Max(1, parallel),
+            (done, r) =>
+            {
+                if (!json && (DateTime.UtcNow - lastPrint > TimeSpan.FromSeconds(1) || done == count))
+                {
+                    lastPrint = DateTime.UtcNow;
+                    Console.Error.Write($"\r{done}/{count} seeds");
+                }
+            },
+            cancellationToken: cancellationToken);
+
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                seeds = result.Seeds,
+                fromSeed = result.FromSeed,
+                faults = result.Faults,
+                faultTotal = result.Faults.Values.Sum(),
+                operations = result.Operations,
+                acknowledged = result.Acknowledged,
+                events = result.Events,
+                elapsedSeconds = Math.Round(result.ElapsedSeconds, 1),
+                violations = result.Violations.Select(v => new { seed = v.Seed, kind = v.Kind.ToString(), detail = v.Detail, replay = $"./understudy simulate --seed {v.Seed} --trace" }),
+            }));
+            return result.Violations.Count == 0 ? 0 : 1;
+        }
+
+        Console.Error.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Seeds} seeds from {result.FromSeed} in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged appends, {result.Events} events"));
+        Console.WriteLine("faults injected:");
+        foreach (var (kind, n) in result.Faults)
+        {
+            Console.WriteLine($"  {kind,-22} {n,10}");
+        }
+
+        foreach (var v in result.Violations.Take(50))
+        {
+            Console.WriteLine($"VIOLATION seed {v.Seed} {v.Kind}: {v.Detail}");
+            Console.WriteLine($"  replay: ./understudy simulate --seed {v.Seed} --trace");
+        }
+
+        Console.WriteLine(result.Violations.Count == 0 ? "verdict: no violations" : $"verdict: {result.Violations.Count} violation(s) in {result.FailingSeeds.Count} seed(s)");
+        return result.Violations.Count == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,485 @@
+using System.Text;
+using Understudy.Core.Checking;
+using Understudy.Core.Client;
+using Understudy.Core.Monitor;
+using Understudy.Core.Replication;
+using Understudy.Core.StateMachines;
+using Understudy.Protocol;
+
+namespace Understudy.Simulation;
+
+/// <summary>A server process: the real <see cref="ServerNode"/> over a simulated disk.</summary>
+internal sealed class SimServer : SimNode, IServerEnvironment
+{
+    private readonly SimCluster _cluster;
+    private readonly NodeClock _clock;
+    private long _checkedCommit;
+
+    public SimServer(SimCluster cluster, string name, NodeAddress address)
+        : base(cluster.World, name)
+    {
+        _cluster = cluster;
+        Address = address;
+        _clock = new NodeClock(cluster.World, cluster.World.Random.NextInt64(1_000_000, 1_000_000_000), (cluster.World.Random.NextDouble() - 0.5) * 0.01);
+    }
+
+    public NodeAddress Address { get; }
+
+    public SimDisk Disk { get; } = new();
+
+    public ServerNode? Node { get; private set; }
+
+    public void Start()
+    {
+        Life++;
+        Up = true;
+        _checkedCommit = 0;
+        var (epoch, entries) = Disk.Recover();
+        Node = new ServerNode(
+            Address,
+            World.Random.NextUInt64(),
+            World.Options.Server,
+            new MessageLog(),
+            this,
+            _clock,
+            epoch,
+            entries,
+            World.Options.CommitRule?.Invoke());
+        World.Log(Name, $"started: recovered epoch {epoch}, {entries.Count} entries");
+        ScheduleTicks(() => Node!.Tick());
+    }
+
+    public void Crash()
+    {
+        Up = false;
+        Life++;
+        Node = null;
+        ClearDeferred();
+        var lost = Disk.Crash(World.Random);
+        if (lost > 0)
+        {
+            World.CountFault("disk-unsynced-lost");
+        }
+
+        World.Log(Name, $"CRASHED ({lost} unsynced disk writes lost)");
+    }
+
+    public void Receive(IMessage message)
+    {
+        var node = Node!;
+        switch (message)
+        {
+            case HeartbeatAck m: node.Handle(m); break;
+            case ConfigPush m: node.Handle(m); break;
+            case InSyncChangeResult m: node.Handle(m); break;
+            case StepDown m: node.Handle(m); break;
+            case Replicate m: node.Handle(m); break;
+            case ReplicateAck m: node.Handle(m); break;
+            default: throw new InvalidOperationException($"server got unexpected {message.Type}");
+        }
+    }
+
+    public void ReceiveClient(ClientRef client, ClientRequest request) => Node!.Handle(client, request);
+
+    public void OnPeerConnectionLost(NodeAddress peer) => Node!.OnPeerConnectionLost(peer);
+
+    protected override void AfterInput()
+    {
+        Node!.Flush();
+        _checkedCommit = _cluster.CheckCommitted(this, _checkedCommit);
+    }
+
+    // ------------------------------------------------------------------ IServerEnvironment
+
+    public void SendToMonitor<T>(in T message)
+        where T : IMessage
+    {
+        IMessage boxed = message;
+        var monitor = _cluster.Monitor;
+        World.Send(this, monitor, World.Tracing ? Describe.Message(boxed) : string.Empty, () => monitor.Receive(boxed));
+    }
+
+    public void SendToServer<T>(NodeAddress to, in T message)
+        where T : IMessage
+    {
+        IMessage boxed = message;
+        var server = _cluster.Server(to);
+        World.Send(this, server, World.Tracing ? Describe.Message(boxed) : string.Empty, () => server.Receive(boxed));
+    }
+
+    public void Reply(ClientRef client, in ClientResponse response)
+    {
+        var target = _cluster.Client(client);
+        var from = Address;
+        var copy = response;
+        World.Send(this, target, World.Tracing ? Describe.Message(copy) : string.Empty, () => target.OnResponse(from, copy));
+    }
+
+    public void AppendLog(ReadOnlySpan<LogEntry> entries) => Disk.Append(entries);
+
+    public void TruncateLog(long fromIndex) => Disk.Truncate(fromIndex);
+
+    public void SyncLog(long throughIndex, long generation)
+    {
+        var point = Disk.SyncPoint;
+        var life = Life;
+        var done = Math.Max(World.Now + 50 + World.Random.Next(1500), Disk.LastSyncDone);
+        Disk.LastSyncDone = done;
+        World.At(done, () =>
+        {
+            if (!Up || life != Life)
+            {
+                return;
+            }
+
+            Disk.MakeDurable(point);
+            Deliver(life, () => Node!.OnLogSynced(throughIndex, generation));
+        });
+    }
+
+    public void SaveEpoch(long epoch) => Disk.SaveEpoch(epoch);
+
+    public void Report(in ServerEvent e)
+    {
+        if (e.Kind == ServerEventKind.SafetyViolation)
+        {
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Detail}"));
+        }
+
+        if (World.Tracing)
+        {
+            World.Log(Name, $"{e.Kind} epoch={e.Epoch} {(e.Peer.IsNone ? string.Empty : e.Peer + " ")}{e.Detail}");
+        }
+    }
+}
+
+/// <summary>The monitor process: the real <see cref="MonitorNode"/> over a simulated configuration store.</summary>
+internal sealed class SimMonitor : SimNode, IMonitorEnvironment
+{
+    private readonly SimCluster _cluster;
+    private readonly NodeClock _clock;
+
+    public SimMonitor(SimCluster cluster)
+        : base(cluster.World, "mon")
+    {
+        _cluster = cluster;
+        _clock = new NodeClock(cluster.World, cluster.World.Random.NextInt64(1_000_000, 1_000_000_000), (cluster.World.Random.NextDouble() - 0.5) * 0.01);
+    }
+
+    public SimConfigStore Store { get; } = new();
+
+    public MonitorNode? Node { get; private set; }
+
+    public void Start()
+    {
+        Life++;
+        Up = true;
+        Node = new MonitorNode(World.Options.Monitor, Store.Stored, this, _clock, World.Random.NextUInt64(), World.Options.PromotionRule);
+        World.Log(Name, $"started with {Store.Stored}");
+        ScheduleTicks(() => Node!.Tick());
+    }
+
+    public void Crash()
+    {
+        Up = false;
+        Life++;
+        Node = null;
+        ClearDeferred();
+        Store.Crash(World.Random);
+        World.Log(Name, "CRASHED");
+    }
+
+    public void Receive(IMessage message)
+    {
+        var node = Node!;
+        switch (message)
+        {
+            case Heartbeat m: node.Handle(m); break;
+            case InSyncChange m: node.Handle(m); break;
+            case StepDownResult m: node.Handle(m); break;
+            default: throw new InvalidOperationException($"monitor got unexpected {message.Type}");
+        }
+    }
+
+    public void ReceiveClient(ClientRef client, PrimaryQuery query) => Node!.Handle(client, query);
+
+    protected override void AfterInput()
+    {
+    }
+
+    public void SendToServer<T>(NodeAddress server, in T message)
+        where T : IMessage
+    {
+        IMessage boxed = message;
+        var target = _cluster.Server(server);
+        World.Send(this, target, World.Tracing ? Describe.Message(boxed) : string.Empty, () => target.Receive(boxed));
+    }
+
+    public void SendToClient<T>(ClientRef client, in T message)
+        where T : IMessage
+    {
+        IMessage boxed = message;
+        var target = _cluster.Client(client);
+        World.Send(this, target, World.Tracing ? Describe.Message(boxed) : string.Empty, () => target.OnMonitorMessage(boxed));
+    }
+
+    public void Probe(NodeAddress server)
+    {
+        var target = _cluster.Server(server);
+        var life = Life;
+        if (World.IsCut(this, target))
+        {
+            World.After(SimWorld.Micros(TimeSpan.FromMilliseconds(100)), () => Deliver(life, () => Node!.OnProbeResult(server, ProbeOutcome.TimedOut)));
+            return;
+        }
+
+        // The port refuses only if no process listens when the probe arrives.
+        World.After(World.Latency(), () =>
+        {
+            var outcome = target.Up ? ProbeOutcome.Accepted : ProbeOutcome.Refused;
+            World.After(World.Latency(), () => Deliver(life, () => Node!.OnProbeResult(server, outcome)));
+        });
+    }
+
+    public void ProposeConfig(long expectedVersion, ClusterConfig next)
+    {
+        var write = Store.Begin(expectedVersion, next);
+        var life = Life;
+        World.After(100 + World.Random.Next(3000), () =>
+        {
+            if (write.Abandoned)
+            {
+                return;
+            }
+
+            var committed = Store.Complete(write);
+            Deliver(life, () => Node!.OnConfigStored(committed, Store.Stored));
+        });
+    }
+
+    public void Report(MonitorEvent e)
+    {
+        if (World.Tracing)
+        {
+            World.Log(Name, $"{e.Kind} {(e.Member.IsNone ? string.Empty : e.Member + " ")}{e.Detail}{(e.ElapsedMs is { } ms ? $" ({ms:0.0} ms)" : string.Empty)}");
+        }
+    }
+}
+
+/// <summary>
+/// A client worker (a Jepsen "process"): the real <see cref="ClientSession"/>, calling one operation at
+/// a time and recording each invoke and completion in the history.
+/// </summary>
+internal sealed class SimClient : SimNode, IClientEnvironment
+{
+    private readonly SimCluster _cluster;
+    private readonly NodeClock _clock;
+    private readonly int _process;
+    private readonly bool _record;
+    private Operation? _open;
+    private Action<ClientResult>? _onComplete;
+    private int _written;
+
+    public SimClient(SimCluster cluster, int process, bool record)
+        : base(cluster.World, process < 0 ? "check" : $"c{process}")
+    {
+        _cluster = cluster;
+        _process = process;
+        _record = record;
+        _clock = new NodeClock(cluster.World, cluster.World.Random.NextInt64(1_000_000, 1_000_000_000), (cluster.World.Random.NextDouble() - 0.5) * 0.01);
+        Ref = new ClientRef(process < 0 ? 1_000_000 : process);
+        Session = new ClientSession(cluster.World.Random.NextUInt64(), cluster.World.Options.Client, this, _clock, new Random(cluster.World.Random.Next()));
+    }
+
+    public ClientRef Ref { get; }
+
+    public ClientSession Session { get; }
+
+    public bool Active { get; set; }
+
+    public bool Idle => _open is null && _onComplete is null;
+
+    public void Start()
+    {
+        Life++;
+        Up = true;
+        Session.Start();
+        ScheduleTicks(Session.Tick);
+    }
+
+    /// <summary>Starts the workload: random appends, reads and counts separated by think time.</summary>
+    public void BeginWorkload()
+    {
+        Active = true;
+        ScheduleNext();
+    }
+
+    /// <summary>Runs one call outside the recorded history (the final read).</summary>
+    public void Call(RequestKind kind, byte[] payload, TimeSpan timeout, Action<ClientResult> done)
+    {
+        _onComplete = done;
+        Session.Submit(kind, payload, timeout);
+    }
+
+    public void OnResponse(NodeAddress from, ClientResponse response) => Session.Handle(from, response);
+
+    public void OnMonitorMessage(IMessage message)
+    {
+        if (message is PrimaryUpdate update)
+        {
+            Session.Handle(update);
+        }
+    }
+
+    public void OnServerConnectionLost(NodeAddress server) => Session.OnServerConnectionLost(server);
+
+    protected override void AfterInput()
+    {
+    }
+
+    private void ScheduleNext()
+    {
+        var life = Life;
+        World.After(World.Exponential(World.Options.MeanThinkTime), () => Deliver(life, Invoke));
+    }
+
+    private void Invoke()
+    {
+        if (!Active || _open is not null)
+        {
+            return;
+        }
+
+        var roll = World.Random.Next(100);
+        var now = World.Now;
+        if (roll < 70)
+        {
+            var value = $"{Name}-{++_written}";
+            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Append, Time = now, Value = value };
+            Record(_open);
+            Session.Submit(RequestKind.Write, MessageLogCommands.Append(value));
+        }
+        else if (roll < 85)
+        {
+            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = 1, ReadLimit = MessageLogCommands.MaxReadCount };
+            Record(_open);
+            Session.Submit(RequestKind.Read, MessageLogCommands.Read(1, MessageLogCommands.MaxReadCount));
+        }
+        else
+        {
+            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Count, Time = now };
+            Record(_open);
+            Session.Submit(RequestKind.Read, MessageLogCommands.Count());
+        }
+    }
+
+    // ------------------------------------------------------------------ IClientEnvironment
+
+    public void SendToServer(NodeAddress server, in ClientRequest request)
+    {
+        var target = _cluster.Server(server);
+        var me = Ref;
+        var copy = request;
+        World.Send(this, target, World.Tracing ? Describe.Message(copy) : string.Empty, () => target.ReceiveClient(me, copy));
+    }
+
+    public void QueryMonitor()
+    {
+        var monitor = _cluster.Monitor;
+        var me = Ref;
+        var query = new PrimaryQuery(Session.ClientId, true);
+        World.Send(this, monitor, "PrimaryQuery", () => monitor.ReceiveClient(me, query));
+    }
+
+    public void Complete(in ClientResult result)
+    {
+        if (_onComplete is { } done)
+        {
+            _onComplete = null;
+            done(result);
+            return;
+        }
+
+        if (_open is not { } open)
+        {
+            return;
+        }
+
+        _open = null;
+        var now = World.Now;
+        var type = result.Outcome switch
+        {
+            OutcomeKind.Ok => OpType.Ok,
+            OutcomeKind.Failed => OpType.Fail,
+            _ => OpType.Info,
+        };
+        var completion = new Operation
+        {
+            Process = _process,
+            Type = type,
+            Function = open.Function,
+            Time = now,
+            Value = open.Value,
+            Epoch = type == OpType.Ok ? result.Epoch : null,
+            Server = type == OpType.Ok ? result.Server.ToString() : null,
+            Error = type == OpType.Ok ? null : result.Error,
+        };
+        if (type == OpType.Ok)
+        {
+            switch (open.Function)
+            {
+                case OpFunction.Append:
+                    completion = completion with { Seq = MessageLogCommands.DecodeSeq(result.Payload.Span) };
+                    break;
+                case OpFunction.Read:
+                    var messages = MessageLogCommands.DecodeMessages(result.Payload.Span);
+                    completion = completion with { ReadFrom = open.ReadFrom, ReadValues = [.. messages.Select(m => m.Text)] };
+                    break;
+                case OpFunction.Count:
+                    completion = completion with { Count = MessageLogCommands.DecodeSeq(result.Payload.Span) };
+                    break;
+            }
+        }
+
+        Record(completion);
+        if (Active)
+        {
+            ScheduleNext();
+        }
+    }
+
+    public void Report(in ClientEvent e)
+    {
+        if (World.Tracing && e.Kind == ClientEventKind.PrimaryChanged)
+        {
+            World.Log(Name, $"primary is now {e.Primary} (epoch {e.Epoch}, {e.Detail})");
+        }
+    }
+
+    private void Record(Operation op)
+    {
+        if (_record)
+        {
+            World.History.Add(op);
+        }
+
+        if (World.Tracing)
+        {
+            var detail = op.Type switch
+            {
+                OpType.Invoke => op.Value ?? string.Empty,
+                OpType.Ok => op.Function switch
+                {
+                    OpFunction.Append => $"{op.Value} -> seq {op.Seq} by {op.Server} e{op.Epoch}",
+                    OpFunction.Read => $"{op.ReadValues?.Count} messages",
+                    _ => $"count {op.Count}",
+                },
+                _ => $"{op.Value} {op.Error}",
+            };
+            World.Log(Name, $"{op.Type.ToString().ToUpperInvariant()} {op.Function} {detail}");
+        }
+    }
+
+    /// <summary>Text of a failure (for traces).</summary>
+    public static string Text(ReadOnlyMemory<byte> payload) => Encoding.UTF8.GetString(payload.Span);
+}

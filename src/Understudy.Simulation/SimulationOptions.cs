@@ -1,0 +1,58 @@
+using Understudy.Core.Client;
+using Understudy.Core.Monitor;
+using Understudy.Core.Replication;
+
+namespace Understudy.Simulation;
+
+/// <summary>
+/// One simulated run: the cluster's shape, how long the workload runs, and the rule objects the
+/// protocol uses (tests inject broken ones here to prove the sweep catches them).
+/// </summary>
+public sealed record SimulationOptions
+{
+    public int Seed { get; init; }
+
+    /// <summary>Servers, on ports 8090, 8089, 8088… as in the original project.</summary>
+    public int Servers { get; init; } = 3;
+
+    /// <summary>Client workers, each with one call open at a time.</summary>
+    public int Clients { get; init; } = 3;
+
+    /// <summary>Simulated time during which clients work and faults are injected.</summary>
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>After healing everything, how long the cluster has to recover before that counts as a failure.</summary>
+    public TimeSpan SettleTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Mean time between injected faults.</summary>
+    public TimeSpan MeanFaultInterval { get; init; } = TimeSpan.FromMilliseconds(450);
+
+    /// <summary>How often each node's Tick runs.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Mean client think time between calls.</summary>
+    public TimeSpan MeanThinkTime { get; init; } = TimeSpan.FromMilliseconds(12);
+
+    /// <summary>Record a line per event (for --trace).</summary>
+    public bool Trace { get; init; }
+
+    public ServerOptions Server { get; init; } = new()
+    {
+        MaxInflightFrames = 4,
+        MaxBatchEntries = 64,
+    };
+
+    public MonitorOptions Monitor { get; init; } = new();
+
+    public ClientOptions Client { get; init; } = new()
+    {
+        RequestTimeout = TimeSpan.FromSeconds(3),
+        AttemptTimeout = TimeSpan.FromMilliseconds(300),
+    };
+
+    /// <summary>Makes each server's commit rule (null: the real one).</summary>
+    public Func<ICommitRule>? CommitRule { get; init; }
+
+    /// <summary>The monitor's promotion rule (null: the real one).</summary>
+    public IPromotionRule? PromotionRule { get; init; }
+}

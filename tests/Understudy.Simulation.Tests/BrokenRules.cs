@@ -1,0 +1,54 @@
+using Understudy.Core.Monitor;
+using Understudy.Core.Replication;
+using Understudy.Protocol;
+
+namespace Understudy.Simulation.Tests;
+
+/// <summary>Acknowledges a write once the primary alone has it on disk: backups may not have it yet.</summary>
+internal sealed class AckBeforeBackupsRule : ICommitRule
+{
+    public long ComputeCommitIndex(CommitView view) => Math.Max(view.CommitIndex, view.OwnDurableIndex);
+}
+
+/// <summary>
+/// The primary stops waiting for a backup that has not answered for two heartbeat intervals, on its own,
+/// without the monitor's approval: the monitor still counts that backup as in sync and may promote it.
+/// </summary>
+internal sealed class PrimaryDropsBackupAloneRule : ICommitRule
+{
+    public long ComputeCommitIndex(CommitView view)
+    {
+        var commit = view.OwnDurableIndex;
+        var patience = view.TimestampFrequency / 10;
+        foreach (var member in view.RequiredMembers)
+        {
+            if (member == view.Self)
+            {
+                continue;
+            }
+
+            var f = view.Follower(member);
+            if (f is null || f.Disconnected || f.LastAckAt == long.MinValue || view.Now - f.LastAckAt > patience)
+            {
+                continue;
+            }
+
+            commit = Math.Min(commit, f.MatchIndex);
+        }
+
+        return Math.Max(commit, view.CommitIndex);
+    }
+}
+
+/// <summary>Promotes the highest-priority alive server whether or not it is in sync.</summary>
+internal sealed class PromoteOutOfSyncRule : IPromotionRule
+{
+    public NodeAddress ChooseCandidate(PromotionView view)
+    {
+        var best = view.Members
+            .Where(m => m.Alive && !(m.Address == view.FailedPrimary && m.ReportedRole == ServerRole.Primary))
+            .OrderByDescending(m => m.Priority)
+            .FirstOrDefault();
+        return best?.Address ?? NodeAddress.None;
+    }
+}
