@@ -1,0 +1,62 @@
+using Microsoft.Extensions.Logging;
+using Understudy.Protocol;
+
+namespace Understudy.Storage;
+
+/// <summary>Every log line of Understudy.Storage. Event ids 3000-3999 belong to this project.</summary>
+internal static partial class LogMessages
+{
+    // 3000-3099: the durable log.
+    [LoggerMessage(EventId = 3000, Level = LogLevel.Information,
+        Message = "Recovered {Entries} log entries (last index {LastIndex}) from {Segments} segment(s) in '{Directory}', saved epoch {Epoch}, in {ElapsedMs} ms")]
+    public static partial void LogRecovered(this ILogger logger, long entries, long lastIndex, int segments, string directory, long epoch, long elapsedMs);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
+        Message = "Dropped a torn tail of {Bytes} bytes at offset {Offset} of '{Segment}' ({Problem}); the log now ends at index {LastIndex}. This is what an interrupted write leaves behind: those entries were never synced, so never acknowledged")]
+    public static partial void TornTailDropped(this ILogger logger, long bytes, long offset, string segment, string problem, long lastIndex);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Critical,
+        Message = "The log in '{Directory}' stopped: {Reason}")]
+    public static partial void LogFaulted(this ILogger logger, Exception exception, string directory, string reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Error,
+        Message = "The {Callback} callback of the log threw; the log carries on")]
+    public static partial void CallbackFailed(this ILogger logger, Exception exception, string callback);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Debug,
+        Message = "Started segment '{Segment}'")]
+    public static partial void SegmentCreated(this ILogger logger, string segment);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Information,
+        Message = "Truncated the log from index {FromIndex} on ({DeletedSegments} segment file(s) deleted)")]
+    public static partial void LogTruncated(this ILogger logger, long fromIndex, int deletedSegments);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Debug,
+        Message = "Saved epoch {Epoch}")]
+    public static partial void EpochSaved(this ILogger logger, long epoch);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Information,
+        Message = "Removed '{Path}', left by a crash before it was renamed into place")]
+    public static partial void StaleTempRemoved(this ILogger logger, string path);
+
+    // 3100-3199: the configuration store.
+    [LoggerMessage(EventId = 3100, Level = LogLevel.Information,
+        Message = "Loaded cluster configuration from '{Path}': {Config}")]
+    public static partial void ConfigLoaded(this ILogger logger, string path, ClusterConfig config);
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Information,
+        Message = "No configuration in '{Path}' yet: starting from epoch 0")]
+    public static partial void ConfigMissing(this ILogger logger, string path);
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Debug,
+        Message = "Stored cluster configuration: {Config}")]
+    public static partial void ConfigStored(this ILogger logger, ClusterConfig config);
+
+    [LoggerMessage(EventId = 3103, Level = LogLevel.Information,
+        Message = "Compare-and-set refused: expected version {Expected}, stored version is {Actual}")]
+    public static partial void ConfigCasRefused(this ILogger logger, long expected, long actual);
+
+    [LoggerMessage(EventId = 3104, Level = LogLevel.Critical,
+        Message = "The configuration store in '{Directory}' stopped: {Reason}")]
+    public static partial void ConfigStoreFaulted(this ILogger logger, Exception exception, string directory, string reason);
+}
