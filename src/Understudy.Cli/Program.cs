@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Understudy.Cli.Processes;
 using Understudy.Cli.Verbs;
 
 namespace Understudy.Cli;
@@ -8,6 +9,7 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        ParentWatchdog.StartIfSupervised();
         var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost.")
         {
             SimulateVerb.Create(),

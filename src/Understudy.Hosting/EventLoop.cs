@@ -1,0 +1,108 @@
+using System.Threading.Channels;
+
+namespace Understudy.Hosting;
+
+/// <summary>
+/// Runs one node's protocol logic on a single logical thread: network readers, disk completions and the
+/// tick timer post work here, and after each burst of work the node flushes once, so many client writes
+/// share one replication frame and one fsync request (batching falls out of the queue).
+/// </summary>
+public sealed class EventLoop : IAsyncDisposable
+{
+    private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
+    private readonly Action _flush;
+    private readonly Action<Exception> _onError;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _running;
+    private Timer? _timer;
+
+    public EventLoop(Action flush, Action<Exception> onError)
+    {
+        _flush = flush;
+        _onError = onError;
+    }
+
+    /// <summary>Items processed since start (for metrics).</summary>
+    public long Processed { get; private set; }
+
+    /// <summary>Starts the loop and a timer that posts <paramref name="tick"/> every <paramref name="interval"/>.</summary>
+    public void Start(Action tick, TimeSpan interval)
+    {
+        _running = Task.Run(RunAsync);
+        _timer = new Timer(_ => Post(tick), null, interval, interval);
+    }
+
+    /// <summary>Queues work for the loop; safe from any thread.</summary>
+    public void Post(Action work) => _inbox.Writer.TryWrite(work);
+
+    /// <summary>Runs <paramref name="work"/> on the loop and returns its result.</summary>
+    public Task<T> InvokeAsync<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            try
+            {
+                done.TrySetResult(work());
+            }
+            catch (Exception e)
+            {
+                done.TrySetException(e);
+            }
+        });
+        return done.Task;
+    }
+
+    private async Task RunAsync()
+    {
+        var reader = _inbox.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_stop.Token))
+            {
+                var burst = 0;
+                while (burst < 4096 && reader.TryRead(out var work))
+                {
+                    Run(work);
+                    burst++;
+                }
+
+                Processed += burst;
+                Run(_flush);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void Run(Action work)
+    {
+        try
+        {
+            work();
+        }
+        catch (Exception e)
+        {
+            // One bad input must not stop the node; the owner logs it (and decides whether it is fatal).
+            _onError(e);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_timer is not null)
+        {
+            await _timer.DisposeAsync();
+        }
+
+        await _stop.CancelAsync();
+        _inbox.Writer.TryComplete();
+        if (_running is not null)
+        {
+            await _running;
+        }
+
+        _stop.Dispose();
+    }
+}
