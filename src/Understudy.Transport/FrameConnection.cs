@@ -293,29 +293,34 @@ public sealed class FrameConnection : IAsyncDisposable
                 throw new FrameViolationException(ProtocolErrorCode.AuthenticationFailed, $"the {hello.Role.ToString().ToLowerInvariant()} {hello.From} did not authenticate, and a cluster key is required here; give both sides the same cluster key");
             }
 
-            if (_options.HasKey && hello.Authenticated)
+            // Accepting the peer is said by repeating the Hello: neither side reports the connection open before
+            // it knows the other took it, so a refused peer sees the refusal, not a connection that drops at once.
+            // When both hold the key the repeat is the first signed frame, and proves the key.
+            var signed = _options.HasKey && hello.Authenticated;
+            if (signed)
             {
-                var key = _options.ClusterKey.Span;
-                _receiveAuth = new FrameAuthenticator(key, LocalHello.Nonce, hello.From);
-                lock (_sendLock)
-                {
-                    _sendAuth = new FrameAuthenticator(key, hello.Nonce, LocalHello.From);
-
-                    // The first signed frame repeats the Hello: it proves the key before the owner sees the connection.
-                    EnqueueLocked(LocalHello, LocalHello.Size, sign: true);
-                    _writerSignaled = true;
-                }
-
-                _wake.Writer.TryWrite(true);
-                var proof = await ReadHandshakeFrameAsync(deadline.Token);
-                if (proof is not Hello again || again != hello)
-                {
-                    throw new FrameViolationException(ProtocolErrorCode.AuthenticationFailed, $"the signed {proof.Type} that should repeat the Hello differs from it");
-                }
-
-                IsAuthenticated = true;
+                _receiveAuth = new FrameAuthenticator(_options.ClusterKey.Span, LocalHello.Nonce, hello.From);
             }
 
+            lock (_sendLock)
+            {
+                if (signed)
+                {
+                    _sendAuth = new FrameAuthenticator(_options.ClusterKey.Span, hello.Nonce, LocalHello.From);
+                }
+
+                EnqueueLocked(LocalHello, LocalHello.Size, sign: signed);
+                _writerSignaled = true;
+            }
+
+            _wake.Writer.TryWrite(true);
+            var confirmation = await ReadHandshakeFrameAsync(deadline.Token);
+            if (confirmation is not Hello again || again != hello)
+            {
+                throw new FrameViolationException(ProtocolErrorCode.UnexpectedMessage, $"the second frame must repeat the Hello, but it is a different {confirmation.Type}");
+            }
+
+            IsAuthenticated = signed;
             _handshakeDone = true;
             LogMessages.ConnectionOpened(_logger, Id, this, IsAuthenticated);
             return;
