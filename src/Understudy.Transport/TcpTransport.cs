@@ -16,6 +16,12 @@ public sealed class TcpTransport : ITransport
     public const string DefaultAddressInUseHint =
         "stop the process that holds it, or choose another port (every port can be set on the command line, in the environment or in the settings file)";
 
+    // SOL_SOCKET and SO_REUSEADDR, which differ between Linux and the BSDs (macOS).
+    private const int SolSocketLinux = 1;
+    private const int SoReuseAddrLinux = 2;
+    private const int SolSocketBsd = 0xffff;
+    private const int SoReuseAddrBsd = 0x4;
+
     private readonly string _addressInUseHint;
 
     /// <summary>A TCP transport whose port-in-use message gives <see cref="DefaultAddressInUseHint"/>.</summary>
@@ -37,12 +43,7 @@ public sealed class TcpTransport : ITransport
         var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            if (!OperatingSystem.IsWindows())
-            {
-                // Lets a restarted server rebind its port while old connections sit in TIME_WAIT. On Unix this
-                // never lets two listeners share a port (on Windows it would, so it is left off there).
-                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            }
+            AllowRebindDuringTimeWait(socket);
 
             socket.Bind(new IPEndPoint(ip, endpoint.Port));
             socket.Listen(512);
@@ -88,6 +89,25 @@ public sealed class TcpTransport : ITransport
         }
 
         throw failure!;
+    }
+
+    /// <summary>
+    /// Sets SO_REUSEADDR alone, so a restarted server can rebind its port while connections of the killed
+    /// process sit in TIME_WAIT (otherwise it would wait a minute). On Unix that never lets two live
+    /// listeners share a port. It is set raw because .NET's ReuseAddress option also sets SO_REUSEPORT on
+    /// Linux, which would let a second server bind the same port silently; on Windows SO_REUSEADDR itself
+    /// allows port stealing, so nothing is set there.
+    /// </summary>
+    private static void AllowRebindDuringTimeWait(Socket socket)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            socket.SetRawSocketOption(SolSocketLinux, SoReuseAddrLinux, BitConverter.GetBytes(1));
+        }
+        else if (OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())
+        {
+            socket.SetRawSocketOption(SolSocketBsd, SoReuseAddrBsd, BitConverter.GetBytes(1));
+        }
     }
 
     private sealed class TcpConnectionListener(Socket socket, NodeAddress localAddress) : IConnectionListener
