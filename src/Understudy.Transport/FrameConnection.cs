@@ -128,11 +128,18 @@ public sealed class FrameConnection : IAsyncDisposable
     /// </summary>
     public static async ValueTask<FrameConnection> ConnectAsync(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, CancellationToken cancellationToken)
     {
+        var connection = await ConnectWithoutReadingAsync(transport, endpoint, options, handler, cancellationToken);
+        connection.StartReading();
+        return connection;
+    }
+
+    /// <summary>As <see cref="ConnectAsync"/>, but messages flow only after <see cref="StartReading"/>.</summary>
+    internal static async ValueTask<FrameConnection> ConnectWithoutReadingAsync(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, CancellationToken cancellationToken)
+    {
         options.Validate();
         var raw = await transport.ConnectAsync(endpoint, cancellationToken);
         var connection = new FrameConnection(raw, options, handler);
         await connection.HandshakeAsync(cancellationToken);
-        connection.StartReading();
         return connection;
     }
 
@@ -590,6 +597,7 @@ public sealed class FrameConnection : IAsyncDisposable
     {
         var token = _abort.Token;
         var spare = new SendBuffer();
+        Exception? failure = null;
         try
         {
             while (await _wake.Reader.WaitToReadAsync(token))
@@ -609,14 +617,20 @@ public sealed class FrameConnection : IAsyncDisposable
                 }
 
                 var bytes = batch.Length;
-                if (bytes > 0)
+                FlushResult flush = default;
+                try
                 {
-                    batch.CopyTo(_output);
+                    if (bytes > 0)
+                    {
+                        flush = await batch.WriteToAsync(_output, token);
+                    }
+                }
+                finally
+                {
                     batch.Reset();
+                    spare = batch;
                 }
 
-                spare = batch;
-                var flush = await _output.FlushAsync(token);
                 Interlocked.Increment(ref _flushes);
                 lock (_sendLock)
                 {
@@ -625,29 +639,35 @@ public sealed class FrameConnection : IAsyncDisposable
 
                 if (closing)
                 {
-                    // Everything queued before the close began is in this batch: end the stream after it.
-                    await _output.CompleteAsync();
+                    // Everything queued before the close began was in this batch: the stream ends after it.
                     return;
                 }
 
                 if (flush.IsCompleted || flush.IsCanceled)
                 {
+                    failure = new InvalidOperationException("the peer stopped receiving");
                     BeginClose(new ConnectionClosed(TransportError.PeerClosed, "the peer stopped receiving"), graceful: false);
                     return;
                 }
             }
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (OperationCanceledException e) when (token.IsCancellationRequested)
         {
-            // Closing: the closer cut the flush short.
+            // Closing: the closer cut the write short.
+            failure = e;
         }
         catch (Exception e)
         {
+            failure = e;
             BeginClose(new ConnectionClosed(TransportError.Reset, $"sending failed: {e.Message}"), graceful: false);
         }
         finally
         {
             spare.Reset();
+
+            // The writer owns the output: ending it cleanly sends the end of the stream; with a failure nothing
+            // more is written (a stuck peer must not stall the close).
+            await Quietly(_output.CompleteAsync(failure).AsTask());
         }
     }
 
@@ -692,22 +712,23 @@ public sealed class FrameConnection : IAsyncDisposable
             }
         }
 
+        // Stop both loops before the transport goes, so no read or write is still using a buffer when the
+        // pipes are completed. Bounded: a handler that ignores cancellation must not keep the close from finishing.
         await _abort.CancelAsync();
+        await Quietly(_writer.WaitAsync(_options.CloseTimeout));
+        await Quietly(_reader.WaitAsync(_options.CloseTimeout));
         await Quietly(_transport.DisposeAsync().AsTask());
         await Quietly(_writer);
-
-        // Bounded: a handler that ignores cancellation must not keep the connection from reporting its end.
-        await Quietly(_reader.WaitAsync(_options.CloseTimeout));
+        if (_reader.IsCompleted)
+        {
+            await Quietly(_input.CompleteAsync().AsTask());
+            _receiveAuth?.Dispose();
+        }
 
         lock (_sendLock)
         {
             _pending.Reset();
             _sendAuth?.Dispose();
-        }
-
-        if (_reader.IsCompleted)
-        {
-            _receiveAuth?.Dispose();
         }
 
         LogMessages.ConnectionClosed(_logger, Id, this, _closeInfo.Reason, _closeInfo.Detail);

@@ -33,9 +33,11 @@ public interface IConnectionListener : IAsyncDisposable
 }
 
 /// <summary>
-/// One byte connection as a pair of pipes. Completing <see cref="IDuplexPipe.Output"/> sends the end
-/// of the stream (the peer's input completes after reading what came before); a broken connection
-/// surfaces as an exception from reading <see cref="IDuplexPipe.Input"/>. Disposing closes both ways.
+/// One byte connection as a pair of pipes. Completing <see cref="IDuplexPipe.Output"/> without an error
+/// sends the end of the stream (the peer's input completes after reading what came before); a broken
+/// connection surfaces as an exception from reading <see cref="IDuplexPipe.Input"/>. Disposing cuts the
+/// connection at once, ending any read or write in progress. The pipes belong to their users, who
+/// complete them (after their last read or write) to give their buffers back.
 /// </summary>
 public interface ITransportConnection : IDuplexPipe, IAsyncDisposable
 {

@@ -57,18 +57,28 @@ internal sealed class SendBuffer : IBufferWriter<byte>
         return _current;
     }
 
-    /// <summary>Copies everything written into <paramref name="output"/> (no flush).</summary>
-    public void CopyTo(PipeWriter output)
+    /// <summary>
+    /// Writes everything to <paramref name="output"/>, a chunk per <c>WriteAsync</c>: a socket writer sends each
+    /// straight from the chunk (one system call, no copy), a pipe copies it. Stops early if the reader is gone.
+    /// </summary>
+    public async ValueTask<FlushResult> WriteToAsync(PipeWriter output, CancellationToken cancellationToken)
     {
+        FlushResult result = default;
         for (var i = 0; i < _chunks.Count; i++)
         {
-            output.Write(_chunks[i].AsSpan(0, _lengths[i]));
+            result = await output.WriteAsync(_chunks[i].AsMemory(0, _lengths[i]), cancellationToken);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return result;
+            }
         }
 
         if (_current is not null && _used > 0)
         {
-            output.Write(_current.AsSpan(0, _used));
+            result = await output.WriteAsync(_current.AsMemory(0, _used), cancellationToken);
         }
+
+        return result;
     }
 
     /// <summary>Empties the buffer and gives its chunks back to the pool (an idle connection holds none).</summary>

@@ -159,7 +159,12 @@ internal sealed class RawPeer(ITransportConnection connection) : IAsyncDisposabl
 
     public async Task CloseOutputAsync() => await Connection.Output.CompleteAsync();
 
-    public ValueTask DisposeAsync() => Connection.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await Connection.Output.CompleteAsync();
+        await Connection.Input.CompleteAsync();
+        await Connection.DisposeAsync();
+    }
 }
 
 /// <summary>A server over a transport with an inbox and a logger, disposed with the test.</summary>
