@@ -50,4 +50,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(EventId = 2032, Level = LogLevel.Warning, Message = "Waiting for {Endpoint} ({Reason}: {Detail}); retrying with backoff up to {MaxBackoff}")]
     public static partial void PeerWaiting(ILogger logger, NodeAddress endpoint, TransportError reason, string detail, TimeSpan maxBackoff);
+
+    [LoggerMessage(EventId = 2033, Level = LogLevel.Error, Message = "The owner's Connected or Disconnected handler for {Endpoint} threw; reconnecting carries on")]
+    public static partial void PeerEventFailed(ILogger logger, Exception exception, NodeAddress endpoint);
 }

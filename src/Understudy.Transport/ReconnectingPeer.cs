@@ -102,7 +102,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
                 attempt.CancelAfter(_reconnect.ConnectTimeout);
                 try
                 {
-                    connection = await FrameConnection.ConnectAsync(_transport, Endpoint, _options, _handler, attempt.Token);
+                    connection = await FrameConnection.ConnectWithoutReadingAsync(_transport, Endpoint, _options, _handler, attempt.Token);
                     failure = default;
                 }
                 catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -135,7 +135,10 @@ public sealed class ReconnectingPeer : IAsyncDisposable
 
                 reported = null;
                 LogMessages.PeerConnected(_options.Logger, Endpoint, connection);
-                Connected?.Invoke(connection);
+                Raise(Connected, connection);
+
+                // Only now, so the owner has seen Connected before the first message reaches its handler.
+                connection.StartReading();
 
                 failure = await connection.Closed;
                 Volatile.Write(ref _current, null);
@@ -146,7 +149,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
 
                 LogMessages.PeerLost(_options.Logger, Endpoint, failure.Reason, failure.Detail, _reconnect.MaxBackoff);
                 reported = failure.Reason;
-                Disconnected?.Invoke(failure);
+                Raise(Disconnected, failure);
 
                 // A connection that lived long enough resets the backoff; one that dies at once does not, so a
                 // peer that accepts and immediately drops us is not hammered.
@@ -159,7 +162,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
             {
                 LogMessages.PeerWaiting(_options.Logger, Endpoint, failure.Reason, failure.Detail, _reconnect.MaxBackoff);
                 reported = failure.Reason;
-                Disconnected?.Invoke(failure);
+                Raise(Disconnected, failure);
             }
 
             try
@@ -170,6 +173,19 @@ public sealed class ReconnectingPeer : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>Raises an event; an owner's handler that throws is logged and must not stop the reconnecting.</summary>
+    private void Raise<T>(Action<T>? handlers, T argument)
+    {
+        try
+        {
+            handlers?.Invoke(argument);
+        }
+        catch (Exception e)
+        {
+            LogMessages.PeerEventFailed(_options.Logger, e, Endpoint);
         }
     }
 
