@@ -44,7 +44,8 @@ public sealed class FrameServer : IAsyncDisposable
     /// Starts listening on <paramref name="endpoint"/>. <paramref name="onConnected"/> is called once per
     /// connection after its handshake and before its first message reaches <paramref name="handler"/>
     /// (so the owner can register it, keyed by <see cref="FrameConnection.Id"/>, and watch
-    /// <see cref="FrameConnection.Closed"/>). Throws <see cref="TransportException"/> when the port is taken.
+    /// <see cref="FrameConnection.Closed"/>). It runs on a pool thread, possibly for two connections at once:
+    /// hosts with an event loop post to it. Throws <see cref="TransportException"/> when the port is taken.
     /// </summary>
     public static async ValueTask<FrameServer> StartAsync(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, Action<FrameConnection> onConnected, CancellationToken cancellationToken)
     {
