@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Understudy.Cli.Infrastructure;
 using Understudy.Cli.Processes;
 using Understudy.Cli.Verbs;
 
@@ -12,9 +13,20 @@ public static class Program
         ParentWatchdog.StartIfSupervised();
         var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost.")
         {
+            ServerVerb.Create(),
+            MonitorVerb.Create(),
+            ClientVerb.Create(),
             SimulateVerb.Create(),
         };
 
-        return await root.Parse(args).InvokeAsync();
+        try
+        {
+            return await root.Parse(args).InvokeAsync();
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
     }
 }

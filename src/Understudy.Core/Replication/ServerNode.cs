@@ -47,6 +47,8 @@ public sealed class ServerNode
     private NodeAddress _ackTo = NodeAddress.None;
     private long _ackEcho;
     private long _ackPrev;
+    private long _primaryCommitHeard;
+    private long _lastPrimaryContact = long.MinValue;
 
     // primary
     private long _leaseExpiresAt = long.MinValue;
@@ -117,6 +119,12 @@ public sealed class ServerNode
 
     /// <summary>True while this server holds an unexpired lease as primary.</summary>
     public bool HasLease => _role == ServerRole.Primary && LeaseValid(Now);
+
+    /// <summary>As a backup: the highest commit index the primary of this epoch has announced.</summary>
+    public long PrimaryCommitIndex => _role == ServerRole.Primary ? _commitIndex : _primaryCommitHeard;
+
+    /// <summary>As a backup: milliseconds since the last frame from the primary (null if none this epoch).</summary>
+    public double? MsSincePrimaryContact => _lastPrimaryContact == long.MinValue ? null : (Now - _lastPrimaryContact) * 1000.0 / _time.TimestampFrequency;
 
     /// <summary>Backups this primary tracks.</summary>
     public IReadOnlyCollection<FollowerProgress> Followers => _followers.Values;
@@ -290,6 +298,8 @@ public sealed class ServerNode
             return;
         }
 
+        _lastPrimaryContact = Now;
+        _primaryCommitHeard = Math.Max(_primaryCommitHeard, frame.CommitIndex);
         if (_primary != frame.From)
         {
             _primary = frame.From;
@@ -632,6 +642,8 @@ public sealed class ServerNode
         _verifiedThrough = 0;
         _ackOwed = false;
         _ackTo = NodeAddress.None;
+        _primaryCommitHeard = 0;
+        _lastPrimaryContact = long.MinValue;
         _primary = primary;
         if (_role == ServerRole.Primary)
         {

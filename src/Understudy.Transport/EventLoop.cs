@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 
-namespace Understudy.Hosting;
+namespace Understudy.Transport;
 
 /// <summary>
 /// Runs one node's protocol logic on a single logical thread: network readers, disk completions and the

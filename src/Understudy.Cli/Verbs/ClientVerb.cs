@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.Text.Json;
+using Understudy.Cli.Infrastructure;
+using Understudy.Client;
+using Understudy.Core.Client;
+using Understudy.Protocol;
+
+namespace Understudy.Cli.Verbs;
+
+/// <summary>
+/// `understudy client`: the original's client. Interactive: each line typed is sent as a message and its
+/// acknowledgement printed. Scripted (--json): one JSON line per input line. Plus `read` and `count`.
+/// </summary>
+internal static class ClientVerb
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static Command Create()
+    {
+        var monitor = MonitorOption();
+        var json = new Option<bool>("--json") { Description = "One JSON line per input line: {\"seq\":N,\"text\":...} once acknowledged, or {\"error\":...,\"text\":...}." };
+        var timeout = new Option<double>("--timeout") { Description = "Seconds each message may take, retries and failovers included, before it is reported as an error.", DefaultValueFactory = _ => 10 };
+        var quiet = new Option<bool>("--quiet") { Description = "Do not print primary changes." };
+        var command = new Command("client", "Send messages: type a line and it is appended to the replicated log; its sequence number is printed once every in-sync server has it. Reads lines from standard input (a pipe works too).")
+        {
+            monitor, json, timeout, quiet,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            await using var client = Connect(parse, monitor, timeout);
+            return await SendLinesAsync(client, parse.GetValue(json), parse.GetValue(quiet), cancellationToken);
+        });
+
+        var from = new Option<long>("--from") { Description = "First sequence number to read.", DefaultValueFactory = _ => 1 };
+        var count = new Option<long?>("--count") { Description = "Most messages to read (default: all)." };
+        var readJson = new Option<bool>("--json") { Description = "One {\"seq\":N,\"text\":...} line per message." };
+        var read = new Command("read", "Print messages from the log, in order.") { from, count, readJson };
+        read.Options.Add(monitor);
+        read.Options.Add(timeout);
+        read.SetAction(async (parse, cancellationToken) =>
+        {
+            var start = parse.GetValue(from);
+            if (start < 1)
+            {
+                throw new UsageException("--from must be at least 1 (sequence numbers start at 1)");
+            }
+
+            await using var client = Connect(parse, monitor, timeout);
+            var limit = parse.GetValue(count) ?? long.MaxValue;
+            var printed = 0L;
+            var next = start;
+            while (printed < limit)
+            {
+                var want = (int)Math.Min(limit - printed, Core.StateMachines.MessageLogCommands.MaxReadCount);
+                var page = await client.ReadAsync(next, want, cancellationToken);
+                foreach (var m in page)
+                {
+                    Console.WriteLine(parse.GetValue(readJson) ? JsonSerializer.Serialize(new { seq = m.Seq, text = m.Text }, Json) : $"{m.Seq}\t{m.Text}");
+                }
+
+                printed += page.Count;
+                next += page.Count;
+                if (page.Count < want)
+                {
+                    break;
+                }
+            }
+
+            return 0;
+        });
+
+        var countCommand = new Command("count", "Print how many messages the log holds (the original's messageCount).");
+        countCommand.Options.Add(monitor);
+        countCommand.Options.Add(timeout);
+        countCommand.SetAction(async (parse, cancellationToken) =>
+        {
+            await using var client = Connect(parse, monitor, timeout);
+            Console.WriteLine(await client.CountAsync(cancellationToken));
+            return 0;
+        });
+
+        command.Subcommands.Add(read);
+        command.Subcommands.Add(countCommand);
+        return command;
+    }
+
+    public static Option<string> MonitorOption() => new("--monitor")
+    {
+        Description = "The monitor's client API address. Env: UNDERSTUDY_CLIENT__MONITOR.",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("UNDERSTUDY_CLIENT__MONITOR") ?? "127.0.0.1:9001",
+    };
+
+    public static NodeAddress ParseMonitor(ParseResult parse, Option<string> monitor)
+    {
+        var text = parse.GetValue(monitor)!;
+        return NodeAddress.TryParse(text, out var address)
+            ? address
+            : throw new UsageException($"--monitor is '{text}': expected host:port, for example 127.0.0.1:9001");
+    }
+
+    private static UnderstudyClient Connect(ParseResult parse, Option<string> monitor, Option<double> timeout)
+    {
+        var seconds = parse.GetValue(timeout);
+        if (seconds <= 0)
+        {
+            throw new UsageException("--timeout must be a positive number of seconds");
+        }
+
+        return new UnderstudyClient(new UnderstudyClientOptions
+        {
+            Monitor = ParseMonitor(parse, monitor),
+            Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(seconds) },
+        });
+    }
+
+    private static async Task<int> SendLinesAsync(UnderstudyClient client, bool json, bool quiet, CancellationToken cancellationToken)
+    {
+        var interactive = !Console.IsInputRedirected && !json;
+        if (!quiet && !json)
+        {
+            client.PrimaryChanged += (_, e) => Console.Error.WriteLine($"[primary is now {e.Primary} (epoch {e.Epoch})]");
+        }
+
+        if (interactive)
+        {
+            Console.WriteLine("Type a message and press Enter to send it (Ctrl+D to quit).");
+        }
+
+        var failures = 0;
+        while (await Console.In.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            try
+            {
+                var seq = await client.AppendAsync(line, cancellationToken);
+                Console.WriteLine(json ? JsonSerializer.Serialize(new { seq, text = line }, Json) : $"ack #{seq}: {line}");
+            }
+            catch (UnderstudyException e)
+            {
+                failures++;
+                var what = e.Outcome == OutcomeKind.Unknown ? $"no acknowledgement before the deadline (it may or may not be in the log): {e.Message}" : e.Message;
+                if (json)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(new { error = what, text = line }, Json));
+                }
+                else
+                {
+                    Console.Error.WriteLine($"error: {what}");
+                }
+            }
+        }
+
+        return failures == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,87 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Understudy.Cli.Infrastructure;
+using Understudy.Core.Monitor;
+using Understudy.Hosting;
+using Understudy.Protocol;
+
+namespace Understudy.Cli.Verbs;
+
+/// <summary>`understudy monitor`: watches the servers, promotes a backup when the primary fails, tells clients.</summary>
+internal static class MonitorVerb
+{
+    public static Command Create()
+    {
+        var port = new Option<int>("--port") { Description = "Heartbeat port servers connect to (the original's 9000). Env: UNDERSTUDY_MONITOR__PORT.", DefaultValueFactory = _ => 9000 };
+        var clientPort = new Option<int>("--client-port") { Description = "Port clients and operators connect to (the original's 9001). Env: UNDERSTUDY_MONITOR__CLIENTPORT.", DefaultValueFactory = _ => 9001 };
+        var host = new Option<string>("--host") { Description = "Address to bind. Env: UNDERSTUDY_MONITOR__HOST.", DefaultValueFactory = _ => "127.0.0.1" };
+        var httpPort = new Option<int>("--http-port") { Description = "Port for the dashboard, /cluster, /events, /health, /metrics (0 turns HTTP off). Env: UNDERSTUDY_MONITOR__HTTPPORT.", DefaultValueFactory = _ => 9080 };
+        var httpHost = new Option<string>("--http-host") { Description = "Address HTTP binds to (loopback unless you mean it). Env: UNDERSTUDY_MONITOR__HTTPHOST.", DefaultValueFactory = _ => "127.0.0.1" };
+        var data = new Option<string?>("--data") { Description = "Folder for the cluster configuration (default .understudy/monitor). Env: UNDERSTUDY_MONITOR__DATA." };
+        var heartbeat = new Option<int>("--heartbeat-ms") { Description = "Heartbeat interval servers use. Env: UNDERSTUDY_MONITOR__HEARTBEATMS.", DefaultValueFactory = _ => 50 };
+        var failure = new Option<int>("--failure-timeout-ms") { Description = "Silence after which a server is suspected. Env: UNDERSTUDY_MONITOR__FAILURETIMEOUTMS.", DefaultValueFactory = _ => 300 };
+        var lease = new Option<int>("--lease-ms") { Description = "Lease granted to the primary; no promotion before it surely expires (unless the primary is known dead). Env: UNDERSTUDY_MONITOR__LEASEMS.", DefaultValueFactory = _ => 500 };
+        var phi = new Option<double?>("--phi") { Description = "Use phi-accrual failure detection with this threshold (e.g. 8) instead of the fixed timeout. Env: UNDERSTUDY_MONITOR__PHI." };
+        var keyFile = new Option<string?>("--cluster-key-file") { Description = "File with the shared cluster key (hex). Env: UNDERSTUDY_CLUSTER__KEYFILE or UNDERSTUDY_CLUSTER__KEY." };
+        var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
+        var settings = VerbSettings.SettingsFileOption();
+        var command = new Command("monitor", "Run the monitor: heartbeats in, failure detection, leases, promotion, and primary changes pushed to clients.")
+        {
+            port, clientPort, host, httpPort, httpHost, data, heartbeat, failure, lease, phi, keyFile, logLevel, settings,
+        };
+
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var s = VerbSettings.Load(parse, "Monitor", settings, (port, "Port"), (clientPort, "ClientPort"), (host, "Host"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (data, "Data"), (heartbeat, "HeartbeatMs"), (failure, "FailureTimeoutMs"), (lease, "LeaseMs"), (phi, "Phi"), (logLevel, "LogLevel"));
+            var bind = s.Text("Host", "127.0.0.1");
+            var options = new MonitorHostOptions
+            {
+                HeartbeatListen = new NodeAddress(bind, s.Int("Port", 9000, "--port", 1, 65535)),
+                ClientListen = new NodeAddress(bind, s.Int("ClientPort", 9001, "--client-port", 1, 65535)),
+                HttpPort = s.Int("HttpPort", 9080, "--http-port", 0, 65535),
+                HttpHost = s.Text("HttpHost", "127.0.0.1"),
+                DataDirectory = s.Text("Data", Path.Combine(".understudy", "monitor")),
+                ClusterKey = s.ClusterKey(parse.GetValue(keyFile)),
+                Protocol = new MonitorOptions
+                {
+                    HeartbeatInterval = s.Millis("HeartbeatMs", TimeSpan.FromMilliseconds(50), "--heartbeat-ms", 1, 60_000),
+                    FailureTimeout = s.Millis("FailureTimeoutMs", TimeSpan.FromMilliseconds(300), "--failure-timeout-ms", 2, 600_000),
+                    LeaseDuration = s.Millis("LeaseMs", TimeSpan.FromMilliseconds(500), "--lease-ms", 3, 600_000),
+                    PhiThreshold = s.Has("Phi") ? s.Number("Phi", 8, "--phi", 0.1, 100) : null,
+                },
+            };
+            return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), "monitor", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(MonitorHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        await using var monitor = await MonitorHost.StartAsync(options, loggers, cancellationToken);
+        Microsoft.AspNetCore.Builder.WebApplication? http = null;
+        try
+        {
+            if (options.HttpPort > 0)
+            {
+                http = await HttpEndpoints.StartMonitorAsync(monitor, new ForwardingLoggerProvider(loggers), cancellationToken);
+            }
+
+            var logger = loggers.CreateLogger("Understudy.Monitor");
+            LogMessages.MonitorReady(logger, monitor.HeartbeatAddress.ToString(), monitor.ClientAddress.ToString(), options.HttpPort > 0 ? $", dashboard on http://{options.HttpHost}:{options.HttpPort}/" : string.Empty);
+            await Task.WhenAny(monitor.Fatal, Task.Delay(Timeout.Infinite, cancellationToken));
+            if (monitor.Fatal.IsCompleted)
+            {
+                LogMessages.Stopping(logger, await monitor.Fatal);
+                return 1;
+            }
+            return 0;
+        }
+        finally
+        {
+            if (http is not null)
+            {
+                await http.DisposeAsync();
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Understudy.Core.Client;
+using Understudy.Core.StateMachines;
+using Understudy.Protocol;
+using Understudy.Transport;
+
+namespace Understudy.Client;
+
+/// <summary>How an <see cref="UnderstudyClient"/> finds the cluster and how patient it is.</summary>
+public sealed record UnderstudyClientOptions
+{
+    /// <summary>The monitor's client API (the original's port 9001).</summary>
+    public NodeAddress Monitor { get; init; } = new("127.0.0.1", 9001);
+
+    /// <summary>Deadlines, backoff and what to do with no primary known.</summary>
+    public ClientOptions Retry { get; init; } = new();
+
+    /// <summary>Names this client's writes for deduplication; random when null.</summary>
+    public ulong? ClientId { get; init; }
+
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    public ILoggerFactory Loggers { get; init; } = NullLoggerFactory.Instance;
+}
+
+/// <summary>The answer to one call: the result bytes, and which server answered in which epoch.</summary>
+public readonly record struct Reply(ReadOnlyMemory<byte> Payload, long Epoch, NodeAddress Server, int Attempts);
+
+/// <summary>A primary change the client learned of (from the monitor's push or a server's hint).</summary>
+public sealed class PrimaryChangedEventArgs(NodeAddress primary, long epoch, string source) : EventArgs
+{
+    public NodeAddress Primary { get; } = primary;
+
+    public long Epoch { get; } = epoch;
+
+    public string Source { get; } = source;
+}
+
+/// <summary>A call that did not succeed: <see cref="Outcome"/> says whether it may still have been applied.</summary>
+public sealed class UnderstudyException : Exception
+{
+    public UnderstudyException(string message, OutcomeKind outcome)
+        : base(message) => Outcome = outcome;
+
+    public UnderstudyException()
+    {
+    }
+
+    public UnderstudyException(string message)
+        : base(message)
+    {
+    }
+
+    public UnderstudyException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    /// <summary>Failed: surely not applied. Unknown: sent, unanswered before the deadline; may have been applied.</summary>
+    public OutcomeKind Outcome { get; }
+}
+
+/// <summary>
+/// A client of an Understudy cluster running the message log: <see cref="AppendAsync"/> returns the
+/// message's sequence number once it is safe on every in-sync server; reads go to the primary. Survives
+/// failovers without losing or duplicating a write: each call keeps its request id across retries.
+/// Thread-safe; one instance per application is typical.
+/// </summary>
+public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
+{
+    private readonly UnderstudyClientOptions _options;
+    private readonly ILogger _logger;
+    private readonly TcpTransport _transport = new();
+    private readonly FrameConnectionOptions _connectionOptions;
+    private readonly ClientSession _session;
+    private readonly EventLoop _loop;
+    private readonly ReconnectingPeer _monitor;
+    private readonly ConcurrentDictionary<NodeAddress, ServerLink> _servers = new();
+    private readonly Dictionary<long, TaskCompletionSource<ClientResult>> _calls = [];
+    private readonly ConcurrentDictionary<long, TaskCompletionSource<AdminResponse>> _admin = new();
+    private readonly TaskCompletionSource _firstPrimary = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _adminIds;
+
+    public UnderstudyClient(UnderstudyClientOptions options)
+    {
+        options.Retry.Validate();
+        _options = options;
+        _logger = options.Loggers.CreateLogger("Understudy.Client");
+        var clientId = options.ClientId ?? (BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1);
+        _connectionOptions = new FrameConnectionOptions
+        {
+            Role = PeerRole.Client,
+            Incarnation = clientId,
+            Logger = options.Loggers.CreateLogger("Understudy.Transport"),
+        };
+        _session = new ClientSession(clientId, options.Retry, this, TimeProvider.System, new Random(unchecked((int)clientId)));
+        _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e));
+        _loop.Start(_session.Tick, options.TickInterval);
+        _monitor = new ReconnectingPeer(_transport, options.Monitor, _connectionOptions, HandleMonitorAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = TimeSpan.FromSeconds(2) });
+        _monitor.Connected += _ => _loop.Post(_session.Start);
+        _monitor.Disconnected += closed => ClientLog.MonitorUnreachable(_logger, options.Monitor.ToString(), closed.ToString());
+        _monitor.Start();
+    }
+
+    public ulong ClientId => _session.ClientId;
+
+    /// <summary>The primary this client sends to now (none until the monitor has answered).</summary>
+    public NodeAddress Primary { get; private set; } = NodeAddress.None;
+
+    public long Epoch { get; private set; }
+
+    /// <summary>Raised (on a thread-pool thread) when the client switches primary.</summary>
+    public event EventHandler<PrimaryChangedEventArgs>? PrimaryChanged;
+
+    /// <summary>Waits until the monitor has named a primary.</summary>
+    public Task WaitForPrimaryAsync(CancellationToken cancellationToken) => _firstPrimary.Task.WaitAsync(cancellationToken);
+
+    /// <summary>Appends a message; returns its sequence number once every in-sync server has it.</summary>
+    public async Task<long> AppendAsync(string message, CancellationToken cancellationToken = default)
+    {
+        var reply = await SendAsync(RequestKind.Write, MessageLogCommands.Append(message), null, cancellationToken);
+        return MessageLogCommands.DecodeSeq(reply.Payload.Span);
+    }
+
+    /// <summary>Reads up to <paramref name="count"/> messages from sequence number <paramref name="from"/>.</summary>
+    public async Task<IReadOnlyList<LoggedMessage>> ReadAsync(long from, int count, CancellationToken cancellationToken = default)
+    {
+        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Read(from, count), null, cancellationToken);
+        return MessageLogCommands.DecodeMessages(reply.Payload.Span);
+    }
+
+    /// <summary>Reads the whole log, page by page.</summary>
+    public async Task<IReadOnlyList<LoggedMessage>> ReadAllAsync(CancellationToken cancellationToken = default)
+    {
+        var all = new List<LoggedMessage>();
+        while (true)
+        {
+            var page = await ReadAsync(all.Count + 1, MessageLogCommands.MaxReadCount, cancellationToken);
+            all.AddRange(page);
+            if (page.Count < MessageLogCommands.MaxReadCount)
+            {
+                return all;
+            }
+        }
+    }
+
+    /// <summary>The number of messages (the original's messageCount).</summary>
+    public async Task<long> CountAsync(CancellationToken cancellationToken = default)
+    {
+        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Count(), null, cancellationToken);
+        return MessageLogCommands.DecodeSeq(reply.Payload.Span);
+    }
+
+    /// <summary>Sends a raw command (for a custom state machine); retries until answered or the deadline passes.</summary>
+    public async Task<Reply> SendAsync(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loop.Post(() =>
+        {
+            var seq = _session.Submit(kind, payload, timeout);
+            if (!done.Task.IsCompleted)
+            {
+                _calls[seq] = done;
+            }
+        });
+        var result = await done.Task.WaitAsync(cancellationToken);
+        return result.Outcome switch
+        {
+            OutcomeKind.Ok => new Reply(result.Payload, result.Epoch, result.Server, result.Attempts),
+            _ => throw new UnderstudyException(result.Error, result.Outcome),
+        };
+    }
+
+    /// <summary>An operator command to the monitor (status, events, switchover, forced promotion).</summary>
+    public async Task<AdminResponse> AdminAsync(AdminCommand command, NodeAddress target, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var id = Interlocked.Increment(ref _adminIds);
+        var done = new TaskCompletionSource<AdminResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _admin[id] = done;
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            while (!_monitor.Send(new AdminRequest(id, command, target)))
+            {
+                await Task.Delay(20, deadline.Token);
+            }
+
+            return await done.Task.WaitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new UnderstudyException($"the monitor at {_options.Monitor} did not answer within {timeout.TotalSeconds:0.#} s", OutcomeKind.Unknown);
+        }
+        finally
+        {
+            _admin.TryRemove(id, out _);
+        }
+    }
+
+    // ------------------------------------------------------------------ network
+
+    private ValueTask HandleMonitorAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
+    {
+        switch (message)
+        {
+            case PrimaryUpdate update:
+                _loop.Post(() => _session.Handle(update));
+                break;
+            case AdminResponse response when _admin.TryGetValue(response.RequestId, out var waiter):
+                waiter.TrySetResult(response);
+                break;
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private ServerLink Link(NodeAddress server) => _servers.GetOrAdd(server, address => new ServerLink(this, address));
+
+    // ------------------------------------------------------------------ IClientEnvironment (on the loop)
+
+    void IClientEnvironment.SendToServer(NodeAddress server, in ClientRequest request) => Link(server).Send(request);
+
+    void IClientEnvironment.QueryMonitor() => _monitor.Send(new PrimaryQuery(_session.ClientId, true));
+
+    void IClientEnvironment.Complete(in ClientResult result)
+    {
+        if (_calls.Remove(result.Seq, out var done))
+        {
+            done.TrySetResult(result);
+        }
+    }
+
+    void IClientEnvironment.Report(in ClientEvent e)
+    {
+        if (e.Kind != ClientEventKind.PrimaryChanged)
+        {
+            return;
+        }
+
+        Primary = e.Primary;
+        Epoch = e.Epoch;
+        _firstPrimary.TrySetResult();
+        ClientLog.PrimaryChanged(_logger, e.Primary.ToString(), e.Epoch, e.Detail);
+        var handler = PrimaryChanged;
+        if (handler is not null)
+        {
+            var args = new PrimaryChangedEventArgs(e.Primary, e.Epoch, e.Detail);
+            ThreadPool.QueueUserWorkItem(_ => handler(this, args));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _loop.DisposeAsync();
+        await _monitor.DisposeAsync();
+        foreach (var link in _servers.Values)
+        {
+            await link.DisposeAsync();
+        }
+
+        foreach (var call in _calls.Values)
+        {
+            call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+        }
+    }
+
+    /// <summary>
+    /// The connection to one server. Requests made before it is up wait for it (a new primary is used the
+    /// moment the push arrives, so dropping them would cost a whole attempt timeout); if it cannot connect,
+    /// the session hears of it and retries elsewhere.
+    /// </summary>
+    private sealed class ServerLink : IAsyncDisposable
+    {
+        private readonly UnderstudyClient _client;
+        private readonly NodeAddress _address;
+        private readonly ReconnectingPeer _peer;
+        private readonly Lock _lock = new();
+        private readonly List<ClientRequest> _waiting = [];
+
+        public ServerLink(UnderstudyClient client, NodeAddress address)
+        {
+            _client = client;
+            _address = address;
+            _peer = new ReconnectingPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) });
+            _peer.Connected += connection =>
+            {
+                lock (_lock)
+                {
+                    foreach (var request in _waiting)
+                    {
+                        connection.Send(request);
+                    }
+
+                    _waiting.Clear();
+                }
+            };
+            _peer.Disconnected += _ =>
+            {
+                lock (_lock)
+                {
+                    _waiting.Clear();
+                }
+
+                client._loop.Post(() => client._session.OnServerConnectionLost(address));
+            };
+            _peer.Start();
+        }
+
+        public void Send(in ClientRequest request)
+        {
+            lock (_lock)
+            {
+                if (!_peer.Send(request))
+                {
+                    _waiting.Add(request);
+                }
+            }
+        }
+
+        private ValueTask HandleAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
+        {
+            if (message is ClientResponse response)
+            {
+                _client._loop.Post(() => _client._session.Handle(_address, response));
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync() => _peer.DisposeAsync();
+    }
+}
+
+/// <summary>The client's log lines. EventIds 5000-5999 belong to Understudy.Client.</summary>
+internal static partial class ClientLog
+{
+    [LoggerMessage(5000, LogLevel.Information, "primary is {Primary} (epoch {Epoch}, from {Source})")]
+    public static partial void PrimaryChanged(ILogger logger, string primary, long epoch, string source);
+
+    [LoggerMessage(5001, LogLevel.Warning, "waiting for the monitor at {Monitor} ({Reason})")]
+    public static partial void MonitorUnreachable(ILogger logger, string monitor, string reason);
+
+    [LoggerMessage(5002, LogLevel.Error, "client error; carrying on")]
+    public static partial void LoopError(ILogger logger, Exception exception);
+}

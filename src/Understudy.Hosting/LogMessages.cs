@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+
+namespace Understudy.Hosting;
+
+/// <summary>Every log line the hosts write. EventIds 4000-4999 belong to Understudy.Hosting.</summary>
+internal static partial class LogMessages
+{
+    [LoggerMessage(4000, LogLevel.Information, "server {Address} starting: {Entries} entries recovered, epoch {Epoch}, data in {Data}, fsync={Fsync}")]
+    public static partial void ServerStarting(ILogger logger, string address, int entries, long epoch, string data, string fsync);
+
+    [LoggerMessage(4001, LogLevel.Information, "connected to the monitor at {Monitor}")]
+    public static partial void MonitorConnected(ILogger logger, string monitor);
+
+    [LoggerMessage(4002, LogLevel.Warning, "waiting for the monitor at {Monitor} ({Reason}); serving only once it grants a lease")]
+    public static partial void MonitorUnreachable(ILogger logger, string monitor, string reason);
+
+    [LoggerMessage(4003, LogLevel.Information, "{Kind} (epoch {Epoch}) {Peer} {Detail}")]
+    public static partial void ServerEvent(ILogger logger, string kind, long epoch, string peer, string detail);
+
+    [LoggerMessage(4004, LogLevel.Debug, "{Kind} (epoch {Epoch}) {Peer} {Detail}")]
+    public static partial void ServerEventDebug(ILogger logger, string kind, long epoch, string peer, string detail);
+
+    [LoggerMessage(4005, LogLevel.Critical, "SAFETY: epoch {Epoch}: {Detail}")]
+    public static partial void SafetyViolation(ILogger logger, long epoch, string detail);
+
+    [LoggerMessage(4006, LogLevel.Error, "error while handling input; carrying on")]
+    public static partial void LoopError(ILogger logger, Exception exception);
+
+    [LoggerMessage(4007, LogLevel.Warning, "ignored {Type} from {Remote} ({Role}): not a message this process takes from that peer")]
+    public static partial void UnexpectedMessage(ILogger logger, string type, string remote, string role);
+
+    [LoggerMessage(4010, LogLevel.Information, "monitor starting: heartbeats on {Heartbeats}, clients on {Clients}, configuration {Config}")]
+    public static partial void MonitorStarting(ILogger logger, string heartbeats, string clients, string config);
+
+    [LoggerMessage(4011, LogLevel.Information, "{Kind} {Member} {Detail}")]
+    public static partial void MonitorEvent(ILogger logger, string kind, string member, string detail);
+
+    [LoggerMessage(4012, LogLevel.Warning, "{Kind} {Member} {Detail}")]
+    public static partial void MonitorWarning(ILogger logger, string kind, string member, string detail);
+
+    [LoggerMessage(4013, LogLevel.Error, "could not store the configuration: {Reason}")]
+    public static partial void ConfigStoreFailed(ILogger logger, string reason);
+
+    [LoggerMessage(4014, LogLevel.Information, "HTTP on http://{Host}:{Port}")]
+    public static partial void HttpListening(ILogger logger, string host, int port);
+}

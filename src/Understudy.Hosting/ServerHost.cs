@@ -1,0 +1,329 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Understudy.Core.Replication;
+using Understudy.Core.StateMachines;
+using Understudy.Protocol;
+using Understudy.Storage;
+using Understudy.Transport;
+
+namespace Understudy.Hosting;
+
+/// <summary>Where a server listens, where its monitor is, where its data lives, and how it paces itself.</summary>
+public sealed record ServerHostOptions
+{
+    /// <summary>Address to bind (host may be 0.0.0.0).</summary>
+    public NodeAddress Listen { get; init; } = new("127.0.0.1", 8090);
+
+    /// <summary>The address other members and clients use, and this server's identity; defaults to <see cref="Listen"/>.</summary>
+    public NodeAddress? Advertise { get; init; }
+
+    public NodeAddress Monitor { get; init; } = new("127.0.0.1", 9000);
+
+    public string DataDirectory { get; init; } = Path.Combine(".understudy", "server-8090");
+
+    public FsyncPolicy Fsync { get; init; } = FsyncPolicy.Always;
+
+    /// <summary>Where /primary, /replica, /health and /metrics are served; port 0 turns HTTP off.</summary>
+    public string HttpHost { get; init; } = "127.0.0.1";
+
+    public int HttpPort { get; init; }
+
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Shared cluster key (at least 16 bytes) authenticating every member message; empty for none.</summary>
+    public ReadOnlyMemory<byte> ClusterKey { get; init; }
+
+    /// <summary>Protocol settings (heartbeat interval, min-in-sync, priority, batching...).</summary>
+    public ServerOptions Protocol { get; init; } = new();
+
+    public NodeAddress Identity => Advertise ?? (Listen.Host is "0.0.0.0" or "::" ? Listen with { Host = "127.0.0.1" } : Listen);
+
+    public void Validate()
+    {
+        if (Listen.Port is <= 0 or > 65535)
+        {
+            throw new ArgumentException($"port {Listen.Port} is not a TCP port (1-65535); pass --port");
+        }
+
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            throw new ArgumentException("no data folder: pass --data PATH");
+        }
+
+        if (HttpPort is < 0 or > 65535)
+        {
+            throw new ArgumentException($"HTTP port {HttpPort} is not a TCP port; pass --http-port (0 turns HTTP off)");
+        }
+
+        if (!ClusterKey.IsEmpty && ClusterKey.Length < 16)
+        {
+            throw new ArgumentException($"the cluster key has {ClusterKey.Length} bytes; use at least 16 random bytes");
+        }
+
+        Protocol.Validate();
+    }
+}
+
+/// <summary>
+/// A server process: runs <see cref="ServerNode"/> on one event loop, with the log in segment files,
+/// one TCP port for clients and members, and a persistent heartbeat connection to the monitor.
+/// </summary>
+public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
+{
+    private readonly ServerHostOptions _options;
+    private readonly ILogger _logger;
+    private readonly TcpTransport _transport = new("stop the process that holds it, or choose another port with --port (or UNDERSTUDY_SERVER__PORT)");
+    private readonly ConcurrentDictionary<long, FrameConnection> _clients = new();
+    private readonly ConcurrentDictionary<NodeAddress, FrameConnection> _inboundServers = new();
+    private readonly ConcurrentDictionary<NodeAddress, ReconnectingPeer> _outboundServers = new();
+    private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly FrameConnectionOptions _connectionOptions;
+    private DurableLog _log = null!;
+    private ServerNode _node = null!;
+    private EventLoop _loop = null!;
+    private FrameServer? _server;
+    private ReconnectingPeer? _monitor;
+
+    private ServerHost(ServerHostOptions options, ILoggerFactory loggers)
+    {
+        _options = options;
+        _logger = loggers.CreateLogger("Understudy.Server");
+        Metrics = new ServerMetrics();
+        Incarnation = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
+        _connectionOptions = new FrameConnectionOptions
+        {
+            Role = PeerRole.Server,
+            LocalAddress = options.Identity,
+            Incarnation = Incarnation,
+            ClusterKey = options.ClusterKey,
+            UnauthenticatedRoles = [PeerRole.Client, PeerRole.Admin],
+            Logger = loggers.CreateLogger("Understudy.Transport"),
+        };
+    }
+
+    public NodeAddress Address => _options.Identity;
+
+    public ulong Incarnation { get; }
+
+    public ServerMetrics Metrics { get; }
+
+    public ServerHostOptions Options => _options;
+
+    /// <summary>Completes with a reason when the server must stop (its disk failed).</summary>
+    public Task<string> Fatal => _fatal.Task;
+
+    /// <summary>Opens the log, binds the port, connects to the monitor and starts serving.</summary>
+    public static async Task<ServerHost> StartAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        options.Validate();
+        var host = new ServerHost(options, loggers);
+        try
+        {
+            await host.StartCoreAsync(cancellationToken);
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        _log = DurableLog.Open(_options.DataDirectory, new DurableLogOptions
+        {
+            FsyncPolicy = _options.Fsync,
+            Synced = (index, generation) => _loop.Post(() => _node.OnLogSynced(index, generation)),
+            Faulted = e => _fatal.TrySetResult($"the log's disk failed: {e.Message}"),
+        }, _logger);
+
+        var protocol = _options.Protocol with
+        {
+            Durable = _options.Fsync == FsyncPolicy.Always,
+            ProcessId = Environment.ProcessId,
+            HttpPort = _options.HttpPort,
+        };
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageLog(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries);
+        _loop = new EventLoop(() => _node.Flush(), e => LogMessages.LoopError(_logger, e));
+        LogMessages.ServerStarting(_logger, _options.Identity.ToString(), _log.RecoveredEntries.Count, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
+
+        _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);
+        _monitor = new ReconnectingPeer(_transport, _options.Monitor, _connectionOptions with { Role = PeerRole.Server }, HandleAsync);
+        _monitor.Connected += _ => LogMessages.MonitorConnected(_logger, _options.Monitor.ToString());
+        _monitor.Disconnected += closed => LogMessages.MonitorUnreachable(_logger, _options.Monitor.ToString(), closed.ToString());
+        _monitor.Start();
+        _loop.Start(() => _node.Tick(), _options.TickInterval);
+    }
+
+    /// <summary>Reads the node's state on its loop (for HTTP endpoints and metrics).</summary>
+    public Task<T> ReadAsync<T>(Func<ServerNode, T> read) => _loop.InvokeAsync(() => read(_node));
+
+    /// <summary>Storage statistics (thread-safe).</summary>
+    public DurableLogStats StorageStats => _log.Stats;
+
+    // ------------------------------------------------------------------ inbound
+
+    private void OnConnected(FrameConnection connection)
+    {
+        var hello = connection.PeerHello;
+        if (hello.Role is PeerRole.Client or PeerRole.Admin)
+        {
+            _clients[connection.Id] = connection;
+            _ = connection.Closed.ContinueWith(_ => _clients.TryRemove(connection.Id, out FrameConnection? _), TaskScheduler.Default);
+        }
+        else if (hello.Role == PeerRole.Server && !hello.From.IsNone)
+        {
+            _inboundServers[hello.From] = connection;
+            _ = connection.Closed.ContinueWith(_ => _inboundServers.TryRemove(new KeyValuePair<NodeAddress, FrameConnection>(hello.From, connection)), TaskScheduler.Default);
+        }
+    }
+
+    private ValueTask HandleAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
+    {
+        var fromMember = connection.PeerHello.Role is PeerRole.Server or PeerRole.Monitor && (connection.IsAuthenticated || _options.ClusterKey.IsEmpty);
+        switch (message)
+        {
+            case ClientRequest request:
+                var client = new ClientRef(connection.Id);
+                if (request.Kind == RequestKind.Write)
+                {
+                    Metrics.Writes.Inc();
+                }
+                else
+                {
+                    Metrics.Reads.Inc();
+                }
+
+                _loop.Post(() => _node.Handle(client, request));
+                break;
+            case Replicate frame when fromMember:
+                Metrics.FramesReceived.Inc();
+                _loop.Post(() => _node.Handle(frame));
+                break;
+            case ReplicateAck ack when fromMember:
+                _loop.Post(() => _node.Handle(ack));
+                break;
+            case HeartbeatAck ack when fromMember:
+                _loop.Post(() => _node.Handle(ack));
+                break;
+            case ConfigPush push when fromMember:
+                _loop.Post(() => _node.Handle(push));
+                break;
+            case InSyncChangeResult result when fromMember:
+                _loop.Post(() => _node.Handle(result));
+                break;
+            case StepDown stepDown when fromMember:
+                _loop.Post(() => _node.Handle(stepDown));
+                break;
+            default:
+                LogMessages.UnexpectedMessage(_logger, message.Type.ToString(), connection.RemoteEndPoint, connection.PeerHello.Role.ToString());
+                break;
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    // ------------------------------------------------------------------ IServerEnvironment (called on the loop)
+
+    public void SendToMonitor<T>(in T message)
+        where T : IMessage => _monitor?.Send(message);
+
+    public void SendToServer<T>(NodeAddress to, in T message)
+        where T : IMessage
+    {
+        if (message is Replicate frame)
+        {
+            Metrics.FramesSent.Inc();
+            Metrics.BatchEntries.Observe(frame.Entries.Length);
+        }
+
+        if (_outboundServers.TryGetValue(to, out var peer) && peer.IsConnected)
+        {
+            peer.Send(message);
+            return;
+        }
+
+        if (_inboundServers.TryGetValue(to, out var inbound) && !inbound.IsClosing)
+        {
+            inbound.Send(message);
+            return;
+        }
+
+        Outbound(to).Send(message);
+    }
+
+    public void Reply(ClientRef client, in ClientResponse response)
+    {
+        Metrics.Responses.WithLabels(response.Status.ToString().ToLowerInvariant()).Inc();
+        if (_clients.TryGetValue(client.Id, out var connection))
+        {
+            connection.Send(response);
+        }
+    }
+
+    public void AppendLog(ReadOnlySpan<LogEntry> entries) => _log.Append(entries);
+
+    public void TruncateLog(long fromIndex) => _log.Truncate(fromIndex);
+
+    public void SyncLog(long throughIndex, long generation) => _log.RequestSync(throughIndex, generation);
+
+    public void SaveEpoch(long epoch) => _log.SaveEpoch(epoch);
+
+    public void Report(in ServerEvent e)
+    {
+        switch (e.Kind)
+        {
+            case ServerEventKind.SafetyViolation:
+                LogMessages.SafetyViolation(_logger, e.Epoch, e.Detail);
+                break;
+            case ServerEventKind.BecamePrimary or ServerEventKind.SteppedDown or ServerEventKind.HandoverReady or ServerEventKind.HandoverAbandoned or ServerEventKind.LeaseLapsed or ServerEventKind.Truncated or ServerEventKind.InSyncChangeAnswered:
+                LogMessages.ServerEvent(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
+                break;
+            case ServerEventKind.StaleFrameRejected or ServerEventKind.LogMismatch:
+                LogMessages.ServerEventDebug(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
+                break;
+            default:
+                LogMessages.ServerEventDebug(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
+                break;
+        }
+    }
+
+    private ReconnectingPeer Outbound(NodeAddress to) =>
+        _outboundServers.GetOrAdd(to, address =>
+        {
+            var peer = new ReconnectingPeer(_transport, address, _connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = TimeSpan.FromSeconds(1) });
+            peer.Disconnected += closed => _loop.Post(() => _node.OnPeerConnectionLost(address));
+            peer.Start();
+            return peer;
+        });
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_loop is not null)
+        {
+            await _loop.DisposeAsync();
+        }
+
+        if (_monitor is not null)
+        {
+            await _monitor.DisposeAsync();
+        }
+
+        foreach (var peer in _outboundServers.Values)
+        {
+            await peer.DisposeAsync();
+        }
+
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+
+        if (_log is not null)
+        {
+            await _log.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,78 @@
+using Prometheus;
+
+namespace Understudy.Hosting;
+
+/// <summary>
+/// A server's Prometheus metrics, in a registry of its own (several servers may share a process in tests).
+/// Counters are bumped where things happen; gauges are read from the node just before each scrape.
+/// </summary>
+public sealed class ServerMetrics
+{
+    public ServerMetrics()
+    {
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        var f = Prometheus.Metrics.WithCustomRegistry(Registry);
+        Writes = f.CreateCounter("understudy_server_client_writes_total", "Client write requests received.");
+        Reads = f.CreateCounter("understudy_server_client_reads_total", "Client read requests received.");
+        Responses = f.CreateCounter("understudy_server_client_responses_total", "Client responses sent, by status.", new CounterConfiguration { LabelNames = ["status"] });
+        FramesSent = f.CreateCounter("understudy_server_replication_frames_sent_total", "Replication frames sent to backups.");
+        FramesReceived = f.CreateCounter("understudy_server_replication_frames_received_total", "Replication frames received from the primary.");
+        BatchEntries = f.CreateHistogram("understudy_server_replication_batch_entries", "Log entries per replication frame.", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 12) });
+        ReplicationRoundTrip = f.CreateGauge("understudy_server_replication_round_trip_seconds", "Round trip of the last acknowledged frame, per backup.", new GaugeConfiguration { LabelNames = ["backup"] });
+        ReplicaMatchIndex = f.CreateGauge("understudy_server_replica_match_index", "Durable index each backup holds in agreement with this primary.", new GaugeConfiguration { LabelNames = ["backup"] });
+        Epoch = f.CreateGauge("understudy_server_epoch", "Highest epoch this server has seen.");
+        IsPrimary = f.CreateGauge("understudy_server_is_primary", "1 while this server is the primary.");
+        HasLease = f.CreateGauge("understudy_server_lease_valid", "1 while this server is primary with an unexpired lease.");
+        LastIndex = f.CreateGauge("understudy_server_log_last_index", "Index of the last entry in the log.");
+        CommitIndex = f.CreateGauge("understudy_server_log_commit_index", "Index of the last committed entry.");
+        DurableIndex = f.CreateGauge("understudy_server_log_durable_index", "Index through which the log is on disk.");
+        InSyncSize = f.CreateGauge("understudy_server_in_sync_size", "Members of the in-sync set in the configuration this server holds.");
+        LogBytes = f.CreateGauge("understudy_server_log_written_bytes", "Bytes written to the log files since start.");
+        Fsyncs = f.CreateGauge("understudy_server_fsyncs", "fsync calls on the log since start.");
+        FsyncSeconds = f.CreateGauge("understudy_server_fsync_seconds_sum", "Total time spent in fsync on the log since start.");
+        LastFsyncSeconds = f.CreateGauge("understudy_server_fsync_last_seconds", "Duration of the last fsync on the log.");
+        Segments = f.CreateGauge("understudy_server_log_segments", "Segment files of the log.");
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public Counter Writes { get; }
+
+    public Counter Reads { get; }
+
+    public Counter Responses { get; }
+
+    public Counter FramesSent { get; }
+
+    public Counter FramesReceived { get; }
+
+    public Histogram BatchEntries { get; }
+
+    public Gauge ReplicationRoundTrip { get; }
+
+    public Gauge ReplicaMatchIndex { get; }
+
+    public Gauge Epoch { get; }
+
+    public Gauge IsPrimary { get; }
+
+    public Gauge HasLease { get; }
+
+    public Gauge LastIndex { get; }
+
+    public Gauge CommitIndex { get; }
+
+    public Gauge DurableIndex { get; }
+
+    public Gauge InSyncSize { get; }
+
+    public Gauge LogBytes { get; }
+
+    public Gauge Fsyncs { get; }
+
+    public Gauge FsyncSeconds { get; }
+
+    public Gauge LastFsyncSeconds { get; }
+
+    public Gauge Segments { get; }
+}
