@@ -16,12 +16,19 @@ public static class Program
             ServerVerb.Create(),
             MonitorVerb.Create(),
             ClientVerb.Create(),
+            StatusVerb.Create(),
+            UpVerb.Create(),
             SimulateVerb.Create(),
         };
 
         try
         {
-            return await root.Parse(args).InvokeAsync();
+            foreach (var control in ControlVerbs.Create())
+        {
+            root.Subcommands.Add(control);
+        }
+
+        return await root.Parse(args).InvokeAsync();
         }
         catch (UsageException e)
         {

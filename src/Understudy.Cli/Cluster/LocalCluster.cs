@@ -1,0 +1,234 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Understudy.Cli.Processes;
+using Understudy.Client;
+using Understudy.Hosting;
+using Understudy.Protocol;
+
+namespace Understudy.Cli.Cluster;
+
+/// <summary>The shape of a local cluster of real processes.</summary>
+internal sealed record LocalClusterOptions
+{
+    public int Servers { get; init; } = 3;
+
+    /// <summary>Server N listens on BasePort - (N - 1): 8090, 8089, 8088 as in the original.</summary>
+    public int BasePort { get; init; } = 8090;
+
+    public int MonitorPort { get; init; } = 9000;
+
+    public int ClientPort { get; init; } = 9001;
+
+    /// <summary>Monitor dashboard port; servers use their port + 100. 0 turns HTTP off.</summary>
+    public int HttpPort { get; init; } = 9080;
+
+    public bool ServerHttp { get; init; } = true;
+
+    public required string DataDirectory { get; init; }
+
+    public string Fsync { get; init; } = "always";
+
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>Extra flags for every server / the monitor (timings, min-in-sync, log level...).</summary>
+    public IReadOnlyList<string> ServerArguments { get; init; } = [];
+
+    public IReadOnlyList<string> MonitorArguments { get; init; } = [];
+
+    /// <summary>Explicit ports per server (overrides BasePort), for clusters on free ports.</summary>
+    public IReadOnlyList<int>? ServerPorts { get; init; }
+
+    public int PortOf(int n) => ServerPorts is { } ports ? ports[n - 1] : BasePort - (n - 1);
+
+    /// <summary>The original's ports if they are free, else ports the OS picks.</summary>
+    public LocalClusterOptions WithFreePortsIfTaken()
+    {
+        var wanted = Enumerable.Range(1, Servers).Select(PortOf).Concat([MonitorPort, ClientPort]).Concat(HttpPort > 0 ? [HttpPort] : []);
+        if (ServerHttp && HttpPort > 0)
+        {
+            wanted = wanted.Concat(Enumerable.Range(1, Servers).Select(n => PortOf(n) + 100));
+        }
+
+        if (wanted.All(PortIsFree))
+        {
+            return this;
+        }
+
+        var ports = FreePorts(Servers + 3);
+        return this with
+        {
+            ServerPorts = ports[..Servers],
+            MonitorPort = ports[Servers],
+            ClientPort = ports[Servers + 1],
+            HttpPort = HttpPort > 0 ? ports[Servers + 2] : 0,
+            ServerHttp = false,
+        };
+    }
+
+    public static bool PortIsFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Ports the OS hands out, all free at the time of asking.</summary>
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ =>
+        {
+            var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            return l;
+        }).ToList();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+}
+
+/// <summary>One server of a local cluster.</summary>
+internal sealed record LocalServer(int Number, NodeAddress Address, ChildProcess Process);
+
+/// <summary>
+/// A monitor and N servers as child processes of this one (they die with it), with the operations the
+/// original Main offered: kill, stop, restart, pause, resume; and an admin client to watch it.
+/// </summary>
+internal sealed class LocalCluster : IAsyncDisposable
+{
+    private readonly List<LocalServer> _servers = [];
+
+    public LocalCluster(LocalClusterOptions options)
+    {
+        Options = options;
+        Directory.CreateDirectory(options.DataDirectory);
+        var logs = Path.Combine(options.DataDirectory, "logs");
+        var monitorArgs = new List<string>
+        {
+            "monitor", "--host", options.Host,
+            "--port", Text(options.MonitorPort), "--client-port", Text(options.ClientPort), "--http-port", Text(options.HttpPort),
+            "--data", Path.Combine(options.DataDirectory, "monitor"),
+        };
+        monitorArgs.AddRange(options.MonitorArguments);
+        Monitor = new ChildProcess("monitor", monitorArgs, Path.Combine(logs, "monitor.log"));
+        for (var n = 1; n <= options.Servers; n++)
+        {
+            var port = options.PortOf(n);
+            var args = new List<string>
+            {
+                "server", "--host", options.Host, "--port", Text(port),
+                "--monitor", $"{options.Host}:{options.MonitorPort}",
+                "--data", Path.Combine(options.DataDirectory, $"server-{port}"),
+                "--fsync", options.Fsync,
+                "--http-port", Text(options.ServerHttp ? port + 100 : 0),
+            };
+            args.AddRange(options.ServerArguments);
+            _servers.Add(new LocalServer(n, new NodeAddress(options.Host, port), new ChildProcess($"server{n}", args, Path.Combine(logs, $"server{n}-{port}.log"))));
+        }
+
+        MonitorAddress = new NodeAddress(options.Host, options.ClientPort);
+        Admin = new UnderstudyClient(new UnderstudyClientOptions { Monitor = MonitorAddress });
+    }
+
+    public LocalClusterOptions Options { get; }
+
+    public ChildProcess Monitor { get; }
+
+    public IReadOnlyList<LocalServer> Servers => _servers;
+
+    /// <summary>The monitor's client API address.</summary>
+    public NodeAddress MonitorAddress { get; }
+
+    /// <summary>An admin connection to the monitor (status, events, switchover).</summary>
+    public UnderstudyClient Admin { get; }
+
+    public string DashboardUrl => Options.HttpPort > 0 ? $"http://{Options.Host}:{Options.HttpPort}/" : "(HTTP off)";
+
+    public void StartAll()
+    {
+        Monitor.Start();
+        foreach (var s in _servers)
+        {
+            s.Process.Start();
+        }
+    }
+
+    public LocalServer Server(int number) =>
+        number >= 1 && number <= _servers.Count ? _servers[number - 1] : throw new ArgumentOutOfRangeException(nameof(number), $"there is no server {number}; servers are 1 to {_servers.Count}");
+
+    public LocalServer? ServerAt(NodeAddress address) => _servers.FirstOrDefault(s => s.Address == address);
+
+    public async Task<ClusterStatus?> StatusAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await Admin.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken);
+            return ClusterStatus.FromJson(response.Body.Span);
+        }
+        catch (UnderstudyException)
+        {
+            return null;
+        }
+    }
+
+    public async Task<IReadOnlyList<EventView>> EventsAsync(CancellationToken cancellationToken)
+    {
+        var response = await Admin.AdminAsync(AdminCommand.Events, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken);
+        return System.Text.Json.JsonSerializer.Deserialize<List<EventView>>(response.Body.Span, ClusterStatus.Json) ?? [];
+    }
+
+    /// <summary>Polls the monitor until <paramref name="condition"/> holds; false at the deadline.</summary>
+    public async Task<ClusterStatus?> WaitForAsync(Func<ClusterStatus, bool> condition, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        ClusterStatus? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            last = await StatusAsync(cancellationToken);
+            if (last is not null && condition(last))
+            {
+                return last;
+            }
+
+            await Task.Delay(25, cancellationToken);
+        }
+
+        return null;
+    }
+
+    /// <summary>Waits for a primary that serves with every running server back in sync.</summary>
+    public Task<ClusterStatus?> WaitForHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        WaitForAsync(
+            s => s.Phase == "Stable" && s.Primary is not null &&
+                 _servers.Where(x => x.Process.Running && !x.Process.Paused).All(x => s.InSync.Contains(x.Address.ToString()) && s.Members.Any(m => m.Address == x.Address.ToString() && m.State == "alive")),
+            timeout,
+            cancellationToken);
+
+    /// <summary>The server the monitor names primary, if it is one of ours.</summary>
+    public async Task<LocalServer?> PrimaryAsync(CancellationToken cancellationToken)
+    {
+        var status = await StatusAsync(cancellationToken);
+        return status?.Primary is { } p && NodeAddress.TryParse(p, out var address) ? ServerAt(address) : null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Admin.DisposeAsync();
+        foreach (var s in _servers)
+        {
+            s.Process.Dispose();
+        }
+
+        Monitor.Dispose();
+    }
+
+    private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
+}

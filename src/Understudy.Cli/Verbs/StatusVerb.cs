@@ -1,0 +1,142 @@
+using System.CommandLine;
+using Spectre.Console;
+using Understudy.Client;
+using Understudy.Hosting;
+using Understudy.Protocol;
+
+namespace Understudy.Cli.Verbs;
+
+/// <summary>`understudy status`: the cluster as a table, like `patronictl list` (or JSON, or refreshed live).</summary>
+internal static class StatusVerb
+{
+    public static Command Create()
+    {
+        var monitor = ClientVerb.MonitorOption();
+        var json = new Option<bool>("--json") { Description = "Print the status as one JSON object." };
+        var watch = new Option<bool>("--watch") { Description = "Refresh the table in place until Ctrl+C." };
+        var interval = new Option<int>("--interval-ms") { Description = "Refresh interval with --watch.", DefaultValueFactory = _ => 500 };
+        var command = new Command("status", "Show every server: role, state, in-sync, epoch, log end, lag, last heartbeat, pid.") { monitor, json, watch, interval };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var address = ClientVerb.ParseMonitor(parse, monitor);
+            await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitor = address });
+            if (parse.GetValue(watch))
+            {
+                return await WatchAsync(client, address, TimeSpan.FromMilliseconds(Math.Max(50, parse.GetValue(interval))), cancellationToken);
+            }
+
+            var status = await FetchAsync(client, address, cancellationToken);
+            if (status is null)
+            {
+                return 1;
+            }
+
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(status.ToJson());
+            }
+            else
+            {
+                AnsiConsole.Write(Render(status));
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Asks the monitor for its status; prints a readable error and returns null if it does not answer.</summary>
+    public static async Task<ClusterStatus?> FetchAsync(UnderstudyClient client, NodeAddress monitor, CancellationToken cancellationToken, bool quiet = false)
+    {
+        try
+        {
+            var response = await client.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(3), cancellationToken);
+            return ClusterStatus.FromJson(response.Body.Span);
+        }
+        catch (UnderstudyException)
+        {
+            if (!quiet)
+            {
+                Console.Error.WriteLine($"error: the monitor at {monitor} did not answer within 3 s: is it running? Start one with `./understudy monitor` (or a whole cluster with `./understudy up`), or point --monitor at it.");
+            }
+
+            return null;
+        }
+    }
+
+    public static Table Render(ClusterStatus status)
+    {
+        var table = new Table().Border(TableBorder.Rounded).BorderColor(Color.Grey);
+        table.Title = new TableTitle($"epoch [bold]{status.Epoch}[/] · config v{status.Version} · {Phase(status.Phase)} · primary [bold]{Markup.Escape(status.Primary ?? "none")}[/] · lease {status.LeaseRemainingMs:0} ms");
+        foreach (var header in new[] { "#", "member", "role", "state", "in sync", "epoch", "log end", "lag", "last heartbeat", "pid" })
+        {
+            table.AddColumn(new TableColumn(header));
+        }
+
+        var n = 0;
+        foreach (var m in status.Members.OrderByDescending(m => m.Priority))
+        {
+            n++;
+            var role = m.Role switch
+            {
+                "primary" => "[green bold]primary[/]",
+                "backup" => "[blue]backup[/]",
+                _ => "[red bold]down[/]",
+            };
+            var state = m.State switch
+            {
+                "alive" => "[green]alive[/]",
+                "suspected" => "[yellow]suspected[/]",
+                "down" => $"[red]down[/]{(m.DownReason is { } why ? $" [grey]({Markup.Escape(why)})[/]" : string.Empty)}",
+                _ => "[grey]unknown[/]",
+            };
+            table.AddRow(
+                n.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Markup.Escape(m.Address),
+                role,
+                state,
+                m.InSync ? "[green]yes[/]" : "[yellow]no[/]",
+                m.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                m.LogEnd.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                m.Lag.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                m.HeartbeatAgeMs is { } age ? $"{age:0} ms ago" : "[grey]never[/]",
+                m.Pid == 0 ? "-" : m.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return table;
+    }
+
+    private static string Phase(string phase) => phase switch
+    {
+        "Stable" => "[green]stable[/]",
+        "NoCandidate" => "[red bold]no candidate[/]",
+        _ => $"[yellow]{Markup.Escape(phase)}[/]",
+    };
+
+    private static async Task<int> WatchAsync(UnderstudyClient client, NodeAddress monitor, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        var first = await FetchAsync(client, monitor, cancellationToken);
+        if (first is null)
+        {
+            return 1;
+        }
+
+        try
+        {
+            await AnsiConsole.Live(Render(first)).StartAsync(async live =>
+            {
+                while (!cancellationToken.IsCancellationRequested)
+                {
+                    await Task.Delay(interval, cancellationToken);
+                    var status = await FetchAsync(client, monitor, cancellationToken, quiet: true);
+                    live.UpdateTarget(status is null ? new Markup($"[red]the monitor at {monitor} does not answer; retrying…[/]") : Render(status));
+                }
+            });
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        return 0;
+    }
+}

@@ -1,0 +1,321 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Understudy.Cli.Cluster;
+using Understudy.Cli.Infrastructure;
+using Understudy.Hosting;
+
+namespace Understudy.Cli.Verbs;
+
+/// <summary>
+/// `understudy up`: the original Main and run.sh in one. A monitor and three servers as child processes,
+/// a live line saying who is primary, and the original's commands typed at the prompt or sent from another
+/// terminal (`understudy kill 1`, the scripts) through a control socket in the data folder.
+/// </summary>
+internal static class UpVerb
+{
+    public const string DefaultData = ".understudy/up";
+
+    public static Command Create()
+    {
+        var servers = new Option<int>("--servers") { Description = "How many servers.", DefaultValueFactory = _ => 3 };
+        var basePort = new Option<int>("--base-port") { Description = "Port of server 1; server N gets base-port - (N-1): 8090, 8089, 8088.", DefaultValueFactory = _ => 8090 };
+        var monitorPort = new Option<int>("--monitor-port") { Description = "Monitor heartbeat port.", DefaultValueFactory = _ => 9000 };
+        var clientPort = new Option<int>("--client-port") { Description = "Monitor client API port.", DefaultValueFactory = _ => 9001 };
+        var httpPort = new Option<int>("--http-port") { Description = "Dashboard port (servers use their port + 100).", DefaultValueFactory = _ => 9080 };
+        var data = DataOption();
+        var fsync = new Option<string>("--fsync") { Description = "always, batch or never.", DefaultValueFactory = _ => "always" };
+        var fresh = new Option<bool>("--fresh") { Description = "Delete the data folder first (start from an empty log)." };
+        var minInSync = new Option<int>("--min-in-sync") { Description = "Servers that must hold a write before it is acknowledged.", DefaultValueFactory = _ => 1 };
+        var command = new Command("up", "Start a monitor and servers on this machine (the original's run.sh and Main), show who is primary, and take commands: stop primary, stop backup1, stop backup2, stop all, reboot, kill N, restart N, pause N, resume N, status, help, exit.")
+        {
+            servers, basePort, monitorPort, clientPort, httpPort, data, fsync, fresh, minInSync,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var folder = Path.GetFullPath(parse.GetValue(data)!);
+            var count = parse.GetValue(servers);
+            if (count is < 1 or > 9)
+            {
+                throw new UsageException("--servers must be 1 to 9");
+            }
+
+            if (File.Exists(SocketPath(folder)) && await SendAsync(folder, "status", quiet: true, cancellationToken) == 0)
+            {
+                throw new UsageException($"a cluster is already up with data folder {folder}: use it (`./understudy status`, `./understudy kill 1`) or stop it (`exit` at its prompt)");
+            }
+
+            if (parse.GetValue(fresh) && Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+
+            var options = new LocalClusterOptions
+            {
+                Servers = count,
+                BasePort = parse.GetValue(basePort),
+                MonitorPort = parse.GetValue(monitorPort),
+                ClientPort = parse.GetValue(clientPort),
+                HttpPort = parse.GetValue(httpPort),
+                DataDirectory = folder,
+                Fsync = parse.GetValue(fsync)!,
+                ServerArguments = ["--min-in-sync", parse.GetValue(minInSync).ToString(CultureInfo.InvariantCulture)],
+            };
+            var busy = Enumerable.Range(1, count).Select(options.PortOf).Concat([options.MonitorPort, options.ClientPort]).Where(p => !LocalClusterOptions.PortIsFree(p)).ToList();
+            if (busy.Count > 0)
+            {
+                throw new UsageException($"port(s) {string.Join(", ", busy)} are in use (another cluster?): stop it, or choose others with --base-port, --monitor-port, --client-port");
+            }
+
+            return await RunAsync(options, cancellationToken);
+        });
+        return command;
+    }
+
+    public static Option<string> DataOption() => new("--data")
+    {
+        Description = "Data folder of the `up` cluster (logs in DATA/logs).",
+        DefaultValueFactory = _ => DefaultData,
+    };
+
+    public static string SocketPath(string folder) => Path.Combine(folder, "up.sock");
+
+    private static async Task<int> RunAsync(LocalClusterOptions options, CancellationToken cancellationToken)
+    {
+        await using var cluster = new LocalCluster(options);
+        var commands = new ClusterCommands(cluster);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cluster.StartAll();
+        Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.DashboardUrl})");
+        foreach (var s in cluster.Servers)
+        {
+            Console.WriteLine($"  server {s.Number}  {s.Address}  pid {s.Process.Pid}  log {s.Process.LogPath}");
+        }
+
+        Console.WriteLine($"Type `help` for commands. From another terminal: ./understudy status, ./understudy kill 1, scripts/kill_server1.sh");
+        await File.WriteAllTextAsync(Path.Combine(options.DataDirectory, "up.json"), JsonSerializer.Serialize(new
+        {
+            pid = Environment.ProcessId,
+            monitor = new { port = options.MonitorPort, clientPort = options.ClientPort, httpPort = options.HttpPort, pid = cluster.Monitor.Pid },
+            servers = cluster.Servers.Select(s => new { number = s.Number, address = s.Address.ToString(), pid = s.Process.Pid }),
+        }), cancellationToken);
+
+        var gate = new SemaphoreSlim(1, 1);
+        async Task<(string, bool)> Run(string line)
+        {
+            await gate.WaitAsync(stop.Token);
+            try
+            {
+                return await commands.RunAsync(line, stop.Token);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        var control = ServeControlSocketAsync(options.DataDirectory, Run, stop);
+        var view = LiveViewAsync(cluster, stop.Token);
+        var input = ReadInputAsync(Run, stop);
+        try
+        {
+            await Task.WhenAny(control, input, Task.Delay(Timeout.Infinite, stop.Token));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await stop.CancelAsync();
+        Console.WriteLine("stopping the cluster…");
+        foreach (var s in cluster.Servers)
+        {
+            s.Process.Stop(TimeSpan.FromSeconds(3));
+        }
+
+        cluster.Monitor.Stop(TimeSpan.FromSeconds(3));
+        try
+        {
+            await Task.WhenAll(view, control);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        File.Delete(SocketPath(options.DataDirectory));
+        return 0;
+    }
+
+    private static async Task ReadInputAsync(Func<string, Task<(string Output, bool Exit)>> run, CancellationTokenSource stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            string? line;
+            try
+            {
+                line = await Console.In.ReadLineAsync(stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            if (line is null)
+            {
+                // No terminal (run in the background): keep serving until a signal or `exit` over the socket.
+                await Task.Delay(Timeout.Infinite, stop.Token);
+                return;
+            }
+
+            var (output, exit) = await run(line);
+            if (output.Length > 0)
+            {
+                Console.WriteLine(output);
+            }
+
+            if (exit)
+            {
+                await stop.CancelAsync();
+                return;
+            }
+        }
+    }
+
+    /// <summary>Prints a line whenever the primary, the epoch, the in-sync set or a server's state changes.</summary>
+    private static async Task LiveViewAsync(LocalCluster cluster, CancellationToken cancellationToken)
+    {
+        string? last = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var status = await cluster.StatusAsync(cancellationToken);
+                var line = status is null ? "monitor not answering" : Describe(cluster, status);
+                if (line != last)
+                {
+                    Console.WriteLine($"[{DateTime.Now:HH:mm:ss.fff}] {line}");
+                    last = line;
+                }
+
+                await Task.Delay(200, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static string Describe(LocalCluster cluster, ClusterStatus status)
+    {
+        string Name(string? address) => cluster.Servers.FirstOrDefault(s => s.Address.ToString() == address) is { } s ? $"server {s.Number} ({s.Address})" : address ?? "none";
+        var down = cluster.Servers.Where(s => status.Members.FirstOrDefault(m => m.Address == s.Address.ToString()) is not { State: "alive" }).Select(s => s.Number.ToString(CultureInfo.InvariantCulture) + (s.Process.Paused ? " (paused)" : string.Empty)).ToList();
+        var inSync = cluster.Servers.Where(s => status.InSync.Contains(s.Address.ToString())).Select(s => s.Number.ToString(CultureInfo.InvariantCulture));
+        return $"epoch {status.Epoch} · primary {Name(status.Primary)} · in sync [{string.Join(", ", inSync)}]{(down.Count > 0 ? " · down " + string.Join(", ", down) : string.Empty)} · {status.Phase}";
+    }
+
+    private static async Task ServeControlSocketAsync(string folder, Func<string, Task<(string Output, bool Exit)>> run, CancellationTokenSource stop)
+    {
+        var path = SocketPath(folder);
+        File.Delete(path);
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(16);
+        while (!stop.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            _ = Task.Run(async () =>
+            {
+                using (client)
+                {
+                    await using var stream = new NetworkStream(client);
+                    using var reader = new StreamReader(stream, Encoding.UTF8);
+                    await using var writer = new StreamWriter(stream, Encoding.UTF8) { AutoFlush = true };
+                    var line = await reader.ReadLineAsync(stop.Token);
+                    if (line is null)
+                    {
+                        return;
+                    }
+
+                    Console.WriteLine($"> {line} (from another terminal)");
+                    var (output, exit) = await run(line);
+                    Console.WriteLine(output);
+                    await writer.WriteLineAsync(output);
+                    if (exit)
+                    {
+                        await stop.CancelAsync();
+                    }
+                }
+            });
+        }
+    }
+
+    /// <summary>Sends a command to a running `up` and prints its answer; 1 if none is running.</summary>
+    public static async Task<int> SendAsync(string folder, string command, bool quiet, CancellationToken cancellationToken)
+    {
+        var path = SocketPath(Path.GetFullPath(folder));
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
+            await using var stream = new NetworkStream(socket);
+            await using var writer = new StreamWriter(stream, Encoding.UTF8) { AutoFlush = true };
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            await writer.WriteLineAsync(command);
+            var answer = await reader.ReadToEndAsync(cancellationToken);
+            if (!quiet)
+            {
+                Console.Write(answer);
+            }
+
+            return 0;
+        }
+        catch (SocketException)
+        {
+            if (!quiet)
+            {
+                Console.Error.WriteLine($"error: no `understudy up` is running with data folder {Path.GetFullPath(folder)}; start one with ./understudy up (or scripts/run.sh), or pass --data");
+            }
+
+            return 1;
+        }
+    }
+}
+
+/// <summary>`understudy kill|restart|pause|resume|stop N`: the original's kill scripts, against a running `up`.</summary>
+internal static class ControlVerbs
+{
+    public static IEnumerable<Command> Create()
+    {
+        foreach (var (verb, what) in new[]
+        {
+            ("kill", "kill -9 server N (1 = port 8090, 2 = 8089, 3 = 8088), or the monitor"),
+            ("restart", "start server N again (or the monitor)"),
+            ("pause", "SIGSTOP server N: it freezes with its sockets open (a hang, not a crash)"),
+            ("resume", "SIGCONT server N"),
+            ("stop", "stop server N cleanly (SIGTERM), or: primary, backup1, backup2, all"),
+        })
+        {
+            var target = new Argument<string>("target") { Description = verb == "stop" ? "N, primary, backup1, backup2 or all" : "server number N, or `monitor`" };
+            var data = UpVerb.DataOption();
+            var command = new Command(verb, $"In a running `understudy up`: {what}.") { target, data };
+            command.SetAction(async (parse, cancellationToken) =>
+            {
+                var which = parse.GetValue(target)!;
+                var line = $"{verb} {which}";
+                return await UpVerb.SendAsync(parse.GetValue(data)!, line, quiet: false, cancellationToken);
+            });
+            yield return command;
+        }
+    }
+}
