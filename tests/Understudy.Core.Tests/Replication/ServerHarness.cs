@@ -25,7 +25,7 @@ public sealed class ServerHarness
         Time = time ?? new FakeTimeProvider();
         Env = new RecordingServerEnvironment();
         Machine = new MessageLog();
-        Node = new ServerNode(self, (ulong)self.Port, options ?? new ServerOptions(), Machine, Env, Time, recoveredEpoch, log);
+        Node = new ServerNode(self, BackupIncarnation, options ?? new ServerOptions(), Machine, Env, Time, recoveredEpoch, log);
     }
 
     public NodeAddress Self { get; }
