@@ -90,6 +90,34 @@ public class MonitorTests
     }
 
     [Fact]
+    public void Monitor_takes_a_restarted_backup_that_lost_unsynced_writes_out_of_the_in_sync_set()
+    {
+        var m = Stable();
+
+        m.Beat(B2, restarted: true, durable: false);
+
+        var proposal = Assert.Single(m.Env.Proposals);
+        Assert.Equal(new[] { B1, P }, proposal.Next.InSync);
+        Assert.Equal(1, proposal.Next.Epoch);
+        m.Store();
+        Assert.All(All, s => Assert.Single(m.Env.SentTo<ConfigPush>(s)));
+    }
+
+    [Fact]
+    public void Monitor_records_a_newly_seen_server_as_a_member_outside_the_in_sync_set()
+    {
+        var m = Stable();
+        var newcomer = new NodeAddress("127.0.0.1", 8087);
+
+        m.Beat(newcomer, ServerRole.Backup, epoch: 0, lastIndex: 0);
+
+        var proposal = Assert.Single(m.Env.Proposals);
+        Assert.True(proposal.Next.IsMember(newcomer));
+        Assert.False(proposal.Next.IsInSync(newcomer));
+        Assert.Equal(1, proposal.Next.Epoch);
+    }
+
+    [Fact]
     public void Monitor_waits_for_lease_expiry_before_promoting_a_silent_primary()
     {
         var m = Stable();

@@ -153,6 +153,53 @@ public class PrimaryTests
     }
 
     [Fact]
+    public void Primary_asks_to_add_a_backup_only_once_it_holds_every_committed_entry()
+    {
+        var p = StartPrimary(inSync: [P, B1]);
+
+        // B2 answers, but holds nothing of this epoch yet.
+        p.AckFrom(B2, 0);
+        p.Tick();
+        Assert.Empty(p.Env.ToMonitor<InSyncChange>());
+
+        p.AckFrom(B2, 1);
+        p.Tick();
+        var request = Assert.Single(p.Env.ToMonitor<InSyncChange>());
+        Assert.Equal((InSyncOp.Add, B2), (request.Op, request.Member));
+    }
+
+    [Fact]
+    public void Primary_resends_frames_that_go_unanswered()
+    {
+        var p = StartPrimary();
+        p.Write(C1, 42, 1, "a");
+        Assert.Single(p.Env.SentTo<Replicate>(B1)); // lost on the way
+
+        p.Advance(TimeSpan.FromMilliseconds(150), renewLease: true);
+
+        Assert.Contains(p.Env.SentTo<Replicate>(B1).Skip(1), f => f.PrevIndex == 1 && f.Entries.Length == 1);
+    }
+
+    [Fact]
+    public void Primary_brings_a_diverged_backup_to_its_own_log_using_the_conflict_hints()
+    {
+        // Epoch 3's primary wrote 3..6 and lost them all; this primary's log went 1 1 2 2 4 and now leads epoch 5.
+        var primary = new ServerHarness(P, recoveredEpoch: 4, log: Log(1, 1, 2, 2, 4));
+        var backup = new ServerHarness(B1, recoveredEpoch: 3, log: Log(1, 1, 3, 3, 3, 3));
+        primary.Push(Config(5, 9, P, [P, B1]));
+
+        Network.Pump(primary, backup);
+        primary.Tick();
+        Network.Pump(primary, backup);
+
+        Assert.Equal([1L, 1L, 2L, 2L, 4L, 5L], backup.Node.Log.Range(1, 99).Select(e => e.Epoch));
+        Assert.Equal(6, primary.Node.CommitIndex);
+        Assert.Equal(6, backup.Node.CommitIndex);
+        Assert.Equal(primary.Node.State.SnapshotBytes(), backup.Node.State.SnapshotBytes());
+        Assert.Empty(backup.Env.EventsOf(ServerEventKind.SafetyViolation));
+    }
+
+    [Fact]
     public void Primary_refuses_writes_below_min_in_sync()
     {
         var options = new ServerOptions { MinInSync = 2 };
