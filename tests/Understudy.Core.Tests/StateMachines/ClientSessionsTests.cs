@@ -1,0 +1,90 @@
+using Understudy.Core.StateMachines;
+using Understudy.Core.Tests.Fakes;
+
+namespace Understudy.Core.Tests.StateMachines;
+
+/// <summary>The deduplication table: a write named (client, seq) is applied once, and every server forgets the same things.</summary>
+public class ClientSessionsTests
+{
+    [Fact]
+    public void ClientSessions_duplicate_returns_the_first_result()
+    {
+        var sessions = new ClientSessions(10);
+
+        Assert.True(sessions.TryBegin(7, 1, 1, 1, out _));
+        sessions.Complete(7, 1, Cluster.Text("first"));
+
+        Assert.False(sessions.TryBegin(7, 1, 1, 2, out var previous));
+        Assert.Equal("first"u8.ToArray(), previous.ToArray());
+        Assert.Equal(DedupLookup.Applied, sessions.Lookup(7, 1, out var looked));
+        Assert.Equal("first"u8.ToArray(), looked.ToArray());
+        Assert.Equal(DedupLookup.New, sessions.Lookup(7, 2, out _));
+        Assert.Equal(DedupLookup.New, sessions.Lookup(8, 1, out _));
+    }
+
+    [Fact]
+    public void ClientSessions_drop_results_below_first_incomplete_and_never_apply_such_a_retry_again()
+    {
+        var sessions = new ClientSessions(10);
+        Assert.True(sessions.TryBegin(7, 1, 1, 1, out _));
+        sessions.Complete(7, 1, Cluster.Text("r1"));
+
+        // The client's next write says it has its answer to 1.
+        Assert.True(sessions.TryBegin(7, 2, 2, 2, out _));
+        sessions.Complete(7, 2, Cluster.Text("r2"));
+
+        Assert.Equal(DedupLookup.Forgotten, sessions.Lookup(7, 1, out _));
+        Assert.False(sessions.TryBegin(7, 1, 1, 3, out _), "a retry below the watermark must not be applied again");
+        Assert.Equal(DedupLookup.Applied, sessions.Lookup(7, 2, out _));
+    }
+
+    [Fact]
+    public void ClientSessions_a_write_first_seen_below_the_watermark_is_never_applied()
+    {
+        var sessions = new ClientSessions(10);
+        Assert.True(sessions.TryBegin(7, 5, 5, 1, out _));
+
+        // A delayed copy of an older request the client already gave up on.
+        Assert.False(sessions.TryBegin(7, 3, 3, 2, out _));
+    }
+
+    [Fact]
+    public void ClientSessions_evict_the_least_recently_used_by_log_position()
+    {
+        var sessions = new ClientSessions(2);
+        Begin(sessions, client: 1, seq: 1, index: 1);
+        Begin(sessions, client: 2, seq: 1, index: 2);
+        Begin(sessions, client: 1, seq: 2, index: 3); // client 1 used again, after client 2
+        Begin(sessions, client: 3, seq: 1, index: 4);
+
+        Assert.Equal(2, sessions.Count);
+        Assert.Equal(DedupLookup.New, sessions.Lookup(2, 1, out _)); // evicted: the least recent
+        Assert.Equal(DedupLookup.Applied, sessions.Lookup(1, 2, out _));
+        Assert.Equal(DedupLookup.Applied, sessions.Lookup(3, 1, out _));
+    }
+
+    [Fact]
+    public void ClientSessions_eviction_is_the_same_on_every_server_that_applies_the_same_log()
+    {
+        var random = new Random(3);
+        var log = Enumerable.Range(1, 500).Select(i => (Client: (ulong)random.Next(1, 40), Index: (long)i)).ToList();
+        var a = new ReplicatedState(new MessageLog(), maxSessions: 8);
+        var b = new ReplicatedState(new MessageLog(), maxSessions: 8);
+
+        foreach (var (client, index) in log)
+        {
+            var entry = new Understudy.Protocol.LogEntry(index, 1, Understudy.Protocol.EntryKind.Command, client, index, index, MessageLogCommands.Append($"{client}:{index}"));
+            a.Apply(entry);
+            b.Apply(entry);
+        }
+
+        Assert.Equal(8, a.Sessions.Count);
+        Assert.Equal(a.SnapshotBytes(), b.SnapshotBytes());
+    }
+
+    private static void Begin(ClientSessions sessions, ulong client, long seq, long index)
+    {
+        Assert.True(sessions.TryBegin(client, seq, seq, index, out _));
+        sessions.Complete(client, seq, Cluster.Text($"{client}/{seq}"));
+    }
+}
