@@ -47,7 +47,7 @@ public sealed record ClusterStatus
 
     public required long Version { get; init; }
 
-    public required string? Primary { get; init; }
+    public string? Primary { get; init; }
 
     public required string Phase { get; init; }
 

@@ -208,9 +208,12 @@ public sealed class MonitorNode
             }
         }
 
-        // The primary's process is gone if it restarted, or says it is a backup in the epoch it was to lead.
-        if (_config.Epoch > 0 && heartbeat.From == _config.Primary &&
-            (restarted || (heartbeat.Epoch == _config.Epoch && heartbeat.Role == ServerRole.Backup)))
+        // The primary of this epoch is gone when its server says it is a backup in that very epoch: a restarted
+        // process never leads the epoch it recovered with. A new process that has not heard of the epoch yet
+        // will take the promotion from this heartbeat's answer, unless it may have lost writes it acknowledged.
+        // (An incarnation change alone proves nothing: the new process may be the one that took the promotion.)
+        if (_config.Epoch > 0 && heartbeat.From == _config.Primary && heartbeat.Role == ServerRole.Backup &&
+            (heartbeat.Epoch >= _config.Epoch || (restarted && !heartbeat.Durable)))
         {
             _primaryGoneEpoch = _config.Epoch;
         }
@@ -426,7 +429,8 @@ public sealed class MonitorNode
         var failed = PrimaryFailed(now, out var knownDead);
         if (_forced is { } forced)
         {
-            if (!failed || (!knownDead && now < _leaseExpiry))
+            // No lease is granted while a forced promotion waits, so even a healthy primary's lease runs out.
+            if (!knownDead && now < _leaseExpiry)
             {
                 SetPhase(FailoverPhase.AwaitingLeaseExpiry, _config.Primary, $"forced promotion of {forced.Target} waits for the lease of {_config.Primary} to expire");
                 return;

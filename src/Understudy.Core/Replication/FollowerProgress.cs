@@ -29,7 +29,8 @@ public sealed class FollowerProgress
     /// <summary>True while finding where the logs agree (one frame at a time).</summary>
     public bool Probing { get; internal set; }
 
-    public int Inflight { get; internal set; }
+    /// <summary>Frames sent and not yet covered by an acknowledgement.</summary>
+    public int Inflight => _inflightEnds.Count;
 
     public ulong Incarnation { get; internal set; }
 
@@ -45,6 +46,27 @@ public sealed class FollowerProgress
     /// <summary>Since when frames have been outstanding with no answer (reset by every answer).</summary>
     internal long WaitingSince { get; set; } = long.MinValue;
 
+    // The last index each outstanding frame carried. Acks are cumulative (one ack may cover many frames),
+    // so a frame counts as answered once an ack verifies its last index.
+    private readonly Queue<long> _inflightEnds = new();
+
+    internal void FrameSent(long lastIndex) => _inflightEnds.Enqueue(lastIndex);
+
+    /// <summary>Retires every frame the acknowledgement covers; returns how many.</summary>
+    internal int Acknowledge(long verifiedIndex)
+    {
+        var retired = 0;
+        while (_inflightEnds.TryPeek(out var end) && end <= verifiedIndex)
+        {
+            _inflightEnds.Dequeue();
+            retired++;
+        }
+
+        return retired;
+    }
+
+    internal void ForgetInflight() => _inflightEnds.Clear();
+
     /// <summary>The transport saw the connection to it drop since its last answer.</summary>
     public bool Disconnected { get; internal set; }
 
@@ -54,7 +76,7 @@ public sealed class FollowerProgress
     internal void ResetToProbe()
     {
         Probing = true;
-        Inflight = 0;
+        _inflightEnds.Clear();
         WaitingSince = long.MinValue;
         NextIndex = Math.Max(MatchIndex + 1, 1);
     }

@@ -388,8 +388,6 @@ public sealed class ServerNode
 
         f.LastAckAt = now;
         f.Disconnected = false;
-        f.Inflight = Math.Max(0, f.Inflight - 1);
-        f.WaitingSince = f.Inflight > 0 ? now : long.MinValue;
         if (ack.EchoSentAt != 0)
         {
             f.LastRoundTrip = now - ack.EchoSentAt;
@@ -397,6 +395,12 @@ public sealed class ServerNode
 
         if (ack.Success)
         {
+            // Progress retires outstanding frames and restarts the resend clock; a stale ack retires nothing.
+            if (f.Acknowledge(ack.VerifiedIndex) > 0)
+            {
+                f.WaitingSince = f.Inflight > 0 ? now : long.MinValue;
+            }
+
             if (ack.MatchIndex > f.MatchIndex)
             {
                 f.MatchIndex = Math.Min(ack.MatchIndex, _log.LastIndex);
@@ -406,7 +410,7 @@ public sealed class ServerNode
             if (f.Probing)
             {
                 f.Probing = false;
-                f.Inflight = 0;
+                f.ForgetInflight();
                 f.WaitingSince = long.MinValue;
                 f.NextIndex = Math.Min(Math.Max(ack.VerifiedIndex, f.MatchIndex) + 1, _log.LastIndex + 1);
             }
@@ -429,7 +433,7 @@ public sealed class ServerNode
         }
 
         f.Probing = true;
-        f.Inflight = 0;
+        f.ForgetInflight();
         f.WaitingSince = long.MinValue;
         f.NextIndex = Math.Clamp(Math.Min(candidate, ack.PrevIndex), 1, _log.LastIndex + 1);
     }
@@ -716,7 +720,6 @@ public sealed class ServerNode
 
             // One frame at a time while probing: a few entries, so a matching backup catches up at once.
             SendFrame(f, now, Math.Min(Options.MaxBatchEntries, 64));
-            f.Inflight = 1;
             return;
         }
 
@@ -725,14 +728,12 @@ public sealed class ServerNode
         {
             var count = SendFrame(f, now, Options.MaxBatchEntries);
             f.NextIndex += count;
-            f.Inflight++;
             sent = true;
         }
 
         if (!sent && keepAlive && f.Inflight < Options.MaxInflightFrames)
         {
             SendFrame(f, now, 0);
-            f.Inflight++;
         }
     }
 
@@ -746,6 +747,7 @@ public sealed class ServerNode
             f.WaitingSince = now;
         }
 
+        f.FrameSent(prev + entries.Length);
         f.LastSentAt = now;
         f.LastCommitSent = _commitIndex;
         return entries.Length;

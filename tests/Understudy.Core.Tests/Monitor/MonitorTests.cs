@@ -205,6 +205,28 @@ public class MonitorTests
     }
 
     [Fact]
+    public void Monitor_keeps_a_new_process_that_took_the_promotion_as_primary()
+    {
+        // Found by the simulator (seed 3507): the monitor promoted B1 on a stale heartbeat from B1's
+        // previous process; the push reached B1's new process, which became primary. Its heartbeat comes
+        // from a new incarnation, yet it leads the epoch: it must keep its lease, not be failed over.
+        var m = Stable();
+        m.Crash(B1);
+        m.Beat(B1, restarted: true);
+        m.Env.Clear();
+        m.Crash(P);
+        m.Store();
+        Assert.Equal(B1, m.Node.Config.Primary);
+        m.Env.Clear();
+
+        m.Beat(B1, ServerRole.Primary, epoch: 2, restarted: true);
+
+        Assert.Empty(m.Env.Proposals);
+        Assert.NotEqual(0, m.LastLeaseGrantedTo(B1));
+        Assert.Equal(FailoverPhase.Stable, m.Node.Phase);
+    }
+
+    [Fact]
     public void Monitor_treats_a_primary_reporting_itself_backup_in_its_own_epoch_as_gone()
     {
         var m = Stable();
@@ -435,7 +457,7 @@ public class MonitorTests
         Assert.DoesNotContain("UNSAFE", note.Detail, StringComparison.Ordinal);
     }
 
-    [Fact(Skip = "BUG: a forced promotion accepted while the primary is healthy stops its leases and then waits forever")]
+    [Fact]
     public void Forced_promotion_while_the_primary_is_alive_does_not_leave_the_cluster_without_a_lease_forever()
     {
         var m = Stable(inSync: [P]);
