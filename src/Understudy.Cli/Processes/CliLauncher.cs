@@ -1,23 +1,30 @@
 using System.Diagnostics;
+using System.Reflection;
 
 namespace Understudy.Cli.Processes;
 
-/// <summary>Starts another `understudy` process the same way this one was started (apphost or `dotnet understudy.dll`).</summary>
+/// <summary>
+/// Starts another `understudy` process: through the same apphost when this process is the CLI started that
+/// way, else as `dotnet understudy.dll` (the CLI run by `dotnet`, or hosted inside a test process).
+/// </summary>
 internal static class CliLauncher
 {
     public static ProcessStartInfo StartInfo(IEnumerable<string> arguments)
     {
-        var host = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which executable is running");
-        var info = new ProcessStartInfo(host)
+        var cli = typeof(CliLauncher).Assembly;
+        var current = Environment.ProcessPath ?? "dotnet";
+        var isCliApphost = Assembly.GetEntryAssembly() == cli &&
+            !string.Equals(Path.GetFileNameWithoutExtension(current), "dotnet", StringComparison.OrdinalIgnoreCase);
+        var info = new ProcessStartInfo(isCliApphost ? current : DotnetHost(current))
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = false,
         };
-        if (string.Equals(Path.GetFileNameWithoutExtension(host), "dotnet", StringComparison.OrdinalIgnoreCase))
+        if (!isCliApphost)
         {
-            info.ArgumentList.Add(typeof(CliLauncher).Assembly.Location);
+            info.ArgumentList.Add(cli.Location);
         }
 
         foreach (var a in arguments)
@@ -26,5 +33,16 @@ internal static class CliLauncher
         }
 
         return info;
+    }
+
+    private static string DotnetHost(string current)
+    {
+        if (string.Equals(Path.GetFileNameWithoutExtension(current), "dotnet", StringComparison.OrdinalIgnoreCase))
+        {
+            return current;
+        }
+
+        // Test hosts and `dotnet test` set DOTNET_HOST_PATH to the muxer that started them.
+        return Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
     }
 }

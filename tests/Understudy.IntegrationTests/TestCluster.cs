@@ -1,0 +1,118 @@
+using Understudy.Cli.Cluster;
+using Understudy.Client;
+using Understudy.Core.Client;
+using Understudy.Hosting;
+
+namespace Understudy.IntegrationTests;
+
+/// <summary>
+/// A real cluster for one test: the monitor and servers as separate processes on ports the OS picks, in a
+/// temporary folder, every process killed and the folder deleted on dispose (even when the test fails).
+/// Fast timings keep failovers quick; every wait polls a condition with a deadline and says what it saw.
+/// </summary>
+internal sealed class TestCluster : IAsyncDisposable
+{
+    private readonly DirectoryInfo _folder;
+    private readonly List<UnderstudyClient> _clients = [];
+
+    private TestCluster(LocalCluster cluster, DirectoryInfo folder)
+    {
+        Cluster = cluster;
+        _folder = folder;
+    }
+
+    public LocalCluster Cluster { get; }
+
+    public string Folder => _folder.FullName;
+
+    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null)
+    {
+        var folder = Directory.CreateTempSubdirectory("understudy-it-");
+        var ports = LocalClusterOptions.FreePorts(servers + 3);
+        var options = new LocalClusterOptions
+        {
+            Servers = servers,
+            ServerPorts = ports[..servers],
+            MonitorPort = ports[servers],
+            ClientPort = ports[servers + 1],
+            HttpPort = ports[servers + 2],
+            ServerHttp = false,
+            DataDirectory = folder.FullName,
+            Fsync = fsync,
+            ServerArguments = [.. serverArgs ?? []],
+            MonitorArguments = [.. monitorArgs ?? []],
+        };
+        var cluster = new TestCluster(new LocalCluster(options), folder);
+        if (start)
+        {
+            cluster.Cluster.StartAll();
+            await cluster.WaitHealthyAsync("start-up");
+        }
+
+        return cluster;
+    }
+
+    public UnderstudyClient NewClient(TimeSpan? requestTimeout = null)
+    {
+        var client = new UnderstudyClient(new UnderstudyClientOptions
+        {
+            Monitor = Cluster.MonitorAddress,
+            Retry = new ClientOptions { RequestTimeout = requestTimeout ?? TimeSpan.FromSeconds(20) },
+        });
+        _clients.Add(client);
+        return client;
+    }
+
+    /// <summary>Waits until a primary serves and every running server is alive and in sync.</summary>
+    public async Task<ClusterStatus> WaitHealthyAsync(string phase, TimeSpan? timeout = null)
+    {
+        var status = await Cluster.WaitForHealthyAsync(timeout ?? TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        return status ?? throw new TimeoutException($"{phase}: the cluster did not become healthy in time. Last status: {await DescribeAsync()}");
+    }
+
+    /// <summary>Waits for a condition on the monitor's status; the message says the phase and what was seen.</summary>
+    public async Task<ClusterStatus> WaitForAsync(string phase, Func<ClusterStatus, bool> condition, TimeSpan? timeout = null)
+    {
+        var status = await Cluster.WaitForAsync(condition, timeout ?? TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        return status ?? throw new TimeoutException($"{phase}: condition not met in time. Last status: {await DescribeAsync()}");
+    }
+
+    public async Task<LocalServer> PrimaryAsync() =>
+        await Cluster.PrimaryAsync(TestContext.Current.CancellationToken) ?? throw new InvalidOperationException($"no primary: {await DescribeAsync()}");
+
+    public async Task<string> DescribeAsync()
+    {
+        var s = await Cluster.StatusAsync(CancellationToken.None);
+        return s is null ? "(monitor not answering)" : s.ToJson();
+    }
+
+    /// <summary>The tail of every process log, to explain a failure.</summary>
+    public string Logs(int lines = 40)
+    {
+        var logs = Path.Combine(Folder, "logs");
+        if (!Directory.Exists(logs))
+        {
+            return "(no logs)";
+        }
+
+        return string.Join("\n", Directory.GetFiles(logs).Order().Select(f => $"== {Path.GetFileName(f)}\n" + string.Join("\n", File.ReadLines(f).TakeLast(lines))));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var c in _clients)
+        {
+            await c.DisposeAsync();
+        }
+
+        await Cluster.DisposeAsync();
+        try
+        {
+            _folder.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // A process still closing a file; the temp folder is cleaned by the OS eventually.
+        }
+    }
+}
