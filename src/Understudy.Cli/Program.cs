@@ -18,6 +18,7 @@ public static class Program
             ClientVerb.Create(),
             StatusVerb.Create(),
             UpVerb.Create(),
+            DemoVerb.Create(),
             SimulateVerb.Create(),
         };
 

@@ -277,49 +277,18 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     {
         private readonly UnderstudyClient _client;
         private readonly NodeAddress _address;
-        private readonly ReconnectingPeer _peer;
-        private readonly Lock _lock = new();
-        private readonly List<ClientRequest> _waiting = [];
+        private readonly BufferedPeer _peer;
 
         public ServerLink(UnderstudyClient client, NodeAddress address)
         {
             _client = client;
             _address = address;
-            _peer = new ReconnectingPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) });
-            _peer.Connected += connection =>
-            {
-                lock (_lock)
-                {
-                    foreach (var request in _waiting)
-                    {
-                        connection.Send(request);
-                    }
-
-                    _waiting.Clear();
-                }
-            };
-            _peer.Disconnected += _ =>
-            {
-                lock (_lock)
-                {
-                    _waiting.Clear();
-                }
-
-                client._loop.Post(() => client._session.OnServerConnectionLost(address));
-            };
+            _peer = new BufferedPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) });
+            _peer.Disconnected += _ => client._loop.Post(() => client._session.OnServerConnectionLost(address));
             _peer.Start();
         }
 
-        public void Send(in ClientRequest request)
-        {
-            lock (_lock)
-            {
-                if (!_peer.Send(request))
-                {
-                    _waiting.Add(request);
-                }
-            }
-        }
+        public void Send(in ClientRequest request) => _peer.Send(request);
 
         private ValueTask HandleAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
         {

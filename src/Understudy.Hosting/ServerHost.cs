@@ -76,7 +76,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private readonly TcpTransport _transport = new("stop the process that holds it, or choose another port with --port (or UNDERSTUDY_SERVER__PORT)");
     private readonly ConcurrentDictionary<long, FrameConnection> _clients = new();
     private readonly ConcurrentDictionary<NodeAddress, FrameConnection> _inboundServers = new();
-    private readonly ConcurrentDictionary<NodeAddress, ReconnectingPeer> _outboundServers = new();
+    private readonly ConcurrentDictionary<NodeAddress, BufferedPeer> _outboundServers = new();
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly FrameConnectionOptions _connectionOptions;
     private DurableLog _log = null!;
@@ -239,13 +239,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             Metrics.BatchEntries.Observe(frame.Entries.Length);
         }
 
-        if (_outboundServers.TryGetValue(to, out var peer) && peer.IsConnected)
-        {
-            peer.Send(message);
-            return;
-        }
-
-        if (_inboundServers.TryGetValue(to, out var inbound) && !inbound.IsClosing)
+        // A backup answers on the connection its primary opened; a primary sends on its own (buffered while it
+        // connects, so the first frames after a promotion are not lost to a connection still being made).
+        if (_inboundServers.TryGetValue(to, out var inbound) && !inbound.IsClosing && !(_outboundServers.TryGetValue(to, out var own) && own.IsConnected))
         {
             inbound.Send(message);
             return;
@@ -290,10 +286,10 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         }
     }
 
-    private ReconnectingPeer Outbound(NodeAddress to) =>
+    private BufferedPeer Outbound(NodeAddress to) =>
         _outboundServers.GetOrAdd(to, address =>
         {
-            var peer = new ReconnectingPeer(_transport, address, _connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = TimeSpan.FromSeconds(1) });
+            var peer = new BufferedPeer(_transport, address, _connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = TimeSpan.FromSeconds(1) });
             peer.Disconnected += closed => _loop.Post(() => _node.OnPeerConnectionLost(address));
             peer.Start();
             return peer;

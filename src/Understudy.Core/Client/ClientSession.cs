@@ -90,6 +90,15 @@ public sealed class ClientSession
                 return;
             }
 
+            if (from == Primary && response.Epoch < Epoch)
+            {
+                // The monitor named this server for a newer epoch than it knows yet: its promotion is on the
+                // way. Ask again shortly, without growing the backoff.
+                p.LastError = response.PayloadText;
+                p.NextAttemptAt = now + Ticks(_options.InitialBackoff);
+                return;
+            }
+
             QueryMonitor(now);
         }
 
