@@ -19,6 +19,7 @@ public static class Program
             StatusVerb.Create(),
             UpVerb.Create(),
             DemoVerb.Create(),
+            ChaosVerb.Create(),
             SimulateVerb.Create(),
         };
 

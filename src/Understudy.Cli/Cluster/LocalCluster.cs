@@ -39,7 +39,20 @@ internal sealed record LocalClusterOptions
     /// <summary>Explicit ports per server (overrides BasePort), for clusters on free ports.</summary>
     public IReadOnlyList<int>? ServerPorts { get; init; }
 
+    /// <summary>Per-server hosts (each in its own network namespace, say); null: all on <see cref="Host"/>.</summary>
+    public IReadOnlyList<string>? ServerHosts { get; init; }
+
+    /// <summary>The monitor's host when it differs from <see cref="Host"/>.</summary>
+    public string? MonitorHost { get; init; }
+
+    /// <summary>A command each process is started through, by name ("monitor", "server1"...): e.g. `ip netns exec NS`.</summary>
+    public Func<string, IReadOnlyList<string>>? Launcher { get; init; }
+
     public int PortOf(int n) => ServerPorts is { } ports ? ports[n - 1] : BasePort - (n - 1);
+
+    public string HostOf(int n) => ServerHosts is { } hosts ? hosts[n - 1] : Host;
+
+    public string MonitorHostName => MonitorHost ?? Host;
 
     /// <summary>The original's ports if they are free, else ports the OS picks.</summary>
     public LocalClusterOptions WithFreePortsIfTaken()
@@ -113,28 +126,29 @@ internal sealed class LocalCluster : IAsyncDisposable
         var logs = Path.Combine(options.DataDirectory, "logs");
         var monitorArgs = new List<string>
         {
-            "monitor", "--host", options.Host,
+            "monitor", "--host", options.MonitorHostName,
             "--port", Text(options.MonitorPort), "--client-port", Text(options.ClientPort), "--http-port", Text(options.HttpPort),
             "--data", Path.Combine(options.DataDirectory, "monitor"),
         };
         monitorArgs.AddRange(options.MonitorArguments);
-        Monitor = new ChildProcess("monitor", monitorArgs, Path.Combine(logs, "monitor.log"));
+        Monitor = new ChildProcess("monitor", monitorArgs, Path.Combine(logs, "monitor.log"), options.Launcher?.Invoke("monitor"));
         for (var n = 1; n <= options.Servers; n++)
         {
             var port = options.PortOf(n);
+            var host = options.HostOf(n);
             var args = new List<string>
             {
-                "server", "--host", options.Host, "--port", Text(port),
-                "--monitor", $"{options.Host}:{options.MonitorPort}",
+                "server", "--host", host, "--port", Text(port),
+                "--monitor", $"{options.MonitorHostName}:{options.MonitorPort}",
                 "--data", Path.Combine(options.DataDirectory, $"server-{port}"),
                 "--fsync", options.Fsync,
                 "--http-port", Text(options.ServerHttp ? port + 100 : 0),
             };
             args.AddRange(options.ServerArguments);
-            _servers.Add(new LocalServer(n, new NodeAddress(options.Host, port), new ChildProcess($"server{n}", args, Path.Combine(logs, $"server{n}-{port}.log"))));
+            _servers.Add(new LocalServer(n, new NodeAddress(host, port), new ChildProcess($"server{n}", args, Path.Combine(logs, $"server{n}-{port}.log"), options.Launcher?.Invoke($"server{n}"))));
         }
 
-        MonitorAddress = new NodeAddress(options.Host, options.ClientPort);
+        MonitorAddress = new NodeAddress(options.MonitorHostName, options.ClientPort);
         Admin = new UnderstudyClient(new UnderstudyClientOptions { Monitor = MonitorAddress });
     }
 
@@ -150,7 +164,7 @@ internal sealed class LocalCluster : IAsyncDisposable
     /// <summary>An admin connection to the monitor (status, events, switchover).</summary>
     public UnderstudyClient Admin { get; }
 
-    public string DashboardUrl => Options.HttpPort > 0 ? $"http://{Options.Host}:{Options.HttpPort}/" : "(HTTP off)";
+    public string DashboardUrl => Options.HttpPort > 0 ? $"http://{Options.MonitorHostName}:{Options.HttpPort}/" : "(HTTP off)";
 
     public void StartAll()
     {

@@ -135,6 +135,30 @@ internal sealed class Workload : IAsyncDisposable
         return -1;
     }
 
+    /// <summary>
+    /// Client-observed unavailability around a fault at <paramref name="time"/>: from the last acknowledgement
+    /// before it to the first after it (from an epoch after <paramref name="epoch"/> when the fault caused a
+    /// promotion). NaN when there is no acknowledgement on one side.
+    /// </summary>
+    public double UnavailableMs(long time, long? epoch)
+    {
+        lock (_acksLock)
+        {
+            var before = _ackEpochs.Where(a => a.Time <= time).Select(a => a.Time).DefaultIfEmpty(-1).Max();
+            var after = _ackEpochs.Where(a => a.Time > time && (epoch is null || a.Epoch > epoch)).Select(a => a.Time).DefaultIfEmpty(-1).Min();
+            return before < 0 || after < 0 ? double.NaN : (after - before) / 1000.0;
+        }
+    }
+
+    /// <summary>The highest epoch of any acknowledgement at or before <paramref name="time"/>.</summary>
+    public long EpochAt(long time)
+    {
+        lock (_acksLock)
+        {
+            return _ackEpochs.Where(a => a.Time <= time).Select(a => a.Epoch).DefaultIfEmpty(0).Max();
+        }
+    }
+
     /// <summary>The highest epoch any acknowledgement so far came from.</summary>
     public long LatestEpoch
     {

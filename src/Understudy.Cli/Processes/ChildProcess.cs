@@ -10,14 +10,16 @@ namespace Understudy.Cli.Processes;
 internal sealed class ChildProcess : IDisposable
 {
     private readonly IReadOnlyList<string> _arguments;
+    private readonly IReadOnlyList<string> _prefix;
     private readonly Lock _lock = new();
     private Process? _process;
     private StreamWriter? _log;
 
-    public ChildProcess(string name, IReadOnlyList<string> arguments, string logPath)
+    public ChildProcess(string name, IReadOnlyList<string> arguments, string logPath, IReadOnlyList<string>? prefix = null)
     {
         Name = name;
         _arguments = arguments;
+        _prefix = prefix ?? [];
         LogPath = logPath;
     }
 
@@ -55,7 +57,7 @@ internal sealed class ChildProcess : IDisposable
             Directory.CreateDirectory(Path.GetDirectoryName(LogPath)!);
             _log?.Dispose();
             _log = new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
-            var info = CliLauncher.StartInfo(_arguments);
+            var info = CliLauncher.StartInfo(_arguments, _prefix);
             info.Environment[ParentWatchdog.Variable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var process = new Process { StartInfo = info, EnableRaisingEvents = true };
             var log = _log;

@@ -9,6 +9,38 @@ namespace Understudy.Cli.Processes;
 /// </summary>
 internal static class CliLauncher
 {
+    /// <summary>
+    /// As <see cref="StartInfo(IEnumerable{string})"/>, run through <paramref name="prefix"/> (for example
+    /// `ip netns exec NAME`, which execs the command so the child keeps this process as its parent).
+    /// </summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> arguments, IReadOnlyList<string> prefix)
+    {
+        var plain = StartInfo(arguments);
+        if (prefix.Count == 0)
+        {
+            return plain;
+        }
+
+        var wrapped = new ProcessStartInfo(prefix[0])
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var p in prefix.Skip(1))
+        {
+            wrapped.ArgumentList.Add(p);
+        }
+
+        wrapped.ArgumentList.Add(plain.FileName);
+        foreach (var a in plain.ArgumentList)
+        {
+            wrapped.ArgumentList.Add(a);
+        }
+
+        return wrapped;
+    }
+
     public static ProcessStartInfo StartInfo(IEnumerable<string> arguments)
     {
         var cli = typeof(CliLauncher).Assembly;
