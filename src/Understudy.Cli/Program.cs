@@ -11,6 +11,12 @@ public static class Program
     public static async Task<int> Main(string[] args)
     {
         ParentWatchdog.StartIfSupervised();
+
+        // Piped output has no terminal width; tables should not wrap at 80 columns in logs and scripts.
+        if (Console.IsOutputRedirected)
+        {
+            Spectre.Console.AnsiConsole.Profile.Width = 200;
+        }
         var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost.")
         {
             ServerVerb.Create(),

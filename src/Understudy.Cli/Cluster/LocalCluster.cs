@@ -93,18 +93,48 @@ internal sealed record LocalClusterOptions
         }
     }
 
-    /// <summary>Ports the OS hands out, all free at the time of asking.</summary>
+    /// <summary>
+    /// Ports free at the time of asking, chosen at random below the kernel's ephemeral range: a port the OS
+    /// hands out for port 0 comes from that range, where any outgoing connection may take it before the
+    /// process meant to listen on it has started.
+    /// </summary>
     public static int[] FreePorts(int count)
     {
-        var listeners = Enumerable.Range(0, count).Select(_ =>
+        var (low, high) = PortRange();
+        var chosen = new List<int>();
+        var tries = 0;
+        while (chosen.Count < count)
         {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return l;
-        }).ToList();
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
+            var port = Random.Shared.Next(low, high);
+            if (!chosen.Contains(port) && PortIsFree(port) && (tries++ > 1000 || PortIsFree(port + 100)))
+            {
+                chosen.Add(port);
+            }
+        }
+
+        return [.. chosen];
+    }
+
+    private static (int Low, int High) PortRange()
+    {
+        // Linux's ephemeral range starts at 32768 by default; stay below whatever it is set to.
+        try
+        {
+            var text = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+            var ephemeralLow = int.Parse(text[0], CultureInfo.InvariantCulture);
+            if (ephemeralLow > 12000)
+            {
+                return (10000, ephemeralLow - 200);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return (20000, 32000);
     }
 }
 
