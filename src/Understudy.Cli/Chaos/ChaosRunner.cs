@@ -64,6 +64,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
     private readonly Random _random;
     private readonly List<FaultRecord> _faults = [];
     private readonly Dictionary<string, EventView> _events = [];
+    private readonly List<string> _stuck = [];
     private LocalCluster _cluster = null!;
     private Workload _workload = null!;
     private NamespaceNetwork? _network;
@@ -113,7 +114,17 @@ internal sealed class ChaosRunner : IAsyncDisposable
                 var kinds = MixedKinds.Where(k => k != "partition" || _network is not null).ToArray();
                 var kind = _options.Scenario == ChaosScenario.Mixed ? kinds[_random.Next(kinds.Length)] : Name(_options.Scenario);
                 var before = _faults.Count;
-                await InjectAsync(kind, cancellationToken);
+                try
+                {
+                    await InjectAsync(kind, cancellationToken);
+                }
+                catch (InvalidOperationException e)
+                {
+                    // The cluster did not recover from the last fault; the verdict will say so if it never does.
+                    _say($"fault {i}/{_options.Faults}: {kind} could not be injected: {e.Message}");
+                    _stuck.Add($"before fault {i} ({kind}): {e.Message}");
+                }
+
                 foreach (var f in _faults.Skip(before))
                 {
                     _say($"fault {i}/{_options.Faults}: {f.Kind} — {f.Detail} ({_workload.Acknowledged} acknowledged so far)");
@@ -536,6 +547,9 @@ internal sealed class ChaosRunner : IAsyncDisposable
         {
             violations.Add(new Violation(ViolationKind.NoRecovery, readError));
         }
+
+        // A fault that found no primary for 30 s is an availability failure worth a loud verdict.
+        violations.AddRange(_stuck.Select(s => new Violation(ViolationKind.NoRecovery, s)));
 
         var stats = check?.Stats ?? new CheckStats { Operations = history.Operations.Count(o => o.Type == OpType.Invoke) };
         var result = new ChaosResult

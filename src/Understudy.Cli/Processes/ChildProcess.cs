@@ -49,9 +49,13 @@ internal sealed class ChildProcess : IDisposable
     {
         lock (_lock)
         {
-            if (_process is { HasExited: false })
+            if (_process is { HasExited: false } running)
             {
-                return;
+                // Started twice, or restarted before the old process was reaped: never silently keep the old one.
+                if (!running.WaitForExit(TimeSpan.FromSeconds(10)))
+                {
+                    return;
+                }
             }
 
             Directory.CreateDirectory(Path.GetDirectoryName(LogPath)!);
@@ -77,13 +81,18 @@ internal sealed class ChildProcess : IDisposable
         }
     }
 
-    /// <summary>SIGKILL: a crash, as the original's kill scripts did.</summary>
+    /// <summary>
+    /// SIGKILL: a crash, as the original's kill scripts did. Returns once the process is gone, so a restart
+    /// right after it really starts a new process (and finds the port and the data folder free).
+    /// </summary>
     public void Kill()
     {
+        Process? killed = null;
         lock (_lock)
         {
             if (_process is { HasExited: false } p)
             {
+                killed = p;
                 if (Paused)
                 {
                     Posix.Signal(p.Id, Posix.SigCont);
@@ -101,6 +110,8 @@ internal sealed class ChildProcess : IDisposable
                 Paused = false;
             }
         }
+
+        killed?.WaitForExit(TimeSpan.FromSeconds(10));
     }
 
     /// <summary>SIGTERM, then SIGKILL if it has not exited within the grace period.</summary>
