@@ -136,18 +136,18 @@ public class CliTests(ITestOutputHelper output)
                     () => Task.FromResult($"expected servers with pids {string.Join(", ", serverPids)}; last status: {last}; {up.Describe()}"));
             }
 
-            Assert.All(children, pid => Assert.False(Gone(pid), $"child {pid} should be running"));
+            Assert.All(children, pid => Assert.False(ProcFs.Gone(pid), $"child {pid} should be running"));
             up.KillAlone();
             Assert.NotEqual(0, await up.WaitForExitAsync("up after kill -9"));
 
             await Poll.UntilAsync(
-                () => children.All(Gone),
+                () => children.All(ProcFs.Gone),
                 "every child of the killed `up` exits",
-                () => $"still running: {string.Join(", ", children.Where(p => !Gone(p)).Select(p => $"{p} ({State(p)})"))}");
+                () => $"still running: {string.Join(", ", children.Where(p => !ProcFs.Gone(p)).Select(p => $"{p} ({ProcFs.State(p)})"))}");
         }
         finally
         {
-            foreach (var pid in children.Where(p => !Gone(p)))
+            foreach (var pid in children.Where(p => !ProcFs.Gone(p)))
             {
                 Posix.Signal(pid, Posix.SigKill);
             }
@@ -249,23 +249,6 @@ public class CliTests(ITestOutputHelper output)
         {
             // Not written yet, or half written.
             return null;
-        }
-    }
-
-    /// <summary>Exited: no such process, or a zombie waiting for a parent to reap it (it runs nothing and holds no port).</summary>
-    private static bool Gone(int pid) => !Posix.Exists(pid) || State(pid) is "Z" or "X" or "gone";
-
-    private static string State(int pid)
-    {
-        try
-        {
-            // /proc/PID/stat: "pid (name) S ...": the state follows the last ')'.
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
-        }
-        catch (IOException)
-        {
-            return "gone";
         }
     }
 

@@ -95,6 +95,7 @@ public class FailoverTests(ITestOutputHelper output)
             TestContext.Current.CancellationToken);
 
         Assert.True(paused.Process.Pause(), "SIGSTOP the primary");
+        await Poll.UntilAsync(() => ProcFs.Stopped(paused.Process.Pid), "the SIGSTOP takes effect on every thread of the primary", () => $"process {paused.Process.Pid} is in state {ProcFs.State(paused.Process.Pid)}");
         var pausedAt = work.Now;
         var inFlightAtPause = work.InFlight;
 
