@@ -36,7 +36,7 @@ public class MalformedInputTests(ITestOutputHelper output)
     [Fact]
     public async Task Malformed_frame_to_each_port_gets_a_protocol_error_and_the_process_keeps_serving()
     {
-        await using var test = await TestCluster.StartAsync(servers: 2);
+        await using var test = await TestCluster.StartAsync(servers: 2, monitorArgs: TestCluster.PatientMonitorTimings);
         await using var work = new Workload();
         var client = test.NewClient();
         var primary = await test.PrimaryAsync();

@@ -56,7 +56,8 @@ public partial class RestartTests(ITestOutputHelper output)
     {
         await using var test = await TestCluster.StartAsync();
         await using var work = new Workload();
-        var client = test.NewClient();
+        // Patient enough for four processes to restart on a busy machine while its call waits.
+        var client = test.NewClient(TimeSpan.FromSeconds(60));
         work.StartWriter(client, "k");
         await work.WaitForAckedAsync(150, "writes before the kill");
 

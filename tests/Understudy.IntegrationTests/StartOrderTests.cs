@@ -7,7 +7,7 @@ public class StartOrderTests(ITestOutputHelper output)
     [Fact]
     public async Task Client_started_before_the_servers_gets_its_writes_acknowledged()
     {
-        await using var test = await TestCluster.StartAsync(start: false);
+        await using var test = await TestCluster.StartAsync(start: false, monitorArgs: TestCluster.PatientMonitorTimings);
         await using var work = new Workload();
 
         // Nothing runs yet: the client keeps trying the monitor, its call waiting within its deadline.
@@ -34,7 +34,7 @@ public class StartOrderTests(ITestOutputHelper output)
     [Fact]
     public async Task Servers_started_before_the_monitor_form_a_cluster()
     {
-        await using var test = await TestCluster.StartAsync(start: false);
+        await using var test = await TestCluster.StartAsync(start: false, monitorArgs: TestCluster.PatientMonitorTimings);
         foreach (var s in test.Cluster.Servers)
         {
             s.Process.Start();
@@ -56,7 +56,7 @@ public class StartOrderTests(ITestOutputHelper output)
     [Fact]
     public async Task Servers_started_one_by_one_join_as_backups_and_catch_up()
     {
-        await using var test = await TestCluster.StartAsync(start: false);
+        await using var test = await TestCluster.StartAsync(start: false, monitorArgs: TestCluster.PatientMonitorTimings);
         await using var work = new Workload();
         test.Cluster.Monitor.Start();
         var firstServer = test.Cluster.Server(1);
@@ -89,7 +89,7 @@ public class StartOrderTests(ITestOutputHelper output)
     [Fact]
     public async Task Servers_started_in_reverse_with_the_monitor_between_them_form_one_cluster()
     {
-        await using var test = await TestCluster.StartAsync(start: false);
+        await using var test = await TestCluster.StartAsync(start: false, monitorArgs: TestCluster.PatientMonitorTimings);
         var servers = test.Cluster.Servers.Reverse().ToList();
         servers[0].Process.Start();
         await TestCluster.WaitForLogLineAsync(servers[0].Process, line => line.Contains("waiting for the monitor", StringComparison.Ordinal), $"{servers[0].Process.Name} runs without a monitor");
