@@ -62,6 +62,49 @@ public class FailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Last_in_sync_server_down_means_waiting_for_it_never_promoting_a_stale_server()
+    {
+        await using var test = await TestCluster.StartAsync(serverArgs: ["--min-in-sync", "1"]);
+        await using var work = new Workload();
+        work.StartWriter(test.NewClient(TimeSpan.FromSeconds(60)), "wait");
+        await work.WaitForAckedAsync(50, "writes with three servers");
+
+        // Chain failure down to one server...
+        var stale = await test.PrimaryAsync();
+        stale.Process.Kill();
+        var status = await test.WaitForAsync("promotion after the first kill", s => s.Primary is not null && s.Primary != stale.Address.ToString() && s.Phase == "Stable");
+        var second = test.Cluster.Servers.Single(s => s.Address.ToString() == status.Primary);
+        await work.WaitForAckedAsync(work.Acked + 50, "writes with two servers");
+        second.Process.Kill();
+        var last = test.ServersExcept(stale, second).Single();
+        await test.WaitForAsync("the last server is primary and alone in sync", s => s.Primary == last.Address.ToString() && s.InSync.SequenceEqual([last.Address.ToString()]) && s.Phase == "Stable");
+        await work.WaitForAckedAsync(work.Acked + 50, "writes acknowledged by the last server alone");
+
+        // ...then it dies too, and a server that missed those writes comes back.
+        last.Process.Kill();
+        status = await test.WaitForAsync("no candidate once the last in-sync server is dead", s => s.Phase == "NoCandidate");
+        var ackedDuringOutage = work.Acked;
+        stale.Process.Start();
+        status = await test.WaitForAsync(
+            "the monitor sees the stale server alive and still has no candidate",
+            s => TestCluster.Member(s, stale) is { State: "alive" } && s.Phase == "NoCandidate");
+        Assert.Equal(last.Address.ToString(), status.Primary);
+        Assert.DoesNotContain(stale.Address.ToString(), status.InSync);
+        Assert.True(work.Acked == ackedDuringOutage, $"{work.Acked - ackedDuringOutage} writes were acknowledged while no in-sync server was alive");
+
+        // Availability waits for the last in-sync server; when it returns it leads again and nothing is lost.
+        last.Process.Start();
+        await test.WaitForAsync("the last in-sync server returns as primary", s => s.Primary == last.Address.ToString() && s.Phase == "Stable" && s.Epoch > status.Epoch);
+        await work.WaitForAckedAsync(ackedDuringOutage + 50, "writes after the last in-sync server returned");
+        await test.WaitForAsync("the stale server catches up and rejoins the in-sync set", s => s.InSync.Contains(stale.Address.ToString()));
+        await work.StopAsync();
+
+        var log = await test.NewClient().ReadAllAsync(TestContext.Current.CancellationToken);
+        var result = work.AssertValid(log, output);
+        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"the call waiting through the outage should have been acknowledged once the server returned; errors: {work.LastErrors()}");
+    }
+
+    [Fact]
     public async Task Paused_primary_is_replaced_and_never_serves_after_its_lease()
     {
         await using var test = await TestCluster.StartAsync();
