@@ -79,14 +79,14 @@ internal sealed class TestCluster : IAsyncDisposable
     public async Task<ClusterStatus> WaitHealthyAsync(string phase, TimeSpan? timeout = null)
     {
         var status = await Cluster.WaitForHealthyAsync(timeout ?? TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        return status ?? throw new TimeoutException($"{phase}: the cluster did not become healthy in time. Last status: {await DescribeAsync()}");
+        return status ?? throw new TimeoutException($"{phase}: the cluster did not become healthy in time. Last status: {await DescribeAsync()}\n{Logs(15)}");
     }
 
     /// <summary>Waits for a condition on the monitor's status; the message says the phase and what was seen.</summary>
     public async Task<ClusterStatus> WaitForAsync(string phase, Func<ClusterStatus, bool> condition, TimeSpan? timeout = null)
     {
         var status = await Cluster.WaitForAsync(condition, timeout ?? TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        return status ?? throw new TimeoutException($"{phase}: condition not met in time. Last status: {await DescribeAsync()}");
+        return status ?? throw new TimeoutException($"{phase}: condition not met in time. Last status: {await DescribeAsync()}\n{Logs(15)}");
     }
 
     /// <summary>What the monitor says about one server (null if it does not list it).</summary>
