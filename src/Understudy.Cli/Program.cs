@@ -29,19 +29,33 @@ public static class Program
             SimulateVerb.Create(),
         };
 
-        try
-        {
-            foreach (var control in ControlVerbs.Create())
+        foreach (var control in ControlVerbs.Create())
         {
             root.Subcommands.Add(control);
         }
 
-        return await root.Parse(args).InvokeAsync();
+        // The default handler would catch a UsageException thrown inside a verb's action and print it as an
+        // "Unhandled exception" with a stack trace and exit code 1; it must reach the one-line handler below.
+        var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        try
+        {
+            return await root.Parse(args).InvokeAsync(invocation);
         }
         catch (UsageException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C or SIGTERM cut a verb short: nothing to explain (as the default handler did).
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // The unexpected: printed in full, as the default handler did.
+            Console.Error.WriteLine($"Unhandled exception: {e}");
+            return 1;
         }
     }
 }

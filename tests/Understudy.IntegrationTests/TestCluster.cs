@@ -8,7 +8,10 @@ namespace Understudy.IntegrationTests;
 /// <summary>
 /// A real cluster for one test: the monitor and servers as separate processes on ports the OS picks, in a
 /// temporary folder, every process killed and the folder deleted on dispose (even when the test fails).
-/// Fast timings keep failovers quick; every wait polls a condition with a deadline and says what it saw.
+/// Crashes are detected on the fast path (connection reset, port refused) whatever the timings; the monitor's
+/// slow path (a silent server) gets a failure timeout and lease a few times the defaults, so that a test machine
+/// busy with other work does not see spurious failovers. Every wait polls a condition with a deadline and says
+/// what it saw.
 /// </summary>
 internal sealed class TestCluster : IAsyncDisposable
 {
@@ -25,6 +28,15 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public string Folder => _folder.FullName;
 
+    /// <summary>Monitor timings for a loaded machine: suspect after 1 s of silence, leases of 1.5 s.</summary>
+    public static IReadOnlyList<string> TolerantMonitorTimings { get; } = ["--failure-timeout-ms", "1000", "--lease-ms", "1500"];
+
+    /// <summary>
+    /// For tests that inject no hang and assert who stays primary: a server must be silent for 5 s to be suspected,
+    /// so that even a badly overloaded machine does not fail a primary over under them (crashes are still seen at once).
+    /// </summary>
+    public static IReadOnlyList<string> PatientMonitorTimings { get; } = ["--failure-timeout-ms", "5000", "--lease-ms", "6000"];
+
     public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null)
     {
         var folder = Directory.CreateTempSubdirectory("understudy-it-");
@@ -40,7 +52,7 @@ internal sealed class TestCluster : IAsyncDisposable
             DataDirectory = folder.FullName,
             Fsync = fsync,
             ServerArguments = [.. serverArgs ?? []],
-            MonitorArguments = [.. monitorArgs ?? []],
+            MonitorArguments = [.. monitorArgs ?? TolerantMonitorTimings],
         };
         var cluster = new TestCluster(new LocalCluster(options), folder);
         if (start)
@@ -67,15 +79,42 @@ internal sealed class TestCluster : IAsyncDisposable
     public async Task<ClusterStatus> WaitHealthyAsync(string phase, TimeSpan? timeout = null)
     {
         var status = await Cluster.WaitForHealthyAsync(timeout ?? TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        return status ?? throw new TimeoutException($"{phase}: the cluster did not become healthy in time. Last status: {await DescribeAsync()}");
+        return status ?? throw new TimeoutException($"{phase}: the cluster did not become healthy in time. Last status: {await DescribeAsync()}\n{Logs(15)}");
     }
 
     /// <summary>Waits for a condition on the monitor's status; the message says the phase and what was seen.</summary>
     public async Task<ClusterStatus> WaitForAsync(string phase, Func<ClusterStatus, bool> condition, TimeSpan? timeout = null)
     {
         var status = await Cluster.WaitForAsync(condition, timeout ?? TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        return status ?? throw new TimeoutException($"{phase}: condition not met in time. Last status: {await DescribeAsync()}");
+        return status ?? throw new TimeoutException($"{phase}: condition not met in time. Last status: {await DescribeAsync()}\n{Logs(15)}");
     }
+
+    /// <summary>What the monitor says about one server (null if it does not list it).</summary>
+    public static MemberStatus? Member(ClusterStatus status, LocalServer server) =>
+        status.Members.FirstOrDefault(m => m.Address == server.Address.ToString());
+
+    /// <summary>Every server but <paramref name="excluded"/>.</summary>
+    public IEnumerable<LocalServer> ServersExcept(params LocalServer[] excluded) => Cluster.Servers.Where(s => !excluded.Contains(s));
+
+    /// <summary>What a process has written to its log file so far (all its runs).</summary>
+    public static string ProcessLog(Cli.Processes.ChildProcess process)
+    {
+        if (!File.Exists(process.LogPath))
+        {
+            return string.Empty;
+        }
+
+        using var stream = new FileStream(process.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>Waits until a process's log has a line for which <paramref name="match"/> holds.</summary>
+    public static Task WaitForLogLineAsync(Cli.Processes.ChildProcess process, Func<string, bool> match, string phase) =>
+        Poll.UntilAsync(
+            () => ProcessLog(process).Split('\n').Any(match),
+            phase,
+            () => $"no such line in {process.Name}'s log; its last lines:\n{string.Join("\n", ProcessLog(process).Split('\n').TakeLast(15))}");
 
     public async Task<LocalServer> PrimaryAsync() =>
         await Cluster.PrimaryAsync(TestContext.Current.CancellationToken) ?? throw new InvalidOperationException($"no primary: {await DescribeAsync()}");
