@@ -19,21 +19,33 @@ public static class Program
             StatusVerb.Create(),
             UpVerb.Create(),
             SimulateVerb.Create(),
+            SwitchoverVerb.Create(),
+            PromoteVerb.Create(),
         };
 
         try
         {
             foreach (var control in ControlVerbs.Create())
-        {
-            root.Subcommands.Add(control);
-        }
+            {
+                root.Subcommands.Add(control);
+            }
 
-        return await root.Parse(args).InvokeAsync();
+            // Without the default handler a verb's UsageException reaches the catch below: one line, exit code 2.
+            return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (UsageException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
+        }
+        catch (OperationCanceledException)
+        {
+            return 130;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"unexpected error: {e}");
+            return 1;
         }
     }
 }
