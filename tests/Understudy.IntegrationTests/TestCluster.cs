@@ -25,10 +25,11 @@ internal sealed class TestCluster : IAsyncDisposable
 
     public string Folder => _folder.FullName;
 
-    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null)
+    /// <summary>Starts a cluster on free ports; with <paramref name="serverHttp"/> each server serves HTTP (/primary, /replica, /health, /metrics) on a free port too.</summary>
+    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null, bool serverHttp = false)
     {
         var folder = Directory.CreateTempSubdirectory("understudy-it-");
-        var ports = LocalClusterOptions.FreePorts(servers + 3);
+        var ports = LocalClusterOptions.FreePorts(servers + 3 + (serverHttp ? servers : 0));
         var options = new LocalClusterOptions
         {
             Servers = servers,
@@ -36,7 +37,8 @@ internal sealed class TestCluster : IAsyncDisposable
             MonitorPort = ports[servers],
             ClientPort = ports[servers + 1],
             HttpPort = ports[servers + 2],
-            ServerHttp = false,
+            ServerHttp = serverHttp,
+            ServerHttpPorts = serverHttp ? ports[(servers + 3)..] : null,
             DataDirectory = folder.FullName,
             Fsync = fsync,
             ServerArguments = [.. serverArgs ?? []],
