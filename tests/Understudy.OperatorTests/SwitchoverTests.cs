@@ -59,19 +59,37 @@ public class SwitchoverTests(ITestOutputHelper output)
             var before = await test.WaitHealthyAsync($"switchover {round}: every server in sync before it");
             var viaCli = round == 4;
             var watch = Stopwatch.StartNew();
-            string how;
-            if (viaCli)
+            var how = string.Empty;
+            // On this shared 2-core machine a starved server is sometimes suspected for a moment; the monitor then
+            // refuses a switchover as "not stable; try again shortly", and an operator would do just that.
+            for (var attempt = 1; ; attempt++)
             {
-                var json = await RunCliAsync(test, ["switchover", "--monitor", test.Cluster.MonitorAddress.ToString(), "--data", Path.Combine(test.Folder, "no-up"), "--json"]);
-                using var doc = JsonDocument.Parse(json);
-                Assert.True(doc.RootElement.GetProperty("ok").GetBoolean(), $"switchover {round} via the CLI failed: {json}");
-                how = $"CLI verb (its probe saw a pause of {(doc.RootElement.TryGetProperty("clientPauseMs", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetDouble().ToString("0.0", CultureInfo.InvariantCulture) + " ms" : "n/a")}): {json}";
-            }
-            else
-            {
-                var response = await test.Cluster.Admin.AdminAsync(AdminCommand.Switchover, NodeAddress.None, TimeSpan.FromSeconds(20), ct);
-                Assert.True(response.Ok, $"switchover {round} refused: {response.Message}");
-                how = $"AdminCommand.Switchover: {response.Message}";
+                string? refusal;
+                if (viaCli)
+                {
+                    var (code, json) = await RunCliAsync(test, ["switchover", "--monitor", test.Cluster.MonitorAddress.ToString(), "--data", Path.Combine(test.Folder, "no-up"), "--json"]);
+                    using var doc = JsonDocument.Parse(json);
+                    var ok = doc.RootElement.GetProperty("ok").GetBoolean();
+                    Assert.Equal(ok ? 0 : 1, code);
+                    refusal = ok ? null : doc.RootElement.GetProperty("error").GetString();
+                    how = $"CLI verb (its probe saw a pause of {(doc.RootElement.TryGetProperty("clientPauseMs", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetDouble().ToString("0.0", CultureInfo.InvariantCulture) + " ms" : "n/a")}): {json.Trim()}";
+                }
+                else
+                {
+                    var response = await test.Cluster.Admin.AdminAsync(AdminCommand.Switchover, NodeAddress.None, TimeSpan.FromSeconds(20), ct);
+                    refusal = response.Ok ? null : response.Message;
+                    how = $"AdminCommand.Switchover: {response.Message}";
+                }
+
+                if (refusal is null)
+                {
+                    break;
+                }
+
+                Assert.True(refusal.Contains("not stable", StringComparison.Ordinal) && attempt < 5, $"switchover {round} refused: {refusal}");
+                output.WriteLine($"switchover {round}: attempt {attempt} refused ({refusal}); retrying once the cluster is healthy");
+                before = await test.WaitHealthyAsync($"switchover {round}: healthy again after a refusal");
+                watch.Restart();
             }
 
             var took = watch.Elapsed.TotalMilliseconds;
@@ -139,8 +157,8 @@ public class SwitchoverTests(ITestOutputHelper output)
         return (firstNew - lastOld, perWriter.DefaultIfEmpty(0).Max(), perWriter.DefaultIfEmpty(0).Average());
     }
 
-    /// <summary>Runs the `understudy` CLI as a child process; returns its standard output (fails on a non-zero exit).</summary>
-    internal static async Task<string> RunCliAsync(TestCluster test, IEnumerable<string> arguments)
+    /// <summary>Runs the `understudy` CLI as a child process; returns its exit code and standard output.</summary>
+    internal static async Task<(int ExitCode, string Output)> RunCliAsync(TestCluster test, IEnumerable<string> arguments)
     {
         var info = CliLauncher.StartInfo(arguments);
         info.WorkingDirectory = test.Folder;
@@ -160,7 +178,7 @@ public class SwitchoverTests(ITestOutputHelper output)
         }
 
         var text = await stdout;
-        Assert.True(process.ExitCode == 0, $"`understudy {string.Join(' ', arguments)}` exited {process.ExitCode}: {text} {await stderr}");
-        return text;
+        Assert.True(process.ExitCode is 0 or 1, $"`understudy {string.Join(' ', arguments)}` exited {process.ExitCode}: {text} {await stderr}");
+        return (process.ExitCode, text);
     }
 }
