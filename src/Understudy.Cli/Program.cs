@@ -27,6 +27,8 @@ public static class Program
             DemoVerb.Create(),
             ChaosVerb.Create(),
             SimulateVerb.Create(),
+            SwitchoverVerb.Create(),
+            PromoteVerb.Create(),
         };
 
         foreach (var control in ControlVerbs.Create())
@@ -48,13 +50,11 @@ public static class Program
         }
         catch (OperationCanceledException)
         {
-            // Ctrl+C or SIGTERM cut a verb short: nothing to explain (as the default handler did).
-            return 1;
+            return 130;
         }
         catch (Exception e)
         {
-            // The unexpected: printed in full, as the default handler did.
-            Console.Error.WriteLine($"Unhandled exception: {e}");
+            Console.Error.WriteLine($"unexpected error: {e}");
             return 1;
         }
     }

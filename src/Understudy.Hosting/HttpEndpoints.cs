@@ -94,9 +94,9 @@ public static class HttpEndpoints
                 return 0;
             });
             var stats = host.StorageStats;
-            m.LogBytes.Set(stats.BytesWritten);
-            m.Fsyncs.Set(stats.FsyncCount);
-            m.FsyncSeconds.Set(stats.TotalFsyncTime.TotalSeconds);
+            m.LogBytes.IncTo(stats.BytesWritten);
+            m.Fsyncs.IncTo(stats.FsyncCount);
+            m.FsyncSeconds.IncTo(stats.TotalFsyncTime.TotalSeconds);
             m.LastFsyncSeconds.Set(stats.LastFsyncTime.TotalSeconds);
             m.Segments.Set(stats.SegmentCount);
             await WriteMetricsAsync(http, m.Registry);

@@ -206,9 +206,11 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
                 _loop.Post(() => _node.Handle(ack));
                 break;
             case HeartbeatAck ack when fromMember:
+                WarmPeers(ack.Config);
                 _loop.Post(() => _node.Handle(ack));
                 break;
             case ConfigPush push when fromMember:
+                WarmPeers(push.Config);
                 _loop.Post(() => _node.Handle(push));
                 break;
             case InSyncChangeResult result when fromMember:
@@ -283,6 +285,22 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             default:
                 LogMessages.ServerEventDebug(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
                 break;
+        }
+    }
+
+    /// <summary>
+    /// Keeps a connection open to every other member, backups included. A backup promoted by a switchover or a
+    /// failover then replicates at once: without it, its first frame to a backup it had never talked to was
+    /// dropped while the connection opened, and commits (so every client) waited a whole resend timeout.
+    /// </summary>
+    private void WarmPeers(ClusterConfig config)
+    {
+        foreach (var member in config.Members)
+        {
+            if (member.Address != _options.Identity && !_outboundServers.ContainsKey(member.Address))
+            {
+                Outbound(member.Address);
+            }
         }
     }
 

@@ -27,9 +27,9 @@ public sealed class ServerMetrics
         CommitIndex = f.CreateGauge("understudy_server_log_commit_index", "Index of the last committed entry.");
         DurableIndex = f.CreateGauge("understudy_server_log_durable_index", "Index through which the log is on disk.");
         InSyncSize = f.CreateGauge("understudy_server_in_sync_size", "Members of the in-sync set in the configuration this server holds.");
-        LogBytes = f.CreateGauge("understudy_server_log_written_bytes", "Bytes written to the log files since start.");
-        Fsyncs = f.CreateGauge("understudy_server_fsyncs", "fsync calls on the log since start.");
-        FsyncSeconds = f.CreateGauge("understudy_server_fsync_seconds_sum", "Total time spent in fsync on the log since start.");
+        LogBytes = f.CreateCounter("understudy_server_log_written_bytes_total", "Bytes written to the log files since start.");
+        Fsyncs = f.CreateCounter("understudy_server_fsyncs_total", "fsync calls on the log since start.");
+        FsyncSeconds = f.CreateCounter("understudy_server_fsync_seconds_total", "Total time spent in fsync on the log since start.");
         LastFsyncSeconds = f.CreateGauge("understudy_server_fsync_last_seconds", "Duration of the last fsync on the log.");
         Segments = f.CreateGauge("understudy_server_log_segments", "Segment files of the log.");
     }
@@ -66,11 +66,11 @@ public sealed class ServerMetrics
 
     public Gauge InSyncSize { get; }
 
-    public Gauge LogBytes { get; }
+    public Counter LogBytes { get; }
 
-    public Gauge Fsyncs { get; }
+    public Counter Fsyncs { get; }
 
-    public Gauge FsyncSeconds { get; }
+    public Counter FsyncSeconds { get; }
 
     public Gauge LastFsyncSeconds { get; }
 

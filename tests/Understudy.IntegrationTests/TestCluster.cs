@@ -37,10 +37,11 @@ internal sealed class TestCluster : IAsyncDisposable
     /// </summary>
     public static IReadOnlyList<string> PatientMonitorTimings { get; } = ["--failure-timeout-ms", "5000", "--lease-ms", "6000"];
 
-    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null)
+    /// <summary>Starts a cluster on free ports; with <paramref name="serverHttp"/> each server serves HTTP (/primary, /replica, /health, /metrics) on a free port too.</summary>
+    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null, bool serverHttp = false)
     {
         var folder = Directory.CreateTempSubdirectory("understudy-it-");
-        var ports = LocalClusterOptions.FreePorts(servers + 3);
+        var ports = LocalClusterOptions.FreePorts(servers + 3 + (serverHttp ? servers : 0));
         var options = new LocalClusterOptions
         {
             Servers = servers,
@@ -48,7 +49,8 @@ internal sealed class TestCluster : IAsyncDisposable
             MonitorPort = ports[servers],
             ClientPort = ports[servers + 1],
             HttpPort = ports[servers + 2],
-            ServerHttp = false,
+            ServerHttp = serverHttp,
+            ServerHttpPorts = serverHttp ? ports[(servers + 3)..] : null,
             DataDirectory = folder.FullName,
             Fsync = fsync,
             ServerArguments = [.. serverArgs ?? []],

@@ -50,9 +50,15 @@ internal sealed record LocalClusterOptions
 
     public int PortOf(int n) => ServerPorts is { } ports ? ports[n - 1] : BasePort - (n - 1);
 
+    /// <summary>Server N's HTTP port (/primary, /replica, /health, /metrics), or 0 when server HTTP is off.</summary>
+    public int HttpPortOf(int n) => !ServerHttp ? 0 : ServerHttpPorts is { } ports ? ports[n - 1] : PortOf(n) + 100;
+
     public string HostOf(int n) => ServerHosts is { } hosts ? hosts[n - 1] : Host;
 
     public string MonitorHostName => MonitorHost ?? Host;
+
+    /// <summary>Explicit HTTP ports per server (overrides port + 100), for clusters on free ports.</summary>
+    public IReadOnlyList<int>? ServerHttpPorts { get; init; }
 
     /// <summary>The original's ports if they are free, else ports the OS picks.</summary>
     public LocalClusterOptions WithFreePortsIfTaken()
@@ -60,7 +66,7 @@ internal sealed record LocalClusterOptions
         var wanted = Enumerable.Range(1, Servers).Select(PortOf).Concat([MonitorPort, ClientPort]).Concat(HttpPort > 0 ? [HttpPort] : []);
         if (ServerHttp && HttpPort > 0)
         {
-            wanted = wanted.Concat(Enumerable.Range(1, Servers).Select(n => PortOf(n) + 100));
+            wanted = wanted.Concat(Enumerable.Range(1, Servers).Select(HttpPortOf));
         }
 
         if (wanted.All(PortIsFree))
@@ -172,7 +178,7 @@ internal sealed class LocalCluster : IAsyncDisposable
                 "--monitor", $"{options.MonitorHostName}:{options.MonitorPort}",
                 "--data", Path.Combine(options.DataDirectory, $"server-{port}"),
                 "--fsync", options.Fsync,
-                "--http-port", Text(options.ServerHttp ? port + 100 : 0),
+                "--http-port", Text(options.HttpPortOf(n)),
             };
             args.AddRange(options.ServerArguments);
             _servers.Add(new LocalServer(n, new NodeAddress(host, port), new ChildProcess($"server{n}", args, Path.Combine(logs, $"server{n}-{port}.log"), options.Launcher?.Invoke($"server{n}"))));

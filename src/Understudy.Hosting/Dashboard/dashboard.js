@@ -20,6 +20,7 @@ function shortAddress(address) {
 
 function fmtMs(ms) {
   if (ms === null || ms === undefined) return "–";
+  if (ms === 0) return "0 ms";
   if (ms < 1) return ms.toFixed(2) + " ms";
   if (ms < 1000) return ms.toFixed(ms < 10 ? 1 : 0) + " ms";
   return (ms / 1000).toFixed(2) + " s";
@@ -88,6 +89,10 @@ function drawTopology(status) {
   svg.appendChild(el("text", { x: monitorX, y: monitorY + 16, fill: colors.muted, "font-size": 12, "text-anchor": "middle" },
     `epoch ${status.epoch} · ${status.phase} · lease ${fmtMs(status.leaseRemainingMs)}`));
 
+  if (!members.length) {
+    svg.appendChild(el("text", { x: monitorX, y: serverY, fill: colors.muted, "font-size": 15, "text-anchor": "middle" }, "waiting for servers to send heartbeats…"));
+  }
+
   // server boxes
   for (const p of positions) {
     const cls = memberClass(p.m, status);
@@ -111,6 +116,16 @@ function drawTopology(status) {
 function drawMembers(status) {
   const body = $("members").tBodies[0];
   body.replaceChildren();
+  if (!status.members.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 9;
+    td.className = "empty";
+    td.textContent = "no server has reported yet: start servers pointed at this monitor (./understudy server --port 8090 ...)";
+    tr.appendChild(td);
+    body.appendChild(tr);
+    return;
+  }
   for (const m of status.members) {
     const tr = document.createElement("tr");
     const cells = [
@@ -148,20 +163,43 @@ function updateRate(status) {
   $("rate").textContent = Math.round(latest).toLocaleString();
   const canvas = $("spark");
   const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
+
+  // Draw at the size the canvas is shown (and the screen's pixel density), so nothing is stretched.
+  const dpr = window.devicePixelRatio || 1;
+  const box = canvas.getBoundingClientRect();
+  const w = Math.max(100, Math.round(box.width)), h = Math.max(60, Math.round(box.height)), top = 22, bottom = 6;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
   const max = Math.max(10, ...state.rates);
-  ctx.strokeStyle = "#3fb950";
-  ctx.lineWidth = 2;
+  const step = w / 119;
+  const points = state.rates.map((r, i) => [w - (state.rates.length - 1 - i) * step, h - bottom - (r / max) * (h - top - bottom)]);
+  ctx.strokeStyle = "#2a3440";
+  ctx.lineWidth = 1;
   ctx.beginPath();
-  state.rates.forEach((r, i) => {
-    const x = (i / 119) * canvas.width;
-    const y = canvas.height - 4 - (r / max) * (canvas.height - 12);
-    if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-  });
+  ctx.moveTo(0, h - bottom + 0.5);
+  ctx.lineTo(w, h - bottom + 0.5);
   ctx.stroke();
+  if (points.length > 1) {
+    ctx.beginPath();
+    ctx.moveTo(points[0][0], h - bottom);
+    for (const [x, y] of points) ctx.lineTo(x, y);
+    ctx.lineTo(points[points.length - 1][0], h - bottom);
+    ctx.closePath();
+    ctx.fillStyle = "rgba(63, 185, 80, 0.15)";
+    ctx.fill();
+    ctx.beginPath();
+    points.forEach(([x, y], i) => (i === 0 ? ctx.moveTo(x, y) : ctx.lineTo(x, y)));
+    ctx.strokeStyle = "#3fb950";
+    ctx.lineWidth = 2.5;
+    ctx.stroke();
+  }
   ctx.fillStyle = "#8b98a5";
-  ctx.font = "11px system-ui";
-  ctx.fillText(`messages/s (peak ${Math.round(max).toLocaleString()})`, 6, 12);
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(`messages/s committed by the primary · last 30 s · peak ${Math.round(max).toLocaleString()}`, 2, 13);
 }
 
 function drawStatus(status) {
@@ -177,27 +215,34 @@ function drawStatus(status) {
   updateRate(status);
 }
 
-// A failover is the run of events from PrimaryFailed to the Promoted and ClientsNotified that follow.
+// A failover is the run of events from PrimaryFailed (or SwitchoverStarted, ForcedPromotion) to the Promoted and
+// ClientsNotified that follow. A suspicion the primary recovered from before any promotion is kept, but marked.
 function failovers(events) {
   const list = [];
   let open = null;
+  const start = (e, kind) => {
+    if (open && !open.promoted) open.recovered = true;
+    open = { kind, failed: e, promoted: null, notified: null, completed: null, recovered: false };
+    list.push(open);
+  };
   for (const e of events) {
-    if (e.kind === "PrimaryFailed") {
-      open = { failed: e, promoted: null, notified: null };
-      list.push(open);
-    } else if (e.kind === "Promoted") {
-      if (!open || open.promoted) { open = { failed: null, promoted: e, notified: null }; list.push(open); }
+    if (e.kind === "PrimaryFailed") start(e, "failover");
+    else if (e.kind === "SwitchoverStarted") start(e, "switchover");
+    else if (e.kind === "ForcedPromotion") start(e, "forced promotion");
+    else if (e.kind === "SwitchoverFailed" && open && open.kind === "switchover" && !open.promoted) { open.failedSwitchover = e; open = null; }
+    else if (e.kind === "MemberUp" && open && open.kind === "failover" && !open.promoted && e.member === open.failed.member) { open.recovered = true; open = null; }
+    else if (e.kind === "Promoted") {
+      if (!open || open.promoted) { open = { kind: "failover", failed: null, promoted: e, notified: null, completed: null, recovered: false }; list.push(open); }
       else open.promoted = e;
     } else if (e.kind === "ClientsNotified" && open && open.promoted && !open.notified) {
       open.notified = e;
-      open = null;
-    } else if (e.kind === "SwitchoverStarted") {
-      open = { failed: e, promoted: null, notified: null, switchover: true };
-      list.push(open);
-    }
+      if (open.kind !== "switchover") open = null;
+    } else if (e.kind === "SwitchoverCompleted" && open && open.kind === "switchover") { open.completed = e; open = null; }
   }
   return list.reverse();
 }
+
+function span(ms) { return ms === null || ms === undefined || isNaN(ms) ? null : Math.max(0, ms); }
 
 function drawFailovers() {
   const ol = $("failovers");
@@ -206,42 +251,64 @@ function drawFailovers() {
   if (!items.length) {
     const li = document.createElement("li");
     li.className = "empty";
-    li.textContent = "no failover yet";
+    li.textContent = "no failover yet: kill the primary (./understudy kill 1) or run ./understudy switchover to see one here";
     ol.appendChild(li);
     return;
   }
   for (const f of items.slice(0, 12)) {
     const li = document.createElement("li");
-    li.setAttribute("data-testid", "failover");
-    const detectToPromote = f.promoted && f.failed ? (new Date(f.promoted.at) - new Date(f.failed.at)) : null;
-    const promoteMs = f.promoted && f.promoted.elapsedMs !== null ? f.promoted.elapsedMs : detectToPromote;
-    const notifyMs = f.notified ? f.notified.elapsedMs : null;
-    const total = (promoteMs || 0) + (notifyMs || 0) || 1;
-    const from = f.failed ? shortAddress(f.failed.member) : "?";
-    const to = f.promoted ? shortAddress(f.promoted.member) : "…";
+    const from = f.failed ? shortAddress(f.kind === "switchover" ? f.failed.detail.replace(/^from /, "") : f.failed.member) : "?";
     const head = document.createElement("div");
     head.className = "fo-head";
-    head.innerHTML = `<span><b>${f.switchover ? "switchover" : "failover"}</b> ${from} → <b data-testid="failover-to">${to}</b>${f.promoted ? " (epoch " + f.promoted.epoch + ")" : ""}</span>`;
+    const title = document.createElement("span");
     const when = document.createElement("span");
     when.className = "when";
-    when.textContent = fmtTime((f.failed || f.promoted).at) + (f.failed && !f.switchover ? " · " + f.failed.detail : "");
-    head.appendChild(when);
+    when.textContent = fmtTime((f.failed || f.promoted).at);
+    const why = document.createElement("div");
+    why.className = "fo-why";
+    if (f.recovered || f.failedSwitchover) {
+      li.setAttribute("data-testid", "suspicion");
+      li.className = "recovered";
+      title.innerHTML = `<b>${f.kind}</b> ${from} → <i>none</i>`;
+      why.textContent = f.failedSwitchover ? "switchover abandoned: " + f.failedSwitchover.detail : (f.failed ? f.failed.detail + " · " : "") + "the primary recovered before any promotion";
+      head.append(title, when);
+      li.append(head, why);
+      ol.appendChild(li);
+      continue;
+    }
+    li.setAttribute("data-testid", "failover");
+    const to = f.promoted ? shortAddress(f.promoted.member) : "…";
+    title.innerHTML = `<b>${f.kind}</b> ${from} → <b data-testid="failover-to">${to}</b>${f.promoted ? " · epoch " + f.promoted.epoch : ""}`;
+    why.textContent = f.kind === "switchover" ? "planned handover: writes paused at the old primary until the target held the whole log"
+      : f.failed ? f.failed.detail : "";
+    head.append(title, when);
+
+    // What the monitor measured: detection (or the request) to promotion, of which the configuration write is the
+    // tail; clients are told in the same step, so "clients told" is the gap between those two events.
+    const wall = f.failed && f.promoted ? new Date(f.promoted.at) - new Date(f.failed.at) : null;
+    const total = span(f.kind === "switchover" ? (f.completed ? f.completed.elapsedMs : wall) : (f.promoted && f.promoted.elapsedMs !== null ? f.promoted.elapsedMs : wall));
+    const store = span(f.notified ? f.notified.elapsedMs : null);
+    const decide = total !== null && store !== null ? Math.max(0, total - store) : total;
+    const told = f.notified && f.promoted ? span(new Date(f.notified.at) - new Date(f.promoted.at)) : null;
     const bar = document.createElement("div");
     bar.className = "fo-bar";
-    for (const [cls, ms] of [["promote", promoteMs], ["notify", notifyMs]]) {
-      if (ms === null || ms === undefined) continue;
+    const whole = (decide || 0) + (store || 0) + (told || 0) || 1;
+    for (const [cls, ms] of [["decide", decide], ["store", store], ["notify", told]]) {
+      if (ms === null) continue;
       const seg = document.createElement("span");
       seg.className = cls;
-      seg.style.width = Math.max(2, (ms / total) * 100) + "%";
+      seg.style.width = Math.max(1.5, (ms / whole) * 100) + "%";
       bar.appendChild(seg);
     }
     const steps = document.createElement("div");
     steps.className = "fo-steps";
+    const first = f.kind === "switchover" ? "handover" : "detected → decided";
     steps.innerHTML =
-      `<span>detected → promoted <b>${fmtMs(promoteMs)}</b></span>` +
-      `<span>→ clients told <b>${fmtMs(notifyMs)}</b></span>` +
-      (f.notified ? `<span>${f.notified.detail.split(" told")[0]}</span>` : "");
-    li.append(head, bar, steps);
+      `<span><i class="decide"></i>${first} <b>${fmtMs(decide)}</b></span>` +
+      `<span><i class="store"></i>configuration stored <b>${fmtMs(store)}</b></span>` +
+      `<span><i class="notify"></i>clients told <b>${told === null ? "…" : "+" + fmtMs(told)}</b></span>` +
+      `<span>total <b>${fmtMs(total === null ? null : total + (told || 0))}</b>${f.notified ? " · " + f.notified.detail.split(" told")[0] : ""}</span>`;
+    li.append(head, why, bar, steps);
     ol.appendChild(li);
   }
 }
@@ -277,8 +344,18 @@ function addEvents(events) {
 function connect() {
   $("monitor-host").textContent = location.host;
   const source = new EventSource("/stream");
-  source.addEventListener("open", () => $("live").classList.add("on"));
-  source.addEventListener("error", () => $("live").classList.remove("on"));
+  const live = $("live");
+  source.addEventListener("open", () => {
+    // Each connection starts with the whole history (a restarted monitor numbers its events afresh).
+    state.events = [];
+    state.seen = new Set();
+    live.className = "live on";
+    live.textContent = "● live";
+  });
+  source.addEventListener("error", () => {
+    live.className = "live off";
+    live.textContent = "○ reconnecting…";
+  });
   source.addEventListener("status", (m) => drawStatus(JSON.parse(m.data)));
   source.addEventListener("events", (m) => addEvents(JSON.parse(m.data)));
 }
