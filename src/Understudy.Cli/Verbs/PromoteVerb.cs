@@ -65,7 +65,7 @@ internal static class PromoteVerb
         var member = status.Members.FirstOrDefault(m => m.Address == target.ToString());
         if (member is null)
         {
-            return Fail(json, $"{target} is not a member of this cluster; members: {string.Join(", ", status.Members.Select(m => UpInfo.Describe(m.Address, up)))}");
+            return CommandOutput.Fail(json, $"{target} is not a member of this cluster; members: {string.Join(", ", status.Members.Select(m => UpInfo.Describe(m.Address, up)))}");
         }
 
         var warnings = Warnings(status, member, name);
@@ -82,7 +82,7 @@ internal static class PromoteVerb
         {
             if (Console.IsInputRedirected)
             {
-                return Fail(json, "refusing a forced promotion without confirmation: no terminal to ask; pass --yes if you accept the losses above");
+                return CommandOutput.Fail(json, "refusing a forced promotion without confirmation: no terminal to ask; pass --yes if you accept the losses above");
             }
 
             Console.Write($"Type 'yes' to promote {name} anyway: ");
@@ -102,12 +102,12 @@ internal static class PromoteVerb
         }
         catch (UnderstudyException e)
         {
-            return Fail(json, $"no answer from the monitor: {e.Message}. The promotion may still complete; check `understudy status`.");
+            return CommandOutput.Fail(json, $"no answer from the monitor: {e.Message}. The promotion may still complete; check `understudy status`.");
         }
 
         if (!response.Ok)
         {
-            return Fail(json, $"forced promotion refused: {response.Message}");
+            return CommandOutput.Fail(json, $"forced promotion refused: {response.Message}");
         }
 
         // The monitor's own judgement, recorded when it accepted the request: in sync or not, and how far behind.
@@ -173,19 +173,5 @@ internal static class PromoteVerb
         {
             return [];
         }
-    }
-
-    private static int Fail(bool json, string message)
-    {
-        if (json)
-        {
-            Console.WriteLine(JsonSerializer.Serialize(new { ok = false, error = message }, Json));
-        }
-        else
-        {
-            Console.Error.WriteLine($"error: {message}");
-        }
-
-        return 1;
     }
 }

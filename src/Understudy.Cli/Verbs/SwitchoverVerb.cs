@@ -72,7 +72,7 @@ internal static class SwitchoverVerb
 
         if (!target.IsNone && before.Members.FirstOrDefault(m => m.Address == target.ToString()) is null)
         {
-            return Fail(json, $"{target} is not a member of this cluster; members: {string.Join(", ", before.Members.Select(m => UpInfo.Describe(m.Address, up)))}");
+            return CommandOutput.Fail(json, $"{target} is not a member of this cluster; members: {string.Join(", ", before.Members.Select(m => UpInfo.Describe(m.Address, up)))}");
         }
 
         // The probe reads the message count over and over: the gap between the last answer from the old primary
@@ -88,13 +88,13 @@ internal static class SwitchoverVerb
         }
         catch (UnderstudyException e)
         {
-            return Fail(json, $"no answer from the monitor: {e.Message}. The switchover may still complete; check `understudy status`.");
+            return CommandOutput.Fail(json, $"no answer from the monitor: {e.Message}. The switchover may still complete; check `understudy status`.");
         }
 
         var took = watch.Elapsed;
         if (!response.Ok)
         {
-            return Fail(json, $"switchover refused: {response.Message}");
+            return CommandOutput.Fail(json, $"switchover refused: {response.Message}");
         }
 
         var pause = await probe.StopAsync(TimeSpan.FromSeconds(3), cancellationToken);
@@ -128,20 +128,6 @@ internal static class SwitchoverVerb
         }
 
         return 0;
-    }
-
-    private static int Fail(bool json, string message)
-    {
-        if (json)
-        {
-            Console.WriteLine(JsonSerializer.Serialize(new { ok = false, error = message }, Json));
-        }
-        else
-        {
-            Console.Error.WriteLine($"error: {message}");
-        }
-
-        return 1;
     }
 
     /// <summary>What the probe saw: the pause, or why there is none to report.</summary>

@@ -90,16 +90,15 @@ public sealed class ClientSession
                 return;
             }
 
-            if (from == Primary && response.Epoch < Epoch)
+            QueryMonitor(now);
+            if (from == Primary && response.Epoch < Epoch && p.Attempts < 10)
             {
-                // The monitor named this server for a newer epoch than it knows yet: its promotion is on the
-                // way. Ask again shortly, without growing the backoff.
+                // The monitor named this server for a newer epoch than it knows yet: its promotion is probably
+                // on the way. Ask again shortly rather than back off; after a few tries, back off as usual.
                 p.LastError = response.PayloadText;
                 p.NextAttemptAt = now + Ticks(_options.InitialBackoff);
                 return;
             }
-
-            QueryMonitor(now);
         }
 
         p.LastError = response.PayloadText;

@@ -602,12 +602,7 @@ public sealed class ServerNode
         _verifiedThrough = 0;
         _ackOwed = false;
         _ackTo = NodeAddress.None;
-        _leaseExpiresAt = long.MinValue;
-        _leaseHeld = false;
-        _handover = null;
-        _pendingChange = null;
-        _pendingAdds.Clear();
-        _followers.Clear();
+        ForgetPrimaryState();
         _waiters.Clear();
         _extraWaiters.Clear();
 
@@ -652,12 +647,7 @@ public sealed class ServerNode
         if (_role == ServerRole.Primary)
         {
             _role = ServerRole.Backup;
-            _leaseExpiresAt = long.MinValue;
-            _leaseHeld = false;
-            _handover = null;
-            _pendingChange = null;
-            _pendingAdds.Clear();
-            _followers.Clear();
+            ForgetPrimaryState();
             _inflightWrites.Clear();
             FailWaiters(primary, epoch);
             _env.Report(new ServerEvent(ServerEventKind.SteppedDown, epoch, primary, _log.LastIndex, $"epoch {epoch} has {(primary.IsNone ? "another primary" : primary.ToString())}"));
@@ -665,6 +655,17 @@ public sealed class ServerNode
     }
 
     // ------------------------------------------------------------------ primary
+
+    /// <summary>Drops what only a primary of the current epoch may hold: its lease, handover, in-sync requests and backups.</summary>
+    private void ForgetPrimaryState()
+    {
+        _leaseExpiresAt = long.MinValue;
+        _leaseHeld = false;
+        _handover = null;
+        _pendingChange = null;
+        _pendingAdds.Clear();
+        _followers.Clear();
+    }
 
     private void EnsureFollowers(long now)
     {

@@ -68,6 +68,26 @@ public class ClientSessionTests
     }
 
     [Fact]
+    public void Client_retries_soon_when_the_named_primary_has_not_taken_its_promotion_yet()
+    {
+        // The push can reach the client before the promotion reaches the server: the server still answers
+        // NotPrimary from the older epoch. The client keeps it, asks the monitor, and tries again within the
+        // initial backoff, not after a growing one.
+        var c = Session();
+        c.Handle(new PrimaryUpdate(2, 3, P));
+        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+
+        for (var i = 0; i < 5; i++)
+        {
+            c.Handle(P, new ClientResponse(Id, seq, ResponseStatus.NotPrimary, 1, NodeAddress.None, Text("not yet")));
+            _time.Advance(TimeSpan.FromMilliseconds(6));
+            c.Tick();
+        }
+
+        Assert.Equal(6, _env.SentTo(P).Count(r => r.Seq == seq));
+    }
+
+    [Fact]
     public void Client_ignores_stale_pushes_from_an_older_epoch()
     {
         var c = Session();
