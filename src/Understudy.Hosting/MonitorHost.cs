@@ -52,15 +52,8 @@ public sealed record MonitorHostOptions
             throw new ArgumentException($"the heartbeat and client ports are both {HeartbeatListen.Port}; they must differ");
         }
 
-        if (HttpPort is < 0 or > 65535)
-        {
-            throw new ArgumentException($"HTTP port {HttpPort} is not a TCP port; pass --http-port (0 turns HTTP off)");
-        }
-
-        if (!ClusterKey.IsEmpty && ClusterKey.Length < 16)
-        {
-            throw new ArgumentException($"the cluster key has {ClusterKey.Length} bytes; use at least 16 random bytes");
-        }
+        OptionChecks.HttpPort(HttpPort);
+        OptionChecks.ClusterKey(ClusterKey);
 
         Protocol.Validate();
     }

@@ -51,15 +51,8 @@ public sealed record ServerHostOptions
             throw new ArgumentException("no data folder: pass --data PATH");
         }
 
-        if (HttpPort is < 0 or > 65535)
-        {
-            throw new ArgumentException($"HTTP port {HttpPort} is not a TCP port; pass --http-port (0 turns HTTP off)");
-        }
-
-        if (!ClusterKey.IsEmpty && ClusterKey.Length < 16)
-        {
-            throw new ArgumentException($"the cluster key has {ClusterKey.Length} bytes; use at least 16 random bytes");
-        }
+        OptionChecks.HttpPort(HttpPort);
+        OptionChecks.ClusterKey(ClusterKey);
 
         Protocol.Validate();
     }

@@ -1,0 +1,21 @@
+namespace Understudy.Hosting;
+
+/// <summary>The checks server and monitor options share, each failing with a line that says how to fix it.</summary>
+internal static class OptionChecks
+{
+    public static void HttpPort(int port)
+    {
+        if (port is < 0 or > 65535)
+        {
+            throw new ArgumentException($"HTTP port {port} is not a TCP port; pass --http-port (0 turns HTTP off)");
+        }
+    }
+
+    public static void ClusterKey(ReadOnlyMemory<byte> key)
+    {
+        if (!key.IsEmpty && key.Length < 16)
+        {
+            throw new ArgumentException($"the cluster key has {key.Length} bytes; use at least 16 random bytes");
+        }
+    }
+}
