@@ -67,5 +67,8 @@ internal sealed record ChaosResult
 
     public string? RunFolder { get; init; }
 
+    /// <summary>When the workload started (the history's time zero), to place monitor events on the timeline.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
     public double ElapsedSeconds { get; init; }
 }

@@ -573,6 +573,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
             Verdict = violations.Count == 0 ? "valid" : "invalid",
             Violations = [.. violations.Select(v => v.ToString())],
             RunFolder = _options.RunFolder,
+            StartedAt = _startedUtc,
             ElapsedSeconds = Math.Round(elapsed.TotalSeconds, 1),
         };
 

@@ -45,14 +45,20 @@ internal static class TimelinePlot
         }
 
         var maxY = series.Values.SelectMany(s => s.Y).DefaultIfEmpty(1).Max();
+
+        // Labels only while they can be read; a long run shows the shading and the lines alone.
+        var labelled = faults.Count <= 24;
         foreach (var f in faults)
         {
             var span = plot.Add.HorizontalSpan(f.Start / 1_000_000.0, Math.Max(f.End, f.Start + 10_000) / 1_000_000.0);
-            span.FillStyle.Color = Colors.Red.WithAlpha(0.12);
+            span.FillStyle.Color = Colors.Red.WithAlpha(labelled ? 0.12 : 0.07);
             span.LineStyle.Width = 0;
-            var label = plot.Add.Text(f.Kind, f.Start / 1_000_000.0, maxY + 0.35);
-            label.LabelFontSize = 10;
-            label.LabelFontColor = Colors.DarkRed;
+            if (labelled)
+            {
+                var label = plot.Add.Text(f.Kind, f.Start / 1_000_000.0, maxY + 0.35);
+                label.LabelFontSize = 10;
+                label.LabelFontColor = Colors.DarkRed;
+            }
         }
 
         var colors = new Dictionary<string, Color>
@@ -81,8 +87,16 @@ internal static class TimelinePlot
             line.Color = Colors.Purple.WithAlpha(0.8);
             line.LineWidth = 1.5f;
             line.LinePattern = LinePattern.Dashed;
-            line.Text = $"epoch {epoch}";
-            line.LabelFontSize = 10;
+            if (promotions.Count <= 24)
+            {
+                line.Text = $"epoch {epoch}";
+                line.LabelFontSize = 10;
+            }
+            else
+            {
+                line.LineWidth = 0.6f;
+            }
+
             _ = member;
         }
 

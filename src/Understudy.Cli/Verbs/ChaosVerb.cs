@@ -100,6 +100,7 @@ internal static class ChaosVerb
             }
 
             var check = HistoryChecker.Check(history, File.ReadAllLines(logPath));
+            RedrawTimeline(folder, history);
             if (parse.GetValue(verifyJson))
             {
                 Console.WriteLine(JsonSerializer.Serialize(new { verdict = check.Valid ? "valid" : "invalid", stats = check.Stats, violations = check.Violations.Select(v => v.ToString()) }, ChaosResult.Json));
@@ -119,6 +120,29 @@ internal static class ChaosVerb
         });
         command.Subcommands.Add(verify);
         return command;
+    }
+
+    /// <summary>Redraws the run's timeline from its files, when the run recorded its faults and its result.</summary>
+    private static void RedrawTimeline(string folder, History history)
+    {
+        var faultsPath = Path.Combine(folder, "faults.json");
+        var eventsPath = Path.Combine(folder, "events.json");
+        var resultPath = Path.Combine(folder, "result.json");
+        if (!File.Exists(faultsPath) || !File.Exists(eventsPath) || !File.Exists(resultPath))
+        {
+            return;
+        }
+
+        var faults = JsonSerializer.Deserialize<List<FaultRecord>>(File.ReadAllText(faultsPath), ChaosResult.Json) ?? [];
+        var events = JsonSerializer.Deserialize<List<Hosting.EventView>>(File.ReadAllText(eventsPath), ChaosResult.Json) ?? [];
+        var result = JsonSerializer.Deserialize<ChaosResult>(File.ReadAllText(resultPath), ChaosResult.Json);
+        if (result is null || result.StartedAt is not { } started)
+        {
+            return;
+        }
+
+        var promotions = events.Where(e => e.Kind == "Promoted" && e.At >= started).Select(e => ((long)(e.At - started).TotalMicroseconds, e.Epoch, e.Member ?? string.Empty)).ToList();
+        TimelinePlot.Write(history.Operations, faults, promotions, result, Path.Combine(folder, "timeline"));
     }
 
     private static void Report(ChaosResult r, bool json)
