@@ -1,41 +1,80 @@
-using System.Runtime.InteropServices;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Understudy.Transport;
 
 namespace Understudy.Cli.Infrastructure;
 
 /// <summary>
-/// Runs a long-lived process (server, monitor) until Ctrl+C or SIGTERM, turning start-up failures (a port
-/// in use, a locked data folder, a bad setting) into one readable line and exit code 1.
+/// Runs a long-lived process (server, monitor) under the .NET generic host: console logging, Ctrl+C and
+/// SIGTERM as a graceful stop (the log is drained, connections closed), and start-up failures (a port in
+/// use, a locked data folder, a bad setting) turned into one readable line and exit code 1.
 /// </summary>
 internal static class HostRunner
 {
     public static async Task<int> RunAsync(LogLevel level, string name, Func<ILoggerFactory, CancellationToken, Task<int>> run, CancellationToken cancellationToken)
     {
-        using var loggers = ConsoleLogging.Create(level);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true;
-            stop.Cancel();
-        });
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
-        {
-            context.Cancel = true;
-            stop.Cancel();
-        });
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, ApplicationName = "understudy " + name });
+        ConsoleLogging.Configure(builder.Logging, level);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        var service = new ProcessService(run);
+        builder.Services.AddSingleton<IHostedService>(service);
+        using var host = builder.Build();
+        service.Bind(host.Services.GetRequiredService<ILoggerFactory>(), host.Services.GetRequiredService<IHostApplicationLifetime>());
         try
         {
-            return await run(loggers, stop.Token);
+            await host.RunAsync(cancellationToken);
+            return service.ExitCode;
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             return 0;
         }
-        catch (Exception e) when (e is TransportException or InvalidOperationException or ArgumentException or UsageException or IOException or UnauthorizedAccessException or Understudy.Storage.StorageException)
+        catch (Exception e) when (IsStartupProblem(e))
         {
             Console.Error.WriteLine($"understudy {name}: {e.Message}");
             return 1;
+        }
+    }
+
+    private static bool IsStartupProblem(Exception e) =>
+        e is TransportException or InvalidOperationException or ArgumentException or UsageException or IOException or UnauthorizedAccessException or Storage.StorageException;
+
+    /// <summary>The process's work as a hosted service: started by the host, stopped by it on a signal.</summary>
+    private sealed class ProcessService(Func<ILoggerFactory, CancellationToken, Task<int>> run) : BackgroundService
+    {
+        private ILoggerFactory _loggers = null!;
+        private IHostApplicationLifetime _lifetime = null!;
+
+        public int ExitCode { get; private set; }
+
+        public void Bind(ILoggerFactory loggers, IHostApplicationLifetime lifetime)
+        {
+            _loggers = loggers;
+            _lifetime = lifetime;
+        }
+
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            try
+            {
+                ExitCode = await run(_loggers, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                ExitCode = 0;
+            }
+            catch (Exception e) when (IsStartupProblem(e))
+            {
+                // A readable line, not a stack trace: what is wrong and how to fix it.
+                Console.Error.WriteLine($"understudy: {e.Message}");
+                ExitCode = 1;
+            }
+            finally
+            {
+                // The work ended on its own (a fatal disk error, say): end the process too.
+                _lifetime.StopApplication();
+            }
         }
     }
 }
