@@ -21,6 +21,7 @@ public static class Program
             DemoVerb.Create(),
             ChaosVerb.Create(),
             SimulateVerb.Create(),
+            BenchVerb.Create(),
         };
 
         try
