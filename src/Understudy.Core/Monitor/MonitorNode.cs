@@ -65,6 +65,12 @@ public sealed class MemberHealth
     /// <summary>The heartbeat connection dropped and no heartbeat has come since.</summary>
     public bool ConnectionLost { get; internal set; }
 
+    /// <summary>A probe of its port has been asked for and not yet answered.</summary>
+    internal bool ProbeInFlight { get; set; }
+
+    /// <summary>When to probe again while the connection stays lost and the port has not refused yet.</summary>
+    internal long NextProbeAt { get; set; } = long.MaxValue;
+
     /// <summary>It restarted without fsync=always: what it acknowledged may be gone until it catches up again.</summary>
     public bool LostUnsyncedWrites { get; internal set; }
 
@@ -167,6 +173,14 @@ public sealed class MonitorNode
                 m.Liveness = Liveness.Suspected;
                 Record(MonitorEventKind.MemberSuspected, m.Address, $"no heartbeat for {Ms(now - Math.Max(m.LastHeartbeatAt, _startedAt)):0} ms");
             }
+
+            // A killed process may close its heartbeat connection a moment before its listening socket: a probe
+            // in that moment is accepted. Probe again while the connection stays lost, so the crash is still
+            // seen in milliseconds rather than after the failure timeout and the lease.
+            if (m.ConnectionLost && !m.ProbeInFlight && m.Liveness != Liveness.Down && now >= m.NextProbeAt)
+            {
+                StartProbe(m);
+            }
         }
 
         Evaluate(now);
@@ -187,6 +201,7 @@ public sealed class MonitorNode
         m.LastHeartbeat = heartbeat;
         m.LastHeartbeatAt = now;
         m.ConnectionLost = false;
+        m.NextProbeAt = long.MaxValue;
         m.Detector.Heartbeat(now);
         if (m.Liveness != Liveness.Alive)
         {
@@ -235,15 +250,31 @@ public sealed class MonitorNode
         if (_members.TryGetValue(server, out var m) && m.Liveness != Liveness.Down)
         {
             m.ConnectionLost = true;
-            _env.Probe(server);
+            if (!m.ProbeInFlight)
+            {
+                StartProbe(m);
+            }
         }
     }
 
     /// <summary>The answer to a probe.</summary>
     public void OnProbeResult(NodeAddress server, ProbeOutcome outcome)
     {
-        if (outcome != ProbeOutcome.Refused || !_members.TryGetValue(server, out var m) || !m.ConnectionLost || m.Liveness == Liveness.Down)
+        if (!_members.TryGetValue(server, out var m))
         {
+            return;
+        }
+
+        m.ProbeInFlight = false;
+        if (!m.ConnectionLost || m.Liveness == Liveness.Down)
+        {
+            return;
+        }
+
+        if (outcome != ProbeOutcome.Refused)
+        {
+            // Not proof of death (a paused process, a partition, or a dying one whose port is still open): ask again soon.
+            m.NextProbeAt = Now + Ticks(Options.ReprobeInterval);
             return;
         }
 
@@ -409,6 +440,13 @@ public sealed class MonitorNode
                 _env.SendToClient(client, new AdminResponse(request.RequestId, false, $"{request.Command} is answered by the monitor host, not the failover logic", ReadOnlyMemory<byte>.Empty));
                 break;
         }
+    }
+
+    private void StartProbe(MemberHealth m)
+    {
+        m.ProbeInFlight = true;
+        m.NextProbeAt = long.MaxValue;
+        _env.Probe(m.Address);
     }
 
     // ------------------------------------------------------------------ the failover state machine
