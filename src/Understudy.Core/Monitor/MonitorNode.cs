@@ -105,6 +105,8 @@ public sealed class MonitorNode
     private SwitchoverState? _switchover;
     private ForcedState? _forced;
     private long _firstHeartbeatAt = long.MinValue;
+    private long _lastTickAt = long.MinValue;
+    private long _suspectNotBefore = long.MinValue;
     private long _eventSequence;
     private bool _noCandidateReported;
 
@@ -166,9 +168,20 @@ public sealed class MonitorNode
     public void Tick()
     {
         var now = Now;
+
+        // A monitor that was itself stalled (CPU starvation, a GC pause, SIGSTOP) has not read the heartbeats
+        // waiting for it yet: give them a moment to be heard before suspecting anyone. This only delays the slow
+        // path (which also waits for the lease); a crash is still seen at once through the connection and probe.
+        if (_lastTickAt != long.MinValue && now - _lastTickAt > Ticks(Options.SelfStallThreshold))
+        {
+            _suspectNotBefore = now + Ticks(Options.HeartbeatInterval * 2);
+        }
+
+        _lastTickAt = now;
+        var maySuspect = now >= _suspectNotBefore;
         foreach (var m in _members.Values)
         {
-            if (m.Liveness is Liveness.Alive or Liveness.Unknown && m.Detector.IsSuspected(now))
+            if (maySuspect && m.Liveness is Liveness.Alive or Liveness.Unknown && m.Detector.IsSuspected(now))
             {
                 m.Liveness = Liveness.Suspected;
                 Record(MonitorEventKind.MemberSuspected, m.Address, $"no heartbeat for {Ms(now - Math.Max(m.LastHeartbeatAt, _startedAt)):0} ms");

@@ -20,6 +20,12 @@ public sealed record MonitorOptions
     /// </summary>
     public TimeSpan ReprobeInterval { get; init; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// A gap this long between the monitor's own ticks means the monitor itself stalled; it then waits two
+    /// heartbeat intervals before suspecting anyone, so heartbeats queued during its stall are read first.
+    /// </summary>
+    public TimeSpan SelfStallThreshold { get; init; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>With an empty configuration, how long to wait after the first server appears so others can register.</summary>
     public TimeSpan BootstrapDelay { get; init; } = TimeSpan.FromMilliseconds(300);
 
@@ -53,9 +59,9 @@ public sealed record MonitorOptions
             throw new ArgumentException("heartbeat interval, failure timeout and lease duration must be positive");
         }
 
-        if (ReprobeInterval <= TimeSpan.Zero)
+        if (ReprobeInterval <= TimeSpan.Zero || SelfStallThreshold <= TimeSpan.Zero)
         {
-            throw new ArgumentException("the re-probe interval must be positive");
+            throw new ArgumentException("the re-probe interval and the self-stall threshold must be positive");
         }
 
         if (FailureTimeout <= HeartbeatInterval)
