@@ -142,9 +142,11 @@ internal sealed class FailoverBench
             _say($"round {round}: the cluster is not fully in sync after 30 s; faulting anyway");
         }
 
-        // Steady load on a healthy cluster before the fault.
-        await Task.Delay(400, ct);
-        var status = await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct)
+        // Steady load on a healthy cluster before the fault (the peers' scripts give theirs 2 s), then make sure it
+        // is still healthy: faulting a primary that is in sync alone would measure no failover at all.
+        await Task.Delay(1000, ct);
+        var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct)
+            ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct)
             ?? throw new InvalidOperationException("no stable primary");
         var primary = cluster.Servers.First(s => s.Address.ToString() == status.Primary);
         var epoch = workload.LatestEpoch;
