@@ -18,6 +18,25 @@ internal static class BenchVerb
         var command = new Command("bench", "Measure a fresh local 3-server cluster: acknowledged, replicated writes per second and their latency, or client-observed unavailability across repeated failovers. See docs/BENCHMARKS.md for how to compare with Redis and etcd.");
         command.Subcommands.Add(Throughput());
         command.Subcommands.Add(Failover());
+        command.Subcommands.Add(Report());
+        return command;
+    }
+
+    private static Command Report()
+    {
+        var folder = new Argument<string>("folder") { Description = "A folder made by benchmarks/compare.sh (holding results.jsonl)." };
+        var command = new Command("report", "Summarise a side-by-side comparison folder: medians, ratios, summary.md and plots.") { folder };
+        command.SetAction(parse =>
+        {
+            var path = parse.GetValue(folder)!;
+            if (!File.Exists(Path.Combine(path, "results.jsonl")))
+            {
+                throw new UsageException($"'{path}' holds no results.jsonl: make one with benchmarks/compare.sh");
+            }
+
+            Console.WriteLine(BenchReport.Write(path));
+            return 0;
+        });
         return command;
     }
 
