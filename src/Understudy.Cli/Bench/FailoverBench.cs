@@ -11,7 +11,7 @@ internal sealed record FailoverOptions
 {
     public int Rounds { get; init; } = 10;
 
-    /// <summary>kill (SIGKILL) or pause (SIGSTOP until a new primary serves, then SIGCONT).</summary>
+    /// <summary>kill (SIGKILL), pause (SIGSTOP until a new primary serves, then SIGCONT), or kill-backup (SIGKILL a backup).</summary>
     public string Fault { get; init; } = "kill";
 
     /// <summary>Closed-loop writers recording the history (their acks time the gap).</summary>
@@ -148,8 +148,12 @@ internal sealed class FailoverBench
         var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct)
             ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct)
             ?? throw new InvalidOperationException("no stable primary");
-        var primary = cluster.Servers.First(s => s.Address.ToString() == status.Primary);
-        var epoch = workload.LatestEpoch;
+        // kill-backup: the primary stays; the writes stall until it has the dead backup out of the in-sync set.
+        var backupFault = _options.Fault == "kill-backup";
+        var primary = backupFault
+            ? cluster.Servers.First(s => s.Address.ToString() != status.Primary && s.Process.Running)
+            : cluster.Servers.First(s => s.Address.ToString() == status.Primary);
+        var epoch = backupFault ? -1 : workload.LatestEpoch;
         var faultUtc = DateTimeOffset.UtcNow;
         var at = workload.Now;
         if (_options.Fault == "pause")
@@ -177,7 +181,7 @@ internal sealed class FailoverBench
             return null;
         }
 
-        var gap = workload.UnavailableMs(at, epoch);
+        var gap = workload.UnavailableMs(at, backupFault ? null : epoch);
         double? Since(EventView? e) => e is null ? null : Math.Round((e.At - faultUtc).TotalMilliseconds, 1);
         IReadOnlyList<EventView> events = [];
         try
@@ -190,8 +194,8 @@ internal sealed class FailoverBench
         }
 
         var after = events.Where(e => e.At >= faultUtc.AddMilliseconds(-5)).OrderBy(e => e.At).ToList();
-        var detected = after.FirstOrDefault(e => e.Kind == "PrimaryFailed");
-        var promoted = after.FirstOrDefault(e => e.Kind == "Promoted");
+        var detected = after.FirstOrDefault(e => e.Kind == (backupFault ? "MemberDown" : "PrimaryFailed"));
+        var promoted = after.FirstOrDefault(e => e.Kind == (backupFault ? "InSyncShrunk" : "Promoted"));
         return new FailoverRound(
             round,
             _options.Fault,

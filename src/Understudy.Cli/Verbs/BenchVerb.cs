@@ -103,8 +103,8 @@ internal static class BenchVerb
     private static Command Failover()
     {
         var rounds = new Option<int>("--rounds") { Description = "Failovers to measure.", DefaultValueFactory = _ => 10 };
-        var fault = new Option<string>("--fault") { Description = "kill (SIGKILL the primary, restart it after) or pause (SIGSTOP it until a new primary serves, then SIGCONT).", DefaultValueFactory = _ => "kill" };
-        fault.AcceptOnlyFromAmong("kill", "pause");
+        var fault = new Option<string>("--fault") { Description = "kill (SIGKILL the primary, restart it after), pause (SIGSTOP it until a new primary serves, then SIGCONT) or kill-backup (SIGKILL a backup: how long writes stall until the primary has it out of the in-sync set).", DefaultValueFactory = _ => "kill" };
+        fault.AcceptOnlyFromAmong("kill", "pause", "kill-backup");
         var clients = new Option<int>("--clients") { Description = "Closed-loop writers whose acks time the gap.", DefaultValueFactory = _ => 4 };
         var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
         fsync.AcceptOnlyFromAmong("always", "never", "batch");
