@@ -4,8 +4,9 @@
 #   benchmarks/compare.sh [REPS] [SECONDS] [KILL_ROUNDS] [PEER_ROUNDS]
 #
 # REPS (3) interleaved repetitions of: Understudy throughput (fsync never), Redis RPUSH+WAIT 2, Understudy
-# throughput (fsync always), Redis RPUSH+WAIT 2 with appendfsync always; each SECONDS (10) long with 64 clients
-# and 64-byte messages. Then failover: Understudy kill -9 (KILL_ROUNDS, 50) and pause (10 rounds), Redis Sentinel
+# throughput (fsync always), Redis RPUSH+WAIT 2 with appendfsync always, Understudy (fsync never) with one
+# connection per writer; each SECONDS (10) long with 64 clients and 64-byte messages (Understudy's writers share
+# 4 client connections unless said otherwise). Then failover: Understudy kill -9 (KILL_ROUNDS, 50) and pause (10 rounds), Redis Sentinel
 # (down-after 200 ms) and etcd (heartbeat 50 / election 250 ms), PEER_ROUNDS (5) each, alternating.
 # Needs Debian's redis-server redis-sentinel etcd-server (apt-get install -y ...) and the peers' scripts in
 # ../shared/anchors (or ANCHORS=DIR). Everything goes to runs/compare-TIME/: results.jsonl, each run's output,
@@ -70,17 +71,18 @@ PY
   say "redis WAIT 2 ($mode) rep $rep: $line"
 }
 
-understudy_throughput() { # rep fsync
-  local rep=$1 fsync=$2
-  "$understudy" bench throughput --clients 64 --seconds "$seconds" --payload 64 --fsync "$fsync" --json --out "$out/understudy-throughput-$fsync-$rep" >"$out/understudy-throughput-$fsync-$rep.json"
-  python3 - "$out/understudy-throughput-$fsync-$rep.json" "$rep" "$fsync" >>"$results" <<'PY'
+understudy_throughput() { # rep fsync [connections]
+  local rep=$1 fsync=$2 conns=${3:-4} tag=$2
+  [ "$conns" != 4 ] && tag="$fsync-conn$conns"
+  "$understudy" bench throughput --clients 64 --connections "$conns" --seconds "$seconds" --payload 64 --fsync "$fsync" --json --out "$out/understudy-throughput-$tag-$rep" >"$out/understudy-throughput-$tag-$rep.json"
+  python3 - "$out/understudy-throughput-$tag-$rep.json" "$rep" "$tag" >>"$results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(json.dumps({"system": "understudy", "measure": f"throughput-{sys.argv[3]}", "rep": int(sys.argv[2]), "writesPerSec": r["writesPerSec"],
+print(json.dumps({"system": "understudy", "measure": f"throughput-{sys.argv[3]}", "rep": int(sys.argv[2]), "connections": r["connections"], "writesPerSec": r["writesPerSec"],
                   "p50": r["latencyMs"]["p50"], "p99": r["latencyMs"]["p99"], "p999": r["latencyMs"]["p999"], "inSync": r["inSyncThroughout"],
                   "cpu": r["cpu"], "loadBefore": r["loadBefore"], "loadAfter": r["loadAfter"]}))
 PY
-  say "understudy throughput ($fsync) rep $rep: $(tail -1 "$results" | cut -c1-160)"
+  say "understudy throughput ($tag) rep $rep: $(tail -1 "$results" | cut -c1-160)"
 }
 
 say "throughput: $reps repetitions of $seconds s, interleaved (load $(load))"
@@ -89,6 +91,8 @@ for rep in $(seq 1 "$reps"); do
   redis_throughput "$rep" never
   understudy_throughput "$rep" always
   redis_throughput "$rep" always
+  # One connection per writer, as the Redis load generator has (the client library is meant to be shared).
+  understudy_throughput "$rep" never 64
 done
 
 understudy_failover() { # fault rounds

@@ -147,6 +147,7 @@ internal static class BenchReport
     {
         ("understudy", "throughput-never") => "Understudy, fsync never",
         ("understudy", "throughput-always") => "Understudy, fsync always",
+        ("understudy", "throughput-never-conn64") => "Understudy, fsync never, 64 connections",
         ("redis", "throughput-never") => "Redis RPUSH+WAIT 2",
         ("redis", "throughput-always") => "Redis RPUSH+WAIT 2, appendfsync always",
         ("understudy", "failover-kill") => "Understudy, kill -9",
