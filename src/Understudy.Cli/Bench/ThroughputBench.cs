@@ -60,8 +60,9 @@ internal sealed class ThroughputBench
             ServerHttp = false,
             DataDirectory = Path.Combine(_options.RunFolder, "data"),
             Fsync = _options.Fsync,
+            // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
-            MonitorArguments = ["--log-level", "warning"],
+            MonitorArguments = ["--log-level", "info"],
         });
         cluster.StartAll();
         var healthy = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken)
