@@ -216,12 +216,18 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
                 _loop.Post(() => _node.Handle(ack));
                 break;
             case HeartbeatAck ack when fromMember:
-                ConnectToMembers(ack.Config);
-                _loop.Post(() => _node.Handle(ack));
+                _loop.Post(() =>
+                {
+                    ConnectToMembers(ack.Config);
+                    _node.Handle(ack);
+                });
                 break;
             case ConfigPush push when fromMember:
-                ConnectToMembers(push.Config);
-                _loop.Post(() => _node.Handle(push));
+                _loop.Post(() =>
+                {
+                    ConnectToMembers(push.Config);
+                    _node.Handle(push);
+                });
                 break;
             case InSyncChangeResult result when fromMember:
                 _loop.Post(() => _node.Handle(result));
@@ -314,7 +320,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     /// <summary>
     /// Keeps a connection open to every other member, whatever this server's role: a backup promoted later then
-    /// replicates at once instead of first connecting (and handshaking) while its clients wait.
+    /// replicates at once instead of first connecting (and handshaking) while its clients wait. On the loop, as
+    /// every other <see cref="Outbound"/> call: two threads racing through GetOrAdd could start a peer twice.
     /// </summary>
     private void ConnectToMembers(ClusterConfig config)
     {
