@@ -29,6 +29,7 @@ public static class Program
             SimulateVerb.Create(),
             SwitchoverVerb.Create(),
             PromoteVerb.Create(),
+            BenchVerb.Create(),
         };
 
         foreach (var control in ControlVerbs.Create())

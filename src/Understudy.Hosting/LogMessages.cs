@@ -41,6 +41,12 @@ internal static partial class LogMessages
     [LoggerMessage(4013, LogLevel.Error, "could not store the configuration: {Reason}")]
     public static partial void ConfigStoreFailed(ILogger logger, string reason);
 
+    [LoggerMessage(4015, LogLevel.Information, "heartbeat connection from {Member} ended ({Reason}); probing its port")]
+    public static partial void ServerConnectionLost(ILogger logger, string member, string reason);
+
+    [LoggerMessage(4016, LogLevel.Information, "probe of {Member}: {Outcome} in {Ms:0.0} ms")]
+    public static partial void ProbeAnswered(ILogger logger, string member, string outcome, double ms);
+
     [LoggerMessage(4014, LogLevel.Information, "HTTP on http://{Host}:{Port}")]
     public static partial void HttpListening(ILogger logger, string host, int port);
 }

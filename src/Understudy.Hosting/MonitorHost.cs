@@ -166,12 +166,16 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         }
 
         _servers[hello.From] = connection;
-        _ = connection.Closed.ContinueWith(
-            _ =>
+
+        // As soon as the connection starts closing, not once it has finished: under load the close can take tens
+        // of milliseconds, and a crashed primary's clients wait for every one of them.
+        _ = connection.Closing.ContinueWith(
+            closing =>
             {
                 // Only the connection the server uses now counts: a replaced one closing is no news.
                 if (_servers.TryRemove(new KeyValuePair<NodeAddress, FrameConnection>(hello.From, connection)))
                 {
+                    LogMessages.ServerConnectionLost(_logger, hello.From.ToString(), closing.Result.Reason.ToString());
                     _loop.Post(() => _node.OnServerConnectionLost(hello.From));
                 }
             },
@@ -272,7 +276,9 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         var timeout = _options.ProbeTimeout;
         _ = Task.Run(async () =>
         {
+            var started = TimeProvider.System.GetTimestamp();
             var result = await PortProbe.ProbeAsync(server, timeout, _stopping.Token);
+            LogMessages.ProbeAnswered(_logger, server.ToString(), result.ToString(), TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
             var outcome = result switch
             {
                 PortProbeResult.Refused => ProbeOutcome.Refused,

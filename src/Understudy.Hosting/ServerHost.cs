@@ -72,6 +72,10 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private readonly ConcurrentDictionary<NodeAddress, BufferedPeer> _outboundServers = new();
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly FrameConnectionOptions _connectionOptions;
+
+    // Entries the node appended during this burst of the loop: handed to the log in one call (one queue item, one
+    // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
+    private readonly List<LogEntry> _appends = [];
     private DurableLog _log = null!;
     private ServerNode _node = null!;
     private EventLoop _loop = null!;
@@ -139,7 +143,13 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             HttpPort = _options.HttpPort,
         };
         _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageLog(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries);
-        _loop = new EventLoop(() => _node.Flush(), e => LogMessages.LoopError(_logger, e));
+        _loop = new EventLoop(
+            () =>
+            {
+                _node.Flush();
+                FlushAppends();
+            },
+            e => LogMessages.LoopError(_logger, e));
         LogMessages.ServerStarting(_logger, _options.Identity.ToString(), _log.RecoveredEntries.Count, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 
         _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);
@@ -199,12 +209,18 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
                 _loop.Post(() => _node.Handle(ack));
                 break;
             case HeartbeatAck ack when fromMember:
-                WarmPeers(ack.Config);
-                _loop.Post(() => _node.Handle(ack));
+                _loop.Post(() =>
+                {
+                    ConnectToMembers(ack.Config);
+                    _node.Handle(ack);
+                });
                 break;
             case ConfigPush push when fromMember:
-                WarmPeers(push.Config);
-                _loop.Post(() => _node.Handle(push));
+                _loop.Post(() =>
+                {
+                    ConnectToMembers(push.Config);
+                    _node.Handle(push);
+                });
                 break;
             case InSyncChangeResult result when fromMember:
                 _loop.Post(() => _node.Handle(result));
@@ -254,11 +270,25 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         }
     }
 
-    public void AppendLog(ReadOnlySpan<LogEntry> entries) => _log.Append(entries);
+    public void AppendLog(ReadOnlySpan<LogEntry> entries)
+    {
+        foreach (ref readonly var entry in entries)
+        {
+            _appends.Add(entry);
+        }
+    }
 
-    public void TruncateLog(long fromIndex) => _log.Truncate(fromIndex);
+    public void TruncateLog(long fromIndex)
+    {
+        FlushAppends();
+        _log.Truncate(fromIndex);
+    }
 
-    public void SyncLog(long throughIndex, long generation) => _log.RequestSync(throughIndex, generation);
+    public void SyncLog(long throughIndex, long generation)
+    {
+        FlushAppends();
+        _log.RequestSync(throughIndex, generation);
+    }
 
     public void SaveEpoch(long epoch) => _log.SaveEpoch(epoch);
 
@@ -282,11 +312,11 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     }
 
     /// <summary>
-    /// Keeps a connection open to every other member, backups included. A backup promoted by a switchover or a
-    /// failover then replicates at once: without it, its first frame to a backup it had never talked to was
-    /// dropped while the connection opened, and commits (so every client) waited a whole resend timeout.
+    /// Keeps a connection open to every other member, whatever this server's role: a backup promoted later then
+    /// replicates at once instead of first connecting (and handshaking) while its clients wait. On the loop, as
+    /// every other <see cref="Outbound"/> call: two threads racing through GetOrAdd could start a peer twice.
     /// </summary>
-    private void WarmPeers(ClusterConfig config)
+    private void ConnectToMembers(ClusterConfig config)
     {
         foreach (var member in config.Members)
         {
@@ -294,6 +324,24 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             {
                 Outbound(member.Address);
             }
+        }
+    }
+
+    /// <summary>Hands the burst's appends to the log, in order, as one batch.</summary>
+    private void FlushAppends()
+    {
+        if (_appends.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _log.Append(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_appends));
+        }
+        finally
+        {
+            _appends.Clear();
         }
     }
 

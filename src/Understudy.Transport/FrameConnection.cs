@@ -34,6 +34,7 @@ public sealed class FrameConnection : IAsyncDisposable
     private readonly Channel<bool> _wake = Channel.CreateUnbounded<bool>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource<ConnectionClosed> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<ConnectionClosed> _closingStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Guarded by _sendLock: the queue, its accounting, the sending authenticator (its counter must
     // follow queue order) and whether the connection is closing.
@@ -87,6 +88,13 @@ public sealed class FrameConnection : IAsyncDisposable
 
     /// <summary>Completes when the connection has ended, with why. Never faults.</summary>
     public Task<ConnectionClosed> Closed => _closed.Task;
+
+    /// <summary>
+    /// Completes as soon as the connection begins to close (the peer went away, a violation, a local close), with
+    /// the first reason; <see cref="Closed"/> follows once queued frames are flushed and both loops have stopped.
+    /// For owners that must react to a lost peer at once (the monitor's crash detection). Never faults.
+    /// </summary>
+    public Task<ConnectionClosed> Closing => _closingStarted.Task;
 
     /// <summary>True once the connection has begun to close; <see cref="Send{T}"/> then returns false.</summary>
     public bool IsClosing
@@ -695,6 +703,8 @@ public sealed class FrameConnection : IAsyncDisposable
             _writerSignaled = true;
         }
 
+        _closingStarted.TrySetResult(info);
+
         _wake.Writer.TryWrite(true);
         _ = CloseAsync(graceful, linger);
     }
@@ -732,6 +742,7 @@ public sealed class FrameConnection : IAsyncDisposable
         }
 
         LogMessages.ConnectionClosed(_logger, Id, this, _closeInfo.Reason, _closeInfo.Detail);
+        _closingStarted.TrySetResult(_closeInfo);
         _closed.TrySetResult(_closeInfo);
     }
 

@@ -65,6 +65,12 @@ public sealed class MemberHealth
     /// <summary>The heartbeat connection dropped and no heartbeat has come since.</summary>
     public bool ConnectionLost { get; internal set; }
 
+    /// <summary>A probe of its port has been asked for and not yet answered.</summary>
+    internal bool ProbeInFlight { get; set; }
+
+    /// <summary>When to probe again while the connection stays lost and the port has not refused yet.</summary>
+    internal long NextProbeAt { get; set; } = long.MaxValue;
+
     /// <summary>It restarted without fsync=always: what it acknowledged may be gone until it catches up again.</summary>
     public bool LostUnsyncedWrites { get; internal set; }
 
@@ -99,6 +105,8 @@ public sealed class MonitorNode
     private SwitchoverState? _switchover;
     private ForcedState? _forced;
     private long _firstHeartbeatAt = long.MinValue;
+    private long _lastTickAt = long.MinValue;
+    private long _suspectNotBefore = long.MinValue;
     private long _eventSequence;
     private bool _noCandidateReported;
 
@@ -160,12 +168,31 @@ public sealed class MonitorNode
     public void Tick()
     {
         var now = Now;
+
+        // A monitor that was itself stalled (CPU starvation, a GC pause, SIGSTOP) has not read the heartbeats
+        // waiting for it yet: give them a moment to be heard before suspecting anyone. This only delays the slow
+        // path (which also waits for the lease); a crash is still seen at once through the connection and probe.
+        if (_lastTickAt != long.MinValue && now - _lastTickAt > Ticks(Options.SelfStallThreshold))
+        {
+            _suspectNotBefore = now + Ticks(Options.HeartbeatInterval * 2);
+        }
+
+        _lastTickAt = now;
+        var maySuspect = now >= _suspectNotBefore;
         foreach (var m in _members.Values)
         {
-            if (m.Liveness is Liveness.Alive or Liveness.Unknown && m.Detector.IsSuspected(now))
+            if (maySuspect && m.Liveness is Liveness.Alive or Liveness.Unknown && m.Detector.IsSuspected(now))
             {
                 m.Liveness = Liveness.Suspected;
                 Record(MonitorEventKind.MemberSuspected, m.Address, $"no heartbeat for {Ms(now - Math.Max(m.LastHeartbeatAt, _startedAt)):0} ms");
+            }
+
+            // A killed process may close its heartbeat connection a moment before its listening socket: a probe
+            // in that moment is accepted. Probe again while the connection stays lost, so the crash is still
+            // seen in milliseconds rather than after the failure timeout and the lease.
+            if (m.ConnectionLost && !m.ProbeInFlight && m.Liveness != Liveness.Down && now >= m.NextProbeAt)
+            {
+                StartProbe(m);
             }
         }
 
@@ -187,6 +214,7 @@ public sealed class MonitorNode
         m.LastHeartbeat = heartbeat;
         m.LastHeartbeatAt = now;
         m.ConnectionLost = false;
+        m.NextProbeAt = long.MaxValue;
         m.Detector.Heartbeat(now);
         if (m.Liveness != Liveness.Alive)
         {
@@ -235,15 +263,31 @@ public sealed class MonitorNode
         if (_members.TryGetValue(server, out var m) && m.Liveness != Liveness.Down)
         {
             m.ConnectionLost = true;
-            _env.Probe(server);
+            if (!m.ProbeInFlight)
+            {
+                StartProbe(m);
+            }
         }
     }
 
     /// <summary>The answer to a probe.</summary>
     public void OnProbeResult(NodeAddress server, ProbeOutcome outcome)
     {
-        if (outcome != ProbeOutcome.Refused || !_members.TryGetValue(server, out var m) || !m.ConnectionLost || m.Liveness == Liveness.Down)
+        if (!_members.TryGetValue(server, out var m))
         {
+            return;
+        }
+
+        m.ProbeInFlight = false;
+        if (!m.ConnectionLost || m.Liveness == Liveness.Down)
+        {
+            return;
+        }
+
+        if (outcome != ProbeOutcome.Refused)
+        {
+            // Not proof of death (a paused process, a partition, or a dying one whose port is still open): ask again soon.
+            m.NextProbeAt = Now + Ticks(Options.ReprobeInterval);
             return;
         }
 
@@ -409,6 +453,13 @@ public sealed class MonitorNode
                 _env.SendToClient(client, new AdminResponse(request.RequestId, false, $"{request.Command} is answered by the monitor host, not the failover logic", ReadOnlyMemory<byte>.Empty));
                 break;
         }
+    }
+
+    private void StartProbe(MemberHealth m)
+    {
+        m.ProbeInFlight = true;
+        m.NextProbeAt = long.MaxValue;
+        _env.Probe(m.Address);
     }
 
     // ------------------------------------------------------------------ the failover state machine

@@ -14,6 +14,18 @@ public sealed record MonitorOptions
     /// <summary>How long each lease granted to the primary runs; no other server is promoted before it has surely expired.</summary>
     public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// While a server's heartbeat connection stays dropped and its port has not refused, how long to wait
+    /// before probing it again (a killed process may still hold its port open for a moment).
+    /// </summary>
+    public TimeSpan ReprobeInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// A gap this long between the monitor's own ticks means the monitor itself stalled; it then waits two
+    /// heartbeat intervals before suspecting anyone, so heartbeats queued during its stall are read first.
+    /// </summary>
+    public TimeSpan SelfStallThreshold { get; init; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>With an empty configuration, how long to wait after the first server appears so others can register.</summary>
     public TimeSpan BootstrapDelay { get; init; } = TimeSpan.FromMilliseconds(300);
 
@@ -45,6 +57,11 @@ public sealed record MonitorOptions
         if (HeartbeatInterval <= TimeSpan.Zero || FailureTimeout <= TimeSpan.Zero || LeaseDuration <= TimeSpan.Zero)
         {
             throw new ArgumentException("heartbeat interval, failure timeout and lease duration must be positive");
+        }
+
+        if (ReprobeInterval <= TimeSpan.Zero || SelfStallThreshold <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("the re-probe interval and the self-stall threshold must be positive");
         }
 
         if (FailureTimeout <= HeartbeatInterval)

@@ -8,7 +8,16 @@ namespace Understudy.Core.Replication;
 /// </summary>
 public sealed class ReplicatedLog
 {
-    private readonly List<LogEntry> _entries = [];
+    // Entries live in fixed-size chunks (64 KiB each, below the large-object threshold) rather than one List:
+    // a List doubles into a new array and copies everything, and at a million 64-byte writes that is a 134 MB
+    // large-object allocation and a 67 MB copy at the same index on every server at once, a stall long enough
+    // (seen: 300-380 ms) for the primary to ask both backups out of the in-sync set.
+    private const int ChunkShift = 10;
+    private const int ChunkSize = 1 << ChunkShift;
+    private const int ChunkMask = ChunkSize - 1;
+
+    private readonly List<LogEntry[]> _chunks = [];
+    private long _count;
 
     public ReplicatedLog()
     {
@@ -22,14 +31,22 @@ public sealed class ReplicatedLog
         }
     }
 
-    public long LastIndex => _entries.Count;
+    public long LastIndex => _count;
 
-    public long LastEpoch => _entries.Count == 0 ? 0 : _entries[^1].Epoch;
+    public long LastEpoch => _count == 0 ? 0 : Slot(_count - 1).Epoch;
 
-    public LogEntry this[long index] => _entries[checked((int)(index - 1))];
+    public LogEntry this[long index]
+    {
+        get
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(index, 1);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(index, _count);
+            return Slot(index - 1);
+        }
+    }
 
     /// <summary>The epoch of the entry at <paramref name="index"/>; 0 for index 0 (the empty prefix).</summary>
-    public long EpochAt(long index) => index == 0 ? 0 : _entries[checked((int)(index - 1))].Epoch;
+    public long EpochAt(long index) => index == 0 ? 0 : this[index].Epoch;
 
     public void Append(in LogEntry entry)
     {
@@ -43,15 +60,35 @@ public sealed class ReplicatedLog
             throw new InvalidOperationException($"log append with epoch {entry.Epoch} after epoch {LastEpoch}");
         }
 
-        _entries.Add(entry);
+        if ((_count >> ChunkShift) == _chunks.Count)
+        {
+            _chunks.Add(new LogEntry[ChunkSize]);
+        }
+
+        Slot(_count) = entry;
+        _count++;
     }
 
     /// <summary>Drops the entries from <paramref name="index"/> on.</summary>
     public void TruncateFrom(long index)
     {
-        if (index <= LastIndex)
+        if (index > LastIndex)
         {
-            _entries.RemoveRange(checked((int)(index - 1)), checked((int)(LastIndex - index + 1)));
+            return;
+        }
+
+        var keep = Math.Max(0, index - 1);
+        for (var i = keep; i < _count; i++)
+        {
+            // Let go of the dropped commands.
+            Slot(i) = default;
+        }
+
+        _count = keep;
+        var chunksNeeded = (int)((keep + ChunkMask) >> ChunkShift);
+        if (_chunks.Count > chunksNeeded)
+        {
+            _chunks.RemoveRange(chunksNeeded, _chunks.Count - chunksNeeded);
         }
     }
 
@@ -63,13 +100,14 @@ public sealed class ReplicatedLog
             return [];
         }
 
-        var start = checked((int)(from - 1));
+        ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
+        var start = from - 1;
         var count = 0;
         var bytes = 0;
         var limit = (int)Math.Min(maxCount, LastIndex - from + 1);
         while (count < limit)
         {
-            bytes += _entries[start + count].WireSize;
+            bytes += Slot(start + count).WireSize;
             count++;
             if (bytes >= maxBytes)
             {
@@ -78,7 +116,17 @@ public sealed class ReplicatedLog
         }
 
         var slice = new LogEntry[count];
-        _entries.CopyTo(start, slice, 0, count);
+        var copied = 0;
+        while (copied < count)
+        {
+            var at = start + copied;
+            var chunk = _chunks[(int)(at >> ChunkShift)];
+            var offset = (int)(at & ChunkMask);
+            var n = Math.Min(count - copied, ChunkSize - offset);
+            Array.Copy(chunk, offset, slice, copied, n);
+            copied += n;
+        }
+
         return slice;
     }
 
@@ -132,4 +180,7 @@ public sealed class ReplicatedLog
             yield return this[i];
         }
     }
+
+    /// <summary>The slot of the entry at zero-based position <paramref name="position"/> (no bounds check beyond the chunk's).</summary>
+    private ref LogEntry Slot(long position) => ref _chunks[(int)(position >> ChunkShift)][position & ChunkMask];
 }

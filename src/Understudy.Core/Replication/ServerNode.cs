@@ -40,6 +40,7 @@ public sealed class ServerNode
     private long _syncRequested;
     private long _syncGeneration;
     private long _lastHeartbeatAt = long.MinValue;
+    private long _lastTickAt = long.MinValue;
 
     // backup
     private long _verifiedThrough;
@@ -149,6 +150,22 @@ public sealed class ServerNode
     public void Tick()
     {
         var now = Now;
+        var stalled = _lastTickAt != long.MinValue && now - _lastTickAt > Ticks(Options.SelfStallThreshold);
+        _lastTickAt = now;
+        if (stalled && _role == ServerRole.Primary)
+        {
+            // This server was not running for a while (CPU starvation, a GC pause, SIGSTOP): its backups' answers
+            // may be waiting unread. Do not count the stall against them: restart their lag and resend clocks.
+            // (A backup whose connection dropped is still asked out at once; this only delays the slow path.)
+            foreach (var f in _followers.Values)
+            {
+                f.LastProgressAt = Math.Max(f.LastProgressAt, now);
+                if (f.WaitingSince != long.MinValue)
+                {
+                    f.WaitingSince = now;
+                }
+            }
+        }
         if (_lastHeartbeatAt == long.MinValue || now - _lastHeartbeatAt >= Ticks(Options.HeartbeatInterval))
         {
             SendHeartbeat(now);

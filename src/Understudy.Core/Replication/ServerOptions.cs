@@ -15,6 +15,12 @@ public sealed record ServerOptions
     /// <summary>A backup with unacknowledged entries that makes no progress this long is asked out of the in-sync set.</summary>
     public TimeSpan ReplicaLagTimeout { get; init; } = TimeSpan.FromMilliseconds(300);
 
+    /// <summary>
+    /// A gap this long between the server's own ticks means it was itself stalled; as primary it then restarts
+    /// its backups' lag and resend clocks instead of blaming them for the time it was not running.
+    /// </summary>
+    public TimeSpan SelfStallThreshold { get; init; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Frames unanswered this long are presumed lost: the primary probes and resends.</summary>
     public TimeSpan ResendTimeout { get; init; } = TimeSpan.FromMilliseconds(100);
 
@@ -69,6 +75,7 @@ public sealed record ServerOptions
         Positive(ResendTimeout, nameof(ResendTimeout));
         Positive(InSyncChangeRetry, nameof(InSyncChangeRetry));
         Positive(SwitchoverTimeout, nameof(SwitchoverTimeout));
+        Positive(SelfStallThreshold, nameof(SelfStallThreshold));
         if (LeaseSafetyFactor is <= 0 or > 1)
         {
             throw new ArgumentException($"LeaseSafetyFactor must be in (0, 1] (got {LeaseSafetyFactor})");

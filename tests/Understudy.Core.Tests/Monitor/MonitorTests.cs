@@ -179,6 +179,39 @@ public class MonitorTests
     }
 
     [Fact]
+    public void Monitor_probes_again_while_the_connection_stays_lost_and_promotes_when_the_port_refuses()
+    {
+        var m = Stable();
+
+        // A killed process closed its heartbeat connection a moment before its listening socket.
+        m.Node.OnServerConnectionLost(P);
+        m.Node.OnProbeResult(P, ProbeOutcome.Accepted);
+        Assert.Single(m.Env.Calls.OfType<Probed>());
+
+        m.Run(TimeSpan.FromMilliseconds(50), B1, B2);
+        Assert.True(m.Env.Calls.OfType<Probed>().Count() >= 2, "the monitor should probe again while the connection stays lost");
+        Assert.Empty(m.Env.Proposals);
+
+        m.Node.OnProbeResult(P, ProbeOutcome.Refused);
+        Assert.Equal(B1, Assert.Single(m.Env.Proposals).Next.Primary); // no waiting for the failure timeout or the lease
+    }
+
+    [Fact]
+    public void Monitor_stops_probing_once_the_server_heartbeats_again()
+    {
+        var m = Stable();
+
+        m.Node.OnServerConnectionLost(P);
+        m.Node.OnProbeResult(P, ProbeOutcome.Accepted);
+        m.Beat(P);
+        var probes = m.Env.Calls.OfType<Probed>().Count();
+        m.Run(TimeSpan.FromMilliseconds(100), P, B1, B2);
+
+        Assert.Equal(probes, m.Env.Calls.OfType<Probed>().Count());
+        Assert.Empty(m.Env.Proposals);
+    }
+
+    [Fact]
     public void Monitor_ignores_a_refused_probe_once_the_server_has_reconnected()
     {
         var m = Stable();

@@ -68,6 +68,27 @@ public class PrimaryTests
     }
 
     [Fact]
+    public void Primary_does_not_blame_its_backups_for_a_stall_of_its_own()
+    {
+        var p = StartPrimary();
+        p.Write(C1, 42, 1, "a");
+        p.SyncDisk();
+        p.Tick();
+
+        // The primary itself is not scheduled for 400 ms (its lease renewed meanwhile): the backups' answers wait unread.
+        p.Time.Advance(TimeSpan.FromMilliseconds(400));
+        p.HeartbeatAck();
+        p.Tick();
+        Assert.Empty(p.Env.ToMonitor<InSyncChange>());
+
+        // The backups answer once it runs again; had B2 stayed silent past the lag timeout, it would be asked out.
+        p.AckFrom(B1, 2);
+        p.Advance(TimeSpan.FromMilliseconds(400), renewLease: true);
+        var request = Assert.Single(p.Env.ToMonitor<InSyncChange>());
+        Assert.Equal((InSyncOp.Remove, B2), (request.Op, request.Member));
+    }
+
+    [Fact]
     public void Primary_waits_for_a_lagging_in_sync_backup_until_the_monitor_removes_it()
     {
         var p = StartPrimary();

@@ -11,6 +11,43 @@ public class ReplicatedLogTests
     private static ReplicatedLog Sample() => new(Log(1, 1, 2, 2, 2, 5));
 
     [Fact]
+    public void ReplicatedLog_keeps_order_across_its_storage_chunks_through_truncations_and_slices()
+    {
+        static LogEntry E(long index, long epoch) => new(index, epoch, EntryKind.Command, 7, index, index, new byte[] { (byte)index });
+
+        var log = new ReplicatedLog();
+        for (var i = 1; i <= 3000; i++)
+        {
+            log.Append(E(i, i <= 2000 ? 1 : 2));
+        }
+
+        // A slice across chunk boundaries, entry for entry.
+        var slice = log.Slice(1000, 1100, int.MaxValue);
+        Assert.Equal(1100, slice.Length);
+        Assert.Equal(Enumerable.Range(1000, 1100).Select(i => (long)i), slice.Select(e => e.Index));
+
+        // Truncations at, just after and just before a chunk boundary, then appends that refill the space.
+        foreach (var cut in new long[] { 2049, 2048, 1025, 1024, 1 })
+        {
+            log.TruncateFrom(cut);
+            Assert.Equal(cut - 1, log.LastIndex);
+            Assert.Equal(cut == 1 ? 0 : cut - 1 > 2000 ? 2 : 1, log.LastEpoch);
+            Assert.Throws<ArgumentOutOfRangeException>(() => log[cut]);
+        }
+
+        for (var i = 1; i <= 1500; i++)
+        {
+            log.Append(E(i, 3));
+        }
+
+        Assert.Equal(1500, log.LastIndex);
+        Assert.Equal(3, log.EpochAt(1024));
+        Assert.Equal(1025, log[1025].Index);
+        Assert.Equal(1500, log.Slice(1, 2000, int.MaxValue).Length);
+        Assert.Equal(3, log.LastIndexOfEpoch(3) - 1497);
+    }
+
+    [Fact]
     public void ReplicatedLog_FirstIndexOfEpoch_finds_where_an_epoch_begins_at_or_before_an_index()
     {
         var log = Sample();

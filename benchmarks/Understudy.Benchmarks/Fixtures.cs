@@ -1,0 +1,10 @@
+using Understudy.Core.StateMachines;
+
+namespace Understudy.Benchmarks;
+
+/// <summary>Shared inputs.</summary>
+internal static class Fixtures
+{
+    /// <summary>A message-log append of a message of <paramref name="bytes"/> bytes.</summary>
+    public static byte[] AppendCommand(int bytes) => MessageLogCommands.Append(new string('x', bytes));
+}

@@ -1,0 +1,179 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using Understudy.Cli.Bench;
+using Understudy.Cli.Infrastructure;
+
+namespace Understudy.Cli.Verbs;
+
+/// <summary>
+/// `understudy bench throughput` and `understudy bench failover`: figures from a fresh local cluster of real
+/// processes (on free ports, in a run folder), comparable with the peers in docs/BENCHMARKS.md.
+/// </summary>
+internal static class BenchVerb
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Measure a fresh local 3-server cluster: acknowledged, replicated writes per second and their latency, or client-observed unavailability across repeated failovers. See docs/BENCHMARKS.md for how to compare with Redis and etcd.");
+        command.Subcommands.Add(Throughput());
+        command.Subcommands.Add(Failover());
+        command.Subcommands.Add(Report());
+        return command;
+    }
+
+    private static Command Report()
+    {
+        var folder = new Argument<string>("folder") { Description = "A folder made by benchmarks/compare.sh (holding results.jsonl)." };
+        var command = new Command("report", "Summarise a side-by-side comparison folder: medians, ratios, summary.md and plots.") { folder };
+        command.SetAction(parse =>
+        {
+            var path = parse.GetValue(folder)!;
+            if (!File.Exists(Path.Combine(path, "results.jsonl")))
+            {
+                throw new UsageException($"'{path}' holds no results.jsonl: make one with benchmarks/compare.sh");
+            }
+
+            Console.WriteLine(BenchReport.Write(path));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Throughput()
+    {
+        var clients = new Option<int>("--clients") { Description = "Concurrent closed-loop writers (each waits for its ack before the next write).", DefaultValueFactory = _ => 64 };
+        var seconds = new Option<double>("--seconds") { Description = "Length of the measured window, after the warm-up.", DefaultValueFactory = _ => 10 };
+        var payload = new Option<int>("--payload") { Description = "Message size in bytes.", DefaultValueFactory = _ => 64 };
+        var fsync = new Option<string>("--fsync") { Description = "always (fsync before every ack, group commit) or never (acks once in every in-sync server's OS).", DefaultValueFactory = _ => "always" };
+        fsync.AcceptOnlyFromAmong("always", "never", "batch");
+        var connections = new Option<int>("--connections") { Description = "Client connections the writers share (UnderstudyClient instances); default min(clients, 4)." };
+        var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring.", DefaultValueFactory = _ => 2 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object: writesPerSec, latencyMs {p50,p99,p999}, clients, fsync, ..." };
+        var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-throughput-TIME)." };
+        var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles.")
+        {
+            clients, seconds, payload, fsync, connections, warmup, json, output,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var c = parse.GetValue(clients);
+            var s = parse.GetValue(seconds);
+            var b = parse.GetValue(payload);
+            if (c is < 1 or > 4096 || s is <= 0 or > 3600 || b is < 0 or > 1_000_000)
+            {
+                throw new UsageException("--clients must be 1 to 4096, --seconds more than 0 and at most 3600, --payload 0 to 1000000");
+            }
+
+            var conns = parse.GetValue(connections) is > 0 and var n ? Math.Min(n, c) : Math.Min(c, 4);
+            var quiet = parse.GetValue(json);
+            var options = new ThroughputOptions
+            {
+                Clients = c,
+                Seconds = s,
+                Payload = b,
+                Fsync = parse.GetValue(fsync)!,
+                Connections = conns,
+                WarmupSeconds = Math.Max(0, parse.GetValue(warmup)),
+                RunFolder = Folder(parse.GetValue(output), $"throughput-c{c}-{parse.GetValue(fsync)}"),
+            };
+            var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);
+            if (quiet)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(result, BenchJson.Options));
+            }
+            else
+            {
+                var table = Table();
+                Row(table, "acknowledged writes/s", $"[bold]{result.WritesPerSec:0}[/] ({result.Acknowledged} in {result.Seconds:0.0} s, {result.Errors} errors)");
+                Row(table, "latency", $"p50 {result.LatencyMs.P50:0.###} ms · p99 {result.LatencyMs.P99:0.###} ms · p99.9 {result.LatencyMs.P999:0.###} ms · max {result.LatencyMs.Max:0.###} ms");
+                Row(table, "setup", $"{result.Clients} writers on {result.Connections} connection(s), {result.Payload}-byte messages, fsync {result.Fsync}, {result.Servers} servers");
+                Row(table, "replicated to all", result.InSyncThroughout ? "[green]yes[/]: every server stayed in sync" : "[red]no[/]: a server left the in-sync set during the window");
+                Row(table, "CPU (cores)", $"bench {result.Cpu.Bench:0.00} · primary {result.Cpu.Primary:0.00} · backups {result.Cpu.Backups:0.00} · monitor {result.Cpu.Monitor:0.00}");
+                Row(table, "load average", $"{result.LoadBefore} before, {result.LoadAfter} after ({Environment.ProcessorCount} cores)");
+                Row(table, "run folder", Markup.Escape(result.RunFolder ?? string.Empty) + " (result.json, latency.png/svg, data/logs)");
+                AnsiConsole.Write(table);
+            }
+
+            return result.InSyncThroughout && result.Acknowledged > 0 ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static Command Failover()
+    {
+        var rounds = new Option<int>("--rounds") { Description = "Failovers to measure.", DefaultValueFactory = _ => 10 };
+        var fault = new Option<string>("--fault") { Description = "kill (SIGKILL the primary, restart it after), pause (SIGSTOP it until a new primary serves, then SIGCONT) or kill-backup (SIGKILL a backup: how long writes stall until the primary has it out of the in-sync set).", DefaultValueFactory = _ => "kill" };
+        fault.AcceptOnlyFromAmong("kill", "pause", "kill-backup");
+        var clients = new Option<int>("--clients") { Description = "Closed-loop writers whose acks time the gap.", DefaultValueFactory = _ => 4 };
+        var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
+        fsync.AcceptOnlyFromAmong("always", "never", "batch");
+        var json = new Option<bool>("--json") { Description = "Print one JSON object: rounds, unavailableMs {p50,p99,max}, lost, ..." };
+        var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-failover-TIME)." };
+        var command = new Command("failover", "Client-observed unavailability per failover (last ack before the fault to the first ack from the new primary), over repeated rounds; then the whole history is checked: nothing acknowledged may be lost or duplicated.")
+        {
+            rounds, fault, clients, fsync, json, output,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var n = parse.GetValue(rounds);
+            var c = parse.GetValue(clients);
+            if (n is < 1 or > 10_000 || c is < 1 or > 256)
+            {
+                throw new UsageException("--rounds must be 1 to 10000 and --clients 1 to 256");
+            }
+
+            var quiet = parse.GetValue(json);
+            var options = new FailoverOptions
+            {
+                Rounds = n,
+                Fault = parse.GetValue(fault)!,
+                Clients = c,
+                Fsync = parse.GetValue(fsync)!,
+                RunFolder = Folder(parse.GetValue(output), $"failover-{parse.GetValue(fault)}"),
+            };
+            var result = await new FailoverBench(options, Say(quiet)).RunAsync(cancellationToken);
+            if (quiet)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(result, BenchJson.Options));
+            }
+            else
+            {
+                var table = Table();
+                Row(table, "rounds", $"{result.Rounds} × {result.Fault} of the primary, {result.Clients} writers, fsync {result.Fsync}");
+                Row(table, "unavailable", $"p50 [bold]{result.UnavailableMs.P50:0.0}[/] ms · p99 {result.UnavailableMs.P99:0.0} ms · max {result.UnavailableMs.Max:0.0} ms · min {result.UnavailableMs.Min:0.0} ms; {result.OverOneSecond} over 1 s");
+                Row(table, "acknowledged", result.Acknowledged.ToString(CultureInfo.InvariantCulture));
+                Row(table, "lost / duplicated", $"{Colour(result.Lost)} / {Colour(result.Duplicated)}");
+                Row(table, "load average", $"{result.LoadBefore} before, {result.LoadAfter} after ({Environment.ProcessorCount} cores)");
+                Row(table, "run folder", Markup.Escape(result.RunFolder ?? string.Empty) + " (result.json, failover.png/svg, history.jsonl, data/logs)");
+                AnsiConsole.Write(table);
+                foreach (var v in result.Violations.Take(20))
+                {
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(v)}[/]");
+                }
+
+                AnsiConsole.MarkupLine(result.Verdict == "valid" ? "verdict: [green bold]valid[/]" : "verdict: [red bold]INVALID[/]");
+            }
+
+            return result.Verdict == "valid" ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static string Folder(string? given, string name) =>
+        Path.GetFullPath(given ?? Path.Combine("runs", $"bench-{name}-{DateTime.Now:yyyyMMdd-HHmmss}"));
+
+    private static Action<string> Say(bool quiet) => line =>
+    {
+        if (!quiet)
+        {
+            AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {Markup.Escape(line)}");
+        }
+    };
+
+    private static Table Table() => new Table().Border(TableBorder.Rounded).HideHeaders().AddColumn("what").AddColumn("value");
+
+    private static void Row(Table table, string what, string value) => table.AddRow(Markup.Escape(what), value);
+
+    private static string Colour(int count) => count == 0 ? "[green]0[/]" : $"[red]{count}[/]";
+}
