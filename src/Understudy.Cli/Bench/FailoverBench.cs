@@ -45,26 +45,14 @@ internal sealed class FailoverBench
     {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
-        var ports = LocalClusterOptions.FreePorts(_options.Servers + 3);
-        await using var cluster = new LocalCluster(new LocalClusterOptions
+        await using var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
         {
-            Servers = _options.Servers,
-            ServerPorts = ports[.._options.Servers],
-            MonitorPort = ports[_options.Servers],
-            ClientPort = ports[_options.Servers + 1],
-            HttpPort = 0,
-            ServerHttp = false,
-            DataDirectory = Path.Combine(_options.RunFolder, "data"),
             Fsync = _options.Fsync,
             // Info: the servers' role changes, with times, show where each failover's time went.
             ServerArguments = ["--log-level", "info"],
             MonitorArguments = ["--log-level", "info"],
         });
-        cluster.StartAll();
-        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken) is null)
-        {
-            throw new InvalidOperationException($"the cluster did not come up within 60 s; logs in {Path.Combine(_options.RunFolder, "data", "logs")}");
-        }
+        await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
 
         await using var workload = new Workload(cluster.MonitorAddress, _options.Clients, TimeSpan.FromSeconds(30), clients: _options.Clients);
         await workload.WaitForPrimaryAsync(cancellationToken);

@@ -49,24 +49,14 @@ internal sealed class ThroughputBench
     {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
-        var ports = LocalClusterOptions.FreePorts(_options.Servers + 3);
-        await using var cluster = new LocalCluster(new LocalClusterOptions
+        await using var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
         {
-            Servers = _options.Servers,
-            ServerPorts = ports[.._options.Servers],
-            MonitorPort = ports[_options.Servers],
-            ClientPort = ports[_options.Servers + 1],
-            HttpPort = 0,
-            ServerHttp = false,
-            DataDirectory = Path.Combine(_options.RunFolder, "data"),
             Fsync = _options.Fsync,
             // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
             MonitorArguments = ["--log-level", "info"],
         });
-        cluster.StartAll();
-        var healthy = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken)
-            ?? throw new InvalidOperationException($"the cluster did not come up within 60 s; logs in {Path.Combine(_options.RunFolder, "data", "logs")}");
+        var healthy = await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
         _say($"cluster up: primary {healthy.Primary}, in sync [{string.Join(", ", healthy.InSync)}], fsync {_options.Fsync}");
 
         var clients = new List<UnderstudyClient>();

@@ -94,11 +94,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
         try
         {
             _cluster = new LocalCluster(ClusterOptions(usesNamespaces));
-            _cluster.StartAll();
-            if (await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken) is null)
-            {
-                throw new InvalidOperationException($"the cluster did not come up within 30 s; logs in {Path.Combine(_options.RunFolder, "logs")}");
-            }
+            await _cluster.StartHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken);
 
             _say($"cluster up: monitor {_cluster.MonitorAddress}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
             _startedUtc = DateTimeOffset.UtcNow;
@@ -193,16 +189,8 @@ internal sealed class ChaosRunner : IAsyncDisposable
         var data = Path.Combine(_options.RunFolder, "data");
         if (!namespaces)
         {
-            var ports = LocalClusterOptions.FreePorts(_options.Servers + 3);
-            return new LocalClusterOptions
+            return LocalClusterOptions.OnFreePorts(_options.Servers, data, monitorHttp: true) with
             {
-                Servers = _options.Servers,
-                ServerPorts = ports[.._options.Servers],
-                MonitorPort = ports[_options.Servers],
-                ClientPort = ports[_options.Servers + 1],
-                HttpPort = ports[_options.Servers + 2],
-                ServerHttp = false,
-                DataDirectory = data,
                 Fsync = _options.Fsync,
                 ServerArguments = ["--log-level", "warning"],
                 MonitorArguments = ["--log-level", "info"],

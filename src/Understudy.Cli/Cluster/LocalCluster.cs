@@ -60,6 +60,22 @@ internal sealed record LocalClusterOptions
     /// <summary>Explicit HTTP ports per server (overrides port + 100), for clusters on free ports.</summary>
     public IReadOnlyList<int>? ServerHttpPorts { get; init; }
 
+    /// <summary>A cluster on free ports (benchmarks, chaos, tests), with the monitor's HTTP on a free port if asked.</summary>
+    public static LocalClusterOptions OnFreePorts(int servers, string dataDirectory, bool monitorHttp = false)
+    {
+        var ports = FreePorts(servers + 3);
+        return new LocalClusterOptions
+        {
+            Servers = servers,
+            ServerPorts = ports[..servers],
+            MonitorPort = ports[servers],
+            ClientPort = ports[servers + 1],
+            HttpPort = monitorHttp ? ports[servers + 2] : 0,
+            ServerHttp = false,
+            DataDirectory = dataDirectory,
+        };
+    }
+
     /// <summary>The original's ports if they are free, else ports the OS picks.</summary>
     public LocalClusterOptions WithFreePortsIfTaken()
     {
@@ -252,6 +268,14 @@ internal sealed class LocalCluster : IAsyncDisposable
         }
 
         return null;
+    }
+
+    /// <summary>Starts every process and waits until the cluster is healthy; throws, naming the logs, if it is not in time.</summary>
+    public async Task<ClusterStatus> StartHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        StartAll();
+        return await WaitForHealthyAsync(timeout, cancellationToken)
+            ?? throw new InvalidOperationException($"the cluster did not come up within {timeout.TotalSeconds:0} s; logs in {Path.Combine(Options.DataDirectory, "logs")}");
     }
 
     /// <summary>Waits for a primary that serves with every running server back in sync.</summary>
