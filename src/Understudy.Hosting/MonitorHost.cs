@@ -136,6 +136,10 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         _heartbeats = await FrameServer.StartAsync(_transport, _options.HeartbeatListen, _connectionOptions, HandleServerAsync, OnServerConnected, cancellationToken);
         _clientApi = await FrameServer.StartAsync(_transport, _options.ClientListen, _connectionOptions, HandleClientAsync, OnClientConnected, cancellationToken);
         LogMessages.MonitorStarting(_logger, _heartbeats.LocalAddress.ToString(), _clientApi.LocalAddress.ToString(), stored.ToString());
+
+        // Run the crash-detection path once now (a probe of our own port), so the first real crash is not
+        // also the first time that code is compiled: on a small machine that cost tens of milliseconds.
+        _ = PortProbe.ProbeAsync(_clientApi.LocalAddress, _options.ProbeTimeout, _stopping.Token).AsTask();
         _loop.Start(() => _node.Tick(), _options.TickInterval);
     }
 
