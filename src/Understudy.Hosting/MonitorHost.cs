@@ -114,17 +114,7 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
     public static async Task<MonitorHost> StartAsync(MonitorHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         options.Validate();
-        var host = new MonitorHost(options, loggers);
-        try
-        {
-            await host.StartCoreAsync(cancellationToken);
-            return host;
-        }
-        catch
-        {
-            await host.DisposeAsync();
-            throw;
-        }
+        return await HostStart.OrDisposeAsync(new MonitorHost(options, loggers), h => h.StartCoreAsync(cancellationToken));
     }
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)

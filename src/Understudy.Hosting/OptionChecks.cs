@@ -19,3 +19,22 @@ internal static class OptionChecks
         }
     }
 }
+
+/// <summary>Starting a host: if any step fails, what was already opened (ports, files, locks) is released.</summary>
+internal static class HostStart
+{
+    public static async Task<T> OrDisposeAsync<T>(T host, Func<T, Task> start)
+        where T : IAsyncDisposable
+    {
+        try
+        {
+            await start(host);
+            return host;
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+    }
+}

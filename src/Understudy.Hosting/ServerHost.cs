@@ -114,17 +114,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     public static async Task<ServerHost> StartAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
         options.Validate();
-        var host = new ServerHost(options, loggers);
-        try
-        {
-            await host.StartCoreAsync(cancellationToken);
-            return host;
-        }
-        catch
-        {
-            await host.DisposeAsync();
-            throw;
-        }
+        return await HostStart.OrDisposeAsync(new ServerHost(options, loggers), h => h.StartCoreAsync(cancellationToken));
     }
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
