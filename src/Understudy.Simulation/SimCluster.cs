@@ -98,6 +98,7 @@ internal sealed class SimCluster
             History = World.History,
             FinalLog = finalLog ?? [],
             Trace = World.Trace,
+            TraceHash = World.TraceHash,
         };
     }
 

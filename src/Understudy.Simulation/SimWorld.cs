@@ -17,13 +17,19 @@ internal sealed class SimWorld
     private int _nextPartition;
     private readonly Dictionary<(string, string), long> _lastArrival = [];
     private readonly List<string>? _trace;
+    private readonly bool _hashTrace;
+    private ulong _traceHash = FnvOffset;
     private long _seq;
+
+    private const ulong FnvOffset = 14695981039346656037UL;
+    private const ulong FnvPrime = 1099511628211UL;
 
     public SimWorld(SimulationOptions options)
     {
         Options = options;
         Random = new Random(options.Seed);
         _trace = options.Trace ? [] : null;
+        _hashTrace = options.TraceHash;
 
         // Each seed draws its own network weather, so the sweep covers calm and stormy links.
         Network = new NetworkProfile(
@@ -53,7 +59,10 @@ internal sealed class SimWorld
 
     public IReadOnlyList<string> Trace => _trace ?? [];
 
-    public bool Tracing => _trace is not null;
+    public bool Tracing => _trace is not null || _hashTrace;
+
+    /// <summary>FNV-1a over every trace line, in order: equal for two builds that behave the same.</summary>
+    public ulong TraceHash => _traceHash;
 
     public static long Micros(TimeSpan span) => (long)(span.TotalMilliseconds * 1000);
 
@@ -95,7 +104,23 @@ internal sealed class SimWorld
 
     public void Log(string node, string text)
     {
-        _trace?.Add(string.Create(CultureInfo.InvariantCulture, $"{Now / 1000.0,10:F3}ms {node,-6} {text}"));
+        if (!Tracing)
+        {
+            return;
+        }
+
+        var line = string.Create(CultureInfo.InvariantCulture, $"{Now / 1000.0,10:F3}ms {node,-6} {text}");
+        _trace?.Add(line);
+        if (_hashTrace)
+        {
+            var hash = _traceHash;
+            foreach (var c in line)
+            {
+                hash = (hash ^ c) * FnvPrime;
+            }
+
+            _traceHash = (hash ^ '\n') * FnvPrime;
+        }
     }
 
     public bool IsCut(SimNode a, SimNode b) => _cut.Contains((a.Name, b.Name));

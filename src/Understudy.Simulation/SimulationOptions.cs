@@ -36,6 +36,9 @@ public sealed record SimulationOptions
     /// <summary>Record a line per event (for --trace).</summary>
     public bool Trace { get; init; }
 
+    /// <summary>Hash every trace line without keeping it: two builds that behave alike give equal hashes per seed.</summary>
+    public bool TraceHash { get; init; }
+
     public ServerOptions Server { get; init; } = new()
     {
         MaxInflightFrames = 4,

@@ -24,6 +24,9 @@ public sealed record SimulationResult
 
     public required IReadOnlyList<string> Trace { get; init; }
 
+    /// <summary>With <see cref="SimulationOptions.TraceHash"/>: the hash of the whole trace (else 0).</summary>
+    public ulong TraceHash { get; init; }
+
     public bool Valid => Violations.Count == 0;
 }
 
@@ -48,6 +51,9 @@ public sealed record SweepResult
     public required IReadOnlyList<SeedViolation> Violations { get; init; }
 
     public required double ElapsedSeconds { get; init; }
+
+    /// <summary>Each seed's trace hash (with <see cref="SimulationOptions.TraceHash"/>), by seed.</summary>
+    public required IReadOnlyList<(int Seed, ulong Hash)> TraceHashes { get; init; }
 
     /// <summary>Seeds with at least one violation, lowest first.</summary>
     public IReadOnlyList<int> FailingSeeds => [.. Violations.Select(v => v.Seed).Distinct().Order()];

@@ -73,6 +73,7 @@ public static class Simulator
             Events = ordered.Sum(r => r.Events),
             Violations = [.. ordered.SelectMany(r => r.Violations.Select(v => new SeedViolation(r.Seed, v.Kind, v.Detail)))],
             ElapsedSeconds = watch.Elapsed.TotalSeconds,
+            TraceHashes = [.. ordered.Select(r => (r.Seed, r.TraceHash))],
         };
     }
 }

@@ -19,9 +19,10 @@ internal static class SimulateVerb
         var duration = new Option<double>("--duration") { Description = "Simulated seconds of workload and faults per seed.", DefaultValueFactory = _ => 5 };
         var servers = new Option<int>("--servers") { Description = "Servers per simulated cluster.", DefaultValueFactory = _ => 3 };
         var clients = new Option<int>("--clients") { Description = "Client workers per simulated cluster.", DefaultValueFactory = _ => 3 };
+        var traceHashes = new Option<string?>("--trace-hashes") { Description = "Write one line per seed, `seed hash`, hashing its whole event trace: to show that a refactoring changed no behaviour, compare the files of two builds." };
         var command = new Command("simulate", "Run the replication protocol through seeded fault schedules (crashes, restarts, pauses, partitions, message loss, duplication, reordering, lost disk writes, monitor crashes) in a deterministic simulation, and check every history.")
         {
-            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients,
+            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients, traceHashes,
         };
 
         command.SetAction((parse, cancellationToken) =>
@@ -31,6 +32,7 @@ internal static class SimulateVerb
                 Duration = TimeSpan.FromSeconds(parse.GetValue(duration)),
                 Servers = parse.GetValue(servers),
                 Clients = parse.GetValue(clients),
+                TraceHash = parse.GetValue(traceHashes) is not null,
             };
             if (settings.Servers is < 1 or > 9 || settings.Clients is < 1 or > 64 || settings.Duration <= TimeSpan.Zero)
             {
@@ -50,7 +52,7 @@ internal static class SimulateVerb
                 return Task.FromResult(2);
             }
 
-            return Task.FromResult(RunSweep(settings, parse.GetValue(fromSeed), count, parse.GetValue(parallel), parse.GetValue(json), cancellationToken));
+            return Task.FromResult(RunSweep(settings, parse.GetValue(fromSeed), count, parse.GetValue(parallel), parse.GetValue(json), parse.GetValue(traceHashes), cancellationToken));
         });
         return command;
     }
@@ -90,7 +92,7 @@ internal static class SimulateVerb
         return result.Valid ? 0 : 1;
     }
 
-    private static int RunSweep(SimulationOptions settings, int from, int count, int parallel, bool json, CancellationToken cancellationToken)
+    private static int RunSweep(SimulationOptions settings, int from, int count, int parallel, bool json, string? traceHashFile, CancellationToken cancellationToken)
     {
         var lastPrint = DateTime.UtcNow;
         var result = Simulator.Sweep(
@@ -107,6 +109,11 @@ internal static class SimulateVerb
                 }
             },
             cancellationToken: cancellationToken);
+
+        if (traceHashFile is not null)
+        {
+            File.WriteAllLines(traceHashFile, result.TraceHashes.Select(h => string.Create(CultureInfo.InvariantCulture, $"{h.Seed} {h.Hash:x16}")));
+        }
 
         if (json)
         {
