@@ -240,8 +240,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             Metrics.BatchEntries.Observe(frame.Entries.Length);
         }
 
-        // A backup answers on the connection its primary opened; a primary sends on its own (buffered while it
-        // connects, so the first frames after a promotion are not lost to a connection still being made).
+        // Every member keeps its own connection to every other member and sends on it, frames and acks alike. Only
+        // while that connection is not up yet (just after a start or a promotion) does a message go back on the
+        // connection the other side opened, if there is one, rather than wait in our own connection's buffer.
         if (_inboundServers.TryGetValue(to, out var inbound) && !inbound.IsClosing && !(_outboundServers.TryGetValue(to, out var own) && own.IsConnected))
         {
             inbound.Send(message);

@@ -5,8 +5,8 @@ public enum FsyncPolicy
 {
     /// <summary>
     /// fsync before every Synced report (coalesced: one fsync answers every request queued behind it).
-    /// A reported index survives a power cut. The default, and the only policy that keeps DESIGN.md's
-    /// "no acknowledged write is lost" when every in-sync server loses power at once.
+    /// A reported index survives a power cut. The default, and the only policy that keeps the rule
+    /// "no acknowledged write is lost" (docs/ARCHITECTURE.md) when every in-sync server loses power at once.
     /// </summary>
     Always,
 
