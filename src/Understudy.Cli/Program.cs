@@ -17,7 +17,7 @@ public static class Program
         {
             Spectre.Console.AnsiConsole.Profile.Width = 200;
         }
-        var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost.")
+        var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost. " + ExitCodes.HelpText)
         {
             ServerVerb.Create(),
             MonitorVerb.Create(),
@@ -40,23 +40,42 @@ public static class Program
         // The default handler would catch a UsageException thrown inside a verb's action and print it as an
         // "Unhandled exception" with a stack trace and exit code 1; it must reach the one-line handler below.
         var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
+        {
+            // One line in our words and the verb's usage line, not System.CommandLine's text and the whole help page.
+            return UsageErrors.Report(parse);
+        }
+
         try
         {
-            return await root.Parse(args).InvokeAsync(invocation);
+            return await parse.InvokeAsync(invocation);
         }
         catch (UsageException e)
         {
+            return UsageErrors.Report(e.Message, parse.CommandResult.Command);
+        }
+        catch (CliFailure e)
+        {
             Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
+            return ExitCodes.Failure;
         }
         catch (OperationCanceledException)
         {
-            return 130;
+            return ExitCodes.Interrupted;
+        }
+        catch (Understudy.Client.UnderstudyException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return ExitCodes.Failure;
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"unexpected error: {e}");
-            return 1;
+            // Never a stack trace for the user; UNDERSTUDY_DEBUG=1 shows it for a bug report.
+            Console.Error.WriteLine(Environment.GetEnvironmentVariable("UNDERSTUDY_DEBUG") is { Length: > 0 }
+                ? $"error: unexpected failure: {e}"
+                : $"error: unexpected failure: {e.Message.ReplaceLineEndings(" ")} (run again with UNDERSTUDY_DEBUG=1 for details to report)");
+            return ExitCodes.Failure;
         }
     }
 }
