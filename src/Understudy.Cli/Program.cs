@@ -17,7 +17,7 @@ public static class Program
         {
             Spectre.Console.AnsiConsole.Profile.Width = 200;
         }
-        var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost. " + ExitCodes.HelpText)
+        var root = new RootCommand("Understudy: primary-backup server redundancy. A monitor watches a primary and its hot backups, promotes a backup when the primary dies, and tells every client; no acknowledged message is lost.\n\n" + ExitCodes.HelpText)
         {
             ServerVerb.Create(),
             MonitorVerb.Create(),

@@ -45,7 +45,7 @@ internal static class BenchVerb
         var clients = new Option<int>("--clients") { Description = "Concurrent closed-loop writers (each waits for its ack before the next write).", DefaultValueFactory = _ => 64 };
         var seconds = new Option<double>("--seconds") { Description = "Length of the measured window, after the warm-up.", DefaultValueFactory = _ => 10 };
         var payload = new Option<int>("--payload") { Description = "Message size in bytes.", DefaultValueFactory = _ => 64 };
-        var fsync = new Option<string>("--fsync") { Description = "always (fsync before every ack, group commit) or never (acks once in every in-sync server's OS).", DefaultValueFactory = _ => "always" };
+        var fsync = new Option<string>("--fsync") { Description = "always (fsync before every ack, group commit), batch (fsync every 10 ms; an ack may precede it) or never (acks once in every in-sync server's OS).", DefaultValueFactory = _ => "always" };
         fsync.AcceptOnlyFromAmong("always", "never", "batch");
         var connections = new Option<int>("--connections") { Description = "Client connections the writers share (UnderstudyClient instances); default min(clients, 4)." };
         var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring.", DefaultValueFactory = _ => 2 };

@@ -18,108 +18,125 @@ internal static class ChaosVerb
 
     public static Command Create()
     {
-        var scenario = new Argument<string>("scenario")
-        {
-            Description = "kill-primary, kill-backup, kill-primary-and-backup, chain, random, kill-all, pause (SIGSTOP past the timeout, then SIGCONT), monitor (kill and restart the monitor while servers fail), partition (network namespaces; needs root and iproute2) or mixed (all of them at random).",
-        };
-        scenario.AcceptOnlyFromAmong([.. Scenarios.Keys]);
         var faults = new Option<int>("--faults") { Description = "How many faults to inject.", DefaultValueFactory = _ => 5 };
         var seed = new Option<int?>("--seed") { Description = "Seed for the fault choices (random if not given; printed so a run can be repeated)." };
         var clients = new Option<int>("--clients") { Description = "Concurrent client workers recording the history.", DefaultValueFactory = _ => 4 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object with the verdict and figures." };
         var output = new Option<string?>("--out") { Description = "Run folder for the history, the plot and the logs (default runs/chaos-SCENARIO-TIME)." };
         var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
-        var command = new Command("chaos", "Inject faults into a real local cluster while clients write, record every operation (Jepsen-style), heal, read the log back and judge: valid only if no acknowledged write was lost or duplicated and every read and epoch was consistent.")
+        fsync.AcceptOnlyFromAmong("always", "batch", "never");
+        var command = new Command("chaos", "Inject faults into a real local cluster while clients write, record every operation (Jepsen-style), heal, read the log back and judge: valid only if no acknowledged write was lost or duplicated and every read and epoch was consistent. `chaos SCENARIO`, or `chaos verify RUN_FOLDER`.");
+
+        // Each scenario is a command of its own, so `chaos verify RUN_FOLDER` has a usage line of its own too.
+        foreach (var name in Scenarios.Keys)
         {
-            scenario, faults, seed, clients, json, output, fsync,
-        };
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var name = parse.GetValue(scenario)!;
-            var n = parse.GetValue(faults);
-            var c = parse.GetValue(clients);
-            if (n is < 1 or > 10_000 || c is < 1 or > 256)
-            {
-                throw new UsageException("--faults must be 1 to 10000 and --clients 1 to 256");
-            }
+            var description = ScenarioHelp.FirstOrDefault(h => h.Name == name).Description ?? name;
+            var scenario = new Command(name, description) { faults, seed, clients, json, output, fsync };
+            scenario.SetAction((parse, cancellationToken) => RunAsync(name, parse, faults, seed, clients, json, output, fsync, cancellationToken));
+            command.Subcommands.Add(scenario);
+        }
 
-            var chosenSeed = parse.GetValue(seed) ?? Random.Shared.Next(1, 1_000_000);
-            var folder = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine("runs", $"chaos-{name}-{DateTime.Now:yyyyMMdd-HHmmss}-seed{chosenSeed}"));
-            var options = new ChaosOptions
-            {
-                Scenario = Scenarios[name],
-                Faults = n,
-                Seed = chosenSeed,
-                Clients = c,
-                RunFolder = folder,
-                Fsync = parse.GetValue(fsync)!,
-            };
-            var quiet = parse.GetValue(json);
-            void Say(string line)
-            {
-                if (!quiet)
-                {
-                    AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {Markup.Escape(line)}");
-                }
-            }
-
-            Say($"chaos {name}: {n} fault(s), seed {chosenSeed}, {c} clients; run folder {folder}");
-            ChaosResult result;
-            try
-            {
-                await using var runner = new ChaosRunner(options, Say);
-                result = await runner.RunAsync(cancellationToken);
-            }
-            catch (ChaosUnsupportedException e)
-            {
-                Console.Error.WriteLine($"chaos {name}: not possible here: {e.Message}");
-                return 3;
-            }
-
-            Report(result, quiet);
-            return result.Verdict == "valid" ? 0 : 1;
-        });
-
-        var run = new Argument<string>("run") { Description = "A chaos run folder (holding history.jsonl and final-log.txt)." };
+        var run = new Argument<string>("run-folder") { Description = "A chaos run folder (holding history.jsonl and final-log.txt)." };
         var verifyJson = new Option<bool>("--json") { Description = "Print the checker's result as JSON." };
         var verify = new Command("verify", "Judge a recorded history again against its final log (for instance after editing it by hand).") { run, verifyJson };
-        verify.SetAction(parse =>
-        {
-            var folder = parse.GetValue(run)!;
-            var historyPath = Path.Combine(folder, "history.jsonl");
-            var logPath = Path.Combine(folder, "final-log.txt");
-            if (!File.Exists(historyPath) || !File.Exists(logPath))
-            {
-                throw new UsageException($"'{folder}' is not a chaos run folder: it needs history.jsonl and final-log.txt");
-            }
-
-            History history;
-            using (var reader = File.OpenText(historyPath))
-            {
-                history = History.ReadJsonLines(reader);
-            }
-
-            var check = HistoryChecker.Check(history, File.ReadAllLines(logPath));
-            RedrawTimeline(folder, history);
-            if (parse.GetValue(verifyJson))
-            {
-                Console.WriteLine(JsonSerializer.Serialize(new { verdict = check.Valid ? "valid" : "invalid", stats = check.Stats, violations = check.Violations.Select(v => v.ToString()) }, ChaosResult.Json));
-            }
-            else
-            {
-                foreach (var v in check.Violations)
-                {
-                    Console.WriteLine(v);
-                }
-
-                Console.WriteLine($"{check.Stats.Acknowledged} acknowledged, lost {check.Stats.Lost}, duplicated {check.Stats.Duplicated}, order violations {check.Stats.OrderViolations}, read violations {check.Stats.ReadViolations}, epoch violations {check.Stats.EpochViolations}");
-                Console.WriteLine($"verdict: {(check.Valid ? "valid" : "invalid")}");
-            }
-
-            return check.Valid ? 0 : 1;
-        });
+        verify.SetAction(parse => Verify(parse.GetValue(run)!, parse.GetValue(verifyJson)));
         command.Subcommands.Add(verify);
         return command;
+    }
+
+    private static readonly (string Name, string Description)[] ScenarioHelp =
+    [
+        ("kill-primary", "kill -9 the primary, again and again, restarting each after."),
+        ("kill-backup", "kill -9 a backup."),
+        ("kill-primary-and-backup", "kill -9 the primary and a backup at once."),
+        ("chain", "kill the primary, then the next, down to the last server."),
+        ("random", "kill -9 a random server."),
+        ("kill-all", "kill -9 every server, then restart them."),
+        ("pause", "SIGSTOP a server past the failure timeout, then SIGCONT."),
+        ("monitor", "kill and restart the monitor while servers fail."),
+        ("partition", "cut servers off with network namespaces (needs root and iproute2)."),
+        ("mixed", "all of them, at random."),
+    ];
+
+    private static async Task<int> RunAsync(string name, ParseResult parse, Option<int> faults, Option<int?> seed, Option<int> clients, Option<bool> json, Option<string?> output, Option<string> fsync, CancellationToken cancellationToken)
+    {
+        var n = parse.GetValue(faults);
+        var c = parse.GetValue(clients);
+        if (n is < 1 or > 10_000 || c is < 1 or > 256)
+        {
+            throw new UsageException("--faults must be 1 to 10000 and --clients 1 to 256");
+        }
+
+        var chosenSeed = parse.GetValue(seed) ?? Random.Shared.Next(1, 1_000_000);
+        var folder = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine("runs", $"chaos-{name}-{DateTime.Now:yyyyMMdd-HHmmss}-seed{chosenSeed}"));
+        var options = new ChaosOptions
+        {
+            Scenario = Scenarios[name],
+            Faults = n,
+            Seed = chosenSeed,
+            Clients = c,
+            RunFolder = folder,
+            Fsync = parse.GetValue(fsync)!,
+        };
+        var quiet = parse.GetValue(json);
+        void Say(string line)
+        {
+            if (!quiet)
+            {
+                AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {Markup.Escape(line)}");
+            }
+        }
+
+        Say($"chaos {name}: {n} fault(s), seed {chosenSeed}, {c} clients; run folder {folder}");
+        ChaosResult result;
+        try
+        {
+            await using var runner = new ChaosRunner(options, Say);
+            result = await runner.RunAsync(cancellationToken);
+        }
+        catch (ChaosUnsupportedException e)
+        {
+            Console.Error.WriteLine($"chaos {name}: not possible here: {e.Message}");
+            return ExitCodes.CannotRunHere;
+        }
+
+        Report(result, quiet);
+        return result.Verdict == "valid" ? 0 : 1;
+    }
+
+    private static int Verify(string folder, bool json)
+    {
+        var historyPath = Path.Combine(folder, "history.jsonl");
+        var logPath = Path.Combine(folder, "final-log.txt");
+        if (!File.Exists(historyPath) || !File.Exists(logPath))
+        {
+            throw new UsageException($"'{folder}' is not a chaos run folder: it needs history.jsonl and final-log.txt");
+        }
+
+        History history;
+        using (var reader = File.OpenText(historyPath))
+        {
+            history = History.ReadJsonLines(reader);
+        }
+
+        var check = HistoryChecker.Check(history, File.ReadAllLines(logPath));
+        RedrawTimeline(folder, history);
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { verdict = check.Valid ? "valid" : "invalid", stats = check.Stats, violations = check.Violations.Select(v => v.ToString()) }, ChaosResult.Json));
+        }
+        else
+        {
+            foreach (var v in check.Violations)
+            {
+                Console.WriteLine(v);
+            }
+
+            Console.WriteLine($"{check.Stats.Acknowledged} acknowledged, lost {check.Stats.Lost}, duplicated {check.Stats.Duplicated}, order violations {check.Stats.OrderViolations}, read violations {check.Stats.ReadViolations}, epoch violations {check.Stats.EpochViolations}");
+            Console.WriteLine($"verdict: {(check.Valid ? "valid" : "invalid")}");
+        }
+
+        return check.Valid ? 0 : 1;
     }
 
     /// <summary>Redraws the run's timeline from its files, when the run recorded its faults and its result.</summary>

@@ -20,6 +20,7 @@ internal static class ClientVerb
         var monitor = MonitorOption();
         var json = new Option<bool>("--json") { Description = "One JSON line per input line: {\"seq\":N,\"text\":...} once acknowledged, or {\"error\":...,\"text\":...}." };
         var timeout = new Option<double>("--timeout") { Description = "Seconds each message may take, retries and failovers included, before it is reported as an error.", DefaultValueFactory = _ => 10 };
+        var answerTimeout = new Option<double>("--timeout") { Description = "Seconds to wait for the answer, retries and failovers included, before giving up.", DefaultValueFactory = _ => 10 };
         var quiet = new Option<bool>("--quiet") { Description = "Do not print primary changes." };
         var command = new Command("client", "Send messages: type a line and it is appended to the replicated log; its sequence number is printed once every in-sync server has it. Reads lines from standard input (a pipe works too).")
         {
@@ -27,7 +28,7 @@ internal static class ClientVerb
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            await using var client = Connect(parse, monitor, timeout);
+            await using var client = await ConnectAsync(parse, monitor, timeout, cancellationToken);
             return await SendLinesAsync(client, parse.GetValue(json), parse.GetValue(quiet), cancellationToken);
         });
 
@@ -36,7 +37,7 @@ internal static class ClientVerb
         var readJson = new Option<bool>("--json") { Description = "One {\"seq\":N,\"text\":...} line per message." };
         var read = new Command("read", "Print messages from the log, in order.") { from, count, readJson };
         read.Options.Add(monitor);
-        read.Options.Add(timeout);
+        read.Options.Add(answerTimeout);
         read.SetAction(async (parse, cancellationToken) =>
         {
             var start = parse.GetValue(from);
@@ -45,14 +46,14 @@ internal static class ClientVerb
                 throw new UsageException("--from must be at least 1 (sequence numbers start at 1)");
             }
 
-            await using var client = Connect(parse, monitor, timeout);
+            await using var client = await ConnectAsync(parse, monitor, answerTimeout, cancellationToken);
             var limit = parse.GetValue(count) ?? long.MaxValue;
             var printed = 0L;
             var next = start;
             while (printed < limit)
             {
                 var want = (int)Math.Min(limit - printed, Core.StateMachines.MessageLogCommands.MaxReadCount);
-                var page = await client.ReadAsync(next, want, cancellationToken);
+                var page = await AnswerAsync(parse, monitor, answerTimeout, () => client.ReadAsync(next, want, cancellationToken));
                 foreach (var m in page)
                 {
                     Console.WriteLine(parse.GetValue(readJson) ? JsonSerializer.Serialize(new { seq = m.Seq, text = m.Text }, Json) : $"{m.Seq}\t{m.Text}");
@@ -71,11 +72,11 @@ internal static class ClientVerb
 
         var countCommand = new Command("count", "Print how many messages the log holds (the original's messageCount).");
         countCommand.Options.Add(monitor);
-        countCommand.Options.Add(timeout);
+        countCommand.Options.Add(answerTimeout);
         countCommand.SetAction(async (parse, cancellationToken) =>
         {
-            await using var client = Connect(parse, monitor, timeout);
-            Console.WriteLine(await client.CountAsync(cancellationToken));
+            await using var client = await ConnectAsync(parse, monitor, answerTimeout, cancellationToken);
+            Console.WriteLine(await AnswerAsync(parse, monitor, answerTimeout, () => client.CountAsync(cancellationToken)));
             return 0;
         });
 
@@ -98,19 +99,52 @@ internal static class ClientVerb
             : throw new UsageException($"--monitor is '{text}': expected host:port, for example 127.0.0.1:9001");
     }
 
-    private static UnderstudyClient Connect(ParseResult parse, Option<string> monitor, Option<double> timeout)
+    /// <summary>How long a verb waits for the monitor before saying it is not there.</summary>
+    public static readonly TimeSpan MonitorDeadline = TimeSpan.FromSeconds(3);
+
+    /// <summary>The one line for a monitor that does not answer: the address tried and what to start or pass.</summary>
+    public static string MonitorUnreachable(NodeAddress monitor) =>
+        $"the monitor at {monitor} did not answer within {MonitorDeadline.TotalSeconds:0} s: is it running? Start a cluster with `./understudy up` (or a monitor with `./understudy monitor`), or pass --monitor host:port of the running one.";
+
+    /// <summary>A client whose monitor has answered once; a <see cref="CliFailure"/> naming the address if it does not within a few seconds.</summary>
+    private static async Task<UnderstudyClient> ConnectAsync(ParseResult parse, Option<string> monitor, Option<double> timeout, CancellationToken cancellationToken)
     {
         var seconds = parse.GetValue(timeout);
-        if (seconds <= 0)
+        if (seconds <= 0 || double.IsNaN(seconds) || seconds > 86_400)
         {
-            throw new UsageException("--timeout must be a positive number of seconds");
+            throw new UsageException($"--timeout is '{seconds}': expected a number of seconds above 0 and at most 86400");
         }
 
-        return new UnderstudyClient(new UnderstudyClientOptions
+        var address = ParseMonitor(parse, monitor);
+        var client = new UnderstudyClient(new UnderstudyClientOptions
         {
-            Monitor = ParseMonitor(parse, monitor),
+            Monitor = address,
             Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(seconds) },
         });
+        try
+        {
+            await client.AdminAsync(AdminCommand.Status, NodeAddress.None, MonitorDeadline, cancellationToken);
+            return client;
+        }
+        catch (UnderstudyException)
+        {
+            await client.DisposeAsync();
+            throw new CliFailure(MonitorUnreachable(address));
+        }
+    }
+
+    /// <summary>Waits for one answer; a failure becomes one line naming the monitor and where to look next.</summary>
+    private static async Task<T> AnswerAsync<T>(ParseResult parse, Option<string> monitor, Option<double> timeout, Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (UnderstudyException e)
+        {
+            var address = ParseMonitor(parse, monitor);
+            throw new CliFailure($"no answer from the cluster of the monitor at {address} within {parse.GetValue(timeout):0.#} s ({e.Message}): is a primary serving? Check with `./understudy status --monitor {address}`.");
+        }
     }
 
     private static async Task<int> SendLinesAsync(UnderstudyClient client, bool json, bool quiet, CancellationToken cancellationToken)

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Spectre.Console;
 using Understudy.Cli.Cluster;
+using Understudy.Cli.Infrastructure;
 using Understudy.Core.Checking;
 using Understudy.Protocol;
 
@@ -26,13 +27,20 @@ internal static class DemoVerb
         command.SetAction(async (parse, cancellationToken) =>
         {
             var folder = Path.GetFullPath(parse.GetValue(data)!);
+            var count = parse.GetValue(writers);
+            if (count is < 1 or > 64)
+            {
+                throw new UsageException($"--writers is {count}: expected 1 to 64");
+            }
+
+            UpPreflight.CheckDataFolder(folder);
             if (Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
             }
 
             var options = new LocalClusterOptions { DataDirectory = folder }.WithFreePortsIfTaken();
-            return await RunAsync(options, Math.Clamp(parse.GetValue(writers), 1, 64), cancellationToken);
+            return await RunAsync(options, count, cancellationToken);
         });
         return command;
     }

@@ -155,7 +155,7 @@ internal static class PromoteVerb
 
         if (status.Primary is { } primary && primary != member.Address && status.Members.Any(m => m.Address == primary && m.State == "alive"))
         {
-            list.Add($"The current primary {primary} is alive: it stops serving when its lease runs out; calls in flight there are retried at {name}. A switchover (`understudy switchover --to ...`) does this safely.");
+            list.Add($"The current primary {primary} is alive: it stops serving when its lease runs out; calls in flight there are retried at {name}. A switchover (`understudy switchover --to N`) does this safely.");
         }
 
         list.Add("Clients are told of the new primary at once; the monitor records this promotion as forced.");

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Understudy.Cli.Infrastructure;
 using Understudy.Simulation;
 
 namespace Understudy.Cli.Verbs;
@@ -27,6 +28,11 @@ internal static class SimulateVerb
 
         command.SetAction((parse, cancellationToken) =>
         {
+            if (parse.GetValue(duration) is var d && (double.IsNaN(d) || d <= 0 || d > 86_400))
+            {
+                throw new UsageException($"--duration is {d}: expected simulated seconds above 0 and at most 86400");
+            }
+
             var settings = new SimulationOptions
             {
                 Duration = TimeSpan.FromSeconds(parse.GetValue(duration)),
@@ -36,8 +42,7 @@ internal static class SimulateVerb
             };
             if (settings.Servers is < 1 or > 9 || settings.Clients is < 1 or > 64 || settings.Duration <= TimeSpan.Zero)
             {
-                Console.Error.WriteLine("error: --servers must be 1..9, --clients 1..64 and --duration positive");
-                return Task.FromResult(2);
+                throw new UsageException("--servers must be 1 to 9, --clients 1 to 64 and --duration a positive number of seconds");
             }
 
             if (parse.GetValue(seed) is { } one)
@@ -48,8 +53,7 @@ internal static class SimulateVerb
             var count = parse.GetValue(seeds);
             if (count < 1)
             {
-                Console.Error.WriteLine("error: --seeds must be at least 1");
-                return Task.FromResult(2);
+                throw new UsageException($"--seeds is {count}: expected at least 1");
             }
 
             return Task.FromResult(RunSweep(settings, parse.GetValue(fromSeed), count, parse.GetValue(parallel), parse.GetValue(json), parse.GetValue(traceHashes), cancellationToken));

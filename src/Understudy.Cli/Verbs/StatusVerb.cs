@@ -50,14 +50,14 @@ internal static class StatusVerb
     {
         try
         {
-            var response = await client.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(3), cancellationToken);
+            var response = await client.AdminAsync(AdminCommand.Status, NodeAddress.None, ClientVerb.MonitorDeadline, cancellationToken);
             return ClusterStatus.FromJson(response.Body.Span);
         }
         catch (UnderstudyException)
         {
             if (!quiet)
             {
-                Console.Error.WriteLine($"error: the monitor at {monitor} did not answer within 3 s: is it running? Start one with `./understudy monitor` (or a whole cluster with `./understudy up`), or point --monitor at it.");
+                Console.Error.WriteLine($"error: {ClientVerb.MonitorUnreachable(monitor)}");
             }
 
             return null;
@@ -95,12 +95,14 @@ internal static class StatusVerb
                 Markup.Escape(m.Address),
                 role,
                 state,
-                m.InSync ? "[green]yes[/]" : "[yellow]no[/]",
+                // A down member may stay in the primary's in-sync set until the next write; it holds nothing new
+                // meanwhile, and its last pid belongs to a process that is gone: neither is shown as if live.
+                m.State == "down" ? "[grey]-[/]" : m.InSync ? "[green]yes[/]" : "[yellow]no[/]",
                 m.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 m.LogEnd.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 m.Lag.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 m.HeartbeatAgeMs is { } age ? $"{age:0} ms ago" : "[grey]never[/]",
-                m.Pid == 0 ? "-" : m.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                m.Pid == 0 || m.State == "down" ? "-" : m.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
 
         return table;

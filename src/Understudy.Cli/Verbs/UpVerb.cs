@@ -26,9 +26,10 @@ internal static class UpVerb
         var clientPort = new Option<int>("--client-port") { Description = "Monitor client API port.", DefaultValueFactory = _ => 9001 };
         var httpPort = new Option<int>("--http-port") { Description = "Dashboard port (servers use their port + 100).", DefaultValueFactory = _ => 9080 };
         var data = DataOption();
-        var fsync = new Option<string>("--fsync") { Description = "always, batch or never.", DefaultValueFactory = _ => "always" };
+        var fsync = new Option<string>("--fsync") { Description = "always (fsync before every ack), batch (every 10 ms) or never.", DefaultValueFactory = _ => "always" };
+        fsync.AcceptOnlyFromAmong(UpPreflight.FsyncValues);
         var fresh = new Option<bool>("--fresh") { Description = "Delete the data folder first (start from an empty log)." };
-        var minInSync = new Option<int>("--min-in-sync") { Description = "Servers that must hold a write before it is acknowledged.", DefaultValueFactory = _ => 1 };
+        var minInSync = new Option<int>("--min-in-sync") { Description = "Servers that must hold a write before it is acknowledged (1 to --servers).", DefaultValueFactory = _ => 1 };
         var command = new Command("up", "Start a monitor and servers on this machine (the original's run.sh and Main), show who is primary, and take commands: stop primary, stop backup1, stop backup2, stop all, reboot, kill N, restart N, pause N, resume N, status, help, exit.")
         {
             servers, basePort, monitorPort, clientPort, httpPort, data, fsync, fresh, minInSync,
@@ -37,16 +38,15 @@ internal static class UpVerb
         {
             var folder = Path.GetFullPath(parse.GetValue(data)!);
             var count = parse.GetValue(servers);
-            if (count is < 1 or > 9)
+
+            // Everything the children will be given is checked before any of them starts or anything is written.
+            UpPreflight.CheckValues(count, parse.GetValue(basePort), parse.GetValue(monitorPort), parse.GetValue(clientPort), parse.GetValue(httpPort), parse.GetValue(fsync)!, parse.GetValue(minInSync), folder);
+            if (File.Exists(SocketPath(folder)) && await SendAsync(folder, PingCommand, quiet: true, cancellationToken) == 0)
             {
-                throw new UsageException("--servers must be 1 to 9");
+                throw new CliFailure($"a cluster is already up with data folder {folder}: use it (`./understudy status`, `./understudy kill 1`) or stop it (`exit` at its prompt)");
             }
 
-            if (File.Exists(SocketPath(folder)) && await SendAsync(folder, "status", quiet: true, cancellationToken) == 0)
-            {
-                throw new UsageException($"a cluster is already up with data folder {folder}: use it (`./understudy status`, `./understudy kill 1`) or stop it (`exit` at its prompt)");
-            }
-
+            UpPreflight.CheckPortsFree(UpPreflight.Plan(count, parse.GetValue(basePort), parse.GetValue(monitorPort), parse.GetValue(clientPort), parse.GetValue(httpPort)));
             if (parse.GetValue(fresh) && Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
@@ -63,12 +63,6 @@ internal static class UpVerb
                 Fsync = parse.GetValue(fsync)!,
                 ServerArguments = ["--min-in-sync", parse.GetValue(minInSync).ToString(CultureInfo.InvariantCulture)],
             };
-            var busy = Enumerable.Range(1, count).Select(options.PortOf).Concat([options.MonitorPort, options.ClientPort]).Where(p => !LocalClusterOptions.PortIsFree(p)).ToList();
-            if (busy.Count > 0)
-            {
-                throw new UsageException($"port(s) {string.Join(", ", busy)} are in use (another cluster?): stop it, or choose others with --base-port, --monitor-port, --client-port");
-            }
-
             return await RunAsync(options, cancellationToken);
         });
         return command;
@@ -82,16 +76,30 @@ internal static class UpVerb
 
     public static string SocketPath(string folder) => Path.Combine(folder, "up.sock");
 
+    /// <summary>Asks a running `up` whether it is there; answered without a word on its screen.</summary>
+    public const string PingCommand = "ping";
+
+    /// <summary>How long the children have to come up before `up` reports what it sees.</summary>
+    private static readonly TimeSpan StartupDeadline = TimeSpan.FromSeconds(15);
+
     private static async Task<int> RunAsync(LocalClusterOptions options, CancellationToken cancellationToken)
     {
+        var resuming = Enumerable.Range(1, options.Servers).Any(n => Directory.Exists(Path.Combine(options.DataDirectory, $"server-{options.PortOf(n)}")));
         await using var cluster = new LocalCluster(options);
         var commands = new ClusterCommands(cluster);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Console.WriteLine($"Understudy up: starting a monitor and {options.Servers} server(s) (logs in {Path.Combine(options.DataDirectory, "logs")}) ...");
         cluster.StartAll();
+        await WaitForStartAsync(cluster, cancellationToken);
         Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.DashboardUrl})");
         foreach (var s in cluster.Servers)
         {
             Console.WriteLine($"  server {s.Number}  {s.Address}  pid {s.Process.Pid}  log {s.Process.LogPath}");
+        }
+
+        if (resuming)
+        {
+            Console.WriteLine($"Resuming the data in {options.DataDirectory}: {await MessageCountAsync(cluster, cancellationToken)} (--fresh starts from an empty log)");
         }
 
         Console.WriteLine($"Type `help` for commands. From another terminal: ./understudy status, ./understudy kill 1, scripts/kill_server1.sh");
@@ -108,6 +116,16 @@ internal static class UpVerb
             await gate.WaitAsync(stop.Token);
             try
             {
+                if (ControlLine.Problem(line, cluster.Servers.Count) is { } problem)
+                {
+                    return (ControlLine.ErrorPrefix + problem, false);
+                }
+
+                if (line.Trim().Equals("status", StringComparison.OrdinalIgnoreCase))
+                {
+                    return (UpTable.Render(cluster, await cluster.StatusAsync(stop.Token)), false);
+                }
+
                 return await commands.RunAsync(line, stop.Token);
             }
             finally
@@ -182,6 +200,54 @@ internal static class UpVerb
         }
     }
 
+    /// <summary>
+    /// Waits until the monitor answers with every server alive, or reports the first child that exited with the
+    /// last error line of its own log (a <see cref="CliFailure"/>; the others are stopped as `up` unwinds).
+    /// </summary>
+    private static async Task WaitForStartAsync(LocalCluster cluster, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + StartupDeadline;
+        while (DateTime.UtcNow < deadline)
+        {
+            var children = cluster.Servers.Select(s => (Name: $"server {s.Number} ({s.Address})", s.Process)).Prepend(("the monitor", cluster.Monitor));
+            foreach (var (name, process) in children)
+            {
+                if (!process.Running)
+                {
+                    // Give the log writer a moment to flush the child's last words.
+                    await Task.Delay(100, cancellationToken);
+                    throw new CliFailure($"{name} exited during start-up: {ChildLog.LastErrorLine(process.LogPath)} (log: {process.LogPath})");
+                }
+            }
+
+            var status = await cluster.StatusAsync(cancellationToken);
+            if (status is not null && cluster.Servers.All(s => status.Members.Any(m => m.Address == s.Address.ToString() && m.State == "alive")))
+            {
+                return;
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+
+        Console.WriteLine($"(not every server reported alive within {StartupDeadline.TotalSeconds:0} s; going on: the table below shows who is up)");
+    }
+
+    private static async Task<string> MessageCountAsync(LocalCluster cluster, CancellationToken cancellationToken)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        wait.CancelAfter(TimeSpan.FromSeconds(5));
+        try
+        {
+            await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(5), wait.Token);
+            var count = await cluster.Admin.CountAsync(wait.Token);
+            return $"{count} message(s) in the log";
+        }
+        catch (Exception e) when (e is OperationCanceledException or Client.UnderstudyException && !cancellationToken.IsCancellationRequested)
+        {
+            return "the message count is not known yet (no primary serves)";
+        }
+    }
+
     /// <summary>Prints a line whenever the primary, the epoch, the in-sync set or a server's state changes.</summary>
     private static async Task LiveViewAsync(LocalCluster cluster, CancellationToken cancellationToken)
     {
@@ -211,7 +277,8 @@ internal static class UpVerb
     {
         string Name(string? address) => cluster.Servers.FirstOrDefault(s => s.Address.ToString() == address) is { } s ? $"server {s.Number} ({s.Address})" : address ?? "none";
         var down = cluster.Servers.Where(s => status.Members.FirstOrDefault(m => m.Address == s.Address.ToString()) is not { State: "alive" }).Select(s => s.Number.ToString(CultureInfo.InvariantCulture) + (s.Process.Paused ? " (paused)" : string.Empty)).ToList();
-        var inSync = cluster.Servers.Where(s => status.InSync.Contains(s.Address.ToString())).Select(s => s.Number.ToString(CultureInfo.InvariantCulture));
+        // A stopped server stays in the primary's in-sync set until the next write; it is shown as down, not in sync.
+        var inSync = cluster.Servers.Where(s => status.InSync.Contains(s.Address.ToString()) && s.Process.Running && status.Members.Any(m => m.Address == s.Address.ToString() && m.State != "down")).Select(s => s.Number.ToString(CultureInfo.InvariantCulture));
         return $"epoch {status.Epoch} · primary {Name(status.Primary)} · in sync [{string.Join(", ", inSync)}]{(down.Count > 0 ? " · down " + string.Join(", ", down) : string.Empty)} · {status.Phase}";
     }
 
@@ -247,6 +314,12 @@ internal static class UpVerb
                         return;
                     }
 
+                    if (line.Trim() == PingCommand)
+                    {
+                        await writer.WriteLineAsync("pong");
+                        return;
+                    }
+
                     Console.WriteLine($"> {line} (from another terminal)");
                     var (output, exit) = await run(line);
                     Console.WriteLine(output);
@@ -273,6 +346,17 @@ internal static class UpVerb
             using var reader = new StreamReader(stream, Encoding.UTF8);
             await writer.WriteLineAsync(command);
             var answer = await reader.ReadToEndAsync(cancellationToken);
+            if (answer.StartsWith(ControlLine.ErrorPrefix, StringComparison.Ordinal))
+            {
+                // The running `up` refused the command as given (no such server): a usage error here too.
+                if (!quiet)
+                {
+                    Console.Error.Write(answer);
+                }
+
+                return ExitCodes.Usage;
+            }
+
             if (!quiet)
             {
                 Console.Write(answer);
