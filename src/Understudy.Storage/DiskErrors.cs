@@ -28,6 +28,11 @@ internal static class DiskErrors
             return storage;
         }
 
+        if (doing.StartsWith("creating", StringComparison.Ordinal) && error is IOException and not PathTooLongException && CannotCreate(path) is { } why)
+        {
+            return new StorageException($"Cannot create the data folder '{path}': {why}; choose another data folder.", error);
+        }
+
         var message = error switch
         {
             IOException io when IsDiskFull(io) =>
@@ -43,6 +48,38 @@ internal static class DiskErrors
             _ => $"Storage failed while {doing} at '{path}': {OneLine(error.Message)}",
         };
         return new StorageException(message, error);
+    }
+
+    /// <summary>
+    /// Why a folder that does not exist cannot be created: a file where a folder must be on its path, or a parent
+    /// that takes no new folders (/proc, /sys). Null when the path looks creatable (the error has another cause).
+    /// </summary>
+    private static string? CannotCreate(string path)
+    {
+        if (File.Exists(path))
+        {
+            return "a file has that name";
+        }
+
+        if (Directory.Exists(path))
+        {
+            return null;
+        }
+
+        for (var parent = Path.GetDirectoryName(path); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
+        {
+            if (File.Exists(parent))
+            {
+                return $"'{parent}' is a file, not a folder";
+            }
+
+            if (Directory.Exists(parent))
+            {
+                return $"the file system at '{parent}' does not allow new folders there";
+            }
+        }
+
+        return "no part of its path exists";
     }
 
     /// <summary>True when another process (or another open in this one) holds a lock on the file.</summary>

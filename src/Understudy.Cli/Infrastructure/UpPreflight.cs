@@ -109,18 +109,18 @@ internal static class UpPreflight
     }
 
     /// <summary>The data folder must be a folder or creatable as one: a file on its path is a mistake in --data.</summary>
-    public static void CheckDataFolder(string folder)
+    public static void CheckDataFolder(string folder, string flag = "--data")
     {
         if (File.Exists(folder))
         {
-            throw new UsageException($"--data '{folder}' is a file, not a folder: choose a folder (it is created if missing)");
+            throw new UsageException($"{flag} '{folder}' is a file, not a folder: choose a folder (it is created if missing)");
         }
 
         for (var parent = Path.GetDirectoryName(folder); !string.IsNullOrEmpty(parent); parent = Path.GetDirectoryName(parent))
         {
             if (File.Exists(parent))
             {
-                throw new UsageException($"--data '{folder}' cannot be created: '{parent}' is a file, not a folder; choose another data folder");
+                throw new UsageException($"{flag} '{folder}' cannot be created: '{parent}' is a file, not a folder; choose another data folder");
             }
 
             if (Directory.Exists(parent))

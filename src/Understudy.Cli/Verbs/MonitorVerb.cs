@@ -50,6 +50,7 @@ internal static class MonitorVerb
                     PhiThreshold = s.Has("Phi") ? s.Number("Phi", 8, "--phi", 0.1, 100) : null,
                 },
             };
+            UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_MONITOR__DATA)");
             return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), "monitor", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);
         });
         return command;

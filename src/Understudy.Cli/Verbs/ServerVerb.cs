@@ -54,6 +54,7 @@ internal static class ServerVerb
                     HeartbeatInterval = s.Millis("HeartbeatMs", TimeSpan.FromMilliseconds(50), "--heartbeat-ms", 1, 60_000),
                 },
             };
+            UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_SERVER__DATA)");
             return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), $"server {options.Identity.Port}", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);
         });
         return command;

@@ -1,0 +1,100 @@
+namespace Understudy.Cli.Tests;
+
+/// <summary>
+/// Every verb with a bad value of each kind (number, range, choice, address, path, unknown word): one `error:`
+/// line in our words, then the verb's usage line, exit code 2, no stack trace or .NET type name, nothing started
+/// (no process left, the ports it was given still free) and nothing written (the data folder is not created).
+/// </summary>
+public sealed class UsageErrorTests
+{
+    public static TheoryData<string, string> Rows() => new()
+    {
+        // verb and kind of mistake -> command line
+        { "no verb", "" },
+        { "unknown verb", "frob" },
+        { "unknown option", "server --prot 1 --data {data}" },
+        { "server number", "server --port abc --data {data}" },
+        { "server range", "server --port 70000 --data {data}" },
+        { "server choice", "server --fsync sometimes --data {data}" },
+        { "server address", "server --monitor nowhere --data {data}" },
+        { "server path", "server --data {file}/sub --port {port1}" },
+        { "server log level", "server --log-level loud --data {data}" },
+        { "monitor number", "monitor --phi abc --data {data}" },
+        { "monitor range", "monitor --lease-ms 0 --data {data}" },
+        { "monitor path", "monitor --data {file}/sub --port {port1} --client-port {port2} --http-port 0" },
+        { "client number", "client --timeout abc" },
+        { "client range", "client --timeout -1" },
+        { "client address", "client --monitor nowhere" },
+        { "client read range", "client read --from 0" },
+        { "client read number", "client read --count abc" },
+        { "client count address", "client count --monitor 127.0.0.1:99999" },
+        { "status address", "status --monitor nowhere" },
+        { "status number", "status --interval-ms abc" },
+        { "up number", "up --servers abc --data {data}" },
+        { "up servers range", "up --servers 0 --data {data}" },
+        { "up port range", "up --base-port 70000 --data {data}" },
+        { "up choice", "up --fsync sometimes --data {data} --base-port {port1} --monitor-port {port2} --client-port {port3} --http-port {port4}" },
+        { "up min-in-sync range", "up --min-in-sync 5 --data {data} --base-port {port1} --monitor-port {port2} --client-port {port3} --http-port {port4}" },
+        { "up monitor port range", "up --monitor-port 0 --data {data}" },
+        { "up same port twice", "up --data {data} --base-port {port1} --monitor-port {port2} --client-port {port2} --http-port {port3}" },
+        { "up path", "up --data {file}/sub --base-port {port1} --monitor-port {port2} --client-port {port3} --http-port {port4}" },
+        { "demo range", "demo --writers 0 --data {data}" },
+        { "demo path", "demo --data {file}/sub" },
+        { "chaos unknown scenario", "chaos nope --out {data}" },
+        { "chaos no scenario", "chaos" },
+        { "chaos range", "chaos kill-primary --faults 0 --out {data}" },
+        { "chaos number", "chaos kill-primary --clients abc --out {data}" },
+        { "chaos choice", "chaos kill-primary --fsync sometimes --out {data}" },
+        { "chaos verify path", "chaos verify {data}" },
+        { "simulate range", "simulate --seeds 0" },
+        { "simulate servers range", "simulate --servers 10" },
+        { "simulate number", "simulate --duration abc" },
+        { "switchover number", "switchover --timeout abc --data {data}" },
+        { "switchover address", "switchover --monitor nowhere --data {data}" },
+        { "switchover target", "switchover --to abc --data {data}" },
+        { "promote without force", "promote 1 --data {data}" },
+        { "promote missing target", "promote --force --data {data}" },
+        { "bench no sub-verb", "bench" },
+        { "bench throughput range", "bench throughput --clients 0 --out {data}" },
+        { "bench throughput choice", "bench throughput --fsync sometimes --out {data}" },
+        { "bench throughput number", "bench throughput --seconds abc --out {data}" },
+        { "bench failover choice", "bench failover --fault nope --out {data}" },
+        { "bench report path", "bench report {data}" },
+        { "kill missing target", "kill --data {data}" },
+        { "stop extra word", "stop 1 2 --data {data}" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public async Task A_mistake_gets_one_line_the_usage_line_and_exit_code_2(string what, string commandLine)
+    {
+        using var workspace = new Workspace();
+        var ports = new Dictionary<string, int>();
+        var args = workspace.Expand(commandLine, ports);
+        var before = workspace.Entries();
+
+        var result = await Cli.RunAsync(workspace.Root, args, TimeSpan.FromSeconds(20));
+
+        var why = $"{what}: understudy {commandLine}\n{result.Describe()}";
+        Assert.True(result.ExitCode == 2, $"expected the usage exit code 2. {why}");
+        Assert.True(result.Errors.Count == 2, $"expected one error line and one usage line. {why}");
+        Assert.StartsWith("error: ", result.Errors[0], StringComparison.Ordinal);
+        Assert.StartsWith("usage: understudy", result.Errors[1], StringComparison.Ordinal);
+        Assert.Empty(result.Output);
+        var all = string.Join('\n', result.Errors);
+        Assert.DoesNotContain("   at ", all, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", all, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", all, StringComparison.Ordinal);
+        Assert.DoesNotContain("Nullable", all, StringComparison.Ordinal);
+
+        // A mistake is refused at once, before anything starts or is written.
+        Assert.True(result.Took < TimeSpan.FromSeconds(10), $"a usage error should be reported at once. {why}");
+        Assert.False(Directory.Exists(workspace.Data), $"the data folder was created. {why}");
+        Assert.Equal(before, workspace.Entries());
+        Assert.Empty(Cli.ProcessesMentioning(workspace.Root));
+        foreach (var (name, port) in ports)
+        {
+            Assert.True(Cli.PortIsFree(port), $"{name} ({port}) is held after the refusal. {why}");
+        }
+    }
+}
