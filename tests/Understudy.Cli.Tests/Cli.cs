@@ -65,6 +65,20 @@ internal static class Cli
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>A base port for `up`: it and the ports below it for each server, and each + 100 (their HTTP), all free now.</summary>
+    public static int FreeBasePort(int servers)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = FreePort();
+            var all = Enumerable.Range(0, servers).SelectMany(n => new[] { port - n, port - n + 100 });
+            if (port + 100 <= 65535 && port - servers > 1024 && all.All(PortIsFree) || attempt > 200)
+            {
+                return port;
+            }
+        }
+    }
+
     public static bool PortIsFree(int port)
     {
         try

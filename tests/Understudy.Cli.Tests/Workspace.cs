@@ -20,11 +20,21 @@ internal sealed class Workspace : IDisposable
 
     public string File { get; }
 
-    /// <summary>The row's words with {data}, {file} and {portN} (free ports, the same N the same port) filled in.</summary>
+    /// <summary>The row's words with {data}, {file}, {base} (a base port for `up`) and {portN} (free ports, the same N the same port) filled in.</summary>
     public string[] Expand(string commandLine, Dictionary<string, int> ports) =>
         [.. commandLine.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w =>
         {
             w = w.Replace("{data}", Data, StringComparison.Ordinal).Replace("{file}", File, StringComparison.Ordinal);
+            if (w.Contains("{base}", StringComparison.Ordinal))
+            {
+                if (!ports.TryGetValue("{base}", out var base1))
+                {
+                    ports["{base}"] = base1 = Cli.FreeBasePort(servers: 3);
+                }
+
+                w = w.Replace("{base}", base1.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+            }
+
             foreach (var n in Enumerable.Range(1, 9))
             {
                 var key = $"{{port{n}}}";

@@ -24,7 +24,12 @@ internal static class ChildLog
         for (var i = lines.Count - 1; i >= 0; i--)
         {
             var line = lines[i].Trim();
-            if (line.StartsWith("error:", StringComparison.Ordinal) || line.StartsWith("understudy", StringComparison.Ordinal))
+            if (line.StartsWith("error:", StringComparison.Ordinal))
+            {
+                return line["error:".Length..].Trim();
+            }
+
+            if (line.StartsWith("understudy", StringComparison.Ordinal))
             {
                 return line;
             }
