@@ -153,6 +153,11 @@ internal static partial class UsageErrors
             return help;
         }
 
+        if (option.ValueType == typeof(string) && option.GetCompletions(System.CommandLine.Completions.CompletionContext.Empty).Select(c => c.Label).ToList() is { Count: > 0 } choices)
+        {
+            return string.Join('|', choices);
+        }
+
         var type = Nullable.GetUnderlyingType(option.ValueType) ?? option.ValueType;
         return type == typeof(int) || type == typeof(long) ? "N" : type == typeof(double) ? "number" : option.Name.TrimStart('-');
     }
