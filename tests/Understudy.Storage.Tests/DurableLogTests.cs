@@ -50,6 +50,16 @@ public sealed class DurableLogTests : IDisposable
     }
 
     [Fact]
+    public void A_file_on_the_data_folder_path_is_named_as_the_cause()
+    {
+        var file = Path.Combine(_folder.Path, "a-file");
+        File.WriteAllText(file, "not a folder");
+        var e = Assert.Throws<StorageException>(() => DurableLog.Open(Path.Combine(file, "sub"), new DurableLogOptions()));
+        Assert.Contains($"'{file}' is a file, not a folder", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("vanished", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Synced_reports_the_latest_request_and_its_generation()
     {
         await using var log = Open();
