@@ -6,7 +6,7 @@ using Understudy.Cli.Verbs;
 namespace Understudy.Cli;
 
 /// <summary>The `understudy` command: primary-backup redundancy with a monitor, servers and clients.</summary>
-public static class Program
+internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
