@@ -1,4 +1,5 @@
 using System.Text;
+using Understudy.Core;
 using Understudy.Core.Checking;
 using Understudy.Core.Client;
 using Understudy.Core.Monitor;
@@ -86,6 +87,15 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     protected override void AfterInput()
     {
         Node!.Flush();
+        try
+        {
+            Node.CheckInvariants();
+        }
+        catch (InvariantViolationException e)
+        {
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Message}"));
+        }
+
         _checkedCommit = _cluster.CheckCommitted(this, _checkedCommit);
     }
 
