@@ -1,4 +1,5 @@
 using System.Text;
+using Understudy.Core;
 using Understudy.Core.Checking;
 using Understudy.Core.Client;
 using Understudy.Core.Monitor;
@@ -205,6 +206,14 @@ internal sealed class SimMonitor : SimNode, IMonitorEnvironment
 
     protected override void AfterInput()
     {
+        try
+        {
+            Node!.CheckInvariants();
+        }
+        catch (InvariantViolationException e)
+        {
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Message}"));
+        }
     }
 
     public void SendToServer<T>(NodeAddress server, in T message)
