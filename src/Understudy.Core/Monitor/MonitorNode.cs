@@ -224,10 +224,15 @@ public sealed partial class MonitorNode
         }
 
         _env.SendToClient(client, new PrimaryUpdate(_config.Epoch, _config.Version, _config.Primary));
+        AssertInvariants();
     }
 
     /// <summary>A client or operator connection closed.</summary>
-    public void OnClientDisconnected(ClientRef client) => _subscribers.Remove(client);
+    public void OnClientDisconnected(ClientRef client)
+    {
+        _subscribers.Remove(client);
+        AssertInvariants();
+    }
 
     /// <summary>An operator's switchover or forced promotion (status and events are read directly).</summary>
     public void Handle(ClientRef client, in AdminRequest request)
