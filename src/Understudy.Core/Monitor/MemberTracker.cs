@@ -36,7 +36,7 @@ internal sealed class MemberTracker
         }
     }
 
-    /// <summary>Every server heard of, in the order first heard of (the order events are recorded in).</summary>
+    /// <summary>Every server heard of, in the order first heard of: the order ticks visit them, and so record their events, in.</summary>
     public IReadOnlyCollection<MemberHealth> All => _members.Values;
 
     /// <summary>Monotonic timestamp of the first heartbeat this monitor received, or <see cref="long.MinValue"/>.</summary>
