@@ -215,6 +215,14 @@ internal sealed class SimMonitor : SimNode, IMonitorEnvironment
 
     protected override void AfterInput()
     {
+        try
+        {
+            Node!.CheckInvariants();
+        }
+        catch (InvariantViolationException e)
+        {
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Message}"));
+        }
     }
 
     public void SendToServer<T>(NodeAddress server, in T message)
