@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Understudy.Client;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 using Understudy.Core.Client;
 using Understudy.Core.StateMachines;
 using Understudy.Protocol;

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Understudy.Cli.Cluster;
 using Understudy.Client;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 using Understudy.Hosting;
 
 namespace Understudy.Cli.Chaos;

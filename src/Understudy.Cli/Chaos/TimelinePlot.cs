@@ -1,5 +1,5 @@
 using ScottPlot;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 
 namespace Understudy.Cli.Chaos;
 

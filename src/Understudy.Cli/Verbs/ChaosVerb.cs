@@ -4,7 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Understudy.Cli.Chaos;
 using Understudy.Cli.Infrastructure;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 
 namespace Understudy.Cli.Verbs;
 

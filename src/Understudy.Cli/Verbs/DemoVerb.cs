@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Spectre.Console;
 using Understudy.Cli.Cluster;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 using Understudy.Protocol;
 
 namespace Understudy.Cli.Verbs;

@@ -1,6 +1,5 @@
-using Understudy.Core.Checking;
 
-namespace Understudy.Core.Tests.Checking;
+namespace Understudy.Checking.Tests;
 
 /// <summary>Histories are kept as JSON lines (Jepsen's format); reading one back must give the same history.</summary>
 public class HistoryJsonTests

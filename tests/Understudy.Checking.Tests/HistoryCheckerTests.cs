@@ -1,6 +1,5 @@
-using Understudy.Core.Checking;
 
-namespace Understudy.Core.Tests.Checking;
+namespace Understudy.Checking.Tests;
 
 /// <summary>
 /// The checker against hand-made histories: each bad one breaks exactly one rule and must be flagged with

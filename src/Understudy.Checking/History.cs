@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Understudy.Core.Checking;
+namespace Understudy.Checking;
 
 /// <summary>What an operation did to the message log.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<OpFunction>))]

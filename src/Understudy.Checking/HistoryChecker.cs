@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Understudy.Core.Checking;
+namespace Understudy.Checking;
 
 /// <summary>What rule a history broke.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ViolationKind>))]

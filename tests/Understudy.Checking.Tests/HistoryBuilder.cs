@@ -1,6 +1,5 @@
-using Understudy.Core.Checking;
 
-namespace Understudy.Core.Tests.Checking;
+namespace Understudy.Checking.Tests;
 
 /// <summary>Writes hand-made histories tersely: each call is an invoke and (unless left open) a completion.</summary>
 public sealed class HistoryBuilder
