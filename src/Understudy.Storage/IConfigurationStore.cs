@@ -1,6 +1,6 @@
 using Understudy.Protocol;
 
-namespace Understudy.Core.Configuration;
+namespace Understudy.Storage;
 
 /// <summary>The outcome of a compare-and-set: whether it was written, and the configuration now stored.</summary>
 public readonly record struct ConfigWriteResult(bool Committed, ClusterConfig Current);
