@@ -1,15 +1,15 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Understudy.Cli.Cluster;
 using Understudy.Client;
 using Understudy.Core.Client;
 using Understudy.Core.StateMachines;
+using Understudy.Orchestration.Clusters;
 using Understudy.Protocol;
 
-namespace Understudy.Cli.Bench;
+namespace Understudy.Orchestration.Bench;
 
 /// <summary>What one throughput run does.</summary>
-internal sealed record ThroughputOptions
+public sealed record ThroughputOptions
 {
     public int Clients { get; init; } = 64;
 
@@ -34,7 +34,7 @@ internal sealed record ThroughputOptions
 /// acknowledgement (which comes only once every in-sync server holds it), and sends the next. Counts
 /// acknowledgements and records every latency in the measured window, after a warm-up.
 /// </summary>
-internal sealed class ThroughputBench
+public sealed class ThroughputBench
 {
     private readonly ThroughputOptions _options;
     private readonly Action<string> _say;

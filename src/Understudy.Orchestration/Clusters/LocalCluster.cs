@@ -1,15 +1,16 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Understudy.Cli.Processes;
 using Understudy.Client;
 using Understudy.Hosting;
+using Understudy.Orchestration.Polling;
+using Understudy.Orchestration.Processes;
 using Understudy.Protocol;
 
-namespace Understudy.Cli.Cluster;
+namespace Understudy.Orchestration.Clusters;
 
 /// <summary>The shape of a local cluster of real processes.</summary>
-internal sealed record LocalClusterOptions
+public sealed record LocalClusterOptions
 {
     public int Servers { get; init; } = 3;
 
@@ -161,13 +162,13 @@ internal sealed record LocalClusterOptions
 }
 
 /// <summary>One server of a local cluster.</summary>
-internal sealed record LocalServer(int Number, NodeAddress Address, ChildProcess Process);
+public sealed record LocalServer(int Number, NodeAddress Address, ChildProcess Process);
 
 /// <summary>
 /// A monitor and N servers as child processes of this one (they die with it), with the operations the
 /// original Main offered: kill, stop, restart, pause, resume; and an admin client to watch it.
 /// </summary>
-internal sealed class LocalCluster : IAsyncDisposable
+public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly List<LocalServer> _servers = [];
 
@@ -251,24 +252,9 @@ internal sealed class LocalCluster : IAsyncDisposable
         return System.Text.Json.JsonSerializer.Deserialize<List<EventView>>(response.Body.Span, ClusterStatus.Json) ?? [];
     }
 
-    /// <summary>Polls the monitor until <paramref name="condition"/> holds; false at the deadline.</summary>
-    public async Task<ClusterStatus?> WaitForAsync(Func<ClusterStatus, bool> condition, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        ClusterStatus? last = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            last = await StatusAsync(cancellationToken);
-            if (last is not null && condition(last))
-            {
-                return last;
-            }
-
-            await Task.Delay(25, cancellationToken);
-        }
-
-        return null;
-    }
+    /// <summary>Polls the monitor until <paramref name="condition"/> holds; null at the deadline.</summary>
+    public Task<ClusterStatus?> WaitForAsync(Func<ClusterStatus, bool> condition, TimeSpan timeout, CancellationToken cancellationToken) =>
+        Poll.TryForAsync(StatusAsync, s => s is not null && condition(s), timeout, TimeSpan.FromMilliseconds(25), cancellationToken);
 
     /// <summary>Starts every process and waits until the cluster is healthy; throws, naming the logs, if it is not in time.</summary>
     public async Task<ClusterStatus> StartHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)

@@ -1,13 +1,13 @@
 using System.Diagnostics;
 
-namespace Understudy.Cli.Processes;
+namespace Understudy.Orchestration.Processes;
 
 /// <summary>
 /// One child `understudy` process (a server or the monitor) run by `up`, `demo` or `chaos`: its output goes
 /// to a log file, it dies with its parent, and it can be killed (SIGKILL), stopped (SIGTERM), paused
 /// (SIGSTOP), resumed (SIGCONT) and started again with the same arguments.
 /// </summary>
-internal sealed class ChildProcess : IDisposable
+public sealed class ChildProcess : IDisposable
 {
     private readonly IReadOnlyList<string> _arguments;
     private readonly IReadOnlyList<string> _prefix;

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Understudy.Cli.Bench;
+namespace Understudy.Orchestration.Bench;
 
 /// <summary>Latency percentiles in milliseconds, exact (from every sample, sorted).</summary>
-internal sealed record LatencyMs(double P50, double P99, double P999, double Max, double Mean)
+public sealed record LatencyMs(double P50, double P99, double P999, double Max, double Mean)
 {
     /// <summary>Percentiles of <paramref name="ticks"/> (Stopwatch ticks); sorts the array in place.</summary>
     public static LatencyMs OfTicks(long[] ticks)
@@ -29,7 +29,7 @@ internal sealed record LatencyMs(double P50, double P99, double P999, double Max
 }
 
 /// <summary>p50, p99 and max of the per-round unavailability (ms).</summary>
-internal sealed record UnavailableMs(double P50, double P99, double Max, double Min, double Mean)
+public sealed record UnavailableMs(double P50, double P99, double Max, double Min, double Mean)
 {
     public static UnavailableMs Of(IReadOnlyCollection<double> values)
     {
@@ -45,13 +45,13 @@ internal sealed record UnavailableMs(double P50, double P99, double Max, double 
 }
 
 /// <summary>CPU used during the measured window, in CPU-seconds per wall second (1.0 = one core busy), by process.</summary>
-internal sealed record CpuUse(double Bench, double Primary, double Backups, double Monitor)
+public sealed record CpuUse(double Bench, double Primary, double Backups, double Monitor)
 {
     public double Total => Math.Round(Bench + Primary + Backups + Monitor, 2);
 }
 
 /// <summary>What `bench throughput --json` prints (and result.json in the run folder holds).</summary>
-internal sealed record ThroughputResult
+public sealed record ThroughputResult
 {
     public required double WritesPerSec { get; init; }
 
@@ -87,10 +87,10 @@ internal sealed record ThroughputResult
 }
 
 /// <summary>One failover round: the client-observed gap and, from the monitor's events, where the time went.</summary>
-internal sealed record FailoverRound(int Round, string Fault, string OldPrimary, string? NewPrimary, double UnavailableMs, double? DetectedMs, double? PromotedMs, double? FirstAckMs);
+public sealed record FailoverRound(int Round, string Fault, string OldPrimary, string? NewPrimary, double UnavailableMs, double? DetectedMs, double? PromotedMs, double? FirstAckMs);
 
 /// <summary>What `bench failover --json` prints.</summary>
-internal sealed record FailoverResult
+public sealed record FailoverResult
 {
     public required int Rounds { get; init; }
 
@@ -124,7 +124,7 @@ internal sealed record FailoverResult
     public string? RunFolder { get; init; }
 }
 
-internal static class BenchJson
+public static class BenchJson
 {
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {

@@ -1,14 +1,15 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Understudy.Cli.Cluster;
-using Understudy.Client;
 using Understudy.Checking;
+using Understudy.Client;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Workloads;
 
-namespace Understudy.Cli.Chaos;
+namespace Understudy.Orchestration.Chaos;
 
 /// <summary>The fault scenarios, as the original's scripts named them and more.</summary>
-internal enum ChaosScenario
+public enum ChaosScenario
 {
     KillPrimary,
     KillBackup,
@@ -23,7 +24,7 @@ internal enum ChaosScenario
 }
 
 /// <summary>What one chaos run does.</summary>
-internal sealed record ChaosOptions
+public sealed record ChaosOptions
 {
     public required ChaosScenario Scenario { get; init; }
 
@@ -44,7 +45,7 @@ internal sealed record ChaosOptions
 }
 
 /// <summary>A fault injected: what, when (µs on the history's clock), and whether it caused a promotion.</summary>
-internal sealed record FaultRecord(string Kind, long Start, long End, string Detail)
+public sealed record FaultRecord(string Kind, long Start, long End, string Detail)
 {
     public long End { get; set; } = End;
 
@@ -55,7 +56,7 @@ internal sealed record FaultRecord(string Kind, long Start, long End, string Det
 /// Runs a scenario against a real local cluster: client workers record a Jepsen-style history while faults
 /// are injected; then everything is healed, the log is read back and the history checker gives the verdict.
 /// </summary>
-internal sealed class ChaosRunner : IAsyncDisposable
+public sealed class ChaosRunner : IAsyncDisposable
 {
     private static readonly string[] MixedKinds = ["kill-primary", "kill-backup", "kill-primary-and-backup", "chain", "random", "kill-all", "pause", "monitor", "partition"];
 
@@ -98,7 +99,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
 
             _say($"cluster up: monitor {_cluster.MonitorAddress}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
             _startedUtc = DateTimeOffset.UtcNow;
-            _workload = new Workload(_cluster.MonitorAddress, _options.Clients, TimeSpan.FromSeconds(10), _options.ReadPercent, clients: _options.Clients);
+            _workload = new Workload(_cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients });
             await _workload.WaitForPrimaryAsync(cancellationToken);
             _workload.Start();
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -123,7 +124,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
 
                 foreach (var f in _faults.Skip(before))
                 {
-                    _say($"fault {i}/{_options.Faults}: {f.Kind} — {f.Detail} ({_workload.Acknowledged} acknowledged so far)");
+                    _say($"fault {i}/{_options.Faults}: {f.Kind} — {f.Detail} ({_workload.Recorder.Acknowledged} acknowledged so far)");
                 }
 
                 await Task.Delay(300 + _random.Next(500), cancellationToken);
@@ -133,7 +134,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
             Heal();
             var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken);
             await Task.Delay(500, cancellationToken);
-            await _workload.StopAsync();
+            await _workload.StopAsync(cancellationToken);
             await PollEventsOnceAsync(cancellationToken);
             await watching.CancelAsync();
             await eventPoller;
@@ -441,7 +442,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
 
     private FaultRecord Begin(string kind, string detail)
     {
-        var f = new FaultRecord(kind, _workload.Now, _workload.Now, detail);
+        var f = new FaultRecord(kind, _workload.Recorder.Now, _workload.Recorder.Now, detail);
         _faults.Add(f);
         return f;
     }
@@ -449,7 +450,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
     private async Task RecoverAsync(FaultRecord fault, CancellationToken ct)
     {
         var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct);
-        fault.End = _workload.Now;
+        fault.End = _workload.Recorder.Now;
         if (healthy is null)
         {
             _say($"  (the cluster has not recovered 30 s after {fault.Kind}; carrying on: the verdict will tell)");
@@ -515,7 +516,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
 
     private ChaosResult Finish(IReadOnlyList<string>? finalLog, string? readError, TimeSpan elapsed)
     {
-        var history = _workload.History;
+        var history = _workload.Recorder.History;
         var check = finalLog is null ? null : HistoryChecker.Check(history, finalLog);
         long Micros(DateTimeOffset at) => (long)(at - _startedUtc).TotalMicroseconds;
         var promotions = _events.Values.Where(e => e.Kind == "Promoted" && e.At >= _startedUtc).OrderBy(e => e.At).ToList();
@@ -523,7 +524,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
         foreach (var f in _faults)
         {
             var promoted = promotions.Any(p => Micros(p.At) >= f.Start && Micros(p.At) <= f.End + 1_000_000);
-            var gap = _workload.UnavailableMs(f.Start, promoted ? _workload.EpochAt(f.Start) : null);
+            var gap = _workload.Recorder.UnavailableMs(f.Start, promoted ? _workload.Recorder.EpochAt(f.Start) : null);
             if (!double.IsNaN(gap))
             {
                 unavailable.Add(gap);
@@ -580,7 +581,7 @@ internal sealed class ChaosRunner : IAsyncDisposable
 }
 
 /// <summary>The partition scenario cannot run on this machine; the message says why and how to fix it.</summary>
-internal sealed class ChaosUnsupportedException : Exception
+public sealed class ChaosUnsupportedException : Exception
 {
     public ChaosUnsupportedException(string message)
         : base(message)

@@ -1,13 +1,13 @@
 using ScottPlot;
 using Understudy.Checking;
 
-namespace Understudy.Cli.Chaos;
+namespace Understudy.Orchestration.Chaos;
 
 /// <summary>
 /// The picture of a chaos run: each operation's latency over time (log scale), coloured by outcome, fault
 /// windows shaded and promotions marked; written as PNG and SVG into the run folder.
 /// </summary>
-internal static class TimelinePlot
+public static class TimelinePlot
 {
     public static void Write(IReadOnlyList<Operation> operations, IReadOnlyList<FaultRecord> faults, IReadOnlyList<(long At, long Epoch, string Member)> promotions, ChaosResult result, string pathWithoutExtension)
     {

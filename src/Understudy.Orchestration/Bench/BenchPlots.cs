@@ -1,9 +1,9 @@
 using ScottPlot;
 
-namespace Understudy.Cli.Bench;
+namespace Understudy.Orchestration.Bench;
 
 /// <summary>Pictures of bench runs (PNG and SVG), written into the run folder.</summary>
-internal static class BenchPlots
+public static class BenchPlots
 {
     /// <summary>A histogram of write latencies on a log axis (sorted Stopwatch ticks).</summary>
     public static void LatencyHistogram(long[] sortedTicks, string title, string pathWithoutExtension)

@@ -1,10 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Understudy.Cli.Chaos;
+namespace Understudy.Orchestration.Chaos;
 
 /// <summary>p50, p99 and max of a set of durations (ms).</summary>
-internal sealed record Percentiles(double P50, double P99, double Max, int Count)
+public sealed record Percentiles(double P50, double P99, double Max, int Count)
 {
     public static Percentiles Of(IReadOnlyCollection<double> values)
     {
@@ -20,7 +20,7 @@ internal sealed record Percentiles(double P50, double P99, double Max, int Count
 }
 
 /// <summary>The verdict and figures of a chaos run (what `--json` prints and result.json holds).</summary>
-internal sealed record ChaosResult
+public sealed record ChaosResult
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {

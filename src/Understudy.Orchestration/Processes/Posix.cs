@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace Understudy.Cli.Processes;
+namespace Understudy.Orchestration.Processes;
 
 /// <summary>
 /// The few POSIX calls .NET does not offer: sending SIGSTOP/SIGCONT/SIGTERM (pause, resume and polite stop,
 /// as the original project's scripts did), asking for our parent's pid, and Linux's parent-death signal.
 /// Signal numbers differ between Linux and macOS.
 /// </summary>
-internal static partial class Posix
+public static partial class Posix
 {
     public static int SigKill => 9;
 

@@ -1,13 +1,14 @@
 using System.Text.Json;
-using Understudy.Cli.Cluster;
-using Understudy.Client;
 using Understudy.Checking;
+using Understudy.Client;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Workloads;
 
-namespace Understudy.Cli.Bench;
+namespace Understudy.Orchestration.Bench;
 
 /// <summary>What one failover run does.</summary>
-internal sealed record FailoverOptions
+public sealed record FailoverOptions
 {
     public int Rounds { get; init; } = 10;
 
@@ -30,7 +31,7 @@ internal sealed record FailoverOptions
 /// (or resumes) the old primary. The gap each round is the client's: the last ack before the fault to the
 /// first ack from the new primary. At the end the whole history is judged against the log read back.
 /// </summary>
-internal sealed class FailoverBench
+public sealed class FailoverBench
 {
     private readonly FailoverOptions _options;
     private readonly Action<string> _say;
@@ -54,7 +55,7 @@ internal sealed class FailoverBench
         });
         await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
 
-        await using var workload = new Workload(cluster.MonitorAddress, _options.Clients, TimeSpan.FromSeconds(30), clients: _options.Clients);
+        await using var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
         await workload.WaitForPrimaryAsync(cancellationToken);
         workload.Start();
         var rounds = new List<FailoverRound>();
@@ -78,7 +79,7 @@ internal sealed class FailoverBench
         }
 
         await Task.Delay(300, cancellationToken);
-        await workload.StopAsync();
+        await workload.StopAsync(cancellationToken);
 
         CheckResult? check = null;
         await using (var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } }))
@@ -86,7 +87,7 @@ internal sealed class FailoverBench
             try
             {
                 var finalLog = (await reader.ReadAllAsync(cancellationToken)).Select(m => m.Text).ToList();
-                check = HistoryChecker.Check(workload.History, finalLog);
+                check = HistoryChecker.Check(workload.Recorder.History, finalLog);
                 File.WriteAllLines(Path.Combine(_options.RunFolder, "final-log.txt"), finalLog);
             }
             catch (UnderstudyException e)
@@ -95,7 +96,7 @@ internal sealed class FailoverBench
             }
         }
 
-        File.WriteAllText(Path.Combine(_options.RunFolder, "history.jsonl"), workload.History.ToJsonLines());
+        File.WriteAllText(Path.Combine(_options.RunFolder, "history.jsonl"), workload.Recorder.History.ToJsonLines());
         violations.AddRange(check?.Violations.Select(v => v.ToString()) ?? []);
         var gaps = rounds.Select(x => x.UnavailableMs).ToList();
         var result = new FailoverResult
@@ -141,9 +142,9 @@ internal sealed class FailoverBench
         var primary = backupFault
             ? cluster.Servers.First(s => s.Address.ToString() != status.Primary && s.Process.Running)
             : cluster.Servers.First(s => s.Address.ToString() == status.Primary);
-        var epoch = backupFault ? -1 : workload.LatestEpoch;
+        var epoch = backupFault ? -1 : workload.Recorder.LatestEpoch;
         var faultUtc = DateTimeOffset.UtcNow;
-        var at = workload.Now;
+        var at = workload.Recorder.Now;
         if (_options.Fault == "pause")
         {
             primary.Process.Pause();
@@ -153,7 +154,7 @@ internal sealed class FailoverBench
             primary.Process.Kill();
         }
 
-        var firstAck = await workload.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct);
+        var firstAck = await workload.Recorder.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct);
         if (_options.Fault == "pause")
         {
             primary.Process.Resume();
@@ -169,7 +170,7 @@ internal sealed class FailoverBench
             return null;
         }
 
-        var gap = workload.UnavailableMs(at, backupFault ? null : epoch);
+        var gap = workload.Recorder.UnavailableMs(at, backupFault ? null : epoch);
         double? Since(EventView? e) => e is null ? null : Math.Round((e.At - faultUtc).TotalMilliseconds, 1);
         IReadOnlyList<EventView> events = [];
         try

@@ -1,11 +1,11 @@
-namespace Understudy.Cli.Processes;
+namespace Understudy.Orchestration.Processes;
 
 /// <summary>
 /// Makes a child of <c>understudy up</c> exit when <c>up</c> dies, however it dies (even SIGKILL), so no
 /// orphan servers keep ports busy. Linux gets a parent-death signal from the kernel; everywhere, a
 /// background check notices when the process has been handed to another parent.
 /// </summary>
-internal static class ParentWatchdog
+public static class ParentWatchdog
 {
     /// <summary>Environment variable <c>up</c> sets to its own pid for every child.</summary>
     public const string Variable = "UNDERSTUDY_PARENT_PID";

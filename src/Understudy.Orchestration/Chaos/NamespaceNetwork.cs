@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace Understudy.Cli.Chaos;
+namespace Understudy.Orchestration.Chaos;
 
 /// <summary>
 /// A private network for one chaos run: every process in its own Linux network namespace with its own
@@ -11,7 +11,7 @@ namespace Understudy.Cli.Chaos;
 /// reach it. Needs root and iproute2; everything is removed on dispose, and namespaces left by a run that
 /// was killed are removed by the next one.
 /// </summary>
-internal sealed partial class NamespaceNetwork : IDisposable
+public sealed partial class NamespaceNetwork : IDisposable
 {
     private readonly string _prefix;
     private readonly int _subnet;
