@@ -46,23 +46,25 @@ public sealed class FailoverBench
     {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
-        await using var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
+        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
         {
             Fsync = _options.Fsync,
             // Info: the servers' role changes, with times, show where each failover's time went.
             ServerArguments = ["--log-level", "info"],
             MonitorArguments = ["--log-level", "info"],
         });
-        await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        await using var clusterScope = cluster.ConfigureAwait(false);
+        await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
 
-        await using var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
-        await workload.WaitForPrimaryAsync(cancellationToken);
+        var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
+        await using var workloadScope = workload.ConfigureAwait(false);
+        await workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
         workload.Start();
         var rounds = new List<FailoverRound>();
         var violations = new List<string>();
         for (var r = 1; r <= _options.Rounds; r++)
         {
-            var round = await RoundAsync(cluster, workload, r, cancellationToken);
+            var round = await RoundAsync(cluster, workload, r, cancellationToken).ConfigureAwait(false);
             if (round is null)
             {
                 violations.Add($"round {r}: no new primary served within 30 s");
@@ -73,20 +75,21 @@ public sealed class FailoverBench
             _say($"round {r}/{_options.Rounds}: {round.Fault} {round.OldPrimary} -> {round.NewPrimary}: unavailable {round.UnavailableMs:0.0} ms (detected {Show(round.DetectedMs)}, promoted {Show(round.PromotedMs)}, first ack {Show(round.FirstAckMs)} after the fault)");
         }
 
-        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken) is null)
+        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false) is null)
         {
             violations.Add("the cluster did not recover within 30 s after the last round");
         }
 
-        await Task.Delay(300, cancellationToken);
-        await workload.StopAsync(cancellationToken);
+        await Task.Delay(300, cancellationToken).ConfigureAwait(false);
+        await workload.StopAsync(cancellationToken).ConfigureAwait(false);
 
         CheckResult? check = null;
-        await using (var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } }))
+        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+        await using (reader.ConfigureAwait(false))
         {
             try
             {
-                var finalLog = (await reader.ReadAllAsync(cancellationToken)).Select(m => m.Text).ToList();
+                var finalLog = (await reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)).Select(m => m.Text).ToList();
                 check = HistoryChecker.Check(workload.Recorder.History, finalLog);
                 File.WriteAllLines(Path.Combine(_options.RunFolder, "final-log.txt"), finalLog);
             }
@@ -126,16 +129,16 @@ public sealed class FailoverBench
 
     private async Task<FailoverRound?> RoundAsync(LocalCluster cluster, Workload workload, int round, CancellationToken ct)
     {
-        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct) is null)
+        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false) is null)
         {
             _say($"round {round}: the cluster is not fully in sync after 30 s; faulting anyway");
         }
 
         // Steady load on a healthy cluster before the fault (the peers' scripts give theirs 2 s), then make sure it
         // is still healthy: faulting a primary that is in sync alone would measure no failover at all.
-        await Task.Delay(1000, ct);
-        var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct)
-            ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct)
+        await Task.Delay(1000, ct).ConfigureAwait(false);
+        var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
+            ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException("no stable primary");
         // kill-backup: the primary stays; the writes stall until it has the dead backup out of the in-sync set.
         var backupFault = _options.Fault == "kill-backup";
@@ -154,7 +157,7 @@ public sealed class FailoverBench
             primary.Process.Kill();
         }
 
-        var firstAck = await workload.Recorder.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct);
+        var firstAck = await workload.Recorder.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
         if (_options.Fault == "pause")
         {
             primary.Process.Resume();
@@ -175,7 +178,7 @@ public sealed class FailoverBench
         IReadOnlyList<EventView> events = [];
         try
         {
-            events = await cluster.EventsAsync(ct);
+            events = await cluster.EventsAsync(ct).ConfigureAwait(false);
         }
         catch (UnderstudyException)
         {

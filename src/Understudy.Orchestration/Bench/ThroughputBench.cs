@@ -49,14 +49,15 @@ public sealed class ThroughputBench
     {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
-        await using var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
+        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
         {
             Fsync = _options.Fsync,
             // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
             MonitorArguments = ["--log-level", "info"],
         });
-        var healthy = await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        await using var clusterScope = cluster.ConfigureAwait(false);
+        var healthy = await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
         _say($"cluster up: primary {healthy.Primary}, in sync [{string.Join(", ", healthy.InSync)}], fsync {_options.Fsync}");
 
         var clients = new List<UnderstudyClient>();
@@ -73,7 +74,7 @@ public sealed class ThroughputBench
         {
             foreach (var c in clients)
             {
-                await c.WaitForPrimaryAsync(cancellationToken);
+                await c.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
             }
 
             var command = MessageLogCommands.Append(new string('x', _options.Payload));
@@ -87,7 +88,7 @@ public sealed class ThroughputBench
             }
 
             _say($"{_options.Clients} writers on {clients.Count} connection(s), {_options.Payload}-byte messages: warming up {_options.WarmupSeconds:0.#} s");
-            await Task.Delay(TimeSpan.FromSeconds(_options.WarmupSeconds), cancellationToken);
+            await Task.Delay(TimeSpan.FromSeconds(_options.WarmupSeconds), cancellationToken).ConfigureAwait(false);
 
             var servers = cluster.Servers.Select(s => s.Process.Pid).ToArray();
             var primaryPid = cluster.Servers.First(s => s.Address.ToString() == healthy.Primary).Process.Pid;
@@ -95,12 +96,12 @@ public sealed class ThroughputBench
             var startedUtc = DateTimeOffset.UtcNow;
             var window = Stopwatch.StartNew();
             phase.Measuring = true;
-            await Task.Delay(TimeSpan.FromSeconds(_options.Seconds), cancellationToken);
+            await Task.Delay(TimeSpan.FromSeconds(_options.Seconds), cancellationToken).ConfigureAwait(false);
             phase.Measuring = false;
             var elapsed = window.Elapsed.TotalSeconds;
             var cpuAfter = cpuBefore.Keys.ToDictionary(p => p, BenchJson.CpuTime);
             phase.Stop = true;
-            await Task.WhenAll(tasks);
+            await Task.WhenAll(tasks).ConfigureAwait(false);
 
             double Share(int pid) => Math.Round((cpuAfter[pid] - cpuBefore[pid]).TotalSeconds / elapsed, 2);
             var cpu = new CpuUse(
@@ -110,8 +111,8 @@ public sealed class ThroughputBench
                 Share(cluster.Monitor.Pid));
 
             // Every acknowledgement counts as replicated to all only if no server left the in-sync set meanwhile.
-            var status = await cluster.StatusAsync(cancellationToken);
-            var events = await cluster.EventsAsync(cancellationToken);
+            var status = await cluster.StatusAsync(cancellationToken).ConfigureAwait(false);
+            var events = await cluster.EventsAsync(cancellationToken).ConfigureAwait(false);
             var shrunk = events.Any(e => e.At >= startedUtc && e.Kind is "InSyncShrunk" or "PrimaryFailed" or "Promoted");
             var inSync = !shrunk && status is not null && status.InSync.Count == _options.Servers && status.Primary == healthy.Primary;
 
@@ -143,7 +144,7 @@ public sealed class ThroughputBench
         {
             foreach (var c in clients)
             {
-                await c.DisposeAsync();
+                await c.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
@@ -171,7 +172,7 @@ public sealed class ThroughputBench
                 var started = Stopwatch.GetTimestamp();
                 try
                 {
-                    await client.SendAsync(RequestKind.Write, command, null, CancellationToken.None);
+                    await client.SendAsync(RequestKind.Write, command, null, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (UnderstudyException)
                 {

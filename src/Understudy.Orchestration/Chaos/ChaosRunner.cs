@@ -95,16 +95,16 @@ public sealed class ChaosRunner : IAsyncDisposable
         try
         {
             _cluster = new LocalCluster(ClusterOptions(usesNamespaces));
-            await _cluster.StartHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken);
+            await _cluster.StartHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
 
             _say($"cluster up: monitor {_cluster.MonitorAddress}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
             _startedUtc = DateTimeOffset.UtcNow;
             _workload = new Workload(_cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients });
-            await _workload.WaitForPrimaryAsync(cancellationToken);
+            await _workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
             _workload.Start();
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var eventPoller = PollEventsAsync(watching.Token);
-            await Task.Delay(700, cancellationToken);
+            await Task.Delay(700, cancellationToken).ConfigureAwait(false);
 
             for (var i = 1; i <= _options.Faults; i++)
             {
@@ -113,7 +113,7 @@ public sealed class ChaosRunner : IAsyncDisposable
                 var before = _faults.Count;
                 try
                 {
-                    await InjectAsync(kind, cancellationToken);
+                    await InjectAsync(kind, cancellationToken).ConfigureAwait(false);
                 }
                 catch (InvalidOperationException e)
                 {
@@ -127,17 +127,17 @@ public sealed class ChaosRunner : IAsyncDisposable
                     _say($"fault {i}/{_options.Faults}: {f.Kind} — {f.Detail} ({_workload.Recorder.Acknowledged} acknowledged so far)");
                 }
 
-                await Task.Delay(300 + _random.Next(500), cancellationToken);
+                await Task.Delay(300 + _random.Next(500), cancellationToken).ConfigureAwait(false);
             }
 
             _say("healing everything and letting the clients finish…");
             Heal();
-            var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken);
-            await Task.Delay(500, cancellationToken);
-            await _workload.StopAsync(cancellationToken);
-            await PollEventsOnceAsync(cancellationToken);
-            await watching.CancelAsync();
-            await eventPoller;
+            var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+            await Task.Delay(500, cancellationToken).ConfigureAwait(false);
+            await _workload.StopAsync(cancellationToken).ConfigureAwait(false);
+            await PollEventsOnceAsync(cancellationToken).ConfigureAwait(false);
+            await watching.CancelAsync().ConfigureAwait(false);
+            await eventPoller.ConfigureAwait(false);
 
             IReadOnlyList<string>? finalLog = null;
             string? readError = null;
@@ -147,10 +147,11 @@ public sealed class ChaosRunner : IAsyncDisposable
             }
             else
             {
-                await using var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = _cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+                var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = _cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+                await using var readerScope = reader.ConfigureAwait(false);
                 try
                 {
-                    finalLog = [.. (await reader.ReadAllAsync(cancellationToken)).Select(m => m.Text)];
+                    finalLog = [.. (await reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)).Select(m => m.Text)];
                 }
                 catch (UnderstudyException e)
                 {
@@ -162,7 +163,7 @@ public sealed class ChaosRunner : IAsyncDisposable
         }
         finally
         {
-            await DisposeAsync();
+            await DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -171,13 +172,13 @@ public sealed class ChaosRunner : IAsyncDisposable
     {
         if (_workload is not null)
         {
-            await _workload.DisposeAsync();
+            await _workload.DisposeAsync().ConfigureAwait(false);
             _workload = null!;
         }
 
         if (_cluster is not null)
         {
-            await _cluster.DisposeAsync();
+            await _cluster.DisposeAsync().ConfigureAwait(false);
             _cluster = null!;
         }
 
@@ -229,57 +230,57 @@ public sealed class ChaosRunner : IAsyncDisposable
         {
             case "kill-primary":
                 {
-                    var p = await PrimaryAsync(ct);
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
                     var f = Begin(kind, $"kill -9 primary server {p.Number} ({p.Address})");
                     p.Process.Kill();
-                    await WaitForNewPrimaryAsync(p, ct);
-                    await Task.Delay(200 + _random.Next(800), ct);
+                    await WaitForNewPrimaryAsync(p, ct).ConfigureAwait(false);
+                    await Task.Delay(200 + _random.Next(800), ct).ConfigureAwait(false);
                     p.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "kill-backup":
                 {
-                    var b = await BackupAsync(ct);
+                    var b = await BackupAsync(ct).ConfigureAwait(false);
                     var f = Begin(kind, $"kill -9 backup server {b.Number} ({b.Address})");
                     b.Process.Kill();
-                    await Task.Delay(300 + _random.Next(900), ct);
+                    await Task.Delay(300 + _random.Next(900), ct).ConfigureAwait(false);
                     b.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "kill-primary-and-backup":
                 {
-                    var p = await PrimaryAsync(ct);
-                    var b = await BackupAsync(ct);
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var b = await BackupAsync(ct).ConfigureAwait(false);
                     var f = Begin(kind, $"kill -9 primary server {p.Number} and backup server {b.Number} at once");
                     p.Process.Kill();
                     b.Process.Kill();
-                    await WaitForNewPrimaryAsync(p, ct);
-                    await Task.Delay(300 + _random.Next(700), ct);
+                    await WaitForNewPrimaryAsync(p, ct).ConfigureAwait(false);
+                    await Task.Delay(300 + _random.Next(700), ct).ConfigureAwait(false);
                     p.Process.Start();
                     b.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "chain":
                 {
-                    var p1 = await PrimaryAsync(ct);
+                    var p1 = await PrimaryAsync(ct).ConfigureAwait(false);
                     var f = Begin(kind, $"kill -9 primary server {p1.Number}, then the next primary");
                     p1.Process.Kill();
-                    await WaitForNewPrimaryAsync(p1, ct);
-                    await Task.Delay(200 + _random.Next(500), ct);
-                    var p2 = await PrimaryAsync(ct);
+                    await WaitForNewPrimaryAsync(p1, ct).ConfigureAwait(false);
+                    await Task.Delay(200 + _random.Next(500), ct).ConfigureAwait(false);
+                    var p2 = await PrimaryAsync(ct).ConfigureAwait(false);
                     p2.Process.Kill();
-                    await WaitForNewPrimaryAsync(p2, ct);
+                    await WaitForNewPrimaryAsync(p2, ct).ConfigureAwait(false);
                     f.Detail += $": then server {p2.Number}; the last server carried on alone";
-                    await Task.Delay(300 + _random.Next(700), ct);
+                    await Task.Delay(300 + _random.Next(700), ct).ConfigureAwait(false);
                     p1.Process.Start();
                     p2.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
@@ -298,67 +299,67 @@ public sealed class ChaosRunner : IAsyncDisposable
                     }
 
                     _cluster.Monitor.WaitForExit(TimeSpan.FromSeconds(5));
-                    await Task.Delay(100 + _random.Next(400), ct);
+                    await Task.Delay(100 + _random.Next(400), ct).ConfigureAwait(false);
                     var starts = _cluster.Servers.Select(s => (Action)s.Process.Start).Append(_cluster.Monitor.Start).OrderBy(_ => _random.Next()).ToList();
                     foreach (var start in starts)
                     {
                         start();
-                        await Task.Delay(_random.Next(200), ct);
+                        await Task.Delay(_random.Next(200), ct).ConfigureAwait(false);
                     }
 
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "pause":
                 {
-                    var p = await PrimaryAsync(ct);
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
                     var ms = 800 + _random.Next(1200);
                     var f = Begin(kind, $"SIGSTOP primary server {p.Number} for {ms} ms (past the failure timeout and the lease), then SIGCONT");
                     p.Process.Pause();
-                    await Task.Delay(ms, ct);
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
                     p.Process.Resume();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "monitor":
                 {
                     var killPrimary = _random.Next(2) == 0;
-                    var victim = killPrimary ? await PrimaryAsync(ct) : await BackupAsync(ct);
+                    var victim = killPrimary ? await PrimaryAsync(ct).ConfigureAwait(false) : await BackupAsync(ct).ConfigureAwait(false);
                     var f = Begin(kind, $"kill -9 the monitor, then {(killPrimary ? "the primary" : "a backup")} server {victim.Number} while it is down; restart the monitor");
                     _cluster.Monitor.Kill();
                     _cluster.Monitor.WaitForExit(TimeSpan.FromSeconds(5));
-                    await Task.Delay(100 + _random.Next(300), ct);
+                    await Task.Delay(100 + _random.Next(300), ct).ConfigureAwait(false);
                     victim.Process.Kill();
-                    await Task.Delay(200 + _random.Next(600), ct);
+                    await Task.Delay(200 + _random.Next(600), ct).ConfigureAwait(false);
                     _cluster.Monitor.Start();
                     if (killPrimary)
                     {
-                        await WaitForNewPrimaryAsync(victim, ct);
+                        await WaitForNewPrimaryAsync(victim, ct).ConfigureAwait(false);
                     }
 
-                    await Task.Delay(200 + _random.Next(400), ct);
+                    await Task.Delay(200 + _random.Next(400), ct).ConfigureAwait(false);
                     victim.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "partition":
                 {
                     var network = _network ?? throw new ChaosUnsupportedException(NamespaceNetwork.Unsupported() ?? "no namespace network");
-                    var p = await PrimaryAsync(ct);
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
                     var ms = 1000 + _random.Next(1500);
                     var f = Begin(kind, $"cut primary server {p.Number} off from the monitor and the backups for {ms} ms (its clients still reach it)");
                     network.Cut($"server{p.Number}", ["monitor", .. _cluster.Servers.Where(s => s != p).Select(s => $"server{s.Number}")]);
-                    await Task.Delay(ms, ct);
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
                     network.HealAll();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
             case "random":
-                await RandomFaultAsync(ct);
+                await RandomFaultAsync(ct).ConfigureAwait(false);
                 break;
 
             default:
@@ -376,9 +377,9 @@ public sealed class ChaosRunner : IAsyncDisposable
                 {
                     var f = Begin("random", $"kill -9 server {s.Number}");
                     s.Process.Kill();
-                    await Task.Delay(200 + _random.Next(1000), ct);
+                    await Task.Delay(200 + _random.Next(1000), ct).ConfigureAwait(false);
                     s.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
@@ -387,9 +388,9 @@ public sealed class ChaosRunner : IAsyncDisposable
                     var ms = 50 + _random.Next(1500);
                     var f = Begin("random", $"SIGSTOP server {s.Number} for {ms} ms");
                     s.Process.Pause();
-                    await Task.Delay(ms, ct);
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
                     s.Process.Resume();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
@@ -397,9 +398,9 @@ public sealed class ChaosRunner : IAsyncDisposable
                 {
                     var f = Begin("random", $"stop server {s.Number} cleanly (SIGTERM) and start it again");
                     s.Process.Stop(TimeSpan.FromSeconds(5));
-                    await Task.Delay(200 + _random.Next(600), ct);
+                    await Task.Delay(200 + _random.Next(600), ct).ConfigureAwait(false);
                     s.Process.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
 
@@ -407,9 +408,9 @@ public sealed class ChaosRunner : IAsyncDisposable
                 {
                     var f = Begin("random", "kill -9 the monitor and restart it");
                     _cluster.Monitor.Kill();
-                    await Task.Delay(100 + _random.Next(600), ct);
+                    await Task.Delay(100 + _random.Next(600), ct).ConfigureAwait(false);
                     _cluster.Monitor.Start();
-                    await RecoverAsync(f, ct);
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
                     break;
                 }
         }
@@ -449,7 +450,7 @@ public sealed class ChaosRunner : IAsyncDisposable
 
     private async Task RecoverAsync(FaultRecord fault, CancellationToken ct)
     {
-        var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct);
+        var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
         fault.End = _workload.Recorder.Now;
         if (healthy is null)
         {
@@ -459,21 +460,21 @@ public sealed class ChaosRunner : IAsyncDisposable
 
     private async Task<LocalServer> PrimaryAsync(CancellationToken ct)
     {
-        var status = await _cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null && _cluster.Servers.Any(x => x.Address.ToString() == s.Primary && x.Process.Running), TimeSpan.FromSeconds(30), ct)
+        var status = await _cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null && _cluster.Servers.Any(x => x.Address.ToString() == s.Primary && x.Process.Running), TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException("no primary for 30 s");
         return _cluster.Servers.First(x => x.Address.ToString() == status.Primary);
     }
 
     private async Task<LocalServer> BackupAsync(CancellationToken ct)
     {
-        var primary = await PrimaryAsync(ct);
+        var primary = await PrimaryAsync(ct).ConfigureAwait(false);
         var backups = _cluster.Servers.Where(s => s != primary && s.Process.Running).ToList();
         return backups.Count == 0 ? primary : backups[_random.Next(backups.Count)];
     }
 
     private async Task WaitForNewPrimaryAsync(LocalServer old, CancellationToken ct)
     {
-        var status = await _cluster.WaitForAsync(s => s.Primary is not null && s.Primary != old.Address.ToString() && s.Phase == "Stable", TimeSpan.FromSeconds(20), ct);
+        var status = await _cluster.WaitForAsync(s => s.Primary is not null && s.Primary != old.Address.ToString() && s.Phase == "Stable", TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
         if (status is null)
         {
             _say($"  (no new primary 20 s after losing server {old.Number}; carrying on)");
@@ -486,8 +487,8 @@ public sealed class ChaosRunner : IAsyncDisposable
         {
             try
             {
-                await PollEventsOnceAsync(ct);
-                await Task.Delay(400, ct);
+                await PollEventsOnceAsync(ct).ConfigureAwait(false);
+                await Task.Delay(400, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -500,7 +501,7 @@ public sealed class ChaosRunner : IAsyncDisposable
     {
         try
         {
-            foreach (var e in await _cluster.EventsAsync(ct))
+            foreach (var e in await _cluster.EventsAsync(ct).ConfigureAwait(false))
             {
                 // A restarted monitor numbers its events afresh: key them by content.
                 _events.TryAdd($"{e.At:O}|{e.Kind}|{e.Member}|{e.Detail}", e);

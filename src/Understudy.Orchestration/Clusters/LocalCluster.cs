@@ -237,7 +237,7 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         try
         {
-            var response = await Admin.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken);
+            var response = await Admin.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
             return ClusterStatus.FromJson(response.Body.Span);
         }
         catch (UnderstudyException)
@@ -248,7 +248,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public async Task<IReadOnlyList<EventView>> EventsAsync(CancellationToken cancellationToken)
     {
-        var response = await Admin.AdminAsync(AdminCommand.Events, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken);
+        var response = await Admin.AdminAsync(AdminCommand.Events, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
         return System.Text.Json.JsonSerializer.Deserialize<List<EventView>>(response.Body.Span, ClusterStatus.Json) ?? [];
     }
 
@@ -260,7 +260,7 @@ public sealed class LocalCluster : IAsyncDisposable
     public async Task<ClusterStatus> StartHealthyAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         StartAll();
-        return await WaitForHealthyAsync(timeout, cancellationToken)
+        return await WaitForHealthyAsync(timeout, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"the cluster did not come up within {timeout.TotalSeconds:0} s; logs in {Path.Combine(Options.DataDirectory, "logs")}");
     }
 
@@ -275,13 +275,13 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The server the monitor names primary, if it is one of ours.</summary>
     public async Task<LocalServer?> PrimaryAsync(CancellationToken cancellationToken)
     {
-        var status = await StatusAsync(cancellationToken);
+        var status = await StatusAsync(cancellationToken).ConfigureAwait(false);
         return status?.Primary is { } p && NodeAddress.TryParse(p, out var address) ? ServerAt(address) : null;
     }
 
     public async ValueTask DisposeAsync()
     {
-        await Admin.DisposeAsync();
+        await Admin.DisposeAsync().ConfigureAwait(false);
         foreach (var s in _servers)
         {
             s.Process.Dispose();
