@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Understudy.Cli.Infrastructure;
-using Understudy.Cli.Processes;
 using Understudy.Cli.Verbs;
+using Understudy.Orchestration.Processes;
 
 namespace Understudy.Cli;
 

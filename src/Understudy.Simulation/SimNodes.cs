@@ -1,6 +1,6 @@
 using System.Text;
+using Understudy.Checking;
 using Understudy.Core;
-using Understudy.Core.Checking;
 using Understudy.Core.Client;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation;

@@ -1,5 +1,5 @@
 using System.Text;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 
 namespace Understudy.Simulation.Tests;
 

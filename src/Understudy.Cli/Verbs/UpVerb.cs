@@ -6,6 +6,7 @@ using System.Text.Json;
 using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
 
 namespace Understudy.Cli.Verbs;
 
