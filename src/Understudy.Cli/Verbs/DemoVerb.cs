@@ -51,7 +51,7 @@ internal static class DemoVerb
             return 1;
         }
 
-        Say($"cluster up in {total.Elapsed.TotalSeconds:0.0} s: primary {Name(cluster, healthy.Primary)}, backups {string.Join(", ", healthy.Members.Where(m => m.Role == "backup").Select(m => Name(cluster, m.Address)))}; dashboard {cluster.DashboardUrl}");
+        Say($"cluster up in {total.Elapsed.TotalSeconds:0.0} s: primary {Name(cluster, healthy.Primary)}, backups {string.Join(", ", healthy.Members.Where(m => m.Role == "backup").Select(m => Name(cluster, m.Address)))}; dashboard {cluster.Dashboard?.ToString() ?? "(HTTP off)"}");
 
         await using var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = writers, RequestTimeout = TimeSpan.FromSeconds(30) });
         var switches = new List<(DateTimeOffset At, NodeAddress Primary)>();

@@ -89,7 +89,7 @@ internal static class UpVerb
         var commands = new ClusterCommands(cluster);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cluster.StartAll();
-        Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.DashboardUrl})");
+        Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.Dashboard?.ToString() ?? "(HTTP off)"})");
         foreach (var s in cluster.Servers)
         {
             Console.WriteLine($"  server {s.Number}  {s.Address}  pid {s.Process.Pid}  log {s.Process.LogPath}");

@@ -217,7 +217,8 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>An admin connection to the monitor (status, events, switchover).</summary>
     public UnderstudyClient Admin { get; }
 
-    public string DashboardUrl => Options.HttpPort > 0 ? $"http://{Options.MonitorHostName}:{Options.HttpPort}/" : "(HTTP off)";
+    /// <summary>The monitor's dashboard, or null when its HTTP port is off.</summary>
+    public Uri? Dashboard => Options.HttpPort > 0 ? new Uri($"http://{Options.MonitorHostName}:{Options.HttpPort}/") : null;
 
     public void StartAll()
     {
