@@ -80,6 +80,15 @@ public class SimulationSweepTests(ITestOutputHelper output)
         FirstViolation(seed => Options(seed) with { PromotionRule = new PromoteOutOfSyncRule() });
     }
 
+    [Fact]
+    public void Sweep_catches_a_codec_that_drops_a_field_of_replicated_entries()
+    {
+        // Links carry bytes from the codec under test, so a field lost in encoding reaches the backups: the
+        // online check of committed prefixes (SimCluster.CheckCommitted) sees their entries differ.
+        var caught = FirstViolation(seed => Options(seed) with { Codec = () => new DropsEntryClientIdCodec() });
+        Assert.Equal(ViolationKind.Invariant, caught.Kind);
+    }
+
     /// <summary>Runs seeds until the first violation; fails if 2,000 seeds pass.</summary>
     private SeedViolation FirstViolation(Func<int, SimulationOptions> options)
     {
