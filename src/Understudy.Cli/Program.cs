@@ -1,12 +1,12 @@
 using System.CommandLine;
 using Understudy.Cli.Infrastructure;
-using Understudy.Cli.Processes;
 using Understudy.Cli.Verbs;
+using Understudy.Orchestration.Processes;
 
 namespace Understudy.Cli;
 
 /// <summary>The `understudy` command: primary-backup redundancy with a monitor, servers and clients.</summary>
-public static class Program
+internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {

@@ -121,14 +121,14 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// <summary>Appends a message; returns its sequence number once every in-sync server has it.</summary>
     public async Task<long> AppendAsync(string message, CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Write, MessageLogCommands.Append(message), null, cancellationToken);
+        var reply = await SendAsync(RequestKind.Write, MessageLogCommands.Append(message), null, cancellationToken).ConfigureAwait(false);
         return MessageLogCommands.DecodeSeq(reply.Payload.Span);
     }
 
     /// <summary>Reads up to <paramref name="count"/> messages from sequence number <paramref name="from"/>.</summary>
     public async Task<IReadOnlyList<LoggedMessage>> ReadAsync(long from, int count, CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Read(from, count), null, cancellationToken);
+        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Read(from, count), null, cancellationToken).ConfigureAwait(false);
         return MessageLogCommands.DecodeMessages(reply.Payload.Span);
     }
 
@@ -138,7 +138,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         var all = new List<LoggedMessage>();
         while (true)
         {
-            var page = await ReadAsync(all.Count + 1, MessageLogCommands.MaxReadCount, cancellationToken);
+            var page = await ReadAsync(all.Count + 1, MessageLogCommands.MaxReadCount, cancellationToken).ConfigureAwait(false);
             all.AddRange(page);
             if (page.Count < MessageLogCommands.MaxReadCount)
             {
@@ -150,7 +150,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// <summary>The number of messages (the original's messageCount).</summary>
     public async Task<long> CountAsync(CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Count(), null, cancellationToken);
+        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Count(), null, cancellationToken).ConfigureAwait(false);
         return MessageLogCommands.DecodeSeq(reply.Payload.Span);
     }
 
@@ -166,7 +166,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
                 _calls[seq] = done;
             }
         });
-        var result = await done.Task.WaitAsync(cancellationToken);
+        var result = await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         return result.Outcome switch
         {
             OutcomeKind.Ok => new Reply(result.Payload, result.Epoch, result.Server, result.Attempts),
@@ -186,10 +186,10 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
             deadline.CancelAfter(timeout);
             while (!_monitor.Send(new AdminRequest(id, command, target)))
             {
-                await Task.Delay(20, deadline.Token);
+                await Task.Delay(20, deadline.Token).ConfigureAwait(false);
             }
 
-            return await done.Task.WaitAsync(deadline.Token);
+            return await done.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -255,11 +255,11 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _loop.DisposeAsync();
-        await _monitor.DisposeAsync();
+        await _loop.DisposeAsync().ConfigureAwait(false);
+        await _monitor.DisposeAsync().ConfigureAwait(false);
         foreach (var link in _servers.Values)
         {
-            await link.DisposeAsync();
+            await link.DisposeAsync().ConfigureAwait(false);
         }
 
         foreach (var call in _calls.Values)

@@ -185,25 +185,24 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
             return ValueTask.CompletedTask;
         }
 
-        switch (message)
+        // The server must be the one the message speaks for: a server cannot heartbeat for another.
+        if (MonitorInbox.SenderOf(message.Type) != MonitorSender.Server || MonitorInbox.ServerOf(message) != connection.PeerHello.From)
         {
-            case Heartbeat heartbeat when heartbeat.From == connection.PeerHello.From:
-                Metrics.Heartbeats.Inc();
-                _loop.Post(() => _node.Handle(heartbeat));
-                break;
-            case InSyncChange change when change.From == connection.PeerHello.From:
-                _loop.Post(() => _node.Handle(change));
-                break;
-            case StepDownResult result when result.From == connection.PeerHello.From:
-                _loop.Post(() => _node.Handle(result));
-                break;
-            default:
-                LogMessages.UnexpectedMessage(_logger, message.Type.ToString(), connection.RemoteEndPoint, connection.PeerHello.Role.ToString());
-                break;
+            LogMessages.UnexpectedMessage(_logger, message.Type.ToString(), connection.RemoteEndPoint, connection.PeerHello.Role.ToString());
+            return ValueTask.CompletedTask;
         }
 
+        if (message.Type == MessageType.Heartbeat)
+        {
+            Metrics.Heartbeats.Inc();
+        }
+
+        Post(default, message);
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>Delivers on the loop through the mapping the simulator uses too (one closure per message, as before).</summary>
+    private void Post(ClientRef client, IMessage message) => _loop.Post(() => MonitorInbox.Deliver(_node, client, message));
 
     // ------------------------------------------------------------------ clients and operators
 
@@ -225,9 +224,6 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         var client = new ClientRef(connection.Id);
         switch (message)
         {
-            case PrimaryQuery query:
-                _loop.Post(() => _node.Handle(client, query));
-                break;
             case AdminRequest { Command: AdminCommand.Status } request:
                 var status = await StatusAsync();
                 connection.Send(new AdminResponse(request.RequestId, true, string.Empty, Encoding.UTF8.GetBytes(status.ToJson())));
@@ -236,8 +232,8 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
                 var events = await EventsAsync();
                 connection.Send(new AdminResponse(request.RequestId, true, string.Empty, JsonSerializer.SerializeToUtf8Bytes(events, ClusterStatus.Json)));
                 break;
-            case AdminRequest request:
-                _loop.Post(() => _node.Handle(client, request));
+            case var _ when MonitorInbox.SenderOf(message.Type) == MonitorSender.Client:
+                Post(client, message);
                 break;
             default:
                 LogMessages.UnexpectedMessage(_logger, message.Type.ToString(), connection.RemoteEndPoint, connection.PeerHello.Role.ToString());

@@ -175,56 +175,52 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     private ValueTask HandleAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
     {
+        var sender = ServerInbox.SenderOf(message.Type);
         var fromMember = connection.PeerHello.Role is PeerRole.Server or PeerRole.Monitor && (connection.IsAuthenticated || _options.ClusterKey.IsEmpty);
+        if (sender == ServerSender.None || (sender == ServerSender.Member && !fromMember))
+        {
+            LogMessages.UnexpectedMessage(_logger, message.Type.ToString(), connection.RemoteEndPoint, connection.PeerHello.Role.ToString());
+            return ValueTask.CompletedTask;
+        }
+
+        ClusterConfig? members = null;
         switch (message)
         {
-            case ClientRequest request:
-                var client = new ClientRef(connection.Id);
-                if (request.Kind == RequestKind.Write)
-                {
-                    Metrics.Writes.Inc();
-                }
-                else
-                {
-                    Metrics.Reads.Inc();
-                }
-
-                _loop.Post(() => _node.Handle(client, request));
+            case ClientRequest { Kind: RequestKind.Write }:
+                Metrics.Writes.Inc();
                 break;
-            case Replicate frame when fromMember:
+            case ClientRequest:
+                Metrics.Reads.Inc();
+                break;
+            case Replicate:
                 Metrics.FramesReceived.Inc();
-                _loop.Post(() => _node.Handle(frame));
                 break;
-            case ReplicateAck ack when fromMember:
-                _loop.Post(() => _node.Handle(ack));
+            case HeartbeatAck ack:
+                members = ack.Config;
                 break;
-            case HeartbeatAck ack when fromMember:
-                _loop.Post(() =>
-                {
-                    ConnectToMembers(ack.Config);
-                    _node.Handle(ack);
-                });
-                break;
-            case ConfigPush push when fromMember:
-                _loop.Post(() =>
-                {
-                    ConnectToMembers(push.Config);
-                    _node.Handle(push);
-                });
-                break;
-            case InSyncChangeResult result when fromMember:
-                _loop.Post(() => _node.Handle(result));
-                break;
-            case StepDown stepDown when fromMember:
-                _loop.Post(() => _node.Handle(stepDown));
-                break;
-            default:
-                LogMessages.UnexpectedMessage(_logger, message.Type.ToString(), connection.RemoteEndPoint, connection.PeerHello.Role.ToString());
+            case ConfigPush push:
+                members = push.Config;
                 break;
         }
 
+        Post(new ClientRef(connection.Id), message, members);
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>
+    /// Delivers on the loop through the mapping the simulator uses too. A configuration from the monitor first
+    /// opens connections to the members it names, so the node's first frames to a new backup have a way out.
+    /// One closure per message, as when each case posted its own.
+    /// </summary>
+    private void Post(ClientRef client, IMessage message, ClusterConfig? members) => _loop.Post(() =>
+    {
+        if (members is not null)
+        {
+            ConnectToMembers(members);
+        }
+
+        ServerInbox.Deliver(_node, client, message);
+    });
 
     // ------------------------------------------------------------------ IServerEnvironment (called on the loop)
 

@@ -1,5 +1,5 @@
 using System.Text;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;

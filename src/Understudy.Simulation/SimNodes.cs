@@ -1,5 +1,6 @@
 using System.Text;
-using Understudy.Core.Checking;
+using Understudy.Checking;
+using Understudy.Core;
 using Understudy.Core.Client;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
@@ -64,56 +65,46 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         World.Log(Name, $"CRASHED ({lost} unsynced disk writes lost)");
     }
 
-    public void Receive(IMessage message)
+    /// <summary>The host's dispatch: members' messages only from members, then the shared map to the node's input.</summary>
+    protected override void Take(SimNode from, IMessage message)
     {
-        var node = Node!;
-        switch (message)
+        var sender = ServerInbox.SenderOf(message.Type);
+        var client = from as SimClient;
+        if (sender == ServerSender.None || (sender == ServerSender.Member) != (client is null))
         {
-            case HeartbeatAck m: node.Handle(m); break;
-            case ConfigPush m: node.Handle(m); break;
-            case InSyncChangeResult m: node.Handle(m); break;
-            case StepDown m: node.Handle(m); break;
-            case Replicate m: node.Handle(m); break;
-            case ReplicateAck m: node.Handle(m); break;
-            default: throw new InvalidOperationException($"server got unexpected {message.Type}");
+            Reject(from, $"a server does not take {message.Type} from {from.Name}");
+            return;
         }
-    }
 
-    public void ReceiveClient(ClientRef client, ClientRequest request) => Node!.Handle(client, request);
+        ServerInbox.Deliver(Node!, client?.Ref ?? default, message);
+    }
 
     public void OnPeerConnectionLost(NodeAddress peer) => Node!.OnPeerConnectionLost(peer);
 
     protected override void AfterInput()
     {
         Node!.Flush();
+        try
+        {
+            Node.CheckInvariants();
+        }
+        catch (InvariantViolationException e)
+        {
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Message}"));
+        }
+
         _checkedCommit = _cluster.CheckCommitted(this, _checkedCommit);
     }
 
     // ------------------------------------------------------------------ IServerEnvironment
 
     public void SendToMonitor<T>(in T message)
-        where T : IMessage
-    {
-        IMessage boxed = message;
-        var monitor = _cluster.Monitor;
-        World.Send(this, monitor, World.Tracing ? Describe.Message(boxed) : string.Empty, () => monitor.Receive(boxed));
-    }
+        where T : IMessage => World.Send(this, _cluster.Monitor, message);
 
     public void SendToServer<T>(NodeAddress to, in T message)
-        where T : IMessage
-    {
-        IMessage boxed = message;
-        var server = _cluster.Server(to);
-        World.Send(this, server, World.Tracing ? Describe.Message(boxed) : string.Empty, () => server.Receive(boxed));
-    }
+        where T : IMessage => World.Send(this, _cluster.Server(to), message);
 
-    public void Reply(ClientRef client, in ClientResponse response)
-    {
-        var target = _cluster.Client(client);
-        var from = Address;
-        var copy = response;
-        World.Send(this, target, World.Tracing ? Describe.Message(copy) : string.Empty, () => target.OnResponse(from, copy));
-    }
+    public void Reply(ClientRef client, in ClientResponse response) => World.Send(this, _cluster.Client(client), response);
 
     public void AppendLog(ReadOnlySpan<LogEntry> entries) => Disk.Append(entries);
 
@@ -189,39 +180,41 @@ internal sealed class SimMonitor : SimNode, IMonitorEnvironment
         World.Log(Name, "CRASHED");
     }
 
-    public void Receive(IMessage message)
+    /// <summary>The host's dispatch: a server speaks only for itself, then the shared map to the node's input.</summary>
+    protected override void Take(SimNode from, IMessage message)
     {
-        var node = Node!;
-        switch (message)
+        var ok = MonitorInbox.SenderOf(message.Type) switch
         {
-            case Heartbeat m: node.Handle(m); break;
-            case InSyncChange m: node.Handle(m); break;
-            case StepDownResult m: node.Handle(m); break;
-            default: throw new InvalidOperationException($"monitor got unexpected {message.Type}");
+            MonitorSender.Server => from is SimServer server && MonitorInbox.ServerOf(message) == server.Address,
+            MonitorSender.Client => from is SimClient,
+            _ => false,
+        };
+        if (!ok)
+        {
+            Reject(from, $"the monitor does not take {message.Type} from {from.Name}");
+            return;
         }
-    }
 
-    public void ReceiveClient(ClientRef client, PrimaryQuery query) => Node!.Handle(client, query);
+        MonitorInbox.Deliver(Node!, (from as SimClient)?.Ref ?? default, message);
+    }
 
     protected override void AfterInput()
     {
+        try
+        {
+            Node!.CheckInvariants();
+        }
+        catch (InvariantViolationException e)
+        {
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Message}"));
+        }
     }
 
     public void SendToServer<T>(NodeAddress server, in T message)
-        where T : IMessage
-    {
-        IMessage boxed = message;
-        var target = _cluster.Server(server);
-        World.Send(this, target, World.Tracing ? Describe.Message(boxed) : string.Empty, () => target.Receive(boxed));
-    }
+        where T : IMessage => World.Send(this, _cluster.Server(server), message);
 
     public void SendToClient<T>(ClientRef client, in T message)
-        where T : IMessage
-    {
-        IMessage boxed = message;
-        var target = _cluster.Client(client);
-        World.Send(this, target, World.Tracing ? Describe.Message(boxed) : string.Empty, () => target.OnMonitorMessage(boxed));
-    }
+        where T : IMessage => World.Send(this, _cluster.Client(client), message);
 
     public void Probe(NodeAddress server)
     {
@@ -321,13 +314,20 @@ internal sealed class SimClient : SimNode, IClientEnvironment
         Session.Submit(kind, payload, timeout);
     }
 
-    public void OnResponse(NodeAddress from, ClientResponse response) => Session.Handle(from, response);
-
-    public void OnMonitorMessage(IMessage message)
+    /// <summary>What the client library takes: responses from servers, primary updates from the monitor.</summary>
+    protected override void Take(SimNode from, IMessage message)
     {
-        if (message is PrimaryUpdate update)
+        switch (message)
         {
-            Session.Handle(update);
+            case ClientResponse response when from is SimServer server:
+                Session.Handle(server.Address, response);
+                break;
+            case PrimaryUpdate update when from is SimMonitor:
+                Session.Handle(update);
+                break;
+            default:
+                Reject(from, $"a client does not take {message.Type} from {from.Name}");
+                break;
         }
     }
 
@@ -375,21 +375,9 @@ internal sealed class SimClient : SimNode, IClientEnvironment
 
     // ------------------------------------------------------------------ IClientEnvironment
 
-    public void SendToServer(NodeAddress server, in ClientRequest request)
-    {
-        var target = _cluster.Server(server);
-        var me = Ref;
-        var copy = request;
-        World.Send(this, target, World.Tracing ? Describe.Message(copy) : string.Empty, () => target.ReceiveClient(me, copy));
-    }
+    public void SendToServer(NodeAddress server, in ClientRequest request) => World.Send(this, _cluster.Server(server), request);
 
-    public void QueryMonitor()
-    {
-        var monitor = _cluster.Monitor;
-        var me = Ref;
-        var query = new PrimaryQuery(Session.ClientId, true);
-        World.Send(this, monitor, "PrimaryQuery", () => monitor.ReceiveClient(me, query));
-    }
+    public void QueryMonitor() => World.Send(this, _cluster.Monitor, new PrimaryQuery(Session.ClientId, true), "PrimaryQuery");
 
     public void Complete(in ClientResult result)
     {

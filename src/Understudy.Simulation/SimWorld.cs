@@ -1,5 +1,6 @@
+using System.Buffers;
 using System.Globalization;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation;
@@ -16,6 +17,7 @@ internal sealed class SimWorld
     private readonly Dictionary<int, List<(string, string)>> _partitions = [];
     private int _nextPartition;
     private readonly Dictionary<(string, string), long> _lastArrival = [];
+    private readonly ArrayBufferWriter<byte> _encoder = new(1024);
     private readonly List<string>? _trace;
     private readonly bool _hashTrace;
     private ulong _traceHash = FnvOffset;
@@ -30,6 +32,7 @@ internal sealed class SimWorld
         Random = new Random(options.Seed);
         _trace = options.Trace ? [] : null;
         _hashTrace = options.TraceHash;
+        Codec = options.Codec?.Invoke() ?? FrameCodec.Instance;
 
         // Each seed draws its own network weather, so the sweep covers calm and stormy links.
         Network = new NetworkProfile(
@@ -48,6 +51,9 @@ internal sealed class SimWorld
     public Random Random { get; }
 
     public NetworkProfile Network { get; set; }
+
+    /// <summary>Turns every message sent into frame bytes and back at delivery.</summary>
+    public IFrameCodec Codec { get; }
 
     public Dictionary<string, long> Faults { get; } = new(StringComparer.Ordinal);
 
@@ -173,8 +179,27 @@ internal sealed class SimWorld
         }
     }
 
-    /// <summary>Sends a message: it runs on <paramref name="to"/> after a random delay, unless dropped or cut off.</summary>
-    public void Send(SimNode from, SimNode to, string what, Action deliver)
+    /// <summary>
+    /// Sends a message as the bytes of one frame, encoded now by <see cref="Codec"/>: after a random delay
+    /// <paramref name="to"/> decodes and takes it, unless the bytes are dropped or cut off. A duplicate is
+    /// the same bytes delivered twice. <paramref name="what"/> names it in the trace (default: described from
+    /// the message as sent).
+    /// </summary>
+    public void Send<T>(SimNode from, SimNode to, in T message, string? what = null)
+        where T : IMessage
+    {
+        _encoder.ResetWrittenCount();
+        Codec.Encode(_encoder, message);
+        var frame = _encoder.WrittenSpan.ToArray();
+        if (Tracing)
+        {
+            what ??= Describe.Message(message);
+        }
+
+        Transmit(from, to, what ?? string.Empty, frame);
+    }
+
+    private void Transmit(SimNode from, SimNode to, string what, byte[] frame)
     {
         if (IsCut(from, to))
         {
@@ -206,11 +231,12 @@ internal sealed class SimWorld
             Log(from.Name, $"-> {to.Name} {what}");
         }
 
-        At(arrival, () => to.Deliver(life, deliver));
+        Action receive = () => to.Receive(from, frame);
+        At(arrival, () => to.Deliver(life, receive));
         if (Network.DuplicateRate > 0 && Random.NextDouble() < Network.DuplicateRate)
         {
             CountFault("duplicate");
-            At(Now + Latency(), () => to.Deliver(life, deliver));
+            At(Now + Latency(), () => to.Deliver(life, receive));
         }
     }
 
@@ -275,6 +301,34 @@ internal abstract class SimNode(SimWorld world, string name)
         action();
         AfterInput();
     }
+
+    /// <summary>
+    /// A frame arrived from <paramref name="from"/> (on this node's loop): decode it with the world's codec,
+    /// as the transport's reader would, and take the message. Bytes the codec cannot read are a violation,
+    /// not a crash of the simulator.
+    /// </summary>
+    public void Receive(SimNode from, byte[] frame)
+    {
+        IMessage message;
+        try
+        {
+            message = World.Codec.Decode(frame);
+        }
+        catch (ProtocolException e)
+        {
+            Reject(from, $"undecodable frame of {frame.Length} bytes: {e.Message}");
+            return;
+        }
+
+        Take(from, message);
+    }
+
+    /// <summary>Takes a decoded message, as the host's dispatch would.</summary>
+    protected abstract void Take(SimNode from, IMessage message);
+
+    /// <summary>Records a message no correct peer would have sent this node.</summary>
+    protected void Reject(SimNode from, string why) =>
+        World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: from {from.Name}: {why}"));
 
     public void Pause() => Paused = true;
 

@@ -6,7 +6,7 @@ namespace Understudy.Simulation;
 
 /// <summary>
 /// One simulated run: the cluster's shape, how long the workload runs, and the rule objects the
-/// protocol uses (tests inject broken ones here to prove the sweep catches them).
+/// protocol and the links use (tests inject broken ones here to prove the sweep catches them).
 /// </summary>
 public sealed record SimulationOptions
 {
@@ -58,4 +58,7 @@ public sealed record SimulationOptions
 
     /// <summary>The monitor's promotion rule (null: the real one).</summary>
     public IPromotionRule? PromotionRule { get; init; }
+
+    /// <summary>Makes the codec every simulated link encodes and decodes frames with (null: the real one, <see cref="FrameCodec"/>).</summary>
+    public Func<IFrameCodec>? Codec { get; init; }
 }

@@ -1,4 +1,4 @@
-using Understudy.Core.Checking;
+using Understudy.Checking;
 
 namespace Understudy.Simulation;
 

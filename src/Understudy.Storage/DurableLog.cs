@@ -1,3 +1,5 @@
+// Longer than the usual 500 lines on purpose: the writer task, segment rolling, truncation and fsync share the open
+// segment and the work queue. The record format lives in LogRecord.cs and start-up recovery in LogRecovery.cs.
 using System.Buffers;
 using System.Diagnostics;
 using System.Threading.Channels;

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Understudy.Core.Configuration;
 using Understudy.Protocol;
 
 namespace Understudy.Storage;

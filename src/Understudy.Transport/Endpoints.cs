@@ -32,7 +32,7 @@ internal static class Endpoints
         IPAddress[] found;
         try
         {
-            found = await Dns.GetHostAddressesAsync(host, cancellationToken);
+            found = await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
         }
         catch (SocketException e)
         {

@@ -58,7 +58,7 @@ public sealed class EventLoop : IAsyncDisposable
         var reader = _inbox.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(_stop.Token))
+            while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
             {
                 var burst = 0;
                 while (burst < 4096 && reader.TryRead(out var work))
@@ -93,14 +93,14 @@ public sealed class EventLoop : IAsyncDisposable
     {
         if (_timer is not null)
         {
-            await _timer.DisposeAsync();
+            await _timer.DisposeAsync().ConfigureAwait(false);
         }
 
-        await _stop.CancelAsync();
+        await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
         if (_running is not null)
         {
-            await _running;
+            await _running.ConfigureAwait(false);
         }
 
         _stop.Dispose();

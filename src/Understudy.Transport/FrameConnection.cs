@@ -1,3 +1,6 @@
+// Longer than the usual 500 lines on purpose: the handshake, the reader, the writer and the close are one state
+// machine over one send queue and its lock; split across files they would share private state without being
+// easier to follow. Framing rules live in MessageCodec, authentication in FrameAuthenticator.
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
@@ -136,7 +139,7 @@ public sealed class FrameConnection : IAsyncDisposable
     /// </summary>
     public static async ValueTask<FrameConnection> ConnectAsync(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, CancellationToken cancellationToken)
     {
-        var connection = await ConnectWithoutReadingAsync(transport, endpoint, options, handler, cancellationToken);
+        var connection = await ConnectWithoutReadingAsync(transport, endpoint, options, handler, cancellationToken).ConfigureAwait(false);
         connection.StartReading();
         return connection;
     }
@@ -145,9 +148,9 @@ public sealed class FrameConnection : IAsyncDisposable
     internal static async ValueTask<FrameConnection> ConnectWithoutReadingAsync(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, CancellationToken cancellationToken)
     {
         options.Validate();
-        var raw = await transport.ConnectAsync(endpoint, cancellationToken);
+        var raw = await transport.ConnectAsync(endpoint, cancellationToken).ConfigureAwait(false);
         var connection = new FrameConnection(raw, options, handler);
-        await connection.HandshakeAsync(cancellationToken);
+        await connection.HandshakeAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
 
@@ -158,7 +161,7 @@ public sealed class FrameConnection : IAsyncDisposable
     internal static async ValueTask<FrameConnection> AcceptAsync(ITransportConnection raw, FrameConnectionOptions options, FrameHandler handler, CancellationToken cancellationToken)
     {
         var connection = new FrameConnection(raw, options, handler);
-        await connection.HandshakeAsync(cancellationToken);
+        await connection.HandshakeAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
 
@@ -221,7 +224,7 @@ public sealed class FrameConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Close();
-        await _closed.Task;
+        await _closed.Task.ConfigureAwait(false);
     }
 
     /// <summary>Who is at the other end, for log lines.</summary>
@@ -296,7 +299,7 @@ public sealed class FrameConnection : IAsyncDisposable
         deadline.CancelAfter(_options.HandshakeTimeout);
         try
         {
-            var first = await ReadHandshakeFrameAsync(deadline.Token);
+            var first = await ReadHandshakeFrameAsync(deadline.Token).ConfigureAwait(false);
             if (first is not Hello hello)
             {
                 throw new FrameViolationException(ProtocolErrorCode.UnexpectedMessage, $"the first frame must be a Hello, not {first.Type}");
@@ -329,7 +332,7 @@ public sealed class FrameConnection : IAsyncDisposable
             }
 
             _wake.Writer.TryWrite(true);
-            var confirmation = await ReadHandshakeFrameAsync(deadline.Token);
+            var confirmation = await ReadHandshakeFrameAsync(deadline.Token).ConfigureAwait(false);
             if (confirmation is not Hello again || again != hello)
             {
                 throw new FrameViolationException(ProtocolErrorCode.UnexpectedMessage, $"the second frame must repeat the Hello, but it is a different {confirmation.Type}");
@@ -351,7 +354,7 @@ public sealed class FrameConnection : IAsyncDisposable
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             BeginClose(new ConnectionClosed(TransportError.LocalClose, "handshake canceled"), graceful: false);
-            await _closed.Task;
+            await _closed.Task.ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException) when (!_abort.IsCancellationRequested)
@@ -369,7 +372,7 @@ public sealed class FrameConnection : IAsyncDisposable
             BeginClose(new ConnectionClosed(TransportError.Reset, $"the connection broke during the handshake: {e.Message}"), graceful: false);
         }
 
-        var closed = await _closed.Task;
+        var closed = await _closed.Task.ConfigureAwait(false);
         throw new TransportException(closed.Reason, $"Handshake with {RemoteEndPoint} failed: {closed.Detail}.");
     }
 
@@ -378,7 +381,7 @@ public sealed class FrameConnection : IAsyncDisposable
     {
         while (true)
         {
-            var result = await _input.ReadAsync(cancellationToken);
+            var result = await _input.ReadAsync(cancellationToken).ConfigureAwait(false);
             var buffer = result.Buffer;
             IMessage? message = null;
             try
@@ -416,7 +419,7 @@ public sealed class FrameConnection : IAsyncDisposable
         {
             while (true)
             {
-                var result = await _input.ReadAsync(token);
+                var result = await _input.ReadAsync(token).ConfigureAwait(false);
                 var buffer = result.Buffer;
                 try
                 {
@@ -438,7 +441,7 @@ public sealed class FrameConnection : IAsyncDisposable
                         Interlocked.Increment(ref _framesReceived);
                         try
                         {
-                            await _handler(this, message, token);
+                            await _handler(this, message, token).ConfigureAwait(false);
                         }
                         catch (OperationCanceledException) when (token.IsCancellationRequested)
                         {
@@ -608,7 +611,7 @@ public sealed class FrameConnection : IAsyncDisposable
         Exception? failure = null;
         try
         {
-            while (await _wake.Reader.WaitToReadAsync(token))
+            while (await _wake.Reader.WaitToReadAsync(token).ConfigureAwait(false))
             {
                 while (_wake.Reader.TryRead(out _))
                 {
@@ -630,7 +633,7 @@ public sealed class FrameConnection : IAsyncDisposable
                 {
                     if (bytes > 0)
                     {
-                        flush = await batch.WriteToAsync(_output, token);
+                        flush = await batch.WriteToAsync(_output, token).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -675,7 +678,7 @@ public sealed class FrameConnection : IAsyncDisposable
 
             // The writer owns the output: ending it cleanly sends the end of the stream; with a failure nothing
             // more is written (a stuck peer must not stall the close).
-            await Quietly(_output.CompleteAsync(failure).AsTask());
+            await Quietly(_output.CompleteAsync(failure).AsTask()).ConfigureAwait(false);
         }
     }
 
@@ -715,23 +718,23 @@ public sealed class FrameConnection : IAsyncDisposable
         await Task.Yield();
         if (graceful)
         {
-            await Quietly(_writer.WaitAsync(_options.CloseTimeout));
+            await Quietly(_writer.WaitAsync(_options.CloseTimeout)).ConfigureAwait(false);
             if (linger)
             {
-                await LingerAsync();
+                await LingerAsync().ConfigureAwait(false);
             }
         }
 
         // Stop both loops before the transport goes, so no read or write is still using a buffer when the
         // pipes are completed. Bounded: a handler that ignores cancellation must not keep the close from finishing.
-        await _abort.CancelAsync();
-        await Quietly(_writer.WaitAsync(_options.CloseTimeout));
-        await Quietly(_reader.WaitAsync(_options.CloseTimeout));
-        await Quietly(_transport.DisposeAsync().AsTask());
-        await Quietly(_writer);
+        await _abort.CancelAsync().ConfigureAwait(false);
+        await Quietly(_writer.WaitAsync(_options.CloseTimeout)).ConfigureAwait(false);
+        await Quietly(_reader.WaitAsync(_options.CloseTimeout)).ConfigureAwait(false);
+        await Quietly(_transport.DisposeAsync().AsTask()).ConfigureAwait(false);
+        await Quietly(_writer).ConfigureAwait(false);
         if (_reader.IsCompleted)
         {
-            await Quietly(_input.CompleteAsync().AsTask());
+            await Quietly(_input.CompleteAsync().AsTask()).ConfigureAwait(false);
             _receiveAuth?.Dispose();
         }
 
@@ -748,13 +751,13 @@ public sealed class FrameConnection : IAsyncDisposable
 
     private async Task LingerAsync()
     {
-        await Quietly(_reader);
+        await Quietly(_reader).ConfigureAwait(false);
         using var deadline = new CancellationTokenSource(_options.CloseTimeout);
         try
         {
             while (true)
             {
-                var result = await _input.ReadAsync(deadline.Token);
+                var result = await _input.ReadAsync(deadline.Token).ConfigureAwait(false);
                 _input.AdvanceTo(result.Buffer.End);
                 if (result.IsCompleted || result.IsCanceled)
                 {
@@ -772,7 +775,7 @@ public sealed class FrameConnection : IAsyncDisposable
     {
         try
         {
-            await task;
+            await task.ConfigureAwait(false);
         }
         catch (Exception)
         {

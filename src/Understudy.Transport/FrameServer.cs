@@ -50,7 +50,7 @@ public sealed class FrameServer : IAsyncDisposable
     public static async ValueTask<FrameServer> StartAsync(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, Action<FrameConnection> onConnected, CancellationToken cancellationToken)
     {
         options.Validate();
-        var listener = await transport.ListenAsync(endpoint, cancellationToken);
+        var listener = await transport.ListenAsync(endpoint, cancellationToken).ConfigureAwait(false);
         LogMessages.Listening(options.Logger, listener.LocalAddress);
         return new FrameServer(listener, options, handler, onConnected);
     }
@@ -63,7 +63,7 @@ public sealed class FrameServer : IAsyncDisposable
             ITransportConnection? raw;
             try
             {
-                raw = await _listener.AcceptAsync(token);
+                raw = await _listener.AcceptAsync(token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -75,7 +75,7 @@ public sealed class FrameServer : IAsyncDisposable
                 LogMessages.AcceptFailed(_logger, LocalAddress, e.Message);
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(100), token);
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -104,7 +104,7 @@ public sealed class FrameServer : IAsyncDisposable
             FrameConnection connection;
             try
             {
-                connection = await FrameConnection.AcceptAsync(raw, _options, _handler, _stopping.Token);
+                connection = await FrameConnection.AcceptAsync(raw, _options, _handler, _stopping.Token).ConfigureAwait(false);
             }
             catch (Exception)
             {
@@ -115,7 +115,7 @@ public sealed class FrameServer : IAsyncDisposable
             _connections[connection.Id] = connection;
             if (_stopping.IsCancellationRequested)
             {
-                await connection.DisposeAsync();
+                await connection.DisposeAsync().ConfigureAwait(false);
             }
             else
             {
@@ -131,7 +131,7 @@ public sealed class FrameServer : IAsyncDisposable
                 }
             }
 
-            await connection.Closed;
+            await connection.Closed.ConfigureAwait(false);
             _connections.TryRemove(connection.Id, out _);
         }
         finally
@@ -148,15 +148,15 @@ public sealed class FrameServer : IAsyncDisposable
             return;
         }
 
-        await _stopping.CancelAsync();
-        await _listener.DisposeAsync();
-        await _accepting;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _listener.DisposeAsync().ConfigureAwait(false);
+        await _accepting.ConfigureAwait(false);
         foreach (var connection in _connections.Values)
         {
             connection.Close();
         }
 
-        await Task.WhenAll(_serving.Values);
+        await Task.WhenAll(_serving.Values).ConfigureAwait(false);
         _stopping.Dispose();
     }
 }

@@ -88,7 +88,7 @@ public sealed class InMemoryTransport : ITransport
         {
             try
             {
-                return await _backlog.Reader.ReadAsync(cancellationToken);
+                return await _backlog.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (ChannelClosedException)
             {
@@ -104,7 +104,7 @@ public sealed class InMemoryTransport : ITransport
             // Connections nobody accepted are reset, as the kernel does when a listening socket closes.
             while (_backlog.Reader.TryRead(out var pending))
             {
-                await pending.DisposeAsync();
+                await pending.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
@@ -123,8 +123,8 @@ public sealed class InMemoryTransport : ITransport
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                await Output.CompleteAsync();
-                await Input.CompleteAsync();
+                await Output.CompleteAsync().ConfigureAwait(false);
+                await Input.CompleteAsync().ConfigureAwait(false);
             }
         }
     }

@@ -34,7 +34,7 @@ public static class PortProbe
         System.Net.IPAddress[] addresses;
         try
         {
-            addresses = await Endpoints.ResolveAsync(address, deadline.Token);
+            addresses = await Endpoints.ResolveAsync(address, deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -51,7 +51,7 @@ public static class PortProbe
             using var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
             try
             {
-                await socket.ConnectAsync(new System.Net.IPEndPoint(ip, address.Port), deadline.Token);
+                await socket.ConnectAsync(new System.Net.IPEndPoint(ip, address.Port), deadline.Token).ConfigureAwait(false);
                 return PortProbeResult.Accepted;
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)

@@ -102,7 +102,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
                 attempt.CancelAfter(_reconnect.ConnectTimeout);
                 try
                 {
-                    connection = await FrameConnection.ConnectWithoutReadingAsync(_transport, Endpoint, _options, _handler, attempt.Token);
+                    connection = await FrameConnection.ConnectWithoutReadingAsync(_transport, Endpoint, _options, _handler, attempt.Token).ConfigureAwait(false);
                     failure = default;
                 }
                 catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -129,7 +129,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
                 if (token.IsCancellationRequested)
                 {
                     // Disposed while connecting: DisposeAsync may have missed this connection.
-                    await connection.DisposeAsync();
+                    await connection.DisposeAsync().ConfigureAwait(false);
                     return;
                 }
 
@@ -140,7 +140,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
                 // Only now, so the owner has seen Connected before the first message reaches its handler.
                 connection.StartReading();
 
-                failure = await connection.Closed;
+                failure = await connection.Closed.ConfigureAwait(false);
                 Volatile.Write(ref _current, null);
                 if (token.IsCancellationRequested)
                 {
@@ -167,7 +167,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
 
             try
             {
-                await Task.Delay(NextBackoff(failures++), _reconnect.TimeProvider, token);
+                await Task.Delay(NextBackoff(failures++), _reconnect.TimeProvider, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -205,16 +205,16 @@ public sealed class ReconnectingPeer : IAsyncDisposable
             return;
         }
 
-        await _stopping.CancelAsync();
+        await _stopping.CancelAsync().ConfigureAwait(false);
         if (Volatile.Read(ref _current) is { } connection)
         {
-            await connection.DisposeAsync();
+            await connection.DisposeAsync().ConfigureAwait(false);
         }
 
-        await _running;
+        await _running.ConfigureAwait(false);
         if (Volatile.Read(ref _current) is { } late)
         {
-            await late.DisposeAsync();
+            await late.DisposeAsync().ConfigureAwait(false);
         }
 
         _stopping.Dispose();

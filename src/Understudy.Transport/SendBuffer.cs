@@ -66,7 +66,7 @@ internal sealed class SendBuffer : IBufferWriter<byte>
         FlushResult result = default;
         for (var i = 0; i < _chunks.Count; i++)
         {
-            result = await output.WriteAsync(_chunks[i].AsMemory(0, _lengths[i]), cancellationToken);
+            result = await output.WriteAsync(_chunks[i].AsMemory(0, _lengths[i]), cancellationToken).ConfigureAwait(false);
             if (result.IsCompleted || result.IsCanceled)
             {
                 return result;
@@ -75,7 +75,7 @@ internal sealed class SendBuffer : IBufferWriter<byte>
 
         if (_current is not null && _used > 0)
         {
-            result = await output.WriteAsync(_current.AsMemory(0, _used), cancellationToken);
+            result = await output.WriteAsync(_current.AsMemory(0, _used), cancellationToken).ConfigureAwait(false);
         }
 
         return result;

@@ -38,7 +38,7 @@ internal sealed class SocketConnection : ITransportConnection
         {
             // Closing the socket ends any read or write still pending; the pipes belong to their users.
             _socket.Dispose();
-            await _stream.DisposeAsync();
+            await _stream.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -69,7 +69,7 @@ internal sealed class SocketConnection : ITransportConnection
 
         public override async ValueTask CompleteAsync(Exception? exception = null)
         {
-            await inner.CompleteAsync(exception);
+            await inner.CompleteAsync(exception).ConfigureAwait(false);
             ShutdownSend(exception);
         }
 

@@ -39,7 +39,7 @@ public sealed class TcpTransport : ITransport
     /// <inheritdoc />
     public async ValueTask<IConnectionListener> ListenAsync(NodeAddress endpoint, CancellationToken cancellationToken)
     {
-        var ip = (await Endpoints.ResolveAsync(endpoint, cancellationToken))[0];
+        var ip = (await Endpoints.ResolveAsync(endpoint, cancellationToken).ConfigureAwait(false))[0];
         var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -66,14 +66,14 @@ public sealed class TcpTransport : ITransport
     /// <inheritdoc />
     public async ValueTask<ITransportConnection> ConnectAsync(NodeAddress endpoint, CancellationToken cancellationToken)
     {
-        var addresses = await Endpoints.ResolveAsync(endpoint, cancellationToken);
+        var addresses = await Endpoints.ResolveAsync(endpoint, cancellationToken).ConfigureAwait(false);
         TransportException? failure = null;
         foreach (var ip in addresses)
         {
             var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                await socket.ConnectAsync(new IPEndPoint(ip, endpoint.Port), cancellationToken);
+                await socket.ConnectAsync(new IPEndPoint(ip, endpoint.Port), cancellationToken).ConfigureAwait(false);
                 return new SocketConnection(socket);
             }
             catch (SocketException e)
@@ -123,7 +123,7 @@ public sealed class TcpTransport : ITransport
                 Socket accepted;
                 try
                 {
-                    accepted = await socket.AcceptAsync(cancellationToken);
+                    accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (ObjectDisposedException)
                 {

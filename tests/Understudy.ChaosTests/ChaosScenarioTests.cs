@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using Understudy.Cli.Chaos;
-using Understudy.Cli.Processes;
-using Understudy.Core.Checking;
+using Understudy.Checking;
+using Understudy.Orchestration.Chaos;
+using Understudy.Orchestration.Processes;
 
 // Each scenario starts a whole cluster: one at a time keeps a 2-core machine honest.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]

@@ -1,14 +1,13 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Reflection;
 
 namespace Understudy.Cli.Tests;
 
 /// <summary>Runs `dotnet understudy.dll ARGS` and collects what it printed; kills it (and its children) if it overstays.</summary>
 internal static class Cli
 {
-    /// <summary>The CLI built alongside these tests (UNDERSTUDY_CLI_DLL overrides, e.g. artifacts/cli/understudy.dll).</summary>
+    /// <summary>The CLI built alongside these tests and copied into cli/ (UNDERSTUDY_CLI_DLL overrides, e.g. artifacts/cli/understudy.dll).</summary>
     public static string Dll { get; } = Locate();
 
     public static ProcessStartInfo StartInfo(string workingDirectory, IEnumerable<string> arguments)
@@ -152,11 +151,10 @@ internal static class Cli
             return Path.GetFullPath(given);
         }
 
-        var built = typeof(Cli).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().First(a => a.Key == "UnderstudyCliDll").Value!;
-        var path = Path.GetFullPath(built.Replace('\\', Path.DirectorySeparatorChar));
-        return File.Exists(path)
-            ? path
-            : throw new FileNotFoundException($"the CLI is not built at {path}: build src/Understudy.Cli in the same configuration, or set UNDERSTUDY_CLI_DLL");
+        var copied = Path.Combine(AppContext.BaseDirectory, "cli", "understudy.dll");
+        return File.Exists(copied)
+            ? copied
+            : throw new FileNotFoundException($"the CLI is not at {copied}: tests/UnderstudyCli.targets copies it there when this project builds (or set UNDERSTUDY_CLI_DLL)");
     }
 
     internal sealed record Result(int ExitCode, IReadOnlyList<string> Output, IReadOnlyList<string> Errors, TimeSpan Took)

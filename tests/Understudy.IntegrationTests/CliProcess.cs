@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Understudy.Cli.Processes;
+using Understudy.Orchestration.Processes;
 
 namespace Understudy.IntegrationTests;
 

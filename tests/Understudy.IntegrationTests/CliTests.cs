@@ -2,9 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
-using Understudy.Cli.Cluster;
-using Understudy.Cli.Processes;
 using Understudy.Client;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Polling;
+using Understudy.Orchestration.Processes;
 using Understudy.Protocol;
 
 namespace Understudy.IntegrationTests;
@@ -26,7 +27,7 @@ public class CliTests(ITestOutputHelper output)
         }
 
         await cli.Input.FlushAsync(TestContext.Current.CancellationToken);
-        await Poll.UntilAsync(() => cli.Output.Count >= 20, "the client verb acknowledges its first lines", () => cli.Describe());
+        await Poll.UntilAsync(() => cli.Output.Count >= 20, Poll.DefaultTimeout, "the client verb acknowledges its first lines", () => cli.Describe(), TestContext.Current.CancellationToken);
         var primary = await test.PrimaryAsync();
         primary.Process.Kill();
         output.WriteLine($"killed the primary {primary.Address} after {cli.Output.Count} acknowledgements");
@@ -109,7 +110,7 @@ public class CliTests(ITestOutputHelper output)
 
             // Its monitor answers, and lists the three servers up.json names, by pid.
             var upJson = Path.Combine(folder.FullName, "data", "up.json");
-            await Poll.UntilAsync(() => ReadUpJson(upJson) is not null, "up writes up.json", () => up.Describe());
+            await Poll.UntilAsync(() => ReadUpJson(upJson) is not null, Poll.DefaultTimeout, "up writes up.json", () => up.Describe(), TestContext.Current.CancellationToken);
             var (monitorPid, serverPids) = ReadUpJson(upJson)!.Value;
             children.Add(monitorPid);
             children.AddRange(serverPids);
@@ -117,7 +118,7 @@ public class CliTests(ITestOutputHelper output)
             {
                 string last = "(no answer)";
                 await Poll.UntilAsync(
-                    async () =>
+                    async _ =>
                     {
                         try
                         {
@@ -132,8 +133,10 @@ public class CliTests(ITestOutputHelper output)
                             return false;
                         }
                     },
+                    Poll.DefaultTimeout,
                     "up's monitor answers and lists up's three servers alive",
-                    () => Task.FromResult($"expected servers with pids {string.Join(", ", serverPids)}; last status: {last}; {up.Describe()}"));
+                    _ => Task.FromResult($"expected servers with pids {string.Join(", ", serverPids)}; last status: {last}; {up.Describe()}"),
+                    TestContext.Current.CancellationToken);
             }
 
             Assert.All(children, pid => Assert.False(ProcFs.Gone(pid), $"child {pid} should be running"));
@@ -142,8 +145,10 @@ public class CliTests(ITestOutputHelper output)
 
             await Poll.UntilAsync(
                 () => children.All(ProcFs.Gone),
+                Poll.DefaultTimeout,
                 "every child of the killed `up` exits",
-                () => $"still running: {string.Join(", ", children.Where(p => !ProcFs.Gone(p)).Select(p => $"{p} ({ProcFs.State(p)})"))}");
+                () => $"still running: {string.Join(", ", children.Where(p => !ProcFs.Gone(p)).Select(p => $"{p} ({ProcFs.State(p)})"))}",
+                TestContext.Current.CancellationToken);
         }
         finally
         {

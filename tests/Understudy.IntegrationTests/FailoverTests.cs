@@ -1,3 +1,5 @@
+using Understudy.Orchestration.Polling;
+using Understudy.Orchestration.Workloads;
 using Understudy.Protocol;
 using Understudy.Transport;
 
@@ -16,14 +18,14 @@ public class FailoverTests(ITestOutputHelper output)
         await work.WaitForAckedAsync(200, "writes before the kill");
         var primary = await test.PrimaryAsync();
         primary.Process.Kill();
-        var before = work.Acked;
+        var before = work.Recorder.Acknowledged;
         await test.WaitForAsync("promotion after kill -9", s => s.Primary is not null && s.Primary != primary.Address.ToString());
         await work.WaitForAckedAsync(before + 200, "writes after the failover");
-        await work.StopAsync();
+        await work.StopAsync(TestContext.Current.CancellationToken);
 
         var log = await test.NewClient().ReadAllAsync(TestContext.Current.CancellationToken);
         var result = work.AssertValid(log, output);
-        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"every write should have been acknowledged through the failover; errors: {work.LastErrors()}");
+        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"every write should have been acknowledged through the failover; errors: {work.Recorder.LastErrors()}");
     }
 
     [Fact]
@@ -39,25 +41,25 @@ public class FailoverTests(ITestOutputHelper output)
         var status = await test.WaitForAsync("first promotion after kill -9 of the primary", s => s.Primary is not null && s.Primary != first.Address.ToString() && s.Phase == "Stable");
         var second = test.Cluster.Servers.Single(s => s.Address.ToString() == status.Primary);
         var epochAfterFirst = status.Epoch;
-        await work.WaitForAckedAsync(work.Acked + 100, "writes with two servers");
+        await work.WaitForAckedAsync(work.Recorder.Acknowledged + 100, "writes with two servers");
 
         second.Process.Kill();
         var last = test.ServersExcept(first, second).Single();
         status = await test.WaitForAsync(
             "second promotion: the last server takes over alone",
             s => s.Primary == last.Address.ToString() && s.Phase == "Stable" && s.Epoch > epochAfterFirst);
-        await work.WaitForAckedAsync(work.Acked + 100, "the last server keeps acknowledging alone (min-in-sync 1)");
+        await work.WaitForAckedAsync(work.Recorder.Acknowledged + 100, "the last server keeps acknowledging alone (min-in-sync 1)");
 
         // It really is alone: the in-sync set shrank to it, and it still acknowledges.
         status = await test.WaitForAsync("the in-sync set is the last server alone", s => s.InSync.SequenceEqual([last.Address.ToString()]));
         output.WriteLine(status.ToJson());
-        await work.WaitForAckedAsync(work.Acked + 20, "acknowledged with the in-sync set shrunk to one");
-        await work.StopAsync();
+        await work.WaitForAckedAsync(work.Recorder.Acknowledged + 20, "acknowledged with the in-sync set shrunk to one");
+        await work.StopAsync(TestContext.Current.CancellationToken);
 
         var log = await test.NewClient().ReadAllAsync(TestContext.Current.CancellationToken);
         var result = work.AssertValid(log, output);
-        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"every write should have been acknowledged through both failovers; errors: {work.LastErrors()}");
-        var lastAcks = work.Acknowledgements.Where(a => a.Server == last.Address.ToString()).ToList();
+        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"every write should have been acknowledged through both failovers; errors: {work.Recorder.LastErrors()}");
+        var lastAcks = work.Recorder.Acknowledgements.Where(a => a.Server == last.Address.ToString()).ToList();
         Assert.True(lastAcks.Count >= 100, $"the last server acknowledged only {lastAcks.Count} writes");
     }
 
@@ -74,34 +76,34 @@ public class FailoverTests(ITestOutputHelper output)
         stale.Process.Kill();
         var status = await test.WaitForAsync("promotion after the first kill", s => s.Primary is not null && s.Primary != stale.Address.ToString() && s.Phase == "Stable");
         var second = test.Cluster.Servers.Single(s => s.Address.ToString() == status.Primary);
-        await work.WaitForAckedAsync(work.Acked + 50, "writes with two servers");
+        await work.WaitForAckedAsync(work.Recorder.Acknowledged + 50, "writes with two servers");
         second.Process.Kill();
         var last = test.ServersExcept(stale, second).Single();
         await test.WaitForAsync("the last server is primary and alone in sync", s => s.Primary == last.Address.ToString() && s.InSync.SequenceEqual([last.Address.ToString()]) && s.Phase == "Stable");
-        await work.WaitForAckedAsync(work.Acked + 50, "writes acknowledged by the last server alone");
+        await work.WaitForAckedAsync(work.Recorder.Acknowledged + 50, "writes acknowledged by the last server alone");
 
         // ...then it dies too, and a server that missed those writes comes back.
         last.Process.Kill();
         status = await test.WaitForAsync("no candidate once the last in-sync server is dead", s => s.Phase == "NoCandidate");
-        var ackedDuringOutage = work.Acked;
+        var ackedDuringOutage = work.Recorder.Acknowledged;
         stale.Process.Start();
         status = await test.WaitForAsync(
             "the monitor sees the stale server alive and still has no candidate",
             s => TestCluster.Member(s, stale) is { State: "alive" } && s.Phase == "NoCandidate");
         Assert.Equal(last.Address.ToString(), status.Primary);
         Assert.DoesNotContain(stale.Address.ToString(), status.InSync);
-        Assert.True(work.Acked == ackedDuringOutage, $"{work.Acked - ackedDuringOutage} writes were acknowledged while no in-sync server was alive");
+        Assert.True(work.Recorder.Acknowledged == ackedDuringOutage, $"{work.Recorder.Acknowledged - ackedDuringOutage} writes were acknowledged while no in-sync server was alive");
 
         // Availability waits for the last in-sync server; when it returns it leads again and nothing is lost.
         last.Process.Start();
         await test.WaitForAsync("the last in-sync server returns as primary", s => s.Primary == last.Address.ToString() && s.Phase == "Stable" && s.Epoch > status.Epoch);
         await work.WaitForAckedAsync(ackedDuringOutage + 50, "writes after the last in-sync server returned");
         await test.WaitForAsync("the stale server catches up and rejoins the in-sync set", s => s.InSync.Contains(stale.Address.ToString()));
-        await work.StopAsync();
+        await work.StopAsync(TestContext.Current.CancellationToken);
 
         var log = await test.NewClient().ReadAllAsync(TestContext.Current.CancellationToken);
         var result = work.AssertValid(log, output);
-        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"the call waiting through the outage should have been acknowledged once the server returned; errors: {work.LastErrors()}");
+        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"the call waiting through the outage should have been acknowledged once the server returned; errors: {work.Recorder.LastErrors()}");
     }
 
     [Fact]
@@ -138,9 +140,9 @@ public class FailoverTests(ITestOutputHelper output)
             TestContext.Current.CancellationToken);
 
         Assert.True(paused.Process.Pause(), "SIGSTOP the primary");
-        await Poll.UntilAsync(() => ProcFs.Stopped(paused.Process.Pid), "the SIGSTOP takes effect on every thread of the primary", () => $"process {paused.Process.Pid} is in state {ProcFs.State(paused.Process.Pid)}");
-        var pausedAt = work.Now;
-        var inFlightAtPause = work.InFlight;
+        await Poll.UntilAsync(() => ProcFs.Stopped(paused.Process.Pid), Poll.DefaultTimeout, "the SIGSTOP takes effect on every thread of the primary", () => $"process {paused.Process.Pid} is in state {ProcFs.State(paused.Process.Pid)}", TestContext.Current.CancellationToken);
+        var pausedAt = work.Recorder.Now;
+        var inFlightAtPause = work.Recorder.InFlight;
 
         // Frozen with its sockets open: the kernel takes these for it; it sees them only when it wakes.
         const string StaleWrite = "written-to-the-paused-primary";
@@ -151,20 +153,22 @@ public class FailoverTests(ITestOutputHelper output)
         var promoted = await test.WaitForAsync("promotion of another server once the paused primary's lease expired", s => s.Primary is not null && s.Primary != paused.Address.ToString() && s.Epoch > before.Epoch && s.Phase == "Stable");
         var events = await test.Cluster.EventsAsync(TestContext.Current.CancellationToken);
         Assert.Contains(events, e => e.Kind == "Promoted" && e.Epoch == promoted.Epoch);
-        var acksWhilePaused = work.Acked;
+        var acksWhilePaused = work.Recorder.Acknowledged;
         await work.WaitForAckedAsync(acksWhilePaused + 50, "writes acknowledged by the new primary while the old one is frozen");
 
         Assert.True(paused.Process.Resume(), "SIGCONT the old primary");
-        var resumedAt = work.Now;
+        var resumedAt = work.Recorder.Now;
         await test.WaitForAsync(
             "the old primary steps down and follows as a backup",
             s => TestCluster.Member(s, paused) is { Role: "backup", State: "alive" } m && m.Epoch >= promoted.Epoch && s.Primary != paused.Address.ToString());
         await Poll.UntilAsync(
             () => { lock (answers) { return answers.Count == 2; } },
+            Poll.DefaultTimeout,
             "answers from the old primary to the requests sent while it was frozen",
-            () => { lock (answers) { return $"expected 2 answers, have {answers.Count}: {string.Join(", ", answers.Select(a => $"{a.Seq}:{a.Status}"))}"; } });
-        await work.WaitForAckedAsync(work.Acked + 50, "writes after the old primary woke up");
-        await work.StopAsync();
+            () => { lock (answers) { return $"expected 2 answers, have {answers.Count}: {string.Join(", ", answers.Select(a => $"{a.Seq}:{a.Status}"))}"; } },
+            TestContext.Current.CancellationToken);
+        await work.WaitForAckedAsync(work.Recorder.Acknowledged + 50, "writes after the old primary woke up");
+        await work.StopAsync(TestContext.Current.CancellationToken);
 
         // After its lease it served nothing: the write and the read sent to it while frozen were refused.
         lock (answers)
@@ -178,19 +182,19 @@ public class FailoverTests(ITestOutputHelper output)
 
         var log = await test.NewClient().ReadAllAsync(TestContext.Current.CancellationToken);
         var result = work.AssertValid(log, output);
-        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"every call should have succeeded through the failover; errors: {work.LastErrors()}");
+        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"every call should have succeeded through the failover; errors: {work.Recorder.LastErrors()}");
         Assert.True(result.Stats.Reads > 0, "the reader read nothing");
         Assert.DoesNotContain(log, m => m.Text == StaleWrite);
 
         // Nothing was acknowledged in the old epoch once the old primary woke up, and the call the writer had in
         // flight when the primary froze ended acknowledged, by the new primary if it was answered after the pause.
-        var acks = work.Acknowledgements;
+        var acks = work.Recorder.Acknowledgements;
         var staleAcks = acks.Where(a => a.Time > resumedAt && a.Epoch <= before.Epoch).ToList();
         Assert.True(staleAcks.Count == 0, $"acknowledged in the old epoch {before.Epoch} after the old primary woke up: {string.Join(", ", staleAcks.Select(a => $"{a.Value} by {a.Server}"))}");
         foreach (var value in inFlightAtPause)
         {
             var ack = acks.SingleOrDefault(a => a.Value == value);
-            Assert.True(ack is not null, $"'{value}', in flight when the primary froze, was never acknowledged: {work.LastErrors()}");
+            Assert.True(ack is not null, $"'{value}', in flight when the primary froze, was never acknowledged: {work.Recorder.LastErrors()}");
             var beforeTheFreeze = ack.Epoch == before.Epoch && ack.Server == paused.Address.ToString();
             var byANewPrimary = ack.Epoch >= promoted.Epoch && ack.Server != paused.Address.ToString();
             Assert.True(beforeTheFreeze || byANewPrimary, $"'{value}', in flight when the primary froze, was acknowledged by {ack.Server} in epoch {ack.Epoch}: neither the old primary in its epoch {before.Epoch} nor a new primary");

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Understudy.Orchestration.Workloads;
 using Understudy.Protocol;
 
 namespace Understudy.IntegrationTests;
@@ -71,10 +72,10 @@ public class MalformedInputTests(ITestOutputHelper output)
 
             // Everybody else is still served: writes, reads and the status.
             round++;
-            var seq = await work.AppendAsync(client, 1, $"after-{round}");
-            Assert.True(seq == round, $"after the garbage to {portName}: append acknowledged as {seq?.ToString() ?? work.LastErrors()}, expected {round}");
-            var read = await work.ReadAsync(client, 1, 1, 100);
-            Assert.True(read is not null && read.Count == round, $"after the garbage to {portName}: read {read?.Count.ToString() ?? work.LastErrors()} messages, expected {round}");
+            var seq = await work.Recorder.AppendAsync(client, 1, $"after-{round}", TestContext.Current.CancellationToken);
+            Assert.True(seq == round, $"after the garbage to {portName}: append acknowledged as {seq?.ToString() ?? work.Recorder.LastErrors()}, expected {round}");
+            var read = await work.Recorder.ReadAsync(client, 1, 1, 100, TestContext.Current.CancellationToken);
+            Assert.True(read is not null && read.Count == round, $"after the garbage to {portName}: read {read?.Count.ToString() ?? work.Recorder.LastErrors()} messages, expected {round}");
             var status = await test.WaitHealthyAsync($"status after the garbage to {portName}");
             Assert.Equal(primary.Address.ToString(), status.Primary);
         }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Understudy.Orchestration.Workloads;
 
 namespace Understudy.IntegrationTests;
 
@@ -19,7 +20,7 @@ public partial class RestartTests(ITestOutputHelper output)
         var primary = await test.PrimaryAsync();
         var victim = which == "primary" ? primary : test.ServersExcept(primary).First();
         var healthy = await test.WaitForAsync($"{victim.Address} in sync before the kill", s => s.InSync.Contains(victim.Address.ToString()));
-        var ackedBeforeKill = work.Acked;
+        var ackedBeforeKill = work.Recorder.Acknowledged;
         victim.Process.Kill();
         Assert.True(victim.Process.WaitForExit(TimeSpan.FromSeconds(20)), "the killed server exits");
 
@@ -32,7 +33,7 @@ public partial class RestartTests(ITestOutputHelper output)
         await test.WaitForAsync(
             $"the restarted {which} is back in the in-sync set while the client writes",
             s => s.InSync.Contains(victim.Address.ToString()) && TestCluster.Member(s, victim) is { Role: "backup", State: "alive" });
-        await work.StopAsync();
+        await work.StopAsync(TestContext.Current.CancellationToken);
         var status = await test.WaitForAsync(
             $"the restarted {which} has the primary's whole log",
             s => s.Primary is { } p && p != victim.Address.ToString() && s.InSync.Contains(victim.Address.ToString()) &&
@@ -73,24 +74,24 @@ public partial class RestartTests(ITestOutputHelper output)
             Assert.True(p.WaitForExit(TimeSpan.FromSeconds(20)), $"{p.Name} exits after kill -9");
         }
 
-        var ackedAtKill = work.Acked;
-        var inFlight = work.InFlight;
+        var ackedAtKill = work.Recorder.Acknowledged;
+        var inFlight = work.Recorder.InFlight;
         test.Cluster.StartAll();
         var status = await test.WaitHealthyAsync("restart of every process with the same data folders");
         output.WriteLine(status.ToJson());
         await work.WaitForAckedAsync(ackedAtKill + 50, "writes after the restart");
-        await work.StopAsync();
+        await work.StopAsync(TestContext.Current.CancellationToken);
 
         var log = await test.NewClient().ReadAllAsync(TestContext.Current.CancellationToken);
         var result = work.AssertValid(log, output);
-        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"the writer's call across the outage should have been acknowledged after the restart; errors: {work.LastErrors()}");
+        Assert.True(result.Stats.Failed + result.Stats.Indeterminate == 0, $"the writer's call across the outage should have been acknowledged after the restart; errors: {work.Recorder.LastErrors()}");
         foreach (var value in inFlight)
         {
-            Assert.Contains(work.Acknowledgements, a => a.Value == value);
+            Assert.Contains(work.Recorder.Acknowledgements, a => a.Value == value);
         }
 
         // New writes take the next sequence numbers after everything already there.
-        var next = await work.AppendAsync(client, 1, "after-the-restart");
+        var next = await work.Recorder.AppendAsync(client, 1, "after-the-restart", TestContext.Current.CancellationToken);
         Assert.Equal(log.Count + 1, next);
     }
 

@@ -1,3 +1,5 @@
+using Understudy.Orchestration.Polling;
+using Understudy.Orchestration.Workloads;
 
 namespace Understudy.IntegrationTests;
 
@@ -12,11 +14,11 @@ public class StartOrderTests(ITestOutputHelper output)
 
         // Nothing runs yet: the client keeps trying the monitor, its call waiting within its deadline.
         var client = test.NewClient(TimeSpan.FromSeconds(60));
-        var first = work.AppendAsync(client, 1, "sent-before-anything-ran");
+        var first = work.Recorder.AppendAsync(client, 1, "sent-before-anything-ran", TestContext.Current.CancellationToken);
         Assert.False(first.IsCompleted, "nothing is running, yet the append completed");
 
         test.Cluster.Monitor.Start();
-        await Poll.UntilAsync(async () => await test.Cluster.StatusAsync(TestContext.Current.CancellationToken) is not null, "the monitor answers", () => Task.FromResult(test.Logs()));
+        await Poll.UntilAsync(async ct => await test.Cluster.StatusAsync(ct) is not null, Poll.DefaultTimeout, "the monitor answers", _ => Task.FromResult(test.Logs()), TestContext.Current.CancellationToken);
         Assert.False(first.IsCompleted, "no server is running, yet the append completed");
 
         foreach (var s in test.Cluster.Servers)
@@ -26,7 +28,7 @@ public class StartOrderTests(ITestOutputHelper output)
 
         var seq = await first.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
         Assert.Equal(1, seq);
-        Assert.Equal(2, await work.AppendAsync(client, 1, "sent-once-up"));
+        Assert.Equal(2, await work.Recorder.AppendAsync(client, 1, "sent-once-up", TestContext.Current.CancellationToken));
         await test.WaitHealthyAsync("every server joined");
         work.AssertValid(await client.ReadAllAsync(TestContext.Current.CancellationToken), output);
     }
@@ -69,7 +71,7 @@ public class StartOrderTests(ITestOutputHelper output)
         await work.WaitForAckedAsync(50, "writes with one server");
         foreach (var joining in test.Cluster.Servers.Skip(1))
         {
-            var acked = work.Acked;
+            var acked = work.Recorder.Acknowledged;
             joining.Process.Start();
             status = await test.WaitForAsync(
                 $"{joining.Address} joins as an in-sync backup while the client writes",
@@ -78,7 +80,7 @@ public class StartOrderTests(ITestOutputHelper output)
             await work.WaitForAckedAsync(acked + 50, $"writes after {joining.Address} joined");
         }
 
-        await work.StopAsync();
+        await work.StopAsync(TestContext.Current.CancellationToken);
         status = await test.WaitForAsync(
             "every server holds the primary's whole log",
             s => s.InSync.Count == test.Cluster.Servers.Count && s.Members.Select(m => m.LogEnd).Distinct().Count() == 1);
@@ -112,7 +114,7 @@ public class StartOrderTests(ITestOutputHelper output)
         var client = test.NewClient();
         for (var i = 0; i < count; i++)
         {
-            Assert.NotNull(await work.AppendAsync(client, 1, $"w-{i}"));
+            Assert.NotNull(await work.Recorder.AppendAsync(client, 1, $"w-{i}", TestContext.Current.CancellationToken));
         }
 
         var log = await client.ReadAllAsync(TestContext.Current.CancellationToken);

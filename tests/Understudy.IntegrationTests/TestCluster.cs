@@ -1,7 +1,9 @@
-using Understudy.Cli.Cluster;
 using Understudy.Client;
 using Understudy.Core.Client;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Polling;
+using Understudy.Orchestration.Processes;
 
 namespace Understudy.IntegrationTests;
 
@@ -99,7 +101,7 @@ internal sealed class TestCluster : IAsyncDisposable
     public IEnumerable<LocalServer> ServersExcept(params LocalServer[] excluded) => Cluster.Servers.Where(s => !excluded.Contains(s));
 
     /// <summary>What a process has written to its log file so far (all its runs).</summary>
-    public static string ProcessLog(Cli.Processes.ChildProcess process)
+    public static string ProcessLog(ChildProcess process)
     {
         if (!File.Exists(process.LogPath))
         {
@@ -112,11 +114,13 @@ internal sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Waits until a process's log has a line for which <paramref name="match"/> holds.</summary>
-    public static Task WaitForLogLineAsync(Cli.Processes.ChildProcess process, Func<string, bool> match, string phase) =>
+    public static Task WaitForLogLineAsync(ChildProcess process, Func<string, bool> match, string phase) =>
         Poll.UntilAsync(
             () => ProcessLog(process).Split('\n').Any(match),
+            Poll.DefaultTimeout,
             phase,
-            () => $"no such line in {process.Name}'s log; its last lines:\n{string.Join("\n", ProcessLog(process).Split('\n').TakeLast(15))}");
+            () => $"no such line in {process.Name}'s log; its last lines:\n{string.Join("\n", ProcessLog(process).Split('\n').TakeLast(15))}",
+            TestContext.Current.CancellationToken);
 
     public async Task<LocalServer> PrimaryAsync() =>
         await Cluster.PrimaryAsync(TestContext.Current.CancellationToken) ?? throw new InvalidOperationException($"no primary: {await DescribeAsync()}");

@@ -138,9 +138,9 @@ public class LoadBalancerEndpointTests(ITestOutputHelper output)
     /// The primary as /primary and the monitor both show it, once every server has been polled a while: read from the
     /// endpoints rather than before, since a starved machine may fail over on its own at start-up.
     /// </summary>
-    private static async Task<Understudy.Cli.Cluster.LocalServer> CurrentPrimaryAsync(TestCluster test, EndpointPoller poller, string phase)
+    private static async Task<Understudy.Orchestration.Clusters.LocalServer> CurrentPrimaryAsync(TestCluster test, EndpointPoller poller, string phase)
     {
-        Understudy.Cli.Cluster.LocalServer? primary = null;
+        Understudy.Orchestration.Clusters.LocalServer? primary = null;
         await Wait.ForAsync(
             $"{phase}: /primary polled on every server, 200 from the monitor's primary",
             async () =>

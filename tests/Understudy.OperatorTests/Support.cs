@@ -1,49 +1,21 @@
-using System.Diagnostics;
+using Understudy.Orchestration.Polling;
 
 // Each test runs a whole cluster of processes on a 2-core machine with 300 ms failure timeouts: one at a time.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 
 namespace Understudy.OperatorTests;
 
-/// <summary>Polling with a deadline: the message names the phase and what was expected and seen.</summary>
+/// <summary>
+/// The tests' side of <see cref="Poll"/> (Understudy.Orchestration): the phase first, the test's cancellation token,
+/// and the default deadline; the timeout message names the phase and what was last seen.
+/// </summary>
 internal static class Wait
 {
-    public static async Task UntilAsync(string phase, Func<bool> condition, Func<string> seen, TimeSpan? timeout = null)
-    {
-        var limit = timeout ?? TimeSpan.FromSeconds(30);
-        var watch = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (watch.Elapsed > limit)
-            {
-                throw new TimeoutException($"{phase}: not reached within {limit.TotalSeconds:0} s; saw {seen()}");
-            }
+    public static Task UntilAsync(string phase, Func<bool> condition, Func<string> seen, TimeSpan? timeout = null) =>
+        Poll.UntilAsync(condition, timeout ?? Poll.DefaultTimeout, phase, () => $"saw {seen()}", TestContext.Current.CancellationToken);
 
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-    }
-
-    public static async Task<T> ForAsync<T>(string phase, Func<Task<T?>> probe, Func<T?, bool> condition, TimeSpan? timeout = null)
-    {
-        var limit = timeout ?? TimeSpan.FromSeconds(30);
-        var watch = Stopwatch.StartNew();
-        T? last = default;
-        while (true)
-        {
-            last = await probe();
-            if (condition(last))
-            {
-                return last!;
-            }
-
-            if (watch.Elapsed > limit)
-            {
-                throw new TimeoutException($"{phase}: not reached within {limit.TotalSeconds:0} s; last saw {last?.ToString() ?? "nothing"}");
-            }
-
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-    }
+    public static async Task<T> ForAsync<T>(string phase, Func<Task<T?>> probe, Func<T?, bool> condition, TimeSpan? timeout = null) =>
+        (await Poll.ForAsync(_ => probe(), condition, timeout ?? Poll.DefaultTimeout, phase, last => $"last saw {last?.ToString() ?? "nothing"}", TestContext.Current.CancellationToken))!;
 }
 
 /// <summary>Where tests leave files worth keeping (screenshots, measured pauses): the test output folder.</summary>

@@ -2,10 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Understudy.Cli.Processes;
 using Understudy.Client;
 using Understudy.Core.StateMachines;
 using Understudy.IntegrationTests;
+using Understudy.Orchestration.Processes;
 using Understudy.Protocol;
 
 namespace Understudy.OperatorTests;

@@ -1,5 +1,5 @@
 using System.Text;
-using Understudy.Core.Checking;
+using Understudy.Checking;
 
 namespace Understudy.Simulation.Tests;
 
@@ -78,6 +78,15 @@ public class SimulationSweepTests(ITestOutputHelper output)
     public void Sweep_catches_a_monitor_that_promotes_an_out_of_sync_server()
     {
         FirstViolation(seed => Options(seed) with { PromotionRule = new PromoteOutOfSyncRule() });
+    }
+
+    [Fact]
+    public void Sweep_catches_a_codec_that_drops_a_field_of_replicated_entries()
+    {
+        // Links carry bytes from the codec under test, so a field lost in encoding reaches the backups: the
+        // online check of committed prefixes (SimCluster.CheckCommitted) sees their entries differ.
+        var caught = FirstViolation(seed => Options(seed) with { Codec = () => new DropsEntryClientIdCodec() });
+        Assert.Equal(ViolationKind.Invariant, caught.Kind);
     }
 
     /// <summary>Runs seeds until the first violation; fails if 2,000 seeds pass.</summary>

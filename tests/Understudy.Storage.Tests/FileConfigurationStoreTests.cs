@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Understudy.Core.Configuration;
 using Understudy.Protocol;
 
 namespace Understudy.Storage.Tests;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Understudy.Orchestration.Polling;
 using Understudy.Protocol;
 
 namespace Understudy.Storage.Tests;
@@ -131,19 +132,8 @@ internal sealed class SyncRecorder
 /// <summary>Waits for a condition that another thread makes true, failing after a deadline.</summary>
 internal static class Eventually
 {
-    public static async Task TrueAsync(Func<bool> condition, string what, int seconds = 10)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out after {seconds} s waiting for {what}");
-            }
-
-            await Task.Delay(2, TestContext.Current.CancellationToken);
-        }
-    }
+    public static Task TrueAsync(Func<bool> condition, string what, int seconds = 10) =>
+        Poll.UntilAsync(condition, TimeSpan.FromSeconds(seconds), $"waiting for {what}", () => "it is still not so", TestContext.Current.CancellationToken);
 }
 
 /// <summary>An ILogger that keeps what it is given, to check what recovery reported.</summary>

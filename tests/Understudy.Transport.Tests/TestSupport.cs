@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Understudy.Orchestration.Polling;
 
 namespace Understudy.Transport.Tests;
 
@@ -43,19 +44,8 @@ internal static class Test
     public static async Task<T> Within<T>(this ValueTask<T> task) => await task.AsTask().WaitAsync(Deadline, Token);
 
     /// <summary>Waits for a condition, polling on the thread pool, with the deadline.</summary>
-    public static async Task Eventually(Func<bool> condition, string what)
-    {
-        var start = DateTime.UtcNow;
-        while (!condition())
-        {
-            if (DateTime.UtcNow - start > Deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            await Task.Delay(5, Token);
-        }
-    }
+    public static Task Eventually(Func<bool> condition, string what) =>
+        Poll.UntilAsync(condition, Deadline, $"waiting until {what}", () => "it is still not so", Token);
 
     /// <summary>A port that was free a moment ago: bound by the OS, then released.</summary>
     public static async Task<NodeAddress> FreeTcpPortAsync()

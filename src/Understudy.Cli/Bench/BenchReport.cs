@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using ScottPlot;
+using Understudy.Orchestration.Bench;
 
 namespace Understudy.Cli.Bench;
 

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Processes;
 
 namespace Understudy.Cli.Cluster;
 
@@ -91,7 +93,7 @@ internal sealed class ClusterCommands(LocalCluster cluster)
         };
     }
 
-    private static string Restart(Processes.ChildProcess process, string name)
+    private static string Restart(ChildProcess process, string name)
     {
         if (process.Running)
         {

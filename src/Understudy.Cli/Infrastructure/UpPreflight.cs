@@ -13,7 +13,7 @@ internal static class UpPreflight
     public static readonly string[] FsyncValues = ["always", "batch", "never"];
 
     /// <summary>One port `up` will listen on, who uses it and the flag that chooses it.</summary>
-    public readonly record struct PlannedPort(int Port, string Who, string Flag);
+    internal readonly record struct PlannedPort(int Port, string Who, string Flag);
 
     /// <summary>Checks the values; throws a <see cref="UsageException"/> naming the flag and what to give instead.</summary>
     public static void CheckValues(int servers, int basePort, int monitorPort, int clientPort, int httpPort, string fsync, int minInSync, string dataFolder)

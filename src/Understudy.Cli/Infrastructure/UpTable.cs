@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Understudy.Cli.Cluster;
+using Understudy.Orchestration.Clusters;
 using Understudy.Hosting;
 
 namespace Understudy.Cli.Infrastructure;

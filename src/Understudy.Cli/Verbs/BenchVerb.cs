@@ -4,6 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Understudy.Cli.Bench;
 using Understudy.Cli.Infrastructure;
+using Understudy.Orchestration.Bench;
 
 namespace Understudy.Cli.Verbs;
 

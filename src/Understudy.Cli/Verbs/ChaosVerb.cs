@@ -2,9 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
-using Understudy.Cli.Chaos;
+using Understudy.Checking;
 using Understudy.Cli.Infrastructure;
-using Understudy.Core.Checking;
+using Understudy.Orchestration.Chaos;
 
 namespace Understudy.Cli.Verbs;
 

@@ -2,9 +2,10 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Spectre.Console;
-using Understudy.Cli.Cluster;
+using Understudy.Checking;
 using Understudy.Cli.Infrastructure;
-using Understudy.Core.Checking;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Workloads;
 using Understudy.Protocol;
 
 namespace Understudy.Cli.Verbs;
@@ -58,9 +59,9 @@ internal static class DemoVerb
             return 1;
         }
 
-        Say($"cluster up in {total.Elapsed.TotalSeconds:0.0} s: primary {Name(cluster, healthy.Primary)}, backups {string.Join(", ", healthy.Members.Where(m => m.Role == "backup").Select(m => Name(cluster, m.Address)))}; dashboard {cluster.DashboardUrl}");
+        Say($"cluster up in {total.Elapsed.TotalSeconds:0.0} s: primary {Name(cluster, healthy.Primary)}, backups {string.Join(", ", healthy.Members.Where(m => m.Role == "backup").Select(m => Name(cluster, m.Address)))}; dashboard {cluster.Dashboard?.ToString() ?? "(HTTP off)"}");
 
-        await using var workload = new Workload(cluster.MonitorAddress, writers, TimeSpan.FromSeconds(30));
+        await using var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = writers, RequestTimeout = TimeSpan.FromSeconds(30) });
         var switches = new List<(DateTimeOffset At, NodeAddress Primary)>();
         workload.Client.PrimaryChanged += (_, e) =>
         {
@@ -73,7 +74,7 @@ internal static class DemoVerb
         workload.Start();
         Say($"{writers} client writers appending steadily…");
         await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken);
-        Say($"  {workload.Acknowledged} messages acknowledged so far");
+        Say($"  {workload.Recorder.Acknowledged} messages acknowledged so far");
 
         var gaps = new List<double>();
         var killed = new List<LocalServer>();
@@ -89,14 +90,14 @@ internal static class DemoVerb
             Say(round == 1
                 ? $"[yellow]kill -9 the primary[/], {Name(cluster, primary.Address.ToString())}"
                 : $"[yellow]chain failure: kill -9 the new primary too[/], {Name(cluster, primary.Address.ToString())}; the last server must carry on alone");
-            var epoch = workload.LatestEpoch;
+            var epoch = workload.Recorder.LatestEpoch;
             var killedAt = DateTimeOffset.UtcNow;
-            var killedAtUs = workload.Now;
-            var lastBefore = workload.AcksAround(killedAtUs).LastBefore;
+            var killedAtUs = workload.Recorder.Now;
+            var lastBefore = workload.Recorder.AcksAround(killedAtUs).LastBefore;
             primary.Process.Kill();
             killed.Add(primary);
 
-            var firstAck = await workload.WaitForAckAfterAsync(killedAtUs, epoch, TimeSpan.FromSeconds(20), cancellationToken);
+            var firstAck = await workload.Recorder.WaitForAckAfterAsync(killedAtUs, epoch, TimeSpan.FromSeconds(20), cancellationToken);
             if (firstAck < 0)
             {
                 Say("[red]no write was acknowledged within 20 s of the kill[/]");
@@ -119,7 +120,7 @@ internal static class DemoVerb
             Say($"  client switched +{Ms(switched - killedAt)}, first write acknowledged +{(firstAck - killedAtUs) / 1000.0:0.0} ms");
             Say($"  [bold]writes were unavailable for {gap:0.0} ms[/] (last acknowledgement before the kill to the first after)");
             await Task.Delay(TimeSpan.FromSeconds(1.5), cancellationToken);
-            Say($"  {workload.Acknowledged} messages acknowledged so far");
+            Say($"  {workload.Recorder.Acknowledged} messages acknowledged so far");
         }
 
         Say("[yellow]restart the killed servers[/]: they recover their logs, catch up as backups and rejoin the in-sync set");
@@ -134,18 +135,18 @@ internal static class DemoVerb
             ? "[red]the restarted servers did not rejoin within 30 s[/]"
             : $"  all 3 in sync again after {restartWatch.Elapsed.TotalMilliseconds:0} ms: primary {Name(cluster, rejoined.Primary)}, epoch {rejoined.Epoch}");
         await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-        await workload.StopAsync();
+        await workload.StopAsync(cancellationToken);
 
         Say("read the whole log back and check it against every acknowledgement…");
         var log = await workload.Client.ReadAllAsync(cancellationToken);
-        var check = HistoryChecker.Check(workload.History, [.. log.Select(m => m.Text)]);
+        var check = HistoryChecker.Check(workload.Recorder.History, [.. log.Select(m => m.Text)]);
         foreach (var v in check.Violations.Take(10))
         {
             Say($"  [red]{Markup.Escape(v.ToString())}[/]");
         }
 
         var maxGap = gaps.Where(g => !double.IsNaN(g)).DefaultIfEmpty(0).Max();
-        Say($"  {log.Count} messages in the log, {check.Stats.Acknowledged} acknowledged, {workload.Failed} failed, {workload.Unknown} unanswered; verdict: {(check.Valid ? "[green]valid[/]" : "[red]INVALID[/]")} ({total.Elapsed.TotalSeconds:0.0} s in all)");
+        Say($"  {log.Count} messages in the log, {check.Stats.Acknowledged} acknowledged, {workload.Recorder.Failed} failed, {workload.Recorder.Unknown} unanswered; verdict: {(check.Valid ? "[green]valid[/]" : "[red]INVALID[/]")} ({total.Elapsed.TotalSeconds:0.0} s in all)");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"summary: acked={check.Stats.Acknowledged} lost={check.Stats.Lost} duplicated={check.Stats.Duplicated} failovers={gaps.Count} max_unavailable_ms={maxGap:0}"));
         return check.Valid && rejoined is not null ? 0 : 1;
     }

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
 
 namespace Understudy.Cli.Verbs;
 
@@ -91,7 +92,7 @@ internal static class UpVerb
         Console.WriteLine($"Understudy up: starting a monitor and {options.Servers} server(s) (logs in {Path.Combine(options.DataDirectory, "logs")}) ...");
         cluster.StartAll();
         await WaitForStartAsync(cluster, cancellationToken);
-        Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.DashboardUrl})");
+        Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.Dashboard?.ToString() ?? "(HTTP off)"})");
         foreach (var s in cluster.Servers)
         {
             Console.WriteLine($"  server {s.Number}  {s.Address}  pid {s.Process.Pid}  log {s.Process.LogPath}");

@@ -1,0 +1,100 @@
+using Understudy.Core.Replication;
+using Understudy.Protocol;
+
+namespace Understudy.Core.Monitor;
+
+// An operator's switchover and forced promotion: checked, then carried out by the state machine.
+public sealed partial class MonitorNode
+{
+    // ------------------------------------------------------------------ operator commands
+
+    private void StartSwitchover(ClientRef client, in AdminRequest request, long now)
+    {
+        string? problem = null;
+        var target = request.Target;
+        if (_state is not { Phase: FailoverPhase.Stable, Forced: null } || _proposals.InFlight is not null)
+        {
+            problem = $"the cluster is not stable (phase {_state.Phase}); try again shortly";
+        }
+        else
+        {
+            if (target.IsNone)
+            {
+                target = _promotionRule.ChooseCandidate(_members.PromotionView(_config));
+            }
+
+            if (target.IsNone)
+            {
+                problem = "no alive in-sync backup to hand over to";
+            }
+            else if (target == _config.Primary)
+            {
+                problem = $"{target} is already the primary";
+            }
+            else if (!_config.IsInSync(target) || !_members.IsAlive(target))
+            {
+                problem = $"{target} is not an alive in-sync backup; in-sync set [{string.Join(", ", _config.InSync)}]";
+            }
+        }
+
+        if (problem is not null)
+        {
+            _env.SendToClient(client, new AdminResponse(request.RequestId, false, problem, ReadOnlyMemory<byte>.Empty));
+            return;
+        }
+
+        _state = _state with { Switchover = new Switchover(target, client, request.RequestId, now, now + Ticks(Options.SwitchoverTimeout)) };
+        SetPhase(FailoverPhase.Switchover, target, $"handing over from {_config.Primary}");
+        Record(MonitorEventKind.SwitchoverStarted, target, $"from {_config.Primary}");
+        _env.SendToServer(_config.Primary, new StepDown(_config.Epoch, target));
+    }
+
+    private void FinishSwitchover(bool ok, string message)
+    {
+        if (_state.Switchover is not { } switchover)
+        {
+            return;
+        }
+
+        _state = _state with { Switchover = null };
+        Record(ok ? MonitorEventKind.SwitchoverCompleted : MonitorEventKind.SwitchoverFailed, switchover.Target, message);
+        _env.SendToClient(switchover.Client, new AdminResponse(switchover.RequestId, ok, message, ReadOnlyMemory<byte>.Empty));
+        SetPhase(FailoverPhase.Stable, _config.Primary, string.Empty);
+    }
+
+    private void StartForcedPromotion(ClientRef client, in AdminRequest request, long now)
+    {
+        string? problem = null;
+        if (!_members.TryGet(request.Target, out var target) || !_config.IsMember(request.Target))
+        {
+            problem = $"{request.Target} is not a member of this cluster";
+        }
+        else if (target.Liveness != Liveness.Alive)
+        {
+            problem = $"{request.Target} is not alive ({target.Liveness})";
+        }
+        else if (request.Target == _config.Primary && !_members.PrimaryGoneIn(_config.Epoch))
+        {
+            problem = $"{request.Target} is already the primary";
+        }
+        else if (_proposals.InFlight is not null || _state.Switchover is not null || _state.Forced is not null)
+        {
+            problem = "another configuration change is under way; try again shortly";
+        }
+
+        if (problem is not null)
+        {
+            _env.SendToClient(client, new AdminResponse(request.RequestId, false, problem, ReadOnlyMemory<byte>.Empty));
+            return;
+        }
+
+        var hb = target.LastHeartbeat!.Value;
+        var longest = _members.All.Where(m => m.LastHeartbeat is not null).Max(m => m.LastHeartbeat!.Value.LastIndex);
+        var warning = _config.IsInSync(request.Target)
+            ? $"{request.Target} is in sync: nothing acknowledged should be lost"
+            : $"UNSAFE: {request.Target} is out of sync (log ends at {hb.LastIndex}, longest known log {longest}); acknowledged writes after its log end will be lost";
+        _state = _state with { Forced = new ForcedPromotion(request.Target, client, request.RequestId) };
+        Record(MonitorEventKind.ForcedPromotion, request.Target, warning);
+        Evaluate(now);
+    }
+}

@@ -1,0 +1,180 @@
+using Understudy.Protocol;
+
+namespace Understudy.Core.Replication;
+
+/// <summary>
+/// A backup in one epoch: accepts the primary's frames (log matching, truncation of a differing uncommitted
+/// suffix, commit as far as the primary says and this server has verified) and owes it acknowledgements.
+/// Created fresh each time the server enters an epoch, so what it verified against an earlier primary
+/// never counts for the new one.
+/// </summary>
+internal sealed class BackupRole : EpochRole
+{
+    private readonly ServerNode _node;
+
+    // How far this server's log is known to agree with the primary of this epoch (from its frames).
+    private long _verifiedThrough;
+
+    // The acknowledgement owed for the last frame: sent once the log is durable through what it verified.
+    private bool _ackOwed;
+    private NodeAddress _ackTo = NodeAddress.None;
+    private long _ackEcho;
+    private long _ackPrev;
+
+    public BackupRole(ServerNode node, NodeAddress primary)
+    {
+        _node = node;
+        Primary = primary;
+    }
+
+    public override ServerRole Kind => ServerRole.Backup;
+
+    /// <summary>The primary this backup believes in for the epoch (none until a frame or configuration names it).</summary>
+    public NodeAddress Primary { get; private set; }
+
+    /// <summary>The highest commit index the primary of this epoch has announced.</summary>
+    public long PrimaryCommitHeard { get; private set; }
+
+    /// <summary>When the last frame from the primary arrived (<see cref="long.MinValue"/> if none this epoch).</summary>
+    public long LastPrimaryContact { get; private set; } = long.MinValue;
+
+    private IServerEnvironment Env => _node.Env;
+
+    private ReplicatedLog Log => _node.Log;
+
+    /// <summary>The configuration names the primary of this epoch before any frame from it arrived.</summary>
+    public void LearnPrimary(NodeAddress primary) => Primary = primary;
+
+    /// <summary>A frame from the primary of this server's epoch (the node has already fenced older epochs).</summary>
+    public void Accept(in Replicate frame)
+    {
+        LastPrimaryContact = _node.Now;
+        PrimaryCommitHeard = Math.Max(PrimaryCommitHeard, frame.CommitIndex);
+        if (Primary != frame.From)
+        {
+            Primary = frame.From;
+            Env.Report(new ServerEvent(ServerEventKind.FollowingPrimary, _node.Epoch, frame.From, 0, string.Empty));
+        }
+
+        if (frame.PrevIndex > Log.LastIndex)
+        {
+            Nack(frame, conflictEpoch: 0, conflictIndex: 0);
+            return;
+        }
+
+        if (frame.PrevIndex > 0 && Log.EpochAt(frame.PrevIndex) != frame.PrevEpoch)
+        {
+            var conflictEpoch = Log.EpochAt(frame.PrevIndex);
+            Nack(frame, conflictEpoch, Log.FirstIndexOfEpoch(conflictEpoch, frame.PrevIndex));
+            return;
+        }
+
+        var entries = frame.Entries.Span;
+        var index = frame.PrevIndex;
+        for (var i = 0; i < entries.Length; i++)
+        {
+            index++;
+            if (index <= Log.LastIndex)
+            {
+                if (Log.EpochAt(index) == entries[i].Epoch)
+                {
+                    continue;
+                }
+
+                if (index <= _node.CommitIndex)
+                {
+                    Env.Report(new ServerEvent(ServerEventKind.SafetyViolation, _node.Epoch, frame.From, index, $"refusing to truncate committed entry {index} (commit index {_node.CommitIndex})"));
+                    return;
+                }
+
+                Truncate(index);
+            }
+
+            var entry = entries[i] with { Index = index };
+            Log.Append(entry);
+            Env.AppendLog(new ReadOnlySpan<LogEntry>(in entry));
+        }
+
+        _verifiedThrough = Math.Max(_verifiedThrough, frame.LastIndex);
+        var commit = Math.Min(frame.CommitIndex, _verifiedThrough);
+        if (commit > _node.CommitIndex)
+        {
+            _node.CommitThrough(commit);
+        }
+
+        _ackOwed = true;
+        _ackTo = frame.From;
+        _ackEcho = frame.SentAt;
+        _ackPrev = frame.PrevIndex;
+    }
+
+    /// <summary>A client asked a backup: it is told where the primary is, as far as this server knows.</summary>
+    public void OnClientRequest(ClientRef client, in ClientRequest request)
+    {
+        var hint = Primary == _node.Self ? NodeAddress.None : Primary;
+        if (hint.IsNone && _node.Config.Epoch >= _node.Epoch && _node.Config.Primary != _node.Self)
+        {
+            hint = _node.Config.Primary;
+        }
+
+        _node.Answer(client, request, ResponseStatus.NotPrimary, ServerNode.Text($"{_node.Self} is not the primary"), hint);
+    }
+
+    /// <summary>The log became durable further: the primary is owed an acknowledgement, if one has written.</summary>
+    public void OnDurable()
+    {
+        if (!_ackTo.IsNone)
+        {
+            _ackOwed = true;
+        }
+    }
+
+    /// <summary>Sends the acknowledgement owed, once the log is durable through everything verified.</summary>
+    public void Flush()
+    {
+        if (_ackOwed && _node.DurableIndex >= _verifiedThrough)
+        {
+            SendAck();
+        }
+    }
+
+    public override void CheckInvariants()
+    {
+        // Frames only extend what is verified, and a truncation pulls it back below the cut.
+        if (_verifiedThrough > Log.LastIndex)
+        {
+            throw new InvariantViolationException("backup: verified index <= last log index", $"verified {_verifiedThrough}, last index {Log.LastIndex}");
+        }
+
+        if (_ackOwed && _ackTo.IsNone)
+        {
+            throw new InvariantViolationException("backup: an owed acknowledgement has an addressee", $"ack owed to {_ackTo}");
+        }
+
+        if (Primary == _node.Self)
+        {
+            throw new InvariantViolationException("backup: it never follows itself", $"primary {Primary}");
+        }
+    }
+
+    private void Nack(in Replicate frame, long conflictEpoch, long conflictIndex)
+    {
+        Env.Report(new ServerEvent(ServerEventKind.LogMismatch, _node.Epoch, frame.From, frame.PrevIndex, $"no entry {frame.PrevIndex}@{frame.PrevEpoch}"));
+        Env.SendToServer(frame.From, new ReplicateAck(_node.Epoch, _node.Self, _node.Incarnation, false, 0, _verifiedThrough, Log.LastIndex, frame.PrevIndex, conflictEpoch, conflictIndex, frame.SentAt));
+    }
+
+    private void SendAck()
+    {
+        _ackOwed = false;
+        var match = Math.Min(_node.DurableIndex, _verifiedThrough);
+        Env.SendToServer(_ackTo, new ReplicateAck(_node.Epoch, _node.Self, _node.Incarnation, true, match, _verifiedThrough, Log.LastIndex, _ackPrev, 0, 0, _ackEcho));
+    }
+
+    private void Truncate(long fromIndex)
+    {
+        var dropped = Log.LastIndex - fromIndex + 1;
+        _node.TruncateLogFrom(fromIndex);
+        _verifiedThrough = Math.Min(_verifiedThrough, fromIndex - 1);
+        Env.Report(new ServerEvent(ServerEventKind.Truncated, _node.Epoch, Primary, fromIndex, $"dropped {dropped} uncommitted entries that differ from the primary's log"));
+    }
+}

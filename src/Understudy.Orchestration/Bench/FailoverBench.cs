@@ -1,0 +1,201 @@
+using System.Text.Json;
+using Understudy.Checking;
+using Understudy.Client;
+using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Workloads;
+
+namespace Understudy.Orchestration.Bench;
+
+/// <summary>What one failover run does.</summary>
+public sealed record FailoverOptions
+{
+    public int Rounds { get; init; } = 10;
+
+    /// <summary>kill (SIGKILL), pause (SIGSTOP until a new primary serves, then SIGCONT), or kill-backup (SIGKILL a backup).</summary>
+    public string Fault { get; init; } = "kill";
+
+    /// <summary>Closed-loop writers recording the history (their acks time the gap).</summary>
+    public int Clients { get; init; } = 4;
+
+    public string Fsync { get; init; } = "always";
+
+    public int Servers { get; init; } = 3;
+
+    public required string RunFolder { get; init; }
+}
+
+/// <summary>
+/// Repeated failovers of a local cluster under a steady write load: each round waits for full health (every
+/// server in sync), faults the primary, waits for the first acknowledgement from the new epoch, then restarts
+/// (or resumes) the old primary. The gap each round is the client's: the last ack before the fault to the
+/// first ack from the new primary. At the end the whole history is judged against the log read back.
+/// </summary>
+public sealed class FailoverBench
+{
+    private readonly FailoverOptions _options;
+    private readonly Action<string> _say;
+
+    public FailoverBench(FailoverOptions options, Action<string> say)
+    {
+        _options = options;
+        _say = say;
+    }
+
+    public async Task<FailoverResult> RunAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_options.RunFolder);
+        var loadBefore = BenchJson.LoadAverage();
+        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
+        {
+            Fsync = _options.Fsync,
+            // Info: the servers' role changes, with times, show where each failover's time went.
+            ServerArguments = ["--log-level", "info"],
+            MonitorArguments = ["--log-level", "info"],
+        });
+        await using var clusterScope = cluster.ConfigureAwait(false);
+        await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+
+        var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
+        await using var workloadScope = workload.ConfigureAwait(false);
+        await workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
+        workload.Start();
+        var rounds = new List<FailoverRound>();
+        var violations = new List<string>();
+        for (var r = 1; r <= _options.Rounds; r++)
+        {
+            var round = await RoundAsync(cluster, workload, r, cancellationToken).ConfigureAwait(false);
+            if (round is null)
+            {
+                violations.Add($"round {r}: no new primary served within 30 s");
+                break;
+            }
+
+            rounds.Add(round);
+            _say($"round {r}/{_options.Rounds}: {round.Fault} {round.OldPrimary} -> {round.NewPrimary}: unavailable {round.UnavailableMs:0.0} ms (detected {Show(round.DetectedMs)}, promoted {Show(round.PromotedMs)}, first ack {Show(round.FirstAckMs)} after the fault)");
+        }
+
+        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false) is null)
+        {
+            violations.Add("the cluster did not recover within 30 s after the last round");
+        }
+
+        await Task.Delay(300, cancellationToken).ConfigureAwait(false);
+        await workload.StopAsync(cancellationToken).ConfigureAwait(false);
+
+        CheckResult? check = null;
+        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+        await using (reader.ConfigureAwait(false))
+        {
+            try
+            {
+                var finalLog = (await reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)).Select(m => m.Text).ToList();
+                check = HistoryChecker.Check(workload.Recorder.History, finalLog);
+                File.WriteAllLines(Path.Combine(_options.RunFolder, "final-log.txt"), finalLog);
+            }
+            catch (UnderstudyException e)
+            {
+                violations.Add($"the final read failed: {e.Message}");
+            }
+        }
+
+        File.WriteAllText(Path.Combine(_options.RunFolder, "history.jsonl"), workload.Recorder.History.ToJsonLines());
+        violations.AddRange(check?.Violations.Select(v => v.ToString()) ?? []);
+        var gaps = rounds.Select(x => x.UnavailableMs).ToList();
+        var result = new FailoverResult
+        {
+            Rounds = rounds.Count,
+            Fault = _options.Fault,
+            UnavailableMs = UnavailableMs.Of(gaps),
+            Lost = check?.Stats.Lost ?? -1,
+            Duplicated = check?.Stats.Duplicated ?? -1,
+            Verdict = violations.Count == 0 ? "valid" : "invalid",
+            Acknowledged = check?.Stats.Acknowledged ?? 0,
+            Clients = _options.Clients,
+            Fsync = _options.Fsync,
+            OverOneSecond = gaps.Count(g => g > 1000),
+            Samples = rounds,
+            Violations = [.. violations.Take(50)],
+            LoadBefore = loadBefore,
+            LoadAfter = BenchJson.LoadAverage(),
+            RunFolder = _options.RunFolder,
+        };
+        File.WriteAllText(Path.Combine(_options.RunFolder, "result.json"), JsonSerializer.Serialize(result, BenchJson.Options));
+        BenchPlots.FailoverRounds(result, Path.Combine(_options.RunFolder, "failover"));
+        return result;
+    }
+
+    private static string Show(double? ms) => ms is { } v ? $"{v:0.0} ms" : "?";
+
+    private async Task<FailoverRound?> RoundAsync(LocalCluster cluster, Workload workload, int round, CancellationToken ct)
+    {
+        if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false) is null)
+        {
+            _say($"round {round}: the cluster is not fully in sync after 30 s; faulting anyway");
+        }
+
+        // Steady load on a healthy cluster before the fault (the peers' scripts give theirs 2 s), then make sure it
+        // is still healthy: faulting a primary that is in sync alone would measure no failover at all.
+        await Task.Delay(1000, ct).ConfigureAwait(false);
+        var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
+            ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("no stable primary");
+        // kill-backup: the primary stays; the writes stall until it has the dead backup out of the in-sync set.
+        var backupFault = _options.Fault == "kill-backup";
+        var primary = backupFault
+            ? cluster.Servers.First(s => s.Address.ToString() != status.Primary && s.Process.Running)
+            : cluster.Servers.First(s => s.Address.ToString() == status.Primary);
+        var epoch = backupFault ? -1 : workload.Recorder.LatestEpoch;
+        var faultUtc = DateTimeOffset.UtcNow;
+        var at = workload.Recorder.Now;
+        if (_options.Fault == "pause")
+        {
+            primary.Process.Pause();
+        }
+        else
+        {
+            primary.Process.Kill();
+        }
+
+        var firstAck = await workload.Recorder.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        if (_options.Fault == "pause")
+        {
+            primary.Process.Resume();
+        }
+        else
+        {
+            primary.Process.WaitForExit(TimeSpan.FromSeconds(5));
+            primary.Process.Start();
+        }
+
+        if (firstAck < 0)
+        {
+            return null;
+        }
+
+        var gap = workload.Recorder.UnavailableMs(at, backupFault ? null : epoch);
+        double? Since(EventView? e) => e is null ? null : Math.Round((e.At - faultUtc).TotalMilliseconds, 1);
+        IReadOnlyList<EventView> events = [];
+        try
+        {
+            events = await cluster.EventsAsync(ct).ConfigureAwait(false);
+        }
+        catch (UnderstudyException)
+        {
+            // The breakdown is a nicety; the gap is what counts.
+        }
+
+        var after = events.Where(e => e.At >= faultUtc.AddMilliseconds(-5)).OrderBy(e => e.At).ToList();
+        var detected = after.FirstOrDefault(e => e.Kind == (backupFault ? "MemberDown" : "PrimaryFailed"));
+        var promoted = after.FirstOrDefault(e => e.Kind == (backupFault ? "InSyncShrunk" : "Promoted"));
+        return new FailoverRound(
+            round,
+            _options.Fault,
+            primary.Address.ToString(),
+            promoted?.Member,
+            Math.Round(gap, 1),
+            Since(detected),
+            Since(promoted),
+            Math.Round((firstAck - at) / 1000.0, 1));
+    }
+}

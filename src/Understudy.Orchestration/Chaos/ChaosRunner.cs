@@ -1,0 +1,600 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Understudy.Checking;
+using Understudy.Client;
+using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Workloads;
+
+namespace Understudy.Orchestration.Chaos;
+
+/// <summary>The fault scenarios, as the original's scripts named them and more.</summary>
+public enum ChaosScenario
+{
+    KillPrimary,
+    KillBackup,
+    KillPrimaryAndBackup,
+    Chain,
+    Random,
+    KillAll,
+    Pause,
+    Monitor,
+    Partition,
+    Mixed,
+}
+
+/// <summary>What one chaos run does.</summary>
+public sealed record ChaosOptions
+{
+    public required ChaosScenario Scenario { get; init; }
+
+    public int Faults { get; init; } = 5;
+
+    public int Seed { get; init; }
+
+    public int Clients { get; init; } = 4;
+
+    /// <summary>Share of calls that are reads (counts), to check reads against the one order too.</summary>
+    public int ReadPercent { get; init; } = 10;
+
+    public required string RunFolder { get; init; }
+
+    public string Fsync { get; init; } = "always";
+
+    public int Servers { get; init; } = 3;
+}
+
+/// <summary>A fault injected: what, when (µs on the history's clock), and whether it caused a promotion.</summary>
+public sealed record FaultRecord(string Kind, long Start, long End, string Detail)
+{
+    public long End { get; set; } = End;
+
+    public string Detail { get; set; } = Detail;
+}
+
+/// <summary>
+/// Runs a scenario against a real local cluster: client workers record a Jepsen-style history while faults
+/// are injected; then everything is healed, the log is read back and the history checker gives the verdict.
+/// </summary>
+public sealed class ChaosRunner : IAsyncDisposable
+{
+    private static readonly string[] MixedKinds = ["kill-primary", "kill-backup", "kill-primary-and-backup", "chain", "random", "kill-all", "pause", "monitor", "partition"];
+
+    private readonly ChaosOptions _options;
+    private readonly Action<string> _say;
+    private readonly Random _random;
+    private readonly List<FaultRecord> _faults = [];
+    private readonly Dictionary<string, EventView> _events = [];
+    private readonly List<string> _stuck = [];
+    private LocalCluster _cluster = null!;
+    private Workload _workload = null!;
+    private NamespaceNetwork? _network;
+    private DateTimeOffset _startedUtc;
+
+    public ChaosRunner(ChaosOptions options, Action<string> say)
+    {
+        _options = options;
+        _say = say;
+        _random = new Random(options.Seed);
+    }
+
+    public static string Name(ChaosScenario s) => s switch
+    {
+        ChaosScenario.KillPrimary => "kill-primary",
+        ChaosScenario.KillBackup => "kill-backup",
+        ChaosScenario.KillPrimaryAndBackup => "kill-primary-and-backup",
+        ChaosScenario.KillAll => "kill-all",
+        _ => s.ToString().ToLowerInvariant(),
+    };
+
+    public async Task<ChaosResult> RunAsync(CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        Directory.CreateDirectory(_options.RunFolder);
+        var usesNamespaces = _options.Scenario == ChaosScenario.Partition || (_options.Scenario == ChaosScenario.Mixed && NamespaceNetwork.Unsupported() is null);
+        try
+        {
+            _cluster = new LocalCluster(ClusterOptions(usesNamespaces));
+            await _cluster.StartHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+
+            _say($"cluster up: monitor {_cluster.MonitorAddress}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
+            _startedUtc = DateTimeOffset.UtcNow;
+            _workload = new Workload(_cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients });
+            await _workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
+            _workload.Start();
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var eventPoller = PollEventsAsync(watching.Token);
+            await Task.Delay(700, cancellationToken).ConfigureAwait(false);
+
+            for (var i = 1; i <= _options.Faults; i++)
+            {
+                var kinds = MixedKinds.Where(k => k != "partition" || _network is not null).ToArray();
+                var kind = _options.Scenario == ChaosScenario.Mixed ? kinds[_random.Next(kinds.Length)] : Name(_options.Scenario);
+                var before = _faults.Count;
+                try
+                {
+                    await InjectAsync(kind, cancellationToken).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException e)
+                {
+                    // The cluster did not recover from the last fault; the verdict will say so if it never does.
+                    _say($"fault {i}/{_options.Faults}: {kind} could not be injected: {e.Message}");
+                    _stuck.Add($"before fault {i} ({kind}): {e.Message}");
+                }
+
+                foreach (var f in _faults.Skip(before))
+                {
+                    _say($"fault {i}/{_options.Faults}: {f.Kind} — {f.Detail} ({_workload.Recorder.Acknowledged} acknowledged so far)");
+                }
+
+                await Task.Delay(300 + _random.Next(500), cancellationToken).ConfigureAwait(false);
+            }
+
+            _say("healing everything and letting the clients finish…");
+            Heal();
+            var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+            await Task.Delay(500, cancellationToken).ConfigureAwait(false);
+            await _workload.StopAsync(cancellationToken).ConfigureAwait(false);
+            await PollEventsOnceAsync(cancellationToken).ConfigureAwait(false);
+            await watching.CancelAsync().ConfigureAwait(false);
+            await eventPoller.ConfigureAwait(false);
+
+            IReadOnlyList<string>? finalLog = null;
+            string? readError = null;
+            if (healthy is null)
+            {
+                readError = "the cluster did not recover within 30 s after every fault was healed";
+            }
+            else
+            {
+                var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = _cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+                await using var readerScope = reader.ConfigureAwait(false);
+                try
+                {
+                    finalLog = [.. (await reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)).Select(m => m.Text)];
+                }
+                catch (UnderstudyException e)
+                {
+                    readError = $"the final read failed: {e.Message}";
+                }
+            }
+
+            return Finish(finalLog, readError, watch.Elapsed);
+        }
+        finally
+        {
+            await DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops the clients, kills every process and removes the namespaces (idempotent).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_workload is not null)
+        {
+            await _workload.DisposeAsync().ConfigureAwait(false);
+            _workload = null!;
+        }
+
+        if (_cluster is not null)
+        {
+            await _cluster.DisposeAsync().ConfigureAwait(false);
+            _cluster = null!;
+        }
+
+        _network?.Dispose();
+        _network = null;
+    }
+
+    private LocalClusterOptions ClusterOptions(bool namespaces)
+    {
+        var data = Path.Combine(_options.RunFolder, "data");
+        if (!namespaces)
+        {
+            return LocalClusterOptions.OnFreePorts(_options.Servers, data, monitorHttp: true) with
+            {
+                Fsync = _options.Fsync,
+                ServerArguments = ["--log-level", "warning"],
+                MonitorArguments = ["--log-level", "info"],
+            };
+        }
+
+        if (NamespaceNetwork.Unsupported() is { } why)
+        {
+            throw new ChaosUnsupportedException(why);
+        }
+
+        List<string> names = ["monitor", .. Enumerable.Range(1, _options.Servers).Select(n => $"server{n}")];
+        _network = NamespaceNetwork.Create(names);
+        var network = _network;
+        return new LocalClusterOptions
+        {
+            Servers = _options.Servers,
+            MonitorHost = network.AddressOf("monitor"),
+            ServerHosts = [.. Enumerable.Range(1, _options.Servers).Select(n => network.AddressOf($"server{n}"))],
+            HttpPort = 0,
+            ServerHttp = false,
+            DataDirectory = data,
+            Fsync = _options.Fsync,
+            Launcher = network.Launcher,
+            ServerArguments = ["--log-level", "warning"],
+            MonitorArguments = ["--log-level", "info"],
+        };
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    private async Task InjectAsync(string kind, CancellationToken ct)
+    {
+        switch (kind)
+        {
+            case "kill-primary":
+                {
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var f = Begin(kind, $"kill -9 primary server {p.Number} ({p.Address})");
+                    p.Process.Kill();
+                    await WaitForNewPrimaryAsync(p, ct).ConfigureAwait(false);
+                    await Task.Delay(200 + _random.Next(800), ct).ConfigureAwait(false);
+                    p.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "kill-backup":
+                {
+                    var b = await BackupAsync(ct).ConfigureAwait(false);
+                    var f = Begin(kind, $"kill -9 backup server {b.Number} ({b.Address})");
+                    b.Process.Kill();
+                    await Task.Delay(300 + _random.Next(900), ct).ConfigureAwait(false);
+                    b.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "kill-primary-and-backup":
+                {
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var b = await BackupAsync(ct).ConfigureAwait(false);
+                    var f = Begin(kind, $"kill -9 primary server {p.Number} and backup server {b.Number} at once");
+                    p.Process.Kill();
+                    b.Process.Kill();
+                    await WaitForNewPrimaryAsync(p, ct).ConfigureAwait(false);
+                    await Task.Delay(300 + _random.Next(700), ct).ConfigureAwait(false);
+                    p.Process.Start();
+                    b.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "chain":
+                {
+                    var p1 = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var f = Begin(kind, $"kill -9 primary server {p1.Number}, then the next primary");
+                    p1.Process.Kill();
+                    await WaitForNewPrimaryAsync(p1, ct).ConfigureAwait(false);
+                    await Task.Delay(200 + _random.Next(500), ct).ConfigureAwait(false);
+                    var p2 = await PrimaryAsync(ct).ConfigureAwait(false);
+                    p2.Process.Kill();
+                    await WaitForNewPrimaryAsync(p2, ct).ConfigureAwait(false);
+                    f.Detail += $": then server {p2.Number}; the last server carried on alone";
+                    await Task.Delay(300 + _random.Next(700), ct).ConfigureAwait(false);
+                    p1.Process.Start();
+                    p2.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "kill-all":
+                {
+                    var f = Begin(kind, "kill -9 the monitor and every server at once, then start them in a random order");
+                    _cluster.Monitor.Kill();
+                    foreach (var s in _cluster.Servers)
+                    {
+                        s.Process.Kill();
+                    }
+
+                    foreach (var s in _cluster.Servers)
+                    {
+                        s.Process.WaitForExit(TimeSpan.FromSeconds(5));
+                    }
+
+                    _cluster.Monitor.WaitForExit(TimeSpan.FromSeconds(5));
+                    await Task.Delay(100 + _random.Next(400), ct).ConfigureAwait(false);
+                    var starts = _cluster.Servers.Select(s => (Action)s.Process.Start).Append(_cluster.Monitor.Start).OrderBy(_ => _random.Next()).ToList();
+                    foreach (var start in starts)
+                    {
+                        start();
+                        await Task.Delay(_random.Next(200), ct).ConfigureAwait(false);
+                    }
+
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "pause":
+                {
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var ms = 800 + _random.Next(1200);
+                    var f = Begin(kind, $"SIGSTOP primary server {p.Number} for {ms} ms (past the failure timeout and the lease), then SIGCONT");
+                    p.Process.Pause();
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
+                    p.Process.Resume();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "monitor":
+                {
+                    var killPrimary = _random.Next(2) == 0;
+                    var victim = killPrimary ? await PrimaryAsync(ct).ConfigureAwait(false) : await BackupAsync(ct).ConfigureAwait(false);
+                    var f = Begin(kind, $"kill -9 the monitor, then {(killPrimary ? "the primary" : "a backup")} server {victim.Number} while it is down; restart the monitor");
+                    _cluster.Monitor.Kill();
+                    _cluster.Monitor.WaitForExit(TimeSpan.FromSeconds(5));
+                    await Task.Delay(100 + _random.Next(300), ct).ConfigureAwait(false);
+                    victim.Process.Kill();
+                    await Task.Delay(200 + _random.Next(600), ct).ConfigureAwait(false);
+                    _cluster.Monitor.Start();
+                    if (killPrimary)
+                    {
+                        await WaitForNewPrimaryAsync(victim, ct).ConfigureAwait(false);
+                    }
+
+                    await Task.Delay(200 + _random.Next(400), ct).ConfigureAwait(false);
+                    victim.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "partition":
+                {
+                    var network = _network ?? throw new ChaosUnsupportedException(NamespaceNetwork.Unsupported() ?? "no namespace network");
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var ms = 1000 + _random.Next(1500);
+                    var f = Begin(kind, $"cut primary server {p.Number} off from the monitor and the backups for {ms} ms (its clients still reach it)");
+                    network.Cut($"server{p.Number}", ["monitor", .. _cluster.Servers.Where(s => s != p).Select(s => $"server{s.Number}")]);
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
+                    network.HealAll();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "random":
+                await RandomFaultAsync(ct).ConfigureAwait(false);
+                break;
+
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown fault");
+        }
+    }
+
+    private async Task RandomFaultAsync(CancellationToken ct)
+    {
+        var running = _cluster.Servers.Where(s => s.Process.Running).ToList();
+        var s = running[_random.Next(running.Count)];
+        switch (_random.Next(4))
+        {
+            case 0:
+                {
+                    var f = Begin("random", $"kill -9 server {s.Number}");
+                    s.Process.Kill();
+                    await Task.Delay(200 + _random.Next(1000), ct).ConfigureAwait(false);
+                    s.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case 1:
+                {
+                    var ms = 50 + _random.Next(1500);
+                    var f = Begin("random", $"SIGSTOP server {s.Number} for {ms} ms");
+                    s.Process.Pause();
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
+                    s.Process.Resume();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case 2:
+                {
+                    var f = Begin("random", $"stop server {s.Number} cleanly (SIGTERM) and start it again");
+                    s.Process.Stop(TimeSpan.FromSeconds(5));
+                    await Task.Delay(200 + _random.Next(600), ct).ConfigureAwait(false);
+                    s.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            default:
+                {
+                    var f = Begin("random", "kill -9 the monitor and restart it");
+                    _cluster.Monitor.Kill();
+                    await Task.Delay(100 + _random.Next(600), ct).ConfigureAwait(false);
+                    _cluster.Monitor.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+        }
+    }
+
+    private void Heal()
+    {
+        _network?.HealAll();
+        if (_cluster.Monitor.Paused)
+        {
+            _cluster.Monitor.Resume();
+        }
+        else if (!_cluster.Monitor.Running)
+        {
+            _cluster.Monitor.Start();
+        }
+
+        foreach (var s in _cluster.Servers)
+        {
+            if (s.Process.Paused)
+            {
+                s.Process.Resume();
+            }
+            else if (!s.Process.Running)
+            {
+                s.Process.Start();
+            }
+        }
+    }
+
+    private FaultRecord Begin(string kind, string detail)
+    {
+        var f = new FaultRecord(kind, _workload.Recorder.Now, _workload.Recorder.Now, detail);
+        _faults.Add(f);
+        return f;
+    }
+
+    private async Task RecoverAsync(FaultRecord fault, CancellationToken ct)
+    {
+        var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        fault.End = _workload.Recorder.Now;
+        if (healthy is null)
+        {
+            _say($"  (the cluster has not recovered 30 s after {fault.Kind}; carrying on: the verdict will tell)");
+        }
+    }
+
+    private async Task<LocalServer> PrimaryAsync(CancellationToken ct)
+    {
+        var status = await _cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null && _cluster.Servers.Any(x => x.Address.ToString() == s.Primary && x.Process.Running), TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("no primary for 30 s");
+        return _cluster.Servers.First(x => x.Address.ToString() == status.Primary);
+    }
+
+    private async Task<LocalServer> BackupAsync(CancellationToken ct)
+    {
+        var primary = await PrimaryAsync(ct).ConfigureAwait(false);
+        var backups = _cluster.Servers.Where(s => s != primary && s.Process.Running).ToList();
+        return backups.Count == 0 ? primary : backups[_random.Next(backups.Count)];
+    }
+
+    private async Task WaitForNewPrimaryAsync(LocalServer old, CancellationToken ct)
+    {
+        var status = await _cluster.WaitForAsync(s => s.Primary is not null && s.Primary != old.Address.ToString() && s.Phase == "Stable", TimeSpan.FromSeconds(20), ct).ConfigureAwait(false);
+        if (status is null)
+        {
+            _say($"  (no new primary 20 s after losing server {old.Number}; carrying on)");
+        }
+    }
+
+    private async Task PollEventsAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await PollEventsOnceAsync(ct).ConfigureAwait(false);
+                await Task.Delay(400, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task PollEventsOnceAsync(CancellationToken ct)
+    {
+        try
+        {
+            foreach (var e in await _cluster.EventsAsync(ct).ConfigureAwait(false))
+            {
+                // A restarted monitor numbers its events afresh: key them by content.
+                _events.TryAdd($"{e.At:O}|{e.Kind}|{e.Member}|{e.Detail}", e);
+            }
+        }
+        catch (UnderstudyException)
+        {
+            // The monitor is down right now (a fault); the next poll catches up.
+        }
+    }
+
+    // ------------------------------------------------------------------ verdict
+
+    private ChaosResult Finish(IReadOnlyList<string>? finalLog, string? readError, TimeSpan elapsed)
+    {
+        var history = _workload.Recorder.History;
+        var check = finalLog is null ? null : HistoryChecker.Check(history, finalLog);
+        long Micros(DateTimeOffset at) => (long)(at - _startedUtc).TotalMicroseconds;
+        var promotions = _events.Values.Where(e => e.Kind == "Promoted" && e.At >= _startedUtc).OrderBy(e => e.At).ToList();
+        var unavailable = new List<double>();
+        foreach (var f in _faults)
+        {
+            var promoted = promotions.Any(p => Micros(p.At) >= f.Start && Micros(p.At) <= f.End + 1_000_000);
+            var gap = _workload.Recorder.UnavailableMs(f.Start, promoted ? _workload.Recorder.EpochAt(f.Start) : null);
+            if (!double.IsNaN(gap))
+            {
+                unavailable.Add(gap);
+            }
+        }
+
+        var violations = new List<Violation>(check?.Violations ?? []);
+        if (readError is not null)
+        {
+            violations.Add(new Violation(ViolationKind.NoRecovery, readError));
+        }
+
+        // A fault that found no primary for 30 s is an availability failure worth a loud verdict.
+        violations.AddRange(_stuck.Select(s => new Violation(ViolationKind.NoRecovery, s)));
+
+        var stats = check?.Stats ?? new CheckStats { Operations = history.Operations.Count(o => o.Type == OpType.Invoke) };
+        var result = new ChaosResult
+        {
+            Scenario = Name(_options.Scenario),
+            Seed = _options.Seed,
+            Faults = _faults.Count,
+            FaultsByKind = _faults.GroupBy(f => f.Kind).OrderBy(g => g.Key).ToDictionary(g => g.Key, g => g.Count()),
+            Operations = stats.Operations,
+            Acknowledged = stats.Acknowledged,
+            Failed = stats.Failed,
+            Indeterminate = stats.Indeterminate,
+            Lost = stats.Lost,
+            Duplicated = stats.Duplicated,
+            OrderViolations = stats.OrderViolations,
+            ReadViolations = stats.ReadViolations,
+            EpochViolations = stats.EpochViolations,
+            FinalLength = finalLog?.Count ?? 0,
+            Failovers = promotions.Count,
+            UnavailableMs = Percentiles.Of(unavailable),
+            Verdict = violations.Count == 0 ? "valid" : "invalid",
+            Violations = [.. violations.Select(v => v.ToString())],
+            RunFolder = _options.RunFolder,
+            StartedAt = _startedUtc,
+            ElapsedSeconds = Math.Round(elapsed.TotalSeconds, 1),
+        };
+
+        File.WriteAllText(Path.Combine(_options.RunFolder, "history.jsonl"), history.ToJsonLines());
+        if (finalLog is not null)
+        {
+            File.WriteAllLines(Path.Combine(_options.RunFolder, "final-log.txt"), finalLog);
+        }
+
+        File.WriteAllText(Path.Combine(_options.RunFolder, "faults.json"), JsonSerializer.Serialize(_faults, ChaosResult.Json));
+        File.WriteAllText(Path.Combine(_options.RunFolder, "events.json"), JsonSerializer.Serialize(_events.Values.OrderBy(e => e.At), ChaosResult.Json));
+        File.WriteAllText(Path.Combine(_options.RunFolder, "result.json"), JsonSerializer.Serialize(result, ChaosResult.Json));
+        TimelinePlot.Write(history.Operations, _faults, promotions.Select(p => (Micros(p.At), p.Epoch, p.Member ?? string.Empty)).ToList(), result, Path.Combine(_options.RunFolder, "timeline"));
+        return result;
+    }
+}
+
+/// <summary>The partition scenario cannot run on this machine; the message says why and how to fix it.</summary>
+public sealed class ChaosUnsupportedException : Exception
+{
+    public ChaosUnsupportedException(string message)
+        : base(message)
+    {
+    }
+
+    public ChaosUnsupportedException()
+    {
+    }
+
+    public ChaosUnsupportedException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}

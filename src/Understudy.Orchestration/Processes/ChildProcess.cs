@@ -1,0 +1,231 @@
+using System.Diagnostics;
+
+namespace Understudy.Orchestration.Processes;
+
+/// <summary>
+/// One child `understudy` process (a server or the monitor) run by `up`, `demo` or `chaos`: its output goes
+/// to a log file, it dies with its parent, and it can be killed (SIGKILL), stopped (SIGTERM), paused
+/// (SIGSTOP), resumed (SIGCONT) and started again with the same arguments.
+/// </summary>
+public sealed class ChildProcess : IDisposable
+{
+    private readonly IReadOnlyList<string> _arguments;
+    private readonly IReadOnlyList<string> _prefix;
+    private readonly Lock _lock = new();
+    private Process? _process;
+    private StreamWriter? _log;
+
+    public ChildProcess(string name, IReadOnlyList<string> arguments, string logPath, IReadOnlyList<string>? prefix = null)
+    {
+        Name = name;
+        _arguments = arguments;
+        _prefix = prefix ?? [];
+        LogPath = logPath;
+    }
+
+    public string Name { get; }
+
+    public string LogPath { get; }
+
+    public int Pid { get; private set; }
+
+    public bool Paused { get; private set; }
+
+    public bool Running
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _process is { HasExited: false };
+            }
+        }
+    }
+
+    /// <summary>Raised (on a thread-pool thread) when the process exits, with its exit code.</summary>
+    public event Action<ChildProcess, int>? Exited;
+
+    public void Start()
+    {
+        lock (_lock)
+        {
+            if (_process is { HasExited: false } running)
+            {
+                // Started twice, or restarted before the old process was reaped: never silently keep the old one.
+                if (!running.WaitForExit(TimeSpan.FromSeconds(10)))
+                {
+                    return;
+                }
+            }
+
+            Directory.CreateDirectory(Path.GetDirectoryName(LogPath)!);
+            _log?.Dispose();
+            _log = new StreamWriter(new FileStream(LogPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+            var info = CliLauncher.StartInfo(_arguments, _prefix);
+            info.Environment[ParentWatchdog.Variable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+            var log = _log;
+            process.OutputDataReceived += (_, e) => Write(log, e.Data);
+            process.ErrorDataReceived += (_, e) => Write(log, e.Data);
+            process.Exited += (_, _) => OnExited(process);
+            if (!process.Start())
+            {
+                throw new InvalidOperationException($"could not start {Name}");
+            }
+
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            _process = process;
+            Pid = process.Id;
+            Paused = false;
+        }
+    }
+
+    /// <summary>
+    /// SIGKILL: a crash, as the original's kill scripts did. Returns once the process is gone, so a restart
+    /// right after it really starts a new process (and finds the port and the data folder free).
+    /// </summary>
+    public void Kill()
+    {
+        Process? killed = null;
+        lock (_lock)
+        {
+            if (_process is { HasExited: false } p)
+            {
+                killed = p;
+                if (Paused)
+                {
+                    Posix.Signal(p.Id, Posix.SigCont);
+                }
+
+                try
+                {
+                    p.Kill(entireProcessTree: false);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Exited in between.
+                }
+
+                Paused = false;
+            }
+        }
+
+        killed?.WaitForExit(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>SIGTERM, then SIGKILL if it has not exited within the grace period.</summary>
+    public void Stop(TimeSpan grace)
+    {
+        Process? p;
+        lock (_lock)
+        {
+            p = _process is { HasExited: false } running ? running : null;
+            if (p is not null && Paused)
+            {
+                Posix.Signal(p.Id, Posix.SigCont);
+                Paused = false;
+            }
+        }
+
+        if (p is null)
+        {
+            return;
+        }
+
+        Posix.Signal(p.Id, Posix.SigTerm);
+        if (!p.WaitForExit(grace))
+        {
+            Kill();
+        }
+    }
+
+    /// <summary>SIGSTOP: the process freezes (its sockets stay open, the kernel keeps accepting).</summary>
+    public bool Pause()
+    {
+        lock (_lock)
+        {
+            if (_process is { HasExited: false } p && Posix.Signal(p.Id, Posix.SigStop))
+            {
+                Paused = true;
+                return true;
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>SIGCONT: the process carries on with whatever stale view it had.</summary>
+    public bool Resume()
+    {
+        lock (_lock)
+        {
+            if (_process is { HasExited: false } p && Posix.Signal(p.Id, Posix.SigCont))
+            {
+                Paused = false;
+                return true;
+            }
+
+            return false;
+        }
+    }
+
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        Process? p;
+        lock (_lock)
+        {
+            p = _process;
+        }
+
+        return p is null || p.WaitForExit(timeout);
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        WaitForExit(TimeSpan.FromSeconds(5));
+        lock (_lock)
+        {
+            _process?.Dispose();
+            _process = null;
+            _log?.Dispose();
+            _log = null;
+        }
+    }
+
+    private static void Write(StreamWriter log, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (log)
+        {
+            try
+            {
+                log.WriteLine(line);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The log closed while the process was exiting.
+            }
+        }
+    }
+
+    private void OnExited(Process process)
+    {
+        int code;
+        try
+        {
+            code = process.ExitCode;
+        }
+        catch (InvalidOperationException)
+        {
+            code = -1;
+        }
+
+        Exited?.Invoke(this, code);
+    }
+}

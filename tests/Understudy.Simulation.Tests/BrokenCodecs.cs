@@ -1,0 +1,32 @@
+using System.Buffers;
+using Understudy.Protocol;
+
+namespace Understudy.Simulation.Tests;
+
+/// <summary>
+/// The real codec, except that a <see cref="Replicate"/> frame carries 0 for each entry's client id, as an
+/// encoder that forgot the field would: backups then hold entries the primary does not, and their
+/// deduplication tables lose track of who wrote what.
+/// </summary>
+internal sealed class DropsEntryClientIdCodec : IFrameCodec
+{
+    public void Encode<T>(IBufferWriter<byte> writer, in T message)
+        where T : IMessage
+    {
+        if (message is Replicate frame)
+        {
+            var entries = frame.Entries.ToArray();
+            for (var i = 0; i < entries.Length; i++)
+            {
+                entries[i] = entries[i] with { ClientId = 0 };
+            }
+
+            FrameCodec.Instance.Encode(writer, frame with { Entries = entries });
+            return;
+        }
+
+        FrameCodec.Instance.Encode(writer, message);
+    }
+
+    public IMessage Decode(ReadOnlyMemory<byte> frame) => FrameCodec.Instance.Decode(frame);
+}
