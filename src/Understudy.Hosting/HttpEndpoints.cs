@@ -73,37 +73,53 @@ public static class HttpEndpoints
             return Results.Json(new { status = fatal ? "failed" : "ok", view.role, view.epoch, view.primary, view.lastIndex, view.commitIndex, view.durableIndex, view.lease }, statusCode: fatal ? 503 : 200);
         });
 
+        // One scrape at a time: a second scrape's publishing must not change the histograms the first is writing out.
+        var scrapeGate = new SemaphoreSlim(1, 1);
         app.MapGet("/metrics", async (HttpContext http) =>
         {
-            var m = host.Metrics;
-            await host.ReadAsync(n =>
+            await scrapeGate.WaitAsync(http.RequestAborted);
+            try
             {
-                m.Epoch.Set(n.Epoch);
-                m.IsPrimary.Set(n.Role == ServerRole.Primary ? 1 : 0);
-                m.HasLease.Set(n.HasLease ? 1 : 0);
-                m.LastIndex.Set(n.LastIndex);
-                m.CommitIndex.Set(n.CommitIndex);
-                m.DurableIndex.Set(n.DurableIndex);
-                m.InSyncSize.Set(n.Config.InSync.Length);
-                foreach (var f in n.Followers)
-                {
-                    m.ReplicaMatchIndex.WithLabels(f.Address.ToString()).Set(f.MatchIndex);
-                    m.ReplicationRoundTrip.WithLabels(f.Address.ToString()).Set(f.LastRoundTrip / (double)TimeProvider.System.TimestampFrequency);
-                }
-
-                return 0;
-            });
-            var stats = host.StorageStats;
-            m.LogBytes.IncTo(stats.BytesWritten);
-            m.Fsyncs.IncTo(stats.FsyncCount);
-            m.FsyncSeconds.IncTo(stats.TotalFsyncTime.TotalSeconds);
-            m.LastFsyncSeconds.Set(stats.LastFsyncTime.TotalSeconds);
-            m.Segments.Set(stats.SegmentCount);
-            await WriteMetricsAsync(http, m.Registry);
+                await WriteServerMetricsAsync(http, host);
+            }
+            finally
+            {
+                scrapeGate.Release();
+            }
         });
 
         await StartAsync(app, host.Options.HttpHost, host.Options.HttpPort, cancellationToken);
         return app;
+    }
+
+    private static async Task WriteServerMetricsAsync(HttpContext http, ServerHost host)
+    {
+        var m = host.Metrics;
+        await host.ReadAsync(n =>
+        {
+            m.PublishBatches();
+            m.Epoch.Set(n.Epoch);
+            m.IsPrimary.Set(n.Role == ServerRole.Primary ? 1 : 0);
+            m.HasLease.Set(n.HasLease ? 1 : 0);
+            m.LastIndex.Set(n.LastIndex);
+            m.CommitIndex.Set(n.CommitIndex);
+            m.DurableIndex.Set(n.DurableIndex);
+            m.InSyncSize.Set(n.Config.InSync.Length);
+            foreach (var f in n.Followers)
+            {
+                m.ReplicaMatchIndex.WithLabels(f.Address.ToString()).Set(f.MatchIndex);
+                m.ReplicationRoundTrip.WithLabels(f.Address.ToString()).Set(f.LastRoundTrip / (double)TimeProvider.System.TimestampFrequency);
+            }
+
+            return 0;
+        });
+        var stats = host.StorageStats;
+        m.LogBytes.IncTo(stats.BytesWritten);
+        m.Fsyncs.IncTo(stats.FsyncCount);
+        m.FsyncSeconds.IncTo(stats.TotalFsyncTime.TotalSeconds);
+        m.LastFsyncSeconds.Set(stats.LastFsyncTime.TotalSeconds);
+        m.Segments.Set(stats.SegmentCount);
+        await WriteMetricsAsync(http, m.Registry);
     }
 
     /// <summary>Serves the monitor's dashboard and endpoints; returns the running app (dispose to stop).</summary>

@@ -233,7 +233,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         if (message is Replicate frame)
         {
             Metrics.FramesSent.Inc();
-            Metrics.BatchEntries.Observe(frame.Entries.Length);
+            Metrics.RecordBatch(frame.Entries.Length);
         }
 
         // Every member keeps its own connection to every other member and sends on it, frames and acks alike. Only

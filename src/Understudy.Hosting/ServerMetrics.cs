@@ -8,6 +8,11 @@ namespace Understudy.Hosting;
 /// </summary>
 public sealed class ServerMetrics
 {
+    // Frames sent since the last scrape, by entry count. The loop records them here and publishes them into
+    // BatchEntries on the loop at scrape time, so a scrape never reads the histogram in the middle of an update
+    // (its _count and +Inf bucket would disagree, which Prometheus's format forbids).
+    private long[] _pendingBatches = new long[1025];
+
     public ServerMetrics()
     {
         Registry = Prometheus.Metrics.NewCustomRegistry();
@@ -35,6 +40,30 @@ public sealed class ServerMetrics
     }
 
     public CollectorRegistry Registry { get; }
+
+    /// <summary>A replication frame of <paramref name="entries"/> entries was sent. On the node's loop only.</summary>
+    public void RecordBatch(int entries)
+    {
+        if (entries >= _pendingBatches.Length)
+        {
+            Array.Resize(ref _pendingBatches, entries + 1);
+        }
+
+        _pendingBatches[entries]++;
+    }
+
+    /// <summary>Moves the frames recorded since the last scrape into <see cref="BatchEntries"/>. On the node's loop only.</summary>
+    public void PublishBatches()
+    {
+        for (var entries = 0; entries < _pendingBatches.Length; entries++)
+        {
+            if (_pendingBatches[entries] > 0)
+            {
+                BatchEntries.Observe(entries, _pendingBatches[entries]);
+                _pendingBatches[entries] = 0;
+            }
+        }
+    }
 
     public Counter Writes { get; }
 

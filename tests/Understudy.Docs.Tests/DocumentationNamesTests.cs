@@ -1,7 +1,9 @@
 using System.Reflection;
+using Understudy.Checking;
 using Understudy.Client;
 using Understudy.Core.Replication;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
 using Understudy.Protocol;
 using Understudy.Simulation;
 using Understudy.Storage;
@@ -24,6 +26,8 @@ public class DocumentationNamesTests
         typeof(UnderstudyClient).Assembly,
         typeof(ServerHost).Assembly,
         typeof(Simulator).Assembly,
+        typeof(HistoryChecker).Assembly,
+        typeof(LocalCluster).Assembly,
     ];
 
     private static readonly CodeIndex Index = new(Libraries);

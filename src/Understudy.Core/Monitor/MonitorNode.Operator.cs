@@ -49,6 +49,28 @@ public sealed partial class MonitorNode
         _env.SendToServer(_config.Primary, new StepDown(_config.Epoch, target));
     }
 
+    /// <summary>
+    /// The primary is ready to hand over and nothing else is being stored: promote the target, if it is still an
+    /// alive in-sync server. If it is not (an in-sync change stored meanwhile took it out), release the primary.
+    /// </summary>
+    private void ProposeSwitchoverPromotion(long now)
+    {
+        if (_state.Switchover is not { ReadyReceived: true, PromotionProposed: false } switchover)
+        {
+            return;
+        }
+
+        if (!_config.IsInSync(switchover.Target) || !_members.TryGet(switchover.Target, out var target) || target.Liveness != Liveness.Alive)
+        {
+            _env.SendToServer(_config.Primary, new StepDown(_config.Epoch, NodeAddress.None));
+            FinishSwitchover(false, $"{switchover.Target} is no longer an alive in-sync backup; in-sync set [{string.Join(", ", _config.InSync)}]");
+            return;
+        }
+
+        _state = _state with { Switchover = switchover with { PromotionProposed = true } };
+        ProposePromotion(switchover.Target, $"switchover from {_config.Primary}", forced: false, now);
+    }
+
     private void FinishSwitchover(bool ok, string message)
     {
         if (_state.Switchover is not { } switchover)

@@ -48,6 +48,11 @@ public sealed partial class MonitorNode
                     _env.SendToServer(_config.Primary, new StepDown(_config.Epoch, NodeAddress.None));
                     FinishSwitchover(false, $"{switchover.Target} did not catch up within {Options.SwitchoverTimeout.TotalSeconds:0.#} s");
                 }
+                else if (switchover is { ReadyReceived: true, PromotionProposed: false })
+                {
+                    // The primary became ready while another change was being stored; that change has settled.
+                    ProposeSwitchoverPromotion(now);
+                }
 
                 return;
 

@@ -202,8 +202,14 @@ public sealed partial class MonitorNode
             }
             else
             {
+                // From here on the primary never serves in this epoch: no lease is granted, and the promotion goes
+                // to the store as soon as nothing else is in flight there.
                 _state = _state with { Switchover = switchover with { ReadyReceived = true } };
-                ProposePromotion(switchover.Target, $"switchover from {_config.Primary}", forced: false, now);
+                SetPhase(FailoverPhase.Promoting, switchover.Target, $"switchover from {_config.Primary}");
+                if (_proposals.InFlight is null)
+                {
+                    ProposeSwitchoverPromotion(now);
+                }
             }
         }
         else if (result.Ready && result.Epoch == _config.Epoch && result.From == _config.Primary && _proposals.InFlight is null)

@@ -38,6 +38,54 @@ public class SwitchoverAndBootstrapTests
     }
 
     [Fact]
+    public void Switchover_readiness_during_an_in_sync_change_promotes_only_once_that_change_is_stored()
+    {
+        // B2 is out of sync; the primary asks for it back just before the switchover's readiness arrives.
+        var m = Stable(inSync: [P, B1]);
+        m.AdminRequest(AdminCommand.Switchover, B1);
+        m.Node.Handle(new InSyncChange(7, P, 1, 3, InSyncOp.Add, B2));
+        var change = Assert.Single(m.Env.Proposals);
+
+        m.Node.Handle(new StepDownResult(1, P, B1, true, 10, string.Empty));
+
+        // One compare-and-set at a time: the store's answer to the in-sync change must not be taken as the promotion's.
+        Assert.Equal(change, Assert.Single(m.Env.Proposals));
+        m.Beat(P);
+        Assert.Equal(0, m.LastLeaseGrantedTo(P)); // the primary promised to step down: no lease from here on
+
+        m.Store();
+        Assert.True(Assert.Single(m.Env.SentTo<InSyncChangeResult>(P)).Accepted);
+        var promotion = m.Env.Proposals[^1];
+        Assert.Equal(B1, promotion.Next.Primary);
+        Assert.Equal(2, promotion.Next.Epoch);
+        Assert.Equal(4, promotion.ExpectedVersion);
+        Assert.Empty(m.AdminResponses);
+
+        m.Store();
+        Assert.True(Assert.Single(m.AdminResponses).Ok);
+        Assert.Equal(B1, m.Node.Config.Primary);
+        Assert.Equal(FailoverPhase.Stable, m.Node.Phase);
+    }
+
+    [Fact]
+    public void Switchover_whose_target_left_the_in_sync_set_meanwhile_is_called_off_and_the_primary_released()
+    {
+        var m = Stable();
+        m.AdminRequest(AdminCommand.Switchover, B1);
+        m.Node.Handle(new InSyncChange(7, P, 1, 3, InSyncOp.Remove, B1));
+        m.Node.Handle(new StepDownResult(1, P, B1, true, 10, string.Empty));
+
+        m.Store();
+
+        Assert.DoesNotContain(m.Env.Proposals, p => p.Next.Primary == B1);
+        Assert.False(Assert.Single(m.AdminResponses).Ok);
+        Assert.Equal(new StepDown(1, NodeAddress.None), m.Env.SentTo<StepDown>(P)[^1]);
+        Assert.Equal(FailoverPhase.Stable, m.Node.Phase);
+        m.Beat(P);
+        Assert.Equal(500, m.LastLeaseGrantedTo(P));
+    }
+
+    [Fact]
     public void Switchover_without_a_target_picks_the_best_in_sync_backup()
     {
         var m = Stable();
