@@ -5,6 +5,6 @@ namespace Understudy.Benchmarks;
 /// <summary>Shared inputs.</summary>
 internal static class Fixtures
 {
-    /// <summary>A message-log append of a message of <paramref name="bytes"/> bytes.</summary>
-    public static byte[] AppendCommand(int bytes) => MessageLogCommands.Append(new string('x', bytes));
+    /// <summary>A message-store append of a message of <paramref name="bytes"/> bytes.</summary>
+    public static byte[] AppendCommand(int bytes) => MessageStoreCommands.Append(new string('x', bytes));
 }

@@ -34,7 +34,7 @@ public class ServerNodeBenchmarks
     {
         // A fresh primary per iteration keeps the in-memory log (it is never trimmed) from growing without end.
         _env = new CountingEnvironment();
-        _node = new ServerNode(Primary, 1, new ServerOptions(), new MessageLog(), _env, TimeProvider.System);
+        _node = new ServerNode(Primary, 1, new ServerOptions(), new MessageStore(), _env, TimeProvider.System);
         var config = new ClusterConfig
         {
             Epoch = 1,

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace Understudy.Checking;
 
-/// <summary>What an operation did to the message log.</summary>
+/// <summary>What an operation did to the message store.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<OpFunction>))]
 public enum OpFunction
 {

@@ -84,7 +84,7 @@ public sealed record CheckResult(IReadOnlyList<Violation> Violations, CheckStats
 }
 
 /// <summary>
-/// Judges a message-log history against the final log (read back after every fault was healed):
+/// Judges a message-store history against the final log (read back after every fault was healed):
 /// every acknowledged append is there exactly once and at the sequence number it was given; nothing
 /// appears that nobody sent or that surely failed; an append acknowledged before another was sent comes
 /// first; every read is a slice of the final order and sees every write acknowledged before it began;

@@ -64,7 +64,7 @@ public sealed class UnderstudyException : Exception
 }
 
 /// <summary>
-/// A client of an Understudy cluster running the message log: <see cref="AppendAsync"/> returns the
+/// A client of an Understudy cluster running the message store: <see cref="AppendAsync"/> returns the
 /// message's sequence number once it is safe on every in-sync server; reads go to the primary. Survives
 /// failovers without losing or duplicating a write: each call keeps its request id across retries.
 /// Thread-safe; one instance per application is typical.
@@ -121,26 +121,26 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// <summary>Appends a message; returns its sequence number once every in-sync server has it.</summary>
     public async Task<long> AppendAsync(string message, CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Write, MessageLogCommands.Append(message), null, cancellationToken).ConfigureAwait(false);
-        return MessageLogCommands.DecodeSeq(reply.Payload.Span);
+        var reply = await SendAsync(RequestKind.Write, MessageStoreCommands.Append(message), null, cancellationToken).ConfigureAwait(false);
+        return MessageStoreCommands.DecodeSeq(reply.Payload.Span);
     }
 
     /// <summary>Reads up to <paramref name="count"/> messages from sequence number <paramref name="from"/>.</summary>
-    public async Task<IReadOnlyList<LoggedMessage>> ReadAsync(long from, int count, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<SequencedMessage>> ReadAsync(long from, int count, CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Read(from, count), null, cancellationToken).ConfigureAwait(false);
-        return MessageLogCommands.DecodeMessages(reply.Payload.Span);
+        var reply = await SendAsync(RequestKind.Read, MessageStoreCommands.Read(from, count), null, cancellationToken).ConfigureAwait(false);
+        return MessageStoreCommands.DecodeMessages(reply.Payload.Span);
     }
 
     /// <summary>Reads the whole log, page by page.</summary>
-    public async Task<IReadOnlyList<LoggedMessage>> ReadAllAsync(CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<SequencedMessage>> ReadAllAsync(CancellationToken cancellationToken = default)
     {
-        var all = new List<LoggedMessage>();
+        var all = new List<SequencedMessage>();
         while (true)
         {
-            var page = await ReadAsync(all.Count + 1, MessageLogCommands.MaxReadCount, cancellationToken).ConfigureAwait(false);
+            var page = await ReadAsync(all.Count + 1, MessageStoreCommands.MaxReadCount, cancellationToken).ConfigureAwait(false);
             all.AddRange(page);
-            if (page.Count < MessageLogCommands.MaxReadCount)
+            if (page.Count < MessageStoreCommands.MaxReadCount)
             {
                 return all;
             }
@@ -150,8 +150,8 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// <summary>The number of messages (the original's messageCount).</summary>
     public async Task<long> CountAsync(CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Read, MessageLogCommands.Count(), null, cancellationToken).ConfigureAwait(false);
-        return MessageLogCommands.DecodeSeq(reply.Payload.Span);
+        var reply = await SendAsync(RequestKind.Read, MessageStoreCommands.Count(), null, cancellationToken).ConfigureAwait(false);
+        return MessageStoreCommands.DecodeSeq(reply.Payload.Span);
     }
 
     /// <summary>Sends a raw command (for a custom state machine); retries until answered or the deadline passes.</summary>

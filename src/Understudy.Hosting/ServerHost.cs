@@ -132,7 +132,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             ProcessId = Environment.ProcessId,
             HttpPort = _options.HttpPort,
         };
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageLog(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries);
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageStore(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries);
         _loop = new EventLoop(
             () =>
             {

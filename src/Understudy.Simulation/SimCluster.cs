@@ -405,7 +405,7 @@ internal sealed class SimCluster
         while (true)
         {
             ClientResultHolder? result = null;
-            _checker.Call(RequestKind.Read, MessageLogCommands.Read(final.Count + 1, MessageLogCommands.MaxReadCount), TimeSpan.FromSeconds(5), r => result = new ClientResultHolder(r));
+            _checker.Call(RequestKind.Read, MessageStoreCommands.Read(final.Count + 1, MessageStoreCommands.MaxReadCount), TimeSpan.FromSeconds(5), r => result = new ClientResultHolder(r));
             World.RunUntil(() => result is not null, World.Now + SimWorld.Micros(TimeSpan.FromSeconds(6)));
             if (result is null || result.Value.Outcome != Core.Client.OutcomeKind.Ok)
             {
@@ -413,9 +413,9 @@ internal sealed class SimCluster
                 return null;
             }
 
-            var page = MessageLogCommands.DecodeMessages(result.Value.Payload.Span);
+            var page = MessageStoreCommands.DecodeMessages(result.Value.Payload.Span);
             final.AddRange(page.Select(m => m.Text));
-            if (page.Count < MessageLogCommands.MaxReadCount)
+            if (page.Count < MessageStoreCommands.MaxReadCount)
             {
                 break;
             }
@@ -423,10 +423,10 @@ internal sealed class SimCluster
 
         // Every server must hold the same state: the same committed log, applied the same way.
         var primary = CurrentPrimary()!;
-        var primaryLog = ((MessageLog)primary.Node!.State.Machine).ToList().Select(m => m.Text).ToList();
+        var primaryLog = ((MessageStore)primary.Node!.State.Machine).ToList().Select(m => m.Text).ToList();
         if (!primaryLog.SequenceEqual(final, StringComparer.Ordinal))
         {
-            World.Violations.Add(new Violation(ViolationKind.Invariant, $"the final read ({final.Count}) differs from the primary's message log ({primaryLog.Count})"));
+            World.Violations.Add(new Violation(ViolationKind.Invariant, $"the final read ({final.Count}) differs from the primary's message store ({primaryLog.Count})"));
         }
 
         var snapshot = primary.Node!.State.SnapshotBytes();

@@ -40,7 +40,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             Address,
             World.Random.NextUInt64(),
             World.Options.Server,
-            new MessageLog(),
+            new MessageStore(),
             this,
             _clock,
             epoch,
@@ -357,19 +357,19 @@ internal sealed class SimClient : SimNode, IClientEnvironment
             var value = $"{Name}-{++_written}";
             _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Append, Time = now, Value = value };
             Record(_open);
-            Session.Submit(RequestKind.Write, MessageLogCommands.Append(value));
+            Session.Submit(RequestKind.Write, MessageStoreCommands.Append(value));
         }
         else if (roll < 85)
         {
-            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = 1, ReadLimit = MessageLogCommands.MaxReadCount };
+            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = 1, ReadLimit = MessageStoreCommands.MaxReadCount };
             Record(_open);
-            Session.Submit(RequestKind.Read, MessageLogCommands.Read(1, MessageLogCommands.MaxReadCount));
+            Session.Submit(RequestKind.Read, MessageStoreCommands.Read(1, MessageStoreCommands.MaxReadCount));
         }
         else
         {
             _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Count, Time = now };
             Record(_open);
-            Session.Submit(RequestKind.Read, MessageLogCommands.Count());
+            Session.Submit(RequestKind.Read, MessageStoreCommands.Count());
         }
     }
 
@@ -417,14 +417,14 @@ internal sealed class SimClient : SimNode, IClientEnvironment
             switch (open.Function)
             {
                 case OpFunction.Append:
-                    completion = completion with { Seq = MessageLogCommands.DecodeSeq(result.Payload.Span) };
+                    completion = completion with { Seq = MessageStoreCommands.DecodeSeq(result.Payload.Span) };
                     break;
                 case OpFunction.Read:
-                    var messages = MessageLogCommands.DecodeMessages(result.Payload.Span);
+                    var messages = MessageStoreCommands.DecodeMessages(result.Payload.Span);
                     completion = completion with { ReadFrom = open.ReadFrom, ReadValues = [.. messages.Select(m => m.Text)] };
                     break;
                 case OpFunction.Count:
-                    completion = completion with { Count = MessageLogCommands.DecodeSeq(result.Payload.Span) };
+                    completion = completion with { Count = MessageStoreCommands.DecodeSeq(result.Payload.Span) };
                     break;
             }
         }

@@ -146,8 +146,8 @@ public class FailoverTests(ITestOutputHelper output)
 
         // Frozen with its sockets open: the kernel takes these for it; it sees them only when it wakes.
         const string StaleWrite = "written-to-the-paused-primary";
-        Assert.True(stale.Send(new ClientRequest(7, 1, 1, RequestKind.Write, Core.StateMachines.MessageLogCommands.Append(StaleWrite))));
-        Assert.True(stale.Send(new ClientRequest(7, 2, 1, RequestKind.Read, Core.StateMachines.MessageLogCommands.Count())));
+        Assert.True(stale.Send(new ClientRequest(7, 1, 1, RequestKind.Write, Core.StateMachines.MessageStoreCommands.Append(StaleWrite))));
+        Assert.True(stale.Send(new ClientRequest(7, 2, 1, RequestKind.Read, Core.StateMachines.MessageStoreCommands.Count())));
 
         // Its connection to the monitor stays open and its port accepts: only the slow path can replace it.
         var promoted = await test.WaitForAsync("promotion of another server once the paused primary's lease expired", s => s.Primary is not null && s.Primary != paused.Address.ToString() && s.Epoch > before.Epoch && s.Phase == "Stable");

@@ -19,7 +19,7 @@ internal static class WorkloadAssertions
     /// Judges the history against the final log read from the primary: no rule of the checker may break, and the
     /// log's own sequence numbers run 1..n.
     /// </summary>
-    public static CheckResult AssertValid(this Workload work, IReadOnlyList<LoggedMessage> finalLog, ITestOutputHelper output)
+    public static CheckResult AssertValid(this Workload work, IReadOnlyList<SequencedMessage> finalLog, ITestOutputHelper output)
     {
         for (var i = 0; i < finalLog.Count; i++)
         {

@@ -40,8 +40,8 @@ public class SwitchoverTests(ITestOutputHelper output)
                         sent[text] = 0;
                         try
                         {
-                            var reply = await client.SendAsync(RequestKind.Write, MessageLogCommands.Append(text), null, ct);
-                            acks.Enqueue(new Ack(k, text, MessageLogCommands.DecodeSeq(reply.Payload.Span), reply.Epoch, clock.Elapsed.TotalMilliseconds));
+                            var reply = await client.SendAsync(RequestKind.Write, MessageStoreCommands.Append(text), null, ct);
+                            acks.Enqueue(new Ack(k, text, MessageStoreCommands.DecodeSeq(reply.Payload.Span), reply.Epoch, clock.Elapsed.TotalMilliseconds));
                         }
                         catch (UnderstudyException e)
                         {

@@ -52,7 +52,7 @@ internal static class ClientVerb
             var next = start;
             while (printed < limit)
             {
-                var want = (int)Math.Min(limit - printed, Core.StateMachines.MessageLogCommands.MaxReadCount);
+                var want = (int)Math.Min(limit - printed, Core.StateMachines.MessageStoreCommands.MaxReadCount);
                 var page = await AnswerAsync(parse, monitor, answerTimeout, () => client.ReadAsync(next, want, cancellationToken));
                 foreach (var m in page)
                 {

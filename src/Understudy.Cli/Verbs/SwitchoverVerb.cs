@@ -162,7 +162,7 @@ internal static class SwitchoverVerb
             try
             {
                 await _client.WaitForPrimaryAsync(wait.Token);
-                var first = await _client.SendAsync(RequestKind.Read, MessageLogCommands.Count(), TimeSpan.FromSeconds(3), wait.Token);
+                var first = await _client.SendAsync(RequestKind.Read, MessageStoreCommands.Count(), TimeSpan.FromSeconds(3), wait.Token);
                 Record(first.Epoch);
             }
             catch (Exception e) when (e is OperationCanceledException or UnderstudyException && !cancellationToken.IsCancellationRequested)
@@ -205,7 +205,7 @@ internal static class SwitchoverVerb
             {
                 try
                 {
-                    var reply = await _client.SendAsync(RequestKind.Read, MessageLogCommands.Count(), TimeSpan.FromSeconds(5), _stop.Token);
+                    var reply = await _client.SendAsync(RequestKind.Read, MessageStoreCommands.Count(), TimeSpan.FromSeconds(5), _stop.Token);
                     Record(reply.Epoch);
 
                     await Task.Delay(1, _stop.Token);

@@ -77,7 +77,7 @@ public sealed class ThroughputBench
                 await c.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var command = MessageLogCommands.Append(new string('x', _options.Payload));
+            var command = MessageStoreCommands.Append(new string('x', _options.Payload));
             var workers = new Worker[_options.Clients];
             var phase = new Phase();
             var tasks = new Task[workers.Length];

@@ -87,9 +87,9 @@ public sealed class HistoryRecorder
 
         try
         {
-            var reply = await client.SendAsync(RequestKind.Write, MessageLogCommands.Append(value), null, cancellationToken).ConfigureAwait(false);
+            var reply = await client.SendAsync(RequestKind.Write, MessageStoreCommands.Append(value), null, cancellationToken).ConfigureAwait(false);
             var done = Now;
-            var seq = MessageLogCommands.DecodeSeq(reply.Payload.Span);
+            var seq = MessageStoreCommands.DecodeSeq(reply.Payload.Span);
             History.Add(new Operation
             {
                 Process = process,
@@ -127,14 +127,14 @@ public sealed class HistoryRecorder
     }
 
     /// <summary>One read of <paramref name="count"/> messages from <paramref name="from"/>, recorded; null if it failed or timed out.</summary>
-    public async Task<IReadOnlyList<LoggedMessage>?> ReadAsync(UnderstudyClient client, int process, long from, int count, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<SequencedMessage>?> ReadAsync(UnderstudyClient client, int process, long from, int count, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
         History.Add(new Operation { Process = process, Type = OpType.Invoke, Function = OpFunction.Read, Time = Now, ReadFrom = from, ReadLimit = count });
         try
         {
-            var reply = await client.SendAsync(RequestKind.Read, MessageLogCommands.Read(from, count), null, cancellationToken).ConfigureAwait(false);
-            var page = MessageLogCommands.DecodeMessages(reply.Payload.Span);
+            var reply = await client.SendAsync(RequestKind.Read, MessageStoreCommands.Read(from, count), null, cancellationToken).ConfigureAwait(false);
+            var page = MessageStoreCommands.DecodeMessages(reply.Payload.Span);
             History.Add(new Operation { Process = process, Type = OpType.Ok, Function = OpFunction.Read, Time = Now, ReadFrom = from, ReadValues = [.. page.Select(m => m.Text)], Epoch = reply.Epoch, Server = reply.Server.ToString() });
             return page;
         }

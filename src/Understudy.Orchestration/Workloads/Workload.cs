@@ -114,7 +114,7 @@ public sealed class Workload : IAsyncDisposable
             {
                 while (!_stop.IsCancellationRequested)
                 {
-                    await Recorder.ReadAsync(client, process, 1, MessageLogCommands.MaxReadCount, CancellationToken.None).ConfigureAwait(false);
+                    await Recorder.ReadAsync(client, process, 1, MessageStoreCommands.MaxReadCount, CancellationToken.None).ConfigureAwait(false);
                     try
                     {
                         // Pacing only: nothing waits for reads.

@@ -20,7 +20,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(1, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
         var first = Assert.Single(_env.SentTo(P));
 
         c.OnServerConnectionLost(P);
@@ -43,7 +43,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(1, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
         c.Handle(P, new ClientResponse(Id, seq, ResponseStatus.NotPrimary, 2, B1, Text("not me")));
 
@@ -57,7 +57,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(2, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
         var queries = _env.MonitorQueries;
 
         c.Handle(P, new ClientResponse(Id, seq, ResponseStatus.NotPrimary, 1, B1, Text("stale server")));
@@ -75,7 +75,7 @@ public class ClientSessionTests
         // initial backoff, not after a growing one.
         var c = Session();
         c.Handle(new PrimaryUpdate(2, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
         for (var i = 0; i < 5; i++)
         {
@@ -92,7 +92,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(2, 4, B1));
-        c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
         c.Handle(new PrimaryUpdate(1, 3, P));
 
@@ -107,9 +107,9 @@ public class ClientSessionTests
         c.Handle(new PrimaryUpdate(1, 3, P));
         var seqs = new[]
         {
-            c.Submit(RequestKind.Write, MessageLogCommands.Append("a")),
-            c.Submit(RequestKind.Write, MessageLogCommands.Append("b")),
-            c.Submit(RequestKind.Read, MessageLogCommands.Count()),
+            c.Submit(RequestKind.Write, MessageStoreCommands.Append("a")),
+            c.Submit(RequestKind.Write, MessageStoreCommands.Append("b")),
+            c.Submit(RequestKind.Read, MessageStoreCommands.Count()),
         };
 
         c.Handle(new PrimaryUpdate(2, 4, B1)); // no time passes
@@ -122,7 +122,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(1, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
         c.Handle(new PrimaryUpdate(2, 4, B1));
 
         c.Handle(P, new ClientResponse(Id, seq, ResponseStatus.Unavailable, 1, P, Text("lease lapsed")));
@@ -137,7 +137,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(1, 3, P));
-        c.Submit(RequestKind.Write, MessageLogCommands.Append("a"), TimeSpan.FromSeconds(1));
+        c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"), TimeSpan.FromSeconds(1));
 
         Run(c, TimeSpan.FromMilliseconds(990));
         Assert.Empty(_env.Completed);
@@ -151,7 +151,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Start();
-        c.Submit(RequestKind.Write, MessageLogCommands.Append("a"), TimeSpan.FromSeconds(1));
+        c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"), TimeSpan.FromSeconds(1));
 
         Run(c, TimeSpan.FromMilliseconds(1010));
 
@@ -165,7 +165,7 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Start();
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
         c.Handle(new PrimaryUpdate(1, 3, P));
 
@@ -177,7 +177,7 @@ public class ClientSessionTests
     {
         var c = Session(new ClientOptions { NoPrimary = NoPrimaryPolicy.FailFast });
 
-        c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
         Assert.Equal(OutcomeKind.Failed, Assert.Single(_env.Completed).Outcome);
         Assert.Empty(_env.Sent);
@@ -190,7 +190,7 @@ public class ClientSessionTests
         c.Handle(new PrimaryUpdate(1, 3, P));
         var seq = c.Submit(RequestKind.Write, new byte[] { 9, 9 });
 
-        c.Handle(P, new ClientResponse(Id, seq, ResponseStatus.Rejected, 1, P, Text("not a message-log append command")));
+        c.Handle(P, new ClientResponse(Id, seq, ResponseStatus.Rejected, 1, P, Text("not a message-store append command")));
 
         var result = Assert.Single(_env.Completed);
         Assert.Equal(OutcomeKind.Failed, result.Outcome);
@@ -202,9 +202,9 @@ public class ClientSessionTests
     {
         var c = Session();
         c.Handle(new PrimaryUpdate(1, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
-        c.Handle(P, new ClientResponse(Id + 1, seq, ResponseStatus.Ok, 1, P, MessageLogCommands.EncodeSeq(1)));
+        c.Handle(P, new ClientResponse(Id + 1, seq, ResponseStatus.Ok, 1, P, MessageStoreCommands.EncodeSeq(1)));
 
         Assert.Empty(_env.Completed);
     }
@@ -214,7 +214,7 @@ public class ClientSessionTests
     {
         var c = Session(new ClientOptions { AttemptTimeout = TimeSpan.FromMilliseconds(100) });
         c.Handle(new PrimaryUpdate(1, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
         var queries = _env.MonitorQueries;
 
         Run(c, TimeSpan.FromMilliseconds(400));
@@ -240,7 +240,7 @@ public class ClientSessionTests
         };
         var c = Session(options, new FixedRandom(jitter));
         c.Handle(new PrimaryUpdate(1, 3, P));
-        var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+        var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
 
         var ceilings = new[] { 10, 20, 40, 80, 80, 80 };
         foreach (var ceiling in ceilings)
@@ -272,7 +272,7 @@ public class ClientSessionTests
             var options = new ClientOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(40), AttemptTimeout = TimeSpan.FromSeconds(30) };
             var c = new ClientSession(Id, options, env, time, new Random(s));
             c.Handle(new PrimaryUpdate(1, 3, P));
-            var seq = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
+            var seq = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
             foreach (var ceiling in new[] { 10, 20, 40, 40 })
             {
                 var before = env.Sent.Count;
@@ -294,22 +294,22 @@ public class ClientSessionTests
         var c = Session();
         c.Handle(new PrimaryUpdate(1, 3, P));
 
-        var w1 = c.Submit(RequestKind.Write, MessageLogCommands.Append("a"));
-        var w2 = c.Submit(RequestKind.Write, MessageLogCommands.Append("b"));
-        var r3 = c.Submit(RequestKind.Read, MessageLogCommands.Count());
+        var w1 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
+        var w2 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("b"));
+        var r3 = c.Submit(RequestKind.Read, MessageStoreCommands.Count());
         Assert.Equal([1L, 1L, 1L], _env.Sent.Select(s => s.Request.FirstIncomplete));
 
         c.Handle(P, Ok(w1, 1));
-        var w4 = c.Submit(RequestKind.Write, MessageLogCommands.Append("c"));
+        var w4 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("c"));
         Assert.Equal(2, _env.Sent[^1].Request.FirstIncomplete);
 
         // A pending read does not hold the watermark back.
         c.Handle(P, Ok(w2, 2));
-        c.Submit(RequestKind.Read, MessageLogCommands.Count());
+        c.Submit(RequestKind.Read, MessageStoreCommands.Count());
         Assert.Equal(w4, _env.Sent[^1].Request.FirstIncomplete);
 
         c.Handle(P, Ok(w4, 3));
-        var w6 = c.Submit(RequestKind.Write, MessageLogCommands.Append("d"));
+        var w6 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("d"));
         Assert.Equal(w6, _env.Sent[^1].Request.FirstIncomplete);
         Assert.True(r3 < w6);
     }
@@ -327,7 +327,7 @@ public class ClientSessionTests
     }
 
     private static ClientResponse Ok(long seq, long assigned) =>
-        new(Id, seq, ResponseStatus.Ok, 1, P, MessageLogCommands.EncodeSeq(assigned));
+        new(Id, seq, ResponseStatus.Ok, 1, P, MessageStoreCommands.EncodeSeq(assigned));
 
     /// <summary>A random source that always draws the same fraction, to pin the jitter.</summary>
     private sealed class FixedRandom(double value) : Random

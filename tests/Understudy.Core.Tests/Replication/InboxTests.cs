@@ -36,7 +36,7 @@ public class InboxTests
         new StepDownResult(1, A, B, false, 0, "no"),
         new Replicate(1, A, 0, 0, 0, 1, Array.Empty<LogEntry>()),
         new ReplicateAck(1, B, 11, false, 0, 0, 0, 0, 0, 0, 1),
-        new ClientRequest(7, 1, 1, RequestKind.Read, MessageLogCommands.Count()),
+        new ClientRequest(7, 1, 1, RequestKind.Read, MessageStoreCommands.Count()),
         new ClientResponse(7, 1, ResponseStatus.NotPrimary, 1, A, Array.Empty<byte>()),
         new PrimaryQuery(7, true),
         new PrimaryUpdate(1, 1, A),

@@ -79,7 +79,7 @@ public class InvariantTests
     {
         var b = BackupThatCommittedTwo();
 
-        b.Node.State.Restore(new ReplicatedState(new MessageLog()).SnapshotBytes());
+        b.Node.State.Restore(new ReplicatedState(new MessageStore()).SnapshotBytes());
 
         var e = Assert.Throws<InvariantViolationException>(b.Node.CheckInvariants);
         Assert.Equal("applied index == commit index", e.Invariant);

@@ -578,7 +578,7 @@ public class PrimaryTests
         {
             for (var i = 1; i <= 10; i++)
             {
-                n.Handle(new ClientRef(i), new ClientRequest(42, i, 1, RequestKind.Write, MessageLogCommands.Append($"m{i}")));
+                n.Handle(new ClientRef(i), new ClientRequest(42, i, 1, RequestKind.Write, MessageStoreCommands.Append($"m{i}")));
             }
         });
 

@@ -24,7 +24,7 @@ public sealed class ServerHarness
         Self = self;
         Time = time ?? new FakeTimeProvider();
         Env = new RecordingServerEnvironment();
-        Machine = new MessageLog();
+        Machine = new MessageStore();
         Node = new ServerNode(self, BackupIncarnation, options ?? new ServerOptions(), Machine, Env, Time, recoveredEpoch, log);
     }
 
@@ -34,7 +34,7 @@ public sealed class ServerHarness
 
     public RecordingServerEnvironment Env { get; }
 
-    public MessageLog Machine { get; }
+    public MessageStore Machine { get; }
 
     public ServerNode Node { get; }
 
@@ -100,10 +100,10 @@ public sealed class ServerHarness
     public void Request(ClientRef client, ClientRequest request) => Input(n => n.Handle(client, request));
 
     public void Write(ClientRef client, ulong clientId, long seq, string text, long? firstIncomplete = null) =>
-        Request(client, new ClientRequest(clientId, seq, firstIncomplete ?? seq, RequestKind.Write, MessageLogCommands.Append(text)));
+        Request(client, new ClientRequest(clientId, seq, firstIncomplete ?? seq, RequestKind.Write, MessageStoreCommands.Append(text)));
 
     public void Read(ClientRef client, ulong clientId, long seq) =>
-        Request(client, new ClientRequest(clientId, seq, seq, RequestKind.Read, MessageLogCommands.Count()));
+        Request(client, new ClientRequest(clientId, seq, seq, RequestKind.Read, MessageStoreCommands.Count()));
 
     public void Tick() => Input(n => n.Tick());
 
@@ -166,7 +166,7 @@ public sealed class ServerHarness
 
     public static ClientResponse Single(List<ClientResponse> replies) => Assert.Single(replies);
 
-    public static long Seq(ClientResponse response) => MessageLogCommands.DecodeSeq(response.Payload.Span);
+    public static long Seq(ClientResponse response) => MessageStoreCommands.DecodeSeq(response.Payload.Span);
 }
 
 /// <summary>Carries messages between real server nodes until nothing moves, completing every disk sync.</summary>

@@ -68,12 +68,12 @@ public class ClientSessionsTests
     {
         var random = new Random(3);
         var log = Enumerable.Range(1, 500).Select(i => (Client: (ulong)random.Next(1, 40), Index: (long)i)).ToList();
-        var a = new ReplicatedState(new MessageLog(), maxSessions: 8);
-        var b = new ReplicatedState(new MessageLog(), maxSessions: 8);
+        var a = new ReplicatedState(new MessageStore(), maxSessions: 8);
+        var b = new ReplicatedState(new MessageStore(), maxSessions: 8);
 
         foreach (var (client, index) in log)
         {
-            var entry = new Understudy.Protocol.LogEntry(index, 1, Understudy.Protocol.EntryKind.Command, client, index, index, MessageLogCommands.Append($"{client}:{index}"));
+            var entry = new Understudy.Protocol.LogEntry(index, 1, Understudy.Protocol.EntryKind.Command, client, index, index, MessageStoreCommands.Append($"{client}:{index}"));
             a.Apply(entry);
             b.Apply(entry);
         }

@@ -5,21 +5,23 @@ using Understudy.Protocol;
 
 namespace Understudy.Core.StateMachines;
 
-/// <summary>One message of the log, with the sequence number it was acknowledged with.</summary>
-public readonly record struct LoggedMessage(long Seq, string Text);
+/// <summary>One message of the store, with the sequence number it was acknowledged with.</summary>
+public readonly record struct SequencedMessage(long Seq, string Text);
 
 /// <summary>
-/// The original project's service: clients send messages; each gets the next sequence number (from 1).
+/// The original project's service, and the default state machine: clients send messages; each gets the next
+/// sequence number (from 1). Not to be confused with the replicated log of entries it is built from: a message
+/// is the payload of one committed command entry, and its sequence number is not the entry's index.
 /// Messages can be read back by range, and counted (the original's <c>messageCount</c>).
 /// </summary>
-public sealed class MessageLog : IStateMachine
+public sealed class MessageStore : IStateMachine
 {
     /// <summary>Longest message accepted, in UTF-8 bytes.</summary>
     public const int MaxMessageBytes = 1024 * 1024;
 
     private readonly List<byte[]> _messages = [];
 
-    /// <summary>Messages in the log.</summary>
+    /// <summary>Messages in the store.</summary>
     public long Count => _messages.Count;
 
     /// <summary>The message with sequence number <paramref name="seq"/> (from 1).</summary>
@@ -28,22 +30,22 @@ public sealed class MessageLog : IStateMachine
     /// <inheritdoc />
     public ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, long index)
     {
-        if (MessageLogCommands.TryDecodeAppend(command, out var text))
+        if (MessageStoreCommands.TryDecodeAppend(command, out var text))
         {
             _messages.Add(text.ToArray());
-            return MessageLogCommands.EncodeSeq(_messages.Count);
+            return MessageStoreCommands.EncodeSeq(_messages.Count);
         }
 
         // Validate() keeps these out of the log; a log written by a newer version could still hold one.
-        return MessageLogCommands.EncodeSeq(0);
+        return MessageStoreCommands.EncodeSeq(0);
     }
 
     /// <inheritdoc />
     public string? Validate(ReadOnlySpan<byte> command)
     {
-        if (!MessageLogCommands.TryDecodeAppend(command, out var text))
+        if (!MessageStoreCommands.TryDecodeAppend(command, out var text))
         {
-            return "not a message-log append command";
+            return "not a message-store append command";
         }
 
         return text.Length > MaxMessageBytes ? $"message of {text.Length} bytes is over the limit of {MaxMessageBytes}" : null;
@@ -52,21 +54,21 @@ public sealed class MessageLog : IStateMachine
     /// <inheritdoc />
     public ReadOnlyMemory<byte> Query(ReadOnlySpan<byte> query)
     {
-        if (query.Length >= 1 && query[0] == MessageLogCommands.CountOp)
+        if (query.Length >= 1 && query[0] == MessageStoreCommands.CountOp)
         {
-            return MessageLogCommands.EncodeSeq(_messages.Count);
+            return MessageStoreCommands.EncodeSeq(_messages.Count);
         }
 
-        if (query.Length == 17 && query[0] == MessageLogCommands.ReadOp)
+        if (query.Length == 17 && query[0] == MessageStoreCommands.ReadOp)
         {
             var from = Math.Max(1, BinaryPrimitives.ReadInt64LittleEndian(query[1..]));
             var count = BinaryPrimitives.ReadInt64LittleEndian(query[9..]);
             var available = Math.Max(0, _messages.Count - (from - 1));
-            var n = (int)Math.Clamp(count, 0, Math.Min(available, MessageLogCommands.MaxReadCount));
-            return MessageLogCommands.EncodeMessages(from, _messages, (int)(from - 1), n);
+            var n = (int)Math.Clamp(count, 0, Math.Min(available, MessageStoreCommands.MaxReadCount));
+            return MessageStoreCommands.EncodeMessages(from, _messages, (int)(from - 1), n);
         }
 
-        return MessageLogCommands.EncodeSeq(-1);
+        return MessageStoreCommands.EncodeSeq(-1);
     }
 
     /// <inheritdoc />
@@ -88,7 +90,7 @@ public sealed class MessageLog : IStateMachine
     public void Restore(ReadOnlySpan<byte> snapshot)
     {
         _messages.Clear();
-        var r = new WireReader(snapshot, "message-log snapshot");
+        var r = new WireReader(snapshot, "message-store snapshot");
         var count = r.ReadInt64("count");
         for (long i = 0; i < count; i++)
         {
@@ -99,12 +101,12 @@ public sealed class MessageLog : IStateMachine
     }
 
     /// <summary>All messages, in order (tests and the simulator's final check).</summary>
-    public IReadOnlyList<LoggedMessage> ToList() =>
-        [.. _messages.Select((m, i) => new LoggedMessage(i + 1, Encoding.UTF8.GetString(m)))];
+    public IReadOnlyList<SequencedMessage> ToList() =>
+        [.. _messages.Select((m, i) => new SequencedMessage(i + 1, Encoding.UTF8.GetString(m)))];
 }
 
-/// <summary>The byte layout of message-log commands, queries and results, shared by server and client.</summary>
-public static class MessageLogCommands
+/// <summary>The byte layout of message-store commands, queries and results, shared by server and client.</summary>
+public static class MessageStoreCommands
 {
     public const byte AppendOp = 1;
     public const byte ReadOp = 2;
@@ -177,15 +179,15 @@ public static class MessageLogCommands
         return bytes;
     }
 
-    public static IReadOnlyList<LoggedMessage> DecodeMessages(ReadOnlySpan<byte> result)
+    public static IReadOnlyList<SequencedMessage> DecodeMessages(ReadOnlySpan<byte> result)
     {
         var r = new WireReader(result, "read result");
         var from = r.ReadInt64("from");
         var count = r.ReadCount("count", 4);
-        var list = new List<LoggedMessage>(count);
+        var list = new List<SequencedMessage>(count);
         for (var i = 0; i < count; i++)
         {
-            list.Add(new LoggedMessage(from + i, Encoding.UTF8.GetString(r.ReadBytesSpan("message"))));
+            list.Add(new SequencedMessage(from + i, Encoding.UTF8.GetString(r.ReadBytesSpan("message"))));
         }
 
         r.End();

@@ -1,0 +1,75 @@
+using System.Buffers;
+using Understudy.Core.StateMachines;
+
+namespace Understudy.Core.Tests.StateMachines;
+
+/// <summary>The original project's service: numbered messages, read back by range and counted.</summary>
+public class MessageStoreTests
+{
+    [Fact]
+    public void MessageStore_numbers_appends_from_one_and_reads_and_counts_them()
+    {
+        var log = new MessageStore();
+
+        Assert.Equal(1, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("a"), 5).Span));
+        Assert.Equal(2, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("b"), 6).Span));
+        Assert.Equal(3, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("c"), 9).Span));
+
+        Assert.Equal(3, log.Count);
+        Assert.Equal("b", log[2]);
+        Assert.Equal(3, MessageStoreCommands.DecodeSeq(log.Query(MessageStoreCommands.Count()).Span));
+        Assert.Equal([new SequencedMessage(2, "b"), new SequencedMessage(3, "c")], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(2, 10)).Span));
+        Assert.Equal([new SequencedMessage(1, "a")], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(1, 1)).Span));
+        Assert.Empty(MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(4, 10)).Span));
+    }
+
+    [Fact]
+    public void MessageStore_query_does_not_change_the_state()
+    {
+        var log = new MessageStore();
+        log.Apply(MessageStoreCommands.Append("a"), 1);
+        var before = Snapshot(log);
+
+        log.Query(MessageStoreCommands.Count());
+        log.Query(MessageStoreCommands.Read(1, 100));
+
+        Assert.Equal(before, Snapshot(log));
+    }
+
+    [Fact]
+    public void MessageStore_validates_commands_before_they_are_logged()
+    {
+        var log = new MessageStore();
+
+        Assert.Null(log.Validate(MessageStoreCommands.Append("fine")));
+        Assert.NotNull(log.Validate([]));
+        Assert.NotNull(log.Validate(MessageStoreCommands.Count()));
+        Assert.NotNull(log.Validate(MessageStoreCommands.Append(new string('x', MessageStore.MaxMessageBytes + 1))));
+    }
+
+    [Fact]
+    public void MessageStore_snapshot_then_restore_gives_identical_bytes()
+    {
+        var log = new MessageStore();
+        foreach (var text in new[] { "first", string.Empty, "ünïcödé ✓", new string('z', 5000) })
+        {
+            log.Apply(MessageStoreCommands.Append(text), 1);
+        }
+
+        var snapshot = Snapshot(log);
+        var restored = new MessageStore();
+        restored.Apply(MessageStoreCommands.Append("to be replaced"), 1);
+        restored.Restore(snapshot);
+
+        Assert.Equal(snapshot, Snapshot(restored));
+        Assert.Equal(log.ToList(), restored.ToList());
+        Assert.Equal(5, MessageStoreCommands.DecodeSeq(restored.Apply(MessageStoreCommands.Append("next"), 2).Span));
+    }
+
+    private static byte[] Snapshot(MessageStore log)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        log.WriteSnapshot(buffer);
+        return buffer.WrittenSpan.ToArray();
+    }
+}
