@@ -56,7 +56,7 @@ internal static partial class CodeNames
     public static bool IsSourcePath(string span) => SourcePath().IsMatch(span) && !span.Contains('…', StringComparison.Ordinal);
 }
 
-/// <summary>The types of every Understudy library, and of the BCL parts the docs name (TimeProvider, Random, Console).</summary>
+/// <summary>The types of every Understudy library, and of the platform parts the docs name (TimeProvider, Random, Console, ILogger).</summary>
 internal sealed class CodeIndex
 {
     private const BindingFlags Everything = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
@@ -68,7 +68,7 @@ internal sealed class CodeIndex
     {
         _types = [.. assemblies.SelectMany(a => a.GetTypes()).Where(t => !t.Name.Contains('<', StringComparison.Ordinal))];
         _bySimpleName = _types
-            .Concat([typeof(TimeProvider), typeof(Random), typeof(Console)])
+            .Concat([typeof(TimeProvider), typeof(Random), typeof(Console), typeof(Microsoft.Extensions.Logging.ILogger)])
             .ToLookup(t => StripArity(t.Name), StringComparer.Ordinal);
     }
 
