@@ -22,7 +22,7 @@ internal static class ClientVerb
         var timeout = new Option<double>("--timeout") { Description = "Seconds each message may take, retries and failovers included, before it is reported as an error.", DefaultValueFactory = _ => 10 };
         var answerTimeout = new Option<double>("--timeout") { Description = "Seconds to wait for the answer, retries and failovers included, before giving up.", DefaultValueFactory = _ => 10 };
         var quiet = new Option<bool>("--quiet") { Description = "Do not print primary changes." };
-        var command = new Command("client", "Send messages: type a line and it is appended to the replicated log; its sequence number is printed once every in-sync server has it. Reads lines from standard input (a pipe works too).")
+        var command = new Command("client", "Send messages: type a line and it is appended to the message store; its sequence number is printed once every in-sync server has it. Reads lines from standard input (a pipe works too).")
         {
             monitor, json, timeout, quiet,
         };
@@ -35,7 +35,7 @@ internal static class ClientVerb
         var from = new Option<long>("--from") { Description = "First sequence number to read.", DefaultValueFactory = _ => 1 };
         var count = new Option<long?>("--count") { Description = "Most messages to read (default: all)." };
         var readJson = new Option<bool>("--json") { Description = "One {\"seq\":N,\"text\":...} line per message." };
-        var read = new Command("read", "Print messages from the log, in order.") { from, count, readJson };
+        var read = new Command("read", "Print messages from the message store, in order.") { from, count, readJson };
         read.Options.Add(monitor);
         read.Options.Add(answerTimeout);
         read.SetAction(async (parse, cancellationToken) =>
