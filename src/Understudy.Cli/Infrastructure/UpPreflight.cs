@@ -1,6 +1,5 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
+using Understudy.Orchestration.Clusters;
 
 namespace Understudy.Cli.Infrastructure;
 
@@ -81,30 +80,11 @@ internal static class UpPreflight
     {
         foreach (var p in ports)
         {
-            if (!IsFree(p.Port))
+            if (!LocalClusterOptions.PortIsFree(p.Port))
             {
                 var off = p.Flag == "--http-port" ? " (0 turns the dashboard off)" : string.Empty;
                 throw new CliFailure($"port {p.Port} ({p.Who}) is in use: stop what holds it (`ss -ltnp 'sport = :{p.Port}'` shows it; another `up`?), or choose another with {p.Flag}{off}");
             }
-        }
-    }
-
-    public static bool IsFree(int port)
-    {
-        if (port is < 1 or > 65535)
-        {
-            return false;
-        }
-
-        try
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, port);
-            listener.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
         }
     }
 

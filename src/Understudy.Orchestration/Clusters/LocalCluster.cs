@@ -102,8 +102,14 @@ public sealed record LocalClusterOptions
         };
     }
 
+    /// <summary>True when nothing listens on <paramref name="port"/> of the loopback address (false for a port out of range).</summary>
     public static bool PortIsFree(int port)
     {
+        if (port is < 1 or > 65535)
+        {
+            return false;
+        }
+
         try
         {
             using var listener = new TcpListener(IPAddress.Loopback, port);
