@@ -312,4 +312,20 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
         output.WriteLine($"100000 operations, 64 clients, 1000 keys, {history.Count(o => o.Outcome == KvOutcome.Unknown)} unknown: {result.Describe()}");
         AssertLinearizable(result);
     }
+
+    [Fact]
+    public void A_key_value_history_read_back_from_json_lines_is_the_same_and_judged_the_same()
+    {
+        var history = new KvHistory(RandomKvHistory.Linearizable(500, clients: 8, keys: 5, unknownFraction: 0.1, seed: 21));
+        history.Add(Get(9, "never-written", 1_000_000, 1_000_001, key: "k0"));
+
+        var text = history.ToJsonLines();
+        using var reader = new StringReader(text);
+        var back = KvHistory.ReadJsonLines(reader);
+
+        Assert.Equal(history.Operations, back.Operations);
+        Assert.Contains("\"Function\":\"CompareAndSet\"", text, StringComparison.Ordinal);
+        var verdict = back.Check(cancellationToken: TestContext.Current.CancellationToken);
+        Assert.Equal("k0", Assert.Single(verdict.Failures).Key);
+    }
 }

@@ -1,8 +1,10 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 
 namespace Understudy.Checking.Linearizability;
 
 /// <summary>What a key-value call does. Every one of them touches exactly one key.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<KvFunction>))]
 public enum KvFunction
 {
     Get,
@@ -13,6 +15,7 @@ public enum KvFunction
 }
 
 /// <summary>How a call ended, as the client saw it.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<KvOutcome>))]
 public enum KvOutcome
 {
     /// <summary>Acknowledged, with its result: it took effect once, between its invoke and its completion.</summary>
