@@ -328,4 +328,12 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
         var verdict = back.Check(cancellationToken: TestContext.Current.CancellationToken);
         Assert.Equal("k0", Assert.Single(verdict.Failures).Key);
     }
+
+    [Fact]
+    public void An_acknowledged_call_without_its_completion_or_result_is_refused_as_malformed()
+    {
+        Assert.Throws<ArgumentException>(() => Check(Put(0, "a", 0, null, KvOutcome.Ok)));
+        Assert.Throws<ArgumentException>(() => Check(Incr(0, 1, 0, 1, counter: null)));
+        Assert.Throws<ArgumentException>(() => Check(Get(0, "a", 2, 1)));
+    }
 }

@@ -69,7 +69,11 @@ internal static class KeySearch
             if (entry!.IsCall)
             {
                 var op = operations[entry.Op];
-                if (KvModel.Step(state, op, out var next))
+
+                // An unknown-outcome call that would change nothing here is never worth placing here: leaving it
+                // out ("never applied") reaches the same state, and it can still be placed later.
+                if (KvModel.Step(state, op, out var next)
+                    && !(op.Outcome == KvOutcome.Unknown && string.Equals(next, state, StringComparison.Ordinal)))
                 {
                     Set(linearized, entry.Op);
                     var hash = bitsHash ^ zobrist[entry.Op];
