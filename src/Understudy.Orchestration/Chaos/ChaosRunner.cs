@@ -180,6 +180,27 @@ public sealed partial class ChaosRunner : IAsyncDisposable
         _say($"run aborted: {reason}");
     }
 
+    /// <summary>
+    /// The synchronous last resort for a run being stopped by a signal, whether or not it is stuck: kills every
+    /// process and removes the namespaces and the bridge at once, without waiting for anything the run is waiting
+    /// on. Idempotent, safe from any thread; the run's own disposal after it finds nothing left to do.
+    /// </summary>
+    public void Teardown()
+    {
+        // Processes first (a namespace lives on, nameless, while a process is in it), without waiting for them: the
+        // process may be made to exit soon after the handler returns, and the namespaces must be gone by then.
+        if (Volatile.Read(ref _cluster) is { } cluster)
+        {
+            cluster.Monitor.KillNow();
+            foreach (var s in cluster.Servers)
+            {
+                s.Process.KillNow();
+            }
+        }
+
+        Volatile.Read(ref _network)?.Dispose();
+    }
+
     /// <summary>Stops the clients, kills every process and removes the namespaces (idempotent).</summary>
     public async ValueTask DisposeAsync()
     {

@@ -131,6 +131,26 @@ public sealed class ChildProcess : IDisposable
         killed?.WaitForExit(TimeSpan.FromSeconds(10));
     }
 
+    /// <summary>
+    /// SIGKILL without waiting for anything, not even the lock: for a signal handler tearing a stuck run down.
+    /// A paused process dies of SIGKILL too.
+    /// </summary>
+    public void KillNow()
+    {
+        var p = Volatile.Read(ref _process);
+        try
+        {
+            if (p is { HasExited: false })
+            {
+                Posix.Signal(p.Id, Posix.SigKill);
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+            // Gone already, or disposed by the run's own clean-up.
+        }
+    }
+
     /// <summary>SIGTERM, then SIGKILL if it has not exited within the grace period.</summary>
     public void Stop(TimeSpan grace)
     {
