@@ -17,7 +17,8 @@ public sealed partial class NamespaceNetwork : IDisposable
     private readonly int _subnet;
     private readonly Dictionary<string, (string Namespace, string Address)> _nodes = [];
     private readonly HashSet<(string From, string To)> _blackholes = [];
-    private int _disposed;
+    private readonly Lock _disposeLock = new();
+    private bool _disposed;
 
     private NamespaceNetwork(string prefix, int subnet)
     {
@@ -129,21 +130,27 @@ public sealed partial class NamespaceNetwork : IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        // A lock, not a flag: a second caller (the process exit after a signal handler, or the run's own disposal)
+        // must wait until the first has finished, or the process could exit with the clean-up half done.
+        lock (_disposeLock)
         {
-            return;
-        }
+            if (_disposed)
+            {
+                return;
+            }
 
-        var namespaces = _nodes.Values.Select(n => n.Namespace).ToList();
-        for (var i = 0; i < namespaces.Count; i++)
-        {
-            // The host ends of the veth pairs first: deleting one deletes its peer at once, whereas a namespace
-            // whose processes were just killed (or still hold sockets) lingers, and its veth with it.
-            Run("ip", "link", "del", $"{_prefix}v{i}");
-            Run("ip", "netns", "del", namespaces[i]);
-        }
+            var namespaces = _nodes.Values.Select(n => n.Namespace).ToList();
+            for (var i = 0; i < namespaces.Count; i++)
+            {
+                // The host ends of the veth pairs first: deleting one deletes its peer at once, whereas a namespace
+                // whose processes were just killed (or still hold sockets) lingers, and its veth with it.
+                Run("ip", "link", "del", $"{_prefix}v{i}");
+                Run("ip", "netns", "del", namespaces[i]);
+            }
 
-        Run("ip", "link", "del", Bridge);
+            Run("ip", "link", "del", Bridge);
+            _disposed = true;
+        }
     }
 
     /// <summary>Removes namespaces and bridges of earlier runs whose process no longer exists.</summary>
