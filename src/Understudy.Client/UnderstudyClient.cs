@@ -24,6 +24,12 @@ public sealed record UnderstudyClientOptions
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(5);
 
     public ILoggerFactory Loggers { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>
+    /// The longest <see cref="UnderstudyClient.DisposeAsync"/> waits for its connections to close; past it they are
+    /// left to finish on their own, so an unreachable or frozen monitor never holds up the caller's <c>await using</c>.
+    /// </summary>
+    public TimeSpan DisposeTimeout { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>The answer to one call: the result bytes, and which server answered in which epoch.</summary>
@@ -83,6 +89,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     private readonly ConcurrentDictionary<long, TaskCompletionSource<AdminResponse>> _admin = new();
     private readonly TaskCompletionSource _firstPrimary = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _adminIds;
+    private int _disposed;
 
     public UnderstudyClient(UnderstudyClientOptions options)
     {
@@ -104,6 +111,9 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         _monitor.Disconnected += closed => ClientLog.MonitorUnreachable(_logger, options.Monitor.ToString(), closed.ToString());
         _monitor.Start();
     }
+
+    /// <summary>Past a call's own deadline, how long the client waits for the session to report it before giving up.</summary>
+    private static readonly TimeSpan DeadlineSlack = TimeSpan.FromSeconds(1);
 
     public ulong ClientId => _session.ClientId;
 
@@ -157,6 +167,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// <summary>Sends a raw command (for a custom state machine); retries until answered or the deadline passes.</summary>
     public async Task<Reply> SendAsync(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, CancellationToken cancellationToken)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         _loop.Post(() =>
         {
@@ -166,7 +177,19 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
                 _calls[seq] = done;
             }
         });
-        var result = await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        // The session times the call out itself; this bound is for when it cannot (the client is being disposed,
+        // its loop is stuck): no call outlives its deadline, whatever the monitor and the servers do.
+        var deadline = (timeout ?? _options.Retry.RequestTimeout) + DeadlineSlack;
+        ClientResult result;
+        try
+        {
+            result = await done.Task.WaitAsync(deadline, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new UnderstudyException($"no answer within {deadline.TotalSeconds:0.#} s", OutcomeKind.Unknown);
+        }
+
         return result.Outcome switch
         {
             OutcomeKind.Ok => new Reply(result.Payload, result.Epoch, result.Server, result.Attempts),
@@ -175,6 +198,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     }
 
     /// <summary>An operator command to the monitor (status, events, switchover, forced promotion).</summary>
+    /// <exception cref="UnderstudyException">No answer within <paramref name="timeout"/>, or the client was disposed.</exception>
     public async Task<AdminResponse> AdminAsync(AdminCommand command, NodeAddress target, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var id = Interlocked.Increment(ref _adminIds);
@@ -182,23 +206,39 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         _admin[id] = done;
         try
         {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            deadline.CancelAfter(timeout);
-            while (!_monitor.Send(new AdminRequest(id, command, target)))
-            {
-                await Task.Delay(20, deadline.Token).ConfigureAwait(false);
-            }
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
-            return await done.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+            // One bound for the whole call (sending included), so nothing inside it can outlive the deadline.
+            return await SendAdminAsync(new AdminRequest(id, command, target), done.Task, cancellationToken).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (TimeoutException)
         {
             throw new UnderstudyException($"the monitor at {_options.Monitor} did not answer within {timeout.TotalSeconds:0.#} s", OutcomeKind.Unknown);
+        }
+        catch (ObjectDisposedException)
+        {
+            throw new UnderstudyException($"the client was disposed before the monitor at {_options.Monitor} answered", OutcomeKind.Unknown);
         }
         finally
         {
             _admin.TryRemove(id, out _);
         }
+    }
+
+    private async Task<AdminResponse> SendAdminAsync(AdminRequest request, Task<AdminResponse> answer, CancellationToken cancellationToken)
+    {
+        // Dropped while the monitor is unreachable: try again until connected (the caller's deadline ends this).
+        while (!_monitor.Send(request))
+        {
+            await Task.WhenAny(answer, Task.Delay(20, cancellationToken)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (answer.IsCompleted)
+            {
+                return await answer.ConfigureAwait(false);
+            }
+        }
+
+        return await answer.ConfigureAwait(false);
     }
 
     // ------------------------------------------------------------------ network
@@ -253,19 +293,45 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Fails every call still waiting (as unknown: it may have been applied), then closes the connections, waiting
+    /// at most <see cref="UnderstudyClientOptions.DisposeTimeout"/> for them.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _loop.DisposeAsync().ConfigureAwait(false);
-        await _monitor.DisposeAsync().ConfigureAwait(false);
-        foreach (var link in _servers.Values)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
-            await link.DisposeAsync().ConfigureAwait(false);
+            return;
         }
 
+        foreach (var waiter in _admin.Values)
+        {
+            waiter.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+        }
+
+        var closing = CloseAsync();
+        try
+        {
+            await closing.WaitAsync(_options.DisposeTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            ClientLog.DisposeSlow(_logger, _options.Monitor.ToString(), _options.DisposeTimeout.TotalSeconds);
+            _ = closing.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    private async Task CloseAsync()
+    {
+        await _loop.DisposeAsync().ConfigureAwait(false);
+
+        // The loop has stopped: nothing else touches the calls now.
         foreach (var call in _calls.Values)
         {
             call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
         }
+
+        await Task.WhenAll(_servers.Values.Select(link => link.DisposeAsync().AsTask()).Append(_monitor.DisposeAsync().AsTask())).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -315,4 +381,7 @@ internal static partial class ClientLog
 
     [LoggerMessage(5002, LogLevel.Error, "client error; carrying on")]
     public static partial void LoopError(ILogger logger, Exception exception);
+
+    [LoggerMessage(5003, LogLevel.Warning, "closing the connections (monitor {Monitor}) took more than {Seconds} s; left to finish in the background")]
+    public static partial void DisposeSlow(ILogger logger, string monitor, double seconds);
 }

@@ -84,6 +84,34 @@ public sealed class ChaosScenarioTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("verdict: invalid", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_run_that_cannot_recover_ends_invalid_within_its_bound_saying_why()
+    {
+        // monitor-loss leaves the monitor down: nothing can fail over or renew a lease until the final heal.
+        var options = new ChaosOptions
+        {
+            Scenario = ChaosScenario.KillPrimary,
+            Schedule = ["monitor-loss", "kill-primary"],
+            FaultTimeout = TimeSpan.FromSeconds(5),
+            Seed = 42,
+            Clients = 2,
+            RunFolder = Path.Combine(_folder.FullName, "no-recovery"),
+        };
+        await using var runner = new ChaosRunner(options, line => output.WriteLine(line));
+
+        // Generous: the fault's 5 s, the final heal and read-back, and starting and stopping the cluster.
+        var result = await runner.RunAsync(TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromMinutes(3), TestContext.Current.CancellationToken);
+
+        output.WriteLine(string.Join("; ", result.Violations));
+        Assert.Equal("invalid", result.Verdict);
+        Assert.NotNull(result.Aborted);
+        Assert.Contains("fault 1/2 (monitor-loss) did not recover within 5 s", result.Aborted, StringComparison.Ordinal);
+        Assert.Contains(result.Violations, v => v.Contains("NoRecovery", StringComparison.Ordinal) && v.Contains("monitor-loss", StringComparison.Ordinal));
+
+        // The run stopped at the fault it could not recover from.
+        Assert.Equal(1, result.Faults);
+    }
+
     private async Task<ChaosResult> RunAsync(ChaosScenario scenario, int faults)
     {
         var options = new ChaosOptions

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Spectre.Console;
 using Understudy.Checking;
@@ -92,7 +93,24 @@ internal static class ChaosVerb
         try
         {
             await using var runner = new ChaosRunner(options, Say);
-            result = await runner.RunAsync(cancellationToken);
+
+            // SIGTERM or SIGINT: tear the processes and the namespaces down synchronously, whatever the run is doing.
+            // The cancellation the signal also brings ends a healthy run cleanly, but a stuck one never gets that far:
+            // the CLI gives up on it after its termination timeout and exits with the namespaces and bridge left
+            // behind. The handlers run in no set order and the CLI's own may hold its thread until it exits, so the
+            // exit itself tears down too. The signal's usual effect goes on.
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => runner.Teardown());
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => runner.Teardown());
+            void OnExit(object? sender, EventArgs e) => runner.Teardown();
+            AppDomain.CurrentDomain.ProcessExit += OnExit;
+            try
+            {
+                result = await runner.RunAsync(cancellationToken);
+            }
+            finally
+            {
+                AppDomain.CurrentDomain.ProcessExit -= OnExit;
+            }
         }
         catch (ChaosUnsupportedException e)
         {

@@ -34,6 +34,21 @@ public sealed record ChaosOptions
     public string Fsync { get; init; } = "always";
 
     public int Servers { get; init; } = 3;
+
+    /// <summary>
+    /// How long one fault may take, from its injection to the cluster being healthy again. A fault that has not
+    /// recovered by then ends the run `invalid`, saying so, instead of leaving it waiting for ever.
+    /// </summary>
+    public TimeSpan FaultTimeout { get; init; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>How long the final heal, the clients' last calls and the read-back of the log may take together.</summary>
+    public TimeSpan FinalTimeout { get; init; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>
+    /// The fault kinds to inject, in order (one per fault, <see cref="Faults"/> ignored), instead of the scenario's
+    /// choice: replays a sequence exactly. Kinds are the scenario names plus `monitor-loss`.
+    /// </summary>
+    public IReadOnlyList<string>? Schedule { get; init; }
 }
 
 /// <summary>A fault injected: what, when (µs on the history's clock), and whether it caused a promotion.</summary>

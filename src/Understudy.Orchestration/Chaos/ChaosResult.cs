@@ -65,6 +65,9 @@ public sealed record ChaosResult
 
     public IReadOnlyList<string> Violations { get; init; } = [];
 
+    /// <summary>Why the run was cut short (a fault that did not recover in time, a process that could not be restarted), or null.</summary>
+    public string? Aborted { get; init; }
+
     public string? RunFolder { get; init; }
 
     /// <summary>When the workload started (the history's time zero), to place monitor events on the timeline.</summary>

@@ -4,6 +4,7 @@ using Understudy.Checking;
 using Understudy.Client;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Processes;
 using Understudy.Orchestration.Workloads;
 
 namespace Understudy.Orchestration.Chaos;
@@ -20,11 +21,11 @@ public sealed partial class ChaosRunner : IAsyncDisposable
     private readonly Random _random;
     private readonly List<FaultRecord> _faults = [];
     private readonly Dictionary<string, EventView> _events = [];
-    private readonly List<string> _stuck = [];
     private LocalCluster _cluster = null!;
     private Workload _workload = null!;
     private NamespaceNetwork? _network;
     private DateTimeOffset _startedUtc;
+    private string? _aborted;
 
     public ChaosRunner(ChaosOptions options, Action<string> say)
     {
@@ -44,6 +45,11 @@ public sealed partial class ChaosRunner : IAsyncDisposable
 
     public async Task<ChaosResult> RunAsync(CancellationToken cancellationToken)
     {
+        if (_options.Schedule?.FirstOrDefault(k => !MixedKinds.Contains(k) && k != "monitor-loss") is { } unknown)
+        {
+            throw new ArgumentException($"unknown fault kind '{unknown}' in the schedule; kinds are {string.Join(", ", MixedKinds)}, monitor-loss", nameof(cancellationToken));
+        }
+
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(_options.RunFolder);
         var usesNamespaces = _options.Scenario == ChaosScenario.Partition || (_options.Scenario == ChaosScenario.Mixed && NamespaceNetwork.Unsupported() is null);
@@ -61,57 +67,71 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             var eventPoller = PollEventsAsync(watching.Token);
             await Task.Delay(700, cancellationToken).ConfigureAwait(false);
 
-            for (var i = 1; i <= _options.Faults; i++)
+            var faults = _options.Schedule?.Count ?? _options.Faults;
+            for (var i = 1; i <= faults && _aborted is null; i++)
             {
                 var kinds = MixedKinds.Where(k => k != "partition" || _network is not null).ToArray();
-                var kind = _options.Scenario == ChaosScenario.Mixed ? kinds[_random.Next(kinds.Length)] : Name(_options.Scenario);
+                var kind = _options.Schedule is { } schedule ? schedule[i - 1]
+                    : _options.Scenario == ChaosScenario.Mixed ? kinds[_random.Next(kinds.Length)] : Name(_options.Scenario);
                 var before = _faults.Count;
+
+                // Each fault is bounded: one that cannot recover ends the run, invalid and saying why, rather than
+                // leaving it waiting on a cluster that will never come back.
+                using var faultDeadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                faultDeadline.CancelAfter(_options.FaultTimeout);
                 try
                 {
-                    await InjectAsync(kind, cancellationToken).ConfigureAwait(false);
+                    await InjectAsync(kind, faultDeadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    Abort($"fault {i}/{faults} ({kind}) did not recover within {_options.FaultTimeout.TotalSeconds:0.#} s");
+                }
+                catch (TimeoutException e)
+                {
+                    Abort($"fault {i}/{faults} ({kind}): {e.Message}");
+                }
+                catch (ChildProcessStartException e)
+                {
+                    // A restart that did not happen: carrying on would only wait on a process that is not there.
+                    Abort($"fault {i}/{faults} ({kind}): {e.Message}");
                 }
                 catch (InvalidOperationException e)
                 {
-                    // The cluster did not recover from the last fault; the verdict will say so if it never does.
-                    _say($"fault {i}/{_options.Faults}: {kind} could not be injected: {e.Message}");
-                    _stuck.Add($"before fault {i} ({kind}): {e.Message}");
+                    // The cluster did not recover from the last fault: the next fault could not even be chosen.
+                    Abort($"before fault {i}/{faults} ({kind}): {e.Message}");
                 }
 
                 foreach (var f in _faults.Skip(before))
                 {
-                    _say($"fault {i}/{_options.Faults}: {f.Kind} — {f.Detail} ({_workload.Recorder.Acknowledged} acknowledged so far)");
+                    _say($"fault {i}/{faults}: {f.Kind} — {f.Detail} ({_workload.Recorder.Acknowledged} acknowledged so far)");
                 }
 
-                await Task.Delay(300 + _random.Next(500), cancellationToken).ConfigureAwait(false);
+                if (_aborted is null)
+                {
+                    await Task.Delay(300 + _random.Next(500), cancellationToken).ConfigureAwait(false);
+                }
             }
 
             _say("healing everything and letting the clients finish…");
-            Heal();
-            var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
-            await Task.Delay(500, cancellationToken).ConfigureAwait(false);
-            await _workload.StopAsync(cancellationToken).ConfigureAwait(false);
-            await PollEventsOnceAsync(cancellationToken).ConfigureAwait(false);
-            await watching.CancelAsync().ConfigureAwait(false);
-            await eventPoller.ConfigureAwait(false);
-
             IReadOnlyList<string>? finalLog = null;
             string? readError = null;
-            if (healthy is null)
+
+            // The heal, the clients' last calls and the read-back are bounded together, as each fault is.
+            using (var final = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
-                readError = "the cluster did not recover within 30 s after every fault was healed";
-            }
-            else
-            {
-                var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = _cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
-                await using var readerScope = reader.ConfigureAwait(false);
+                final.CancelAfter(_options.FinalTimeout);
                 try
                 {
-                    finalLog = [.. (await reader.ReadAllAsync(cancellationToken).ConfigureAwait(false)).Select(m => m.Text)];
+                    (finalLog, readError) = await HealAndReadBackAsync(final.Token).ConfigureAwait(false);
                 }
-                catch (UnderstudyException e)
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    readError = $"the final read failed: {e.Message}";
+                    readError = $"the final heal and read-back did not finish within {_options.FinalTimeout.TotalSeconds:0.#} s";
                 }
+
+                await watching.CancelAsync().ConfigureAwait(false);
+                await eventPoller.ConfigureAwait(false);
             }
 
             return Finish(finalLog, readError, watch.Elapsed);
@@ -120,6 +140,65 @@ public sealed partial class ChaosRunner : IAsyncDisposable
         {
             await DisposeAsync().ConfigureAwait(false);
         }
+    }
+
+    private async Task<(IReadOnlyList<string>? FinalLog, string? ReadError)> HealAndReadBackAsync(CancellationToken ct)
+    {
+        try
+        {
+            Heal();
+        }
+        catch (ChildProcessStartException e)
+        {
+            return (null, $"the final heal failed: {e.Message}");
+        }
+
+        var healthy = await _cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        await Task.Delay(500, ct).ConfigureAwait(false);
+        await _workload.StopAsync(ct).ConfigureAwait(false);
+        await PollEventsOnceAsync(ct).ConfigureAwait(false);
+        if (healthy is null)
+        {
+            return (null, "the cluster did not recover within 30 s after every fault was healed");
+        }
+
+        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = _cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+        await using var readerScope = reader.ConfigureAwait(false);
+        try
+        {
+            return ([.. (await reader.ReadAllAsync(ct).ConfigureAwait(false)).Select(m => m.Text)], null);
+        }
+        catch (UnderstudyException e)
+        {
+            return (null, $"the final read failed: {e.Message}");
+        }
+    }
+
+    private void Abort(string reason)
+    {
+        _aborted ??= reason;
+        _say($"run aborted: {reason}");
+    }
+
+    /// <summary>
+    /// The synchronous last resort for a run being stopped by a signal, whether or not it is stuck: kills every
+    /// process and removes the namespaces and the bridge at once, without waiting for anything the run is waiting
+    /// on. Idempotent, safe from any thread; the run's own disposal after it finds nothing left to do.
+    /// </summary>
+    public void Teardown()
+    {
+        // Processes first (a namespace lives on, nameless, while a process is in it), without waiting for them: the
+        // process may be made to exit soon after the handler returns, and the namespaces must be gone by then.
+        if (Volatile.Read(ref _cluster) is { } cluster)
+        {
+            cluster.Monitor.KillNow();
+            foreach (var s in cluster.Servers)
+            {
+                s.Process.KillNow();
+            }
+        }
+
+        Volatile.Read(ref _network)?.Dispose();
     }
 
     /// <summary>Stops the clients, kills every process and removes the namespaces (idempotent).</summary>
@@ -234,8 +313,12 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             violations.Add(new Violation(ViolationKind.NoRecovery, readError));
         }
 
-        // A fault that found no primary for 30 s is an availability failure worth a loud verdict.
-        violations.AddRange(_stuck.Select(s => new Violation(ViolationKind.NoRecovery, s)));
+        // A fault that did not recover in time, or a process that could not be restarted, is an availability
+        // failure worth a loud verdict.
+        if (_aborted is not null)
+        {
+            violations.Add(new Violation(ViolationKind.NoRecovery, _aborted));
+        }
 
         var stats = check?.Stats ?? new CheckStats { Operations = history.Operations.Count(o => o.Type == OpType.Invoke) };
         var result = new ChaosResult
@@ -258,6 +341,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             UnavailableMs = Percentiles.Of(unavailable),
             Verdict = violations.Count == 0 ? "valid" : "invalid",
             Violations = [.. violations.Select(v => v.ToString())],
+            Aborted = _aborted,
             RunFolder = _options.RunFolder,
             StartedAt = _startedUtc,
             ElapsedSeconds = Math.Round(elapsed.TotalSeconds, 1),

@@ -17,6 +17,8 @@ public sealed partial class NamespaceNetwork : IDisposable
     private readonly int _subnet;
     private readonly Dictionary<string, (string Namespace, string Address)> _nodes = [];
     private readonly HashSet<(string From, string To)> _blackholes = [];
+    private readonly Lock _disposeLock = new();
+    private bool _disposed;
 
     private NamespaceNetwork(string prefix, int subnet)
     {
@@ -122,14 +124,33 @@ public sealed partial class NamespaceNetwork : IDisposable
         }
     }
 
+    /// <summary>
+    /// Removes the namespaces and the bridge. Idempotent and safe from any thread: a signal handler may call it
+    /// while the run is still going, and the run's own disposal calls it again.
+    /// </summary>
     public void Dispose()
     {
-        foreach (var (ns, _) in _nodes.Values)
+        // A lock, not a flag: a second caller (the process exit after a signal handler, or the run's own disposal)
+        // must wait until the first has finished, or the process could exit with the clean-up half done.
+        lock (_disposeLock)
         {
-            Run("ip", "netns", "del", ns);
-        }
+            if (_disposed)
+            {
+                return;
+            }
 
-        Run("ip", "link", "del", Bridge);
+            var namespaces = _nodes.Values.Select(n => n.Namespace).ToList();
+            for (var i = 0; i < namespaces.Count; i++)
+            {
+                // The host ends of the veth pairs first: deleting one deletes its peer at once, whereas a namespace
+                // whose processes were just killed (or still hold sockets) lingers, and its veth with it.
+                Run("ip", "link", "del", $"{_prefix}v{i}");
+                Run("ip", "netns", "del", namespaces[i]);
+            }
+
+            Run("ip", "link", "del", Bridge);
+            _disposed = true;
+        }
     }
 
     /// <summary>Removes namespaces and bridges of earlier runs whose process no longer exists.</summary>

@@ -23,6 +23,9 @@ public sealed class ChildProcess : IDisposable
         LogPath = logPath;
     }
 
+    /// <summary>How long <see cref="Start"/> waits for an earlier process of this child to be seen exiting.</summary>
+    public TimeSpan ExitWait { get; init; } = TimeSpan.FromSeconds(10);
+
     public string Name { get; }
 
     public string LogPath { get; }
@@ -45,16 +48,22 @@ public sealed class ChildProcess : IDisposable
     /// <summary>Raised (on a thread-pool thread) when the process exits, with its exit code.</summary>
     public event Action<ChildProcess, int>? Exited;
 
+    /// <summary>
+    /// Starts the process (again). Throws <see cref="ChildProcessStartException"/>, naming the process and why,
+    /// when nothing could be started: a restart that silently did nothing once left a chaos run waiting for ever
+    /// on a monitor that was never started again.
+    /// </summary>
     public void Start()
     {
         lock (_lock)
         {
             if (_process is { HasExited: false } running)
             {
-                // Started twice, or restarted before the old process was reaped: never silently keep the old one.
-                if (!running.WaitForExit(TimeSpan.FromSeconds(10)))
+                // Started twice, or restarted before the old process was reaped: never silently keep the old one,
+                // and never pretend a new one was started.
+                if (!running.WaitForExit(ExitWait))
                 {
-                    return;
+                    throw new ChildProcessStartException(Name, $"its previous process (pid {running.Id}{(Paused ? ", paused" : string.Empty)}) has not exited within {ExitWait.TotalSeconds:0.#} s");
                 }
             }
 
@@ -68,9 +77,17 @@ public sealed class ChildProcess : IDisposable
             process.OutputDataReceived += (_, e) => Write(log, e.Data);
             process.ErrorDataReceived += (_, e) => Write(log, e.Data);
             process.Exited += (_, _) => OnExited(process);
-            if (!process.Start())
+            try
             {
-                throw new InvalidOperationException($"could not start {Name}");
+                if (!process.Start())
+                {
+                    throw new ChildProcessStartException(Name, "the operating system started no process");
+                }
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                process.Dispose();
+                throw new ChildProcessStartException(Name, e.Message, e);
             }
 
             process.BeginOutputReadLine();
@@ -112,6 +129,26 @@ public sealed class ChildProcess : IDisposable
         }
 
         killed?.WaitForExit(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>
+    /// SIGKILL without waiting for anything, not even the lock: for a signal handler tearing a stuck run down.
+    /// A paused process dies of SIGKILL too.
+    /// </summary>
+    public void KillNow()
+    {
+        var p = Volatile.Read(ref _process);
+        try
+        {
+            if (p is { HasExited: false })
+            {
+                Posix.Signal(p.Id, Posix.SigKill);
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+            // Gone already, or disposed by the run's own clean-up.
+        }
     }
 
     /// <summary>SIGTERM, then SIGKILL if it has not exited within the grace period.</summary>
@@ -228,4 +265,35 @@ public sealed class ChildProcess : IDisposable
 
         Exited?.Invoke(this, code);
     }
+}
+
+/// <summary>A child process could not be (re)started; the message names it and says why.</summary>
+public sealed class ChildProcessStartException : Exception
+{
+    public ChildProcessStartException()
+    {
+    }
+
+    public ChildProcessStartException(string message)
+        : base(message)
+    {
+    }
+
+    public ChildProcessStartException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    public ChildProcessStartException(string process, string reason, Exception? inner = null)
+        : base($"could not start {process}: {reason}", inner)
+    {
+        Process = process;
+        Reason = reason;
+    }
+
+    /// <summary>The child's name (monitor, server1, ...).</summary>
+    public string? Process { get; }
+
+    /// <summary>Why it could not be started.</summary>
+    public string? Reason { get; }
 }
