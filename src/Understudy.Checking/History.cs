@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace Understudy.Checking;
@@ -61,81 +60,17 @@ public sealed record Operation
     public string? Error { get; init; }
 }
 
-/// <summary>A recorded history; safe to add to from several threads.</summary>
-public sealed class History
+/// <summary>A recorded history of message-store calls; safe to add to from several threads.</summary>
+public sealed class History : RecordedHistory<Operation>
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
-    private readonly List<Operation> _operations = [];
-    private readonly Lock _lock = new();
-
     public History()
     {
     }
 
-    public History(IEnumerable<Operation> operations) => _operations.AddRange(operations);
-
-    /// <summary>A copy of the operations so far, in the order recorded.</summary>
-    public IReadOnlyList<Operation> Operations
+    public History(IEnumerable<Operation> operations)
+        : base(operations)
     {
-        get
-        {
-            lock (_lock)
-            {
-                return [.. _operations];
-            }
-        }
     }
 
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _operations.Count;
-            }
-        }
-    }
-
-    public void Add(Operation operation)
-    {
-        lock (_lock)
-        {
-            _operations.Add(operation);
-        }
-    }
-
-    /// <summary>One JSON object per line (Jepsen's history, as JSON lines).</summary>
-    public void WriteJsonLines(TextWriter writer)
-    {
-        foreach (var op in Operations)
-        {
-            writer.WriteLine(JsonSerializer.Serialize(op, JsonOptions));
-        }
-    }
-
-    public string ToJsonLines()
-    {
-        using var writer = new StringWriter();
-        WriteJsonLines(writer);
-        return writer.ToString();
-    }
-
-    public static History ReadJsonLines(TextReader reader)
-    {
-        var history = new History();
-        while (reader.ReadLine() is { } line)
-        {
-            if (line.Length > 0)
-            {
-                history.Add(JsonSerializer.Deserialize<Operation>(line, JsonOptions) ?? throw new FormatException($"history line is not an operation: {line}"));
-            }
-        }
-
-        return history;
-    }
+    public static History ReadJsonLines(TextReader reader) => ReadJsonLinesInto(new History(), reader, "an operation");
 }
