@@ -64,7 +64,7 @@ public sealed class MessageStore : IStateMachine
             var from = Math.Max(1, BinaryPrimitives.ReadInt64LittleEndian(query[1..]));
             var count = BinaryPrimitives.ReadInt64LittleEndian(query[9..]);
             var available = Math.Max(0, _messages.Count - (from - 1));
-            var n = (int)Math.Clamp(count, 0, Math.Min(available, MessageStoreCommands.MaxReadCount));
+            var n = MessageStoreCommands.PageLength(_messages, (int)Math.Min(from - 1, _messages.Count), (int)Math.Clamp(count, 0, Math.Min(available, MessageStoreCommands.MaxReadCount)));
             return MessageStoreCommands.EncodeMessages(from, _messages, (int)(from - 1), n);
         }
 
@@ -114,6 +114,29 @@ public static class MessageStoreCommands
 
     /// <summary>Most messages one read returns; a client pages for more.</summary>
     public const int MaxReadCount = 10_000;
+
+    /// <summary>
+    /// Most message text (UTF-8 bytes) one read returns, so no reply carries, and no side allocates, a long log:
+    /// a page stops before the message that would go over this, but always holds at least one message if any is
+    /// available (one message is at most <see cref="MessageStore.MaxMessageBytes"/>), so a reader always makes progress.
+    /// </summary>
+    public const int MaxReadBytes = 1024 * 1024;
+
+    /// <summary>How many of the <paramref name="wanted"/> messages from <paramref name="start"/> fit in one reply under <see cref="MaxReadBytes"/>.</summary>
+    internal static int PageLength(List<byte[]> messages, int start, int wanted)
+    {
+        var bytes = 0L;
+        for (var i = 0; i < wanted; i++)
+        {
+            bytes += messages[start + i].Length;
+            if (bytes > MaxReadBytes && i > 0)
+            {
+                return i;
+            }
+        }
+
+        return wanted;
+    }
 
     public static byte[] Append(string text)
     {

@@ -66,6 +66,65 @@ public class MessageStoreTests
         Assert.Equal(5, MessageStoreCommands.DecodeSeq(restored.Apply(MessageStoreCommands.Append("next"), 2).Span));
     }
 
+    [Fact]
+    public void MessageStore_read_is_capped_by_count()
+    {
+        var log = new MessageStore();
+        for (var i = 0; i < MessageStoreCommands.MaxReadCount + 5; i++)
+        {
+            log.Apply(MessageStoreCommands.Append("m"), i + 1);
+        }
+
+        var page = MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(1, long.MaxValue)).Span);
+        Assert.Equal(MessageStoreCommands.MaxReadCount, page.Count);
+        Assert.Equal(1, page[0].Seq);
+        var rest = MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(page.Count + 1, long.MaxValue)).Span);
+        Assert.Equal(Enumerable.Range(MessageStoreCommands.MaxReadCount + 1, 5).Select(i => (long)i), rest.Select(m => m.Seq));
+    }
+
+    [Fact]
+    public void MessageStore_read_is_capped_by_bytes_and_pages_through_the_whole_log()
+    {
+        var log = new MessageStore();
+        var text = new string('x', 100 * 1024);
+        for (var i = 0; i < 25; i++)
+        {
+            log.Apply(MessageStoreCommands.Append(text + i), i + 1);
+        }
+
+        var reply = log.Query(MessageStoreCommands.Read(1, 1000));
+        Assert.True(reply.Length < MessageStoreCommands.MaxReadBytes + 64 * 1024, $"a reply of {reply.Length} bytes");
+        var first = MessageStoreCommands.DecodeMessages(reply.Span);
+        Assert.Equal(MessageStoreCommands.MaxReadBytes / (text.Length + 2), first.Count);
+
+        var all = new List<SequencedMessage>();
+        while (MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(all.Count + 1, 1000)).Span) is { Count: > 0 } page)
+        {
+            Assert.True(page.Sum(m => m.Text.Length) <= MessageStoreCommands.MaxReadBytes);
+            all.AddRange(page);
+        }
+
+        Assert.Equal(log.ToList(), all);
+    }
+
+    [Fact]
+    public void MessageStore_read_returns_one_huge_message_at_a_time()
+    {
+        var log = new MessageStore();
+        var huge = new string('h', MessageStore.MaxMessageBytes);
+        log.Apply(MessageStoreCommands.Append("small"), 1);
+        log.Apply(MessageStoreCommands.Append(huge), 2);
+        log.Apply(MessageStoreCommands.Append(huge), 3);
+        log.Apply(MessageStoreCommands.Append("tail"), 4);
+
+        Assert.Equal([new SequencedMessage(1, "small")], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(1, 10)).Span));
+        Assert.Equal([new SequencedMessage(2, huge)], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(2, 10)).Span));
+        Assert.Equal([new SequencedMessage(3, huge)], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(3, 10)).Span));
+        Assert.Equal([new SequencedMessage(4, "tail")], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(4, 10)).Span));
+        Assert.Empty(MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(5, 10)).Span));
+        Assert.Empty(MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(long.MaxValue, 10)).Span));
+    }
+
     private static byte[] Snapshot(MessageStore log)
     {
         var buffer = new ArrayBufferWriter<byte>();
