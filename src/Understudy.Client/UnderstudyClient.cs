@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -135,25 +136,92 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         return MessageStoreCommands.DecodeSeq(reply.Payload.Span);
     }
 
-    /// <summary>Reads up to <paramref name="count"/> messages from sequence number <paramref name="from"/>.</summary>
-    public async Task<IReadOnlyList<SequencedMessage>> ReadAsync(long from, int count, CancellationToken cancellationToken = default)
+    /// <summary>Shortest wait of <see cref="FollowAsync"/> between polls while nothing new has committed.</summary>
+    public static readonly TimeSpan FollowMinDelay = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Longest wait of <see cref="FollowAsync"/> between polls while nothing new has committed.</summary>
+    public static readonly TimeSpan FollowMaxDelay = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// Reads one page: at most <paramref name="limit"/> messages from sequence number <paramref name="from"/>, in order.
+    /// Fewer at the end of the log, and fewer when the server caps the reply (<see cref="MessageStoreCommands.MaxReadCount"/>
+    /// messages or <see cref="MessageStoreCommands.MaxReadBytes"/> of text, but always one if any is there): read on from
+    /// the last sequence number + 1 until a page comes back empty.
+    /// </summary>
+    public async Task<IReadOnlyList<SequencedMessage>> ReadAsync(long from, int limit, CancellationToken cancellationToken = default)
     {
-        var reply = await SendAsync(RequestKind.Read, MessageStoreCommands.Read(from, count), null, cancellationToken).ConfigureAwait(false);
+        ArgumentOutOfRangeException.ThrowIfNegative(limit);
+        var reply = await SendAsync(RequestKind.Read, MessageStoreCommands.Read(from, limit), null, cancellationToken).ConfigureAwait(false);
         return MessageStoreCommands.DecodeMessages(reply.Payload.Span);
     }
 
-    /// <summary>Reads the whole log, page by page.</summary>
+    /// <summary>Reads the whole log, page by page (it is all held in memory: for a long log, prefer <see cref="FollowAsync"/> or paging with <see cref="ReadAsync"/>).</summary>
     public async Task<IReadOnlyList<SequencedMessage>> ReadAllAsync(CancellationToken cancellationToken = default)
     {
         var all = new List<SequencedMessage>();
         while (true)
         {
             var page = await ReadAsync(all.Count + 1, MessageStoreCommands.MaxReadCount, cancellationToken).ConfigureAwait(false);
-            all.AddRange(page);
-            if (page.Count < MessageStoreCommands.MaxReadCount)
+            if (page.Count == 0)
             {
                 return all;
             }
+
+            all.AddRange(page);
+        }
+    }
+
+    /// <summary>
+    /// Every message from sequence number <paramref name="from"/> on, in order, each once, like <c>tail -f</c>: pages
+    /// through what is committed, then polls the primary for more (waiting <see cref="FollowMinDelay"/>, growing with jitter
+    /// to <see cref="FollowMaxDelay"/> while nothing new arrives, and back to the shortest once something does). Reads retry
+    /// across failovers like every call; one that gets no answer within the request timeout throws
+    /// <see cref="UnderstudyException"/>. Cancelling <paramref name="cancellationToken"/> ends the enumeration without an exception.
+    /// </summary>
+    public async IAsyncEnumerable<SequencedMessage> FollowAsync(long from, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
+        var next = from;
+        var delay = FollowMinDelay;
+        while (true)
+        {
+            IReadOnlyList<SequencedMessage> page;
+            try
+            {
+                page = await ReadAsync(next, MessageStoreCommands.MaxReadCount, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                yield break;
+            }
+
+            foreach (var message in page)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    yield break;
+                }
+
+                yield return message;
+            }
+
+            if (page.Count > 0)
+            {
+                next = page[^1].Seq + 1;
+                delay = FollowMinDelay;
+                continue;
+            }
+
+            try
+            {
+                await Task.Delay(delay * (0.5 + (Random.Shared.NextDouble() / 2)), cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                yield break;
+            }
+
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, FollowMaxDelay.Ticks));
         }
     }
 

@@ -414,11 +414,12 @@ internal sealed class SimCluster
             }
 
             var page = MessageStoreCommands.DecodeMessages(result.Value.Payload.Span);
-            final.AddRange(page.Select(m => m.Text));
-            if (page.Count < MessageStoreCommands.MaxReadCount)
+            if (page.Count == 0)
             {
-                break;
+                break; // a page can be short of MaxReadCount when the byte cap cuts it: only an empty one is the end
             }
+
+            final.AddRange(page.Select(m => m.Text));
         }
 
         // Every server must hold the same state: the same committed log, applied the same way.

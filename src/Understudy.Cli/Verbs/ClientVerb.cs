@@ -3,6 +3,7 @@ using System.Text.Json;
 using Understudy.Cli.Infrastructure;
 using Understudy.Client;
 using Understudy.Core.Client;
+using Understudy.Core.StateMachines;
 using Understudy.Protocol;
 
 namespace Understudy.Cli.Verbs;
@@ -32,10 +33,11 @@ internal static class ClientVerb
             return await SendLinesAsync(client, parse.GetValue(json), parse.GetValue(quiet), cancellationToken);
         });
 
-        var from = new Option<long>("--from") { Description = "First sequence number to read.", DefaultValueFactory = _ => 1 };
-        var count = new Option<long?>("--count") { Description = "Most messages to read (default: all)." };
+        var from = new Option<long>("--from") { Description = "First sequence number to read (from 1).", DefaultValueFactory = _ => 1 };
+        var limit = new Option<long?>("--limit", "--count") { Description = "Most messages to print (default: all; with --follow, stop after this many). --count is the same." };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Like `tail -f`: print what is there, then keep printing messages as they commit, until Ctrl+C." };
         var readJson = new Option<bool>("--json") { Description = "One {\"seq\":N,\"text\":...} line per message." };
-        var read = new Command("read", "Print messages from the message store, in order.") { from, count, readJson };
+        var read = new Command("read", "Print messages from the message store, in order, as `seq<TAB>text` lines, fetched page by page (no reply holds the whole log). With --follow, keep printing new messages as they commit.") { from, limit, follow, readJson };
         read.Options.Add(monitor);
         read.Options.Add(answerTimeout);
         read.SetAction(async (parse, cancellationToken) =>
@@ -46,28 +48,63 @@ internal static class ClientVerb
                 throw new UsageException("--from must be at least 1 (sequence numbers start at 1)");
             }
 
-            await using var client = await ConnectAsync(parse, monitor, answerTimeout, cancellationToken);
-            var limit = parse.GetValue(count) ?? long.MaxValue;
-            var printed = 0L;
-            var next = start;
-            while (printed < limit)
+            var most = parse.GetValue(limit) ?? long.MaxValue;
+            if (most < 0)
             {
-                var want = (int)Math.Min(limit - printed, Core.StateMachines.MessageStoreCommands.MaxReadCount);
+                throw new UsageException($"--limit is '{most}': expected 0 or more messages");
+            }
+
+            await using var client = await ConnectAsync(parse, monitor, answerTimeout, cancellationToken);
+            var asJson = parse.GetValue(readJson);
+            void Print(SequencedMessage m) =>
+                Console.WriteLine(asJson ? JsonSerializer.Serialize(new { seq = m.Seq, text = m.Text }, Json) : $"{m.Seq}\t{m.Text}");
+
+            var printed = 0L;
+            if (parse.GetValue(follow))
+            {
+                if (most == 0)
+                {
+                    return ExitCodes.Ok;
+                }
+
+                await AnswerAsync(parse, monitor, answerTimeout, async () =>
+                {
+                    await foreach (var m in client.FollowAsync(start, cancellationToken))
+                    {
+                        Print(m);
+                        if (++printed >= most)
+                        {
+                            break;
+                        }
+                    }
+
+                    return printed;
+                });
+
+                // A cancelled follow ends its enumeration quietly; Ctrl+C is still an interrupt, as for every verb.
+                return cancellationToken.IsCancellationRequested ? ExitCodes.Interrupted : ExitCodes.Ok;
+            }
+
+            var next = start;
+            while (printed < most)
+            {
+                var want = (int)Math.Min(most - printed, MessageStoreCommands.MaxReadCount);
                 var page = await AnswerAsync(parse, monitor, answerTimeout, () => client.ReadAsync(next, want, cancellationToken));
+                if (page.Count == 0)
+                {
+                    break; // a page may be short of `want` when the reply's byte cap cuts it: only an empty one is the end
+                }
+
                 foreach (var m in page)
                 {
-                    Console.WriteLine(parse.GetValue(readJson) ? JsonSerializer.Serialize(new { seq = m.Seq, text = m.Text }, Json) : $"{m.Seq}\t{m.Text}");
+                    Print(m);
                 }
 
                 printed += page.Count;
-                next += page.Count;
-                if (page.Count < want)
-                {
-                    break;
-                }
+                next = page[^1].Seq + 1;
             }
 
-            return 0;
+            return ExitCodes.Ok;
         });
 
         var countCommand = new Command("count", "Print how many messages the log holds (the original's messageCount).");
