@@ -60,6 +60,49 @@ public class CliTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Client_read_pages_with_from_and_limit_and_follow_streams_until_interrupted()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var test = await TestCluster.StartAsync();
+        var monitor = $"127.0.0.1:{test.Cluster.Options.ClientPort}";
+        var client = test.NewClient();
+        for (var i = 1; i <= 20; i++)
+        {
+            Assert.Equal(i, await client.AppendAsync($"m{i}", ct));
+        }
+
+        using (var read = CliProcess.Start("client", "read", "--from", "5", "--limit", "7", "--monitor", monitor))
+        {
+            read.Input.Close();
+            Assert.True(await read.WaitForExitAsync("client read --from 5 --limit 7") == 0, read.Describe());
+            Assert.Equal(Enumerable.Range(5, 7).Select(i => $"{i}\tm{i}"), read.Output.Where(l => l.Length > 0));
+        }
+
+        // --count is an alias of --limit; past the end of the log the page is just shorter.
+        using (var tail = CliProcess.Start("client", "read", "--from", "18", "--count", "10", "--json", "--monitor", monitor))
+        {
+            tail.Input.Close();
+            Assert.True(await tail.WaitForExitAsync("client read --from 18 --count 10 --json") == 0, tail.Describe());
+            Assert.Equal([new(18, "m18"), new(19, "m19"), new(20, "m20")], tail.Output.Where(l => l.Length > 0).Select(ParseMessage));
+        }
+
+        // --follow prints what is there, then what commits, until Ctrl+C (SIGINT): exit 130, no error printed.
+        using var follow = CliProcess.Start("client", "read", "--follow", "--from", "19", "--monitor", monitor);
+        await Poll.UntilAsync(() => follow.Output.Count(l => l.Length > 0) >= 2 || follow.HasExited, Poll.DefaultTimeout, "client read --follow prints the existing tail", () => follow.Describe(), ct);
+        for (var i = 21; i <= 25; i++)
+        {
+            await client.AppendAsync($"m{i}", ct);
+        }
+
+        await Poll.UntilAsync(() => follow.Output.Count(l => l.Length > 0) >= 7 || follow.HasExited, Poll.DefaultTimeout, "client read --follow prints messages as they commit", () => follow.Describe(), ct);
+        Assert.True(Posix.Signal(follow.Pid, Posix.SigInt), "SIGINT to client read --follow");
+        var code = await follow.WaitForExitAsync("client read --follow after Ctrl+C", TimeSpan.FromSeconds(10));
+        Assert.True(code == 130, $"exit code {code}; {follow.Describe()}");
+        Assert.True(follow.Errors.All(string.IsNullOrWhiteSpace), $"client read --follow wrote errors: {follow.Describe()}");
+        Assert.Equal(Enumerable.Range(19, 7).Select(i => $"{i}\tm{i}"), follow.Output.Where(l => l.Length > 0));
+    }
+
+    [Fact]
     public async Task Status_json_lists_every_member()
     {
         await using var test = await TestCluster.StartAsync(monitorArgs: TestCluster.PatientMonitorTimings);

@@ -11,6 +11,8 @@ public static partial class Posix
 {
     public static int SigKill => 9;
 
+    public static int SigInt => 2;
+
     public static int SigTerm => 15;
 
     public static int SigStop => OperatingSystem.IsMacOS() ? 17 : 19;
