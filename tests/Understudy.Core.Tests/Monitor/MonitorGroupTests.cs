@@ -384,6 +384,23 @@ public class MonitorGroupTests
     }
 
     [Fact]
+    public void A_primary_changed_by_an_earlier_term_gets_no_lease_while_the_old_primary_may_hold_one()
+    {
+        // This monitor renewed P; then a promotion of B1 that the previous active monitor wrote commits late.
+        var time = new FakeTimeProvider();
+        var m = new MonitorHarness(Config(1, 3, P, All), time: time, leadership: Active(time, 2));
+        m.Run(TimeSpan.FromSeconds(1), All);
+        m.Node.OnConfigObserved(Config(2, 4, B1, [B1, B2]));
+
+        m.Beat(B1, ServerRole.Primary, epoch: 2);
+        Assert.Equal(0, m.LastLeaseGrantedTo(B1));
+
+        m.Run(TimeSpan.FromMilliseconds(500), B1, B2);
+        Assert.Equal(500, m.LastLeaseGrantedTo(B1));
+        Assert.Empty(m.Env.Proposals);
+    }
+
+    [Fact]
     public void Clock_drift_must_be_shorter_than_the_lease()
     {
         Assert.Throws<ArgumentException>(() => (MonitorHarness.DefaultOptions with { MaxClockDrift = TimeSpan.FromMilliseconds(-1) }).Validate());
