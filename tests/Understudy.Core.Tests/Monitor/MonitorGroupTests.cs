@@ -360,6 +360,21 @@ public class MonitorGroupTests
     }
 
     [Fact]
+    public void Newly_active_monitor_releases_a_primary_that_promised_an_earlier_monitor_to_step_down()
+    {
+        var m = WatchingFollower();
+        var readiness = new StepDownResult(1, P, B1, true, 10, "ready");
+        m.Node.Handle(readiness);
+        Assert.Empty(m.Env.SentToServers<StepDown>());
+
+        m.Node.OnLeadership(Active(m.Time, 2));
+        m.Node.Handle(readiness);
+
+        Assert.Equal(new StepDown(1, NodeAddress.None), Assert.Single(m.Env.SentTo<StepDown>(P)));
+        Assert.Empty(m.Env.Proposals);
+    }
+
+    [Fact]
     public void A_stale_leadership_view_is_ignored()
     {
         var m = WatchingFollower();

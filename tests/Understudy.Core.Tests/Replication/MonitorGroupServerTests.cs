@@ -46,6 +46,33 @@ public class MonitorGroupServerTests
     }
 
     [Fact]
+    public void Primary_that_promised_to_step_down_says_so_again_to_a_new_active_monitor()
+    {
+        var p = StartPrimary();
+        p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 1, MonitorTerm: 1, FromActive: true)));
+        p.Deliver(new StepDown(1, B1));
+        p.AckFrom(B1, 1);
+        Assert.True(Assert.Single(p.Env.ToMonitor<StepDownResult>()).Ready);
+
+        // The same monitor again: nothing repeated. A new term's active monitor: the readiness is repeated once.
+        p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 1, MonitorTerm: 1, FromActive: true)));
+        p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, 0, 2, MonitorTerm: 2, FromActive: false)));
+        Assert.Single(p.Env.ToMonitor<StepDownResult>());
+        p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 2, MonitorTerm: 2, FromActive: true)));
+        p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 2, MonitorTerm: 2, FromActive: true)));
+
+        var results = p.Env.ToMonitor<StepDownResult>();
+        Assert.Equal(2, results.Count);
+        Assert.Equal((1L, P, B1, true), (results[1].Epoch, results[1].From, results[1].Target, results[1].Ready));
+        Assert.False(p.Node.HasLease);
+
+        // The new monitor, knowing of no switchover, releases it: it serves again.
+        p.Deliver(new StepDown(1, NodeAddress.None));
+        p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 2, MonitorTerm: 2, FromActive: true)));
+        Assert.True(p.Node.HasLease);
+    }
+
+    [Fact]
     public void Server_adopts_a_newer_configuration_from_any_monitor_and_never_an_older_one()
     {
         var b = new ServerHarness(B1);
