@@ -128,6 +128,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
 
         var self = await ResolveAsync(_options.Self.Raft, cancellationToken).ConfigureAwait(false);
+        var listen = _options.Listen is { } bind ? await ResolveAsync(bind, cancellationToken).ConfigureAwait(false) : self;
         _byRaft = byRaft;
 
         var root = Path.GetFullPath(Path.Combine(_options.DataDirectory, "raft"));
@@ -147,8 +148,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             },
             stateMachine);
 
-        var configuration = new RaftCluster.TcpConfiguration(self)
+        var configuration = new RaftCluster.TcpConfiguration(listen)
         {
+            PublicEndPoint = self,
             LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
             UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
             RequestTimeout = _options.RequestTimeout,
@@ -203,7 +205,15 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             // Linearizable on the leader: while DotNext's lease holds, no other leader can have committed anything,
             // so waiting for this term's first entry to be applied is enough; otherwise a round confirms leadership.
             var barrier = cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested ? ReadBarrierType.Weak : ReadBarrierType.Strong;
-            await cluster.ApplyReadBarrierAsync(barrier, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await cluster.ApplyReadBarrierAsync(barrier, cancellationToken).ConfigureAwait(false);
+            }
+            catch (QuorumUnreachableException)
+            {
+                // Leadership was lost during the barrier and no leader is known: this member is a follower now,
+                // and a follower answers from its copy.
+            }
         }
 
         return stateMachine.Current;
@@ -211,8 +221,8 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
     /// <inheritdoc />
     /// <remarks>
-    /// When leadership is lost while the entry is in flight, this throws <see cref="NotActiveMonitorException"/> and
-    /// the entry may still commit under the next leader; the caller reloads, and the compare-and-set on the version
+    /// When <paramref name="cancellationToken"/> fires, or leadership is lost, while the entry is in flight, this throws
+    /// (<see cref="OperationCanceledException"/>, <see cref="NotActiveMonitorException"/>) and the entry may still commit; the caller reloads, and the compare-and-set on the version
     /// makes a retry safe.
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="next"/> does not raise the version, or lowers the epoch.</exception>
@@ -385,7 +395,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
             _leadership = next;
             var now = Stopwatch.GetTimestamp();
-            var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 });
+            // The first confirmation of a term is a change, not a refresh: it is when this monitor may start granting.
+            var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 }) ||
+                (previous.ConfirmedUntil == 0) != (next.ConfirmedUntil == 0);
             if (!changed && now - _lastRaised < RefreshEventTicks)
             {
                 // A refresh of ConfirmedUntil alone: the newest value is in Leadership for whoever polls.

@@ -23,6 +23,13 @@ public sealed record RaftCoordinatorOptions
     /// <summary>The other monitors of the group (two for a group of three, four for five).</summary>
     public required ImmutableArray<MonitorGroupMember> Peers { get; init; }
 
+    /// <summary>
+    /// Where this member's Raft endpoint binds, when that is not <see cref="MonitorGroupMember.Raft"/> of
+    /// <see cref="Self"/> (behind a proxy or a port mapping). The others always dial <see cref="Self"/>'s address,
+    /// which also names this member in the group.
+    /// </summary>
+    public NodeAddress? Listen { get; init; }
+
     /// <summary>The monitor's data folder; the Raft log and its snapshots live in <c>&lt;data&gt;/raft</c>.</summary>
     public required string DataDirectory { get; init; }
 
@@ -99,6 +106,11 @@ public sealed record RaftCoordinatorOptions
             {
                 throw new ArgumentException($"Heartbeat address {m.Heartbeat} is listed twice.", nameof(Peers));
             }
+        }
+
+        if (Listen is { IsNone: true })
+        {
+            throw new ArgumentException("Listen, when given, must be an address.", nameof(Listen));
         }
 
         if (LowerElectionTimeout <= TimeSpan.Zero || UpperElectionTimeout <= LowerElectionTimeout)

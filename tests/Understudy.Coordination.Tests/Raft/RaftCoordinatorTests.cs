@@ -195,7 +195,7 @@ public sealed class RaftCoordinatorTests
         var ct = TestContext.Current.CancellationToken;
         await using var group = new RaftGroup();
         await group.StartAllAsync(ct);
-        var leader = await group.WaitForSingleLeaderAsync("before the isolation", ct);
+        var leader = await group.WaitForSingleLeaderAsync("before the others stop", ct);
         var isolated = group[leader];
         await Poll.UntilAsync(() => isolated.Leadership.ConfirmedUntil > 0, Deadline, "leader confirmed", group.Describe, ct);
 
@@ -204,16 +204,71 @@ public sealed class RaftCoordinatorTests
             await group.StopAsync(i);
         }
 
-        var isolatedAt = Stopwatch.GetTimestamp();
         await Poll.UntilAsync(() => !isolated.Leadership.HasQuorum && !isolated.Leadership.IsActive, Deadline,
-            "isolated leader loses its quorum and steps down", () => isolated.Leadership.ToString(), ct);
-
-        // No confirmation after the isolation: whatever it last confirmed ends within one lease of it.
-        var confirmed = isolated.Leadership.ConfirmedUntil;
-        Assert.True(confirmed <= isolatedAt + isolated.LeaseTicks, $"confirmed until {confirmed}, isolated at {isolatedAt}");
+            "leader alone loses its quorum and steps down", () => isolated.Leadership.ToString(), ct);
+        Assert.Equal(0, isolated.Leadership.ConfirmedUntil);
         await Assert.ThrowsAsync<NotActiveMonitorException>(async () =>
             await isolated.CompareAndSetAsync(0, Configs.Next(ClusterConfig.Initial, 8090), ct));
         Assert.Contains(group.Lines, l => l.Contains("monitor group: no quorum (reached 1 of 3)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_partitioned_leader_confirms_nothing_past_one_lease_from_the_partition()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var group = new RaftGroup(proxied: true);
+        await group.StartAllAsync(ct);
+        var leader = await group.WaitForSingleLeaderAsync("before the partition", ct);
+        var isolated = group[leader];
+        await Poll.UntilAsync(() => isolated.Leadership.ConfirmedUntil > 0, Deadline, "leader confirmed", group.Describe, ct);
+
+        // Every ConfirmedUntil it shows from now on, whether raised or polled.
+        long latestConfirmed = 0;
+        isolated.LeadershipChanged += l => InterlockedMax(ref latestConfirmed, l.ConfirmedUntil);
+
+        // Silence, not resets: every member's inbound traffic is dropped, so no round can reach a quorum.
+        for (var i = 0; i < group.Size; i++)
+        {
+            group.Cut(i, cut: true);
+        }
+
+        var partitionedAt = Stopwatch.GetTimestamp();
+        await Poll.UntilAsync(
+            () =>
+            {
+                var now = isolated.Leadership;
+                InterlockedMax(ref latestConfirmed, now.ConfirmedUntil);
+                return !now.HasQuorum && !now.IsActive;
+            },
+            Deadline, "partitioned leader loses its quorum and steps down", () => isolated.Leadership.ToString(), ct);
+
+        // A round that started before the partition may still be acknowledged; none that started after it can be.
+        var confirmed = Interlocked.Read(ref latestConfirmed);
+        Assert.True(confirmed <= partitionedAt + isolated.LeaseTicks,
+            $"confirmed until {(confirmed - partitionedAt) * 1000.0 / Stopwatch.Frequency:0.###} ms after the partition; the lease is {isolated.Options.LeaseDuration.TotalMilliseconds} ms");
+        Assert.Equal(0, isolated.Leadership.ConfirmedUntil);
+
+        // Healed, the group elects a leader again.
+        for (var i = 0; i < group.Size; i++)
+        {
+            group.Cut(i, cut: false);
+        }
+
+        await group.WaitForSingleLeaderAsync("after the partition heals", ct);
+    }
+
+    [Fact]
+    public async Task A_starting_member_stays_out_of_the_group_for_one_upper_election_timeout()
+    {
+        // A restarted member has forgotten when it last heard from the leader; joining at once, it could vote a
+        // second leader in while a lease it acknowledged before the restart still runs.
+        var ct = TestContext.Current.CancellationToken;
+        await using var group = new RaftGroup();
+        var options = group.OptionsOf(0);
+        var watch = Stopwatch.StartNew();
+        await group.StartAsync(0, ct);
+        Assert.True(watch.Elapsed >= options.UpperElectionTimeout,
+            $"joined after {watch.Elapsed.TotalMilliseconds:0.#} ms; must wait at least {options.UpperElectionTimeout.TotalMilliseconds} ms");
     }
 
     [Fact]
@@ -232,5 +287,20 @@ public sealed class RaftCoordinatorTests
         Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { MaxClockDrift = 0.6 }));
         Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { ConfirmationInterval = TimeSpan.FromSeconds(1) }));
         Assert.True(good.LeaseDuration < good.LowerElectionTimeout);
+    }
+
+    private static void InterlockedMax(ref long target, long value)
+    {
+        var seen = Interlocked.Read(ref target);
+        while (value > seen)
+        {
+            var previous = Interlocked.CompareExchange(ref target, value, seen);
+            if (previous == seen)
+            {
+                return;
+            }
+
+            seen = previous;
+        }
     }
 }

@@ -19,23 +19,34 @@ internal sealed class RaftGroup : IAsyncDisposable
     private readonly RaftCoordinatorOptions[] _options;
     private readonly RaftCoordinator?[] _members;
 
-    public RaftGroup(int size = 3, int snapshotEvery = 64)
+    private readonly PartitionProxy[] _proxies;
+
+    /// <param name="size">How many members.</param>
+    /// <param name="snapshotEvery">Passed to every member's options.</param>
+    /// <param name="proxied">Put a <see cref="PartitionProxy"/> in front of every member, so <see cref="Cut"/> can partition it.</param>
+    public RaftGroup(int size = 3, int snapshotEvery = 64, bool proxied = false)
     {
+        var listen = Enumerable.Range(0, size).Select(_ => FreePort()).ToArray();
+        _proxies = proxied ? [.. listen.Select(port => new PartitionProxy(port))] : [];
         var all = Enumerable.Range(0, size)
             .Select(i => new MonitorGroupMember(
-                new NodeAddress("127.0.0.1", FreePort()),
+                new NodeAddress("127.0.0.1", proxied ? _proxies[i].Port : listen[i]),
                 new NodeAddress("127.0.0.1", 19000 + i),
                 new NodeAddress("127.0.0.1", 19100 + i)))
             .ToArray();
         _options = [.. all.Select((self, i) => new RaftCoordinatorOptions
         {
             Self = self,
+            Listen = new NodeAddress("127.0.0.1", listen[i]),
             Peers = [.. all.Where(m => m != self)],
             DataDirectory = Path.Combine(_root, "m" + i),
             SnapshotEvery = snapshotEvery,
         })];
         _members = new RaftCoordinator?[size];
     }
+
+    /// <summary>Silences (or restores) all traffic to member <paramref name="i"/>; needs a proxied group.</summary>
+    public void Cut(int i, bool cut) => _proxies[i].Cut = cut;
 
     /// <summary>Every line any member logged, "member: message".</summary>
     public ConcurrentQueue<string> Lines { get; } = new();
@@ -114,6 +125,11 @@ internal sealed class RaftGroup : IAsyncDisposable
         for (var i = 0; i < Size; i++)
         {
             await StopAsync(i).ConfigureAwait(false);
+        }
+
+        foreach (var proxy in _proxies)
+        {
+            await proxy.DisposeAsync().ConfigureAwait(false);
         }
 
         try
