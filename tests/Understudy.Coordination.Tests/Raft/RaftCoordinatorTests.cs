@@ -163,6 +163,32 @@ public sealed class RaftCoordinatorTests
     }
 
     [Fact]
+    public async Task Snapshots_keep_the_raft_log_bounded()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var group = new RaftGroup(snapshotEvery: 4);
+        await group.StartAllAsync(ct);
+        var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
+        var config = await group[leader].LoadAsync(ct);
+        for (var i = 0; i < 200; i++)
+        {
+            var next = Configs.Next(config, 8000 + i);
+            Assert.True((await group[leader].CompareAndSetAsync(config.Version, next, ct)).Committed);
+            config = next;
+        }
+
+        // 200 entries fill nine 4 KiB pages of DotNext's log when nothing is compacted; with snapshots the pages
+        // the snapshot covers are deleted (in the background, hence the poll) and old snapshots with them.
+        var raft = Path.Combine(group.OptionsOf(leader).DataDirectory, "raft");
+        string[] Pages() => [.. Directory.EnumerateFiles(Path.Combine(raft, "wal", "data")).Concat(Directory.EnumerateFiles(Path.Combine(raft, "wal", "metadata")))];
+        string[] Snapshots() => [.. Directory.EnumerateFiles(Path.Combine(raft, "snapshots"))];
+        await Poll.UntilAsync(() => Pages().Length <= 5 && Snapshots().Length <= 2, Deadline,
+            "log pages and snapshots compacted (at most 5 pages, 2 snapshots)",
+            () => $"pages: {string.Join(", ", Pages().Select(Path.GetFileName))}; snapshots: {string.Join(", ", Snapshots().Select(Path.GetFileName))}", ct);
+        Assert.True((await group[leader].LoadAsync(ct)).SameAs(config));
+    }
+
+    [Fact]
     public async Task A_whole_group_restarted_on_its_folders_keeps_its_configuration_and_moves_to_a_higher_term()
     {
         var ct = TestContext.Current.CancellationToken;
