@@ -45,9 +45,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     private readonly CancellationTokenSource _stopping = new();
     private readonly long _leaseTicks;
     private Dictionary<EndPoint, MonitorGroupMember> _byRaft = [];
-    private ConfigStateMachine? _stateMachine;
+    private volatile ConfigStateMachine? _stateMachine;
     private WriteAheadLog? _log;
-    private RaftCluster? _cluster;
+    private volatile RaftCluster? _cluster;
     private Task _loop = Task.CompletedTask;
     private Leadership _leadership = Leadership.Unknown;
     private long _confirmedTerm = -1;
@@ -135,43 +135,45 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         var snapshots = new DirectoryInfo(Path.Combine(root, "snapshots"));
         var stateMachine = new ConfigStateMachine(snapshots, _options.SnapshotEvery, _logger);
         stateMachine.Changed += OnConfigApplied;
-
-        // The snapshot must be restored before the log is opened: the log replays from it.
-        await stateMachine.RestoreAsync(cancellationToken).ConfigureAwait(false);
-        var log = new WriteAheadLog(
-            new WriteAheadLog.Options
-            {
-                // DotNext 6.12 flushes every append and commit before acknowledging it (FlushOnCommit is always on),
-                // which Raft needs: a member must not acknowledge what a crash could take back.
-                Location = Path.Combine(root, "wal"),
-                HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
-            },
-            stateMachine);
-
-        var configuration = new RaftCluster.TcpConfiguration(listen)
-        {
-            PublicEndPoint = self,
-            LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
-            UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
-            RequestTimeout = _options.RequestTimeout,
-            ColdStart = false,
-            IsLeaderLeaseEnabled = true,
-            ConfigurationStorage = null, // in memory, filled below from the static member list
-            LoggerFactory = _loggerFactory,
-        };
-        var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
-            ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
-        var builder = members.CreateInitialConfigurationBuilder();
-        foreach (var endPoint in byRaft.Keys)
-        {
-            builder.Add(endPoint);
-        }
-
-        builder.Build();
-
-        var cluster = new RaftCluster(configuration) { AuditTrail = log };
+        WriteAheadLog? log = null;
+        RaftCluster? cluster = null;
         try
         {
+            // The snapshot must be restored before the log is opened: the log replays from it.
+            await stateMachine.RestoreAsync(cancellationToken).ConfigureAwait(false);
+            log = new WriteAheadLog(
+                new WriteAheadLog.Options
+                {
+                    // DotNext 6.12 flushes every append and commit before acknowledging it (FlushOnCommit is always
+                    // on), which Raft needs: a member must not acknowledge what a crash could take back.
+                    Location = Path.Combine(root, "wal"),
+                    HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+                },
+                stateMachine);
+
+            var configuration = new RaftCluster.TcpConfiguration(listen)
+            {
+                PublicEndPoint = self,
+                LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
+                UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
+                RequestTimeout = _options.RequestTimeout,
+                ColdStart = false,
+                IsLeaderLeaseEnabled = true,
+                ConfigurationStorage = null, // in memory, filled below from the static member list
+                LoggerFactory = _loggerFactory,
+            };
+            var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
+                ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
+            var builder = members.CreateInitialConfigurationBuilder();
+            foreach (var endPoint in byRaft.Keys)
+            {
+                builder.Add(endPoint);
+            }
+
+            builder.Build();
+
+            cluster = new RaftCluster(configuration) { AuditTrail = log };
+
             // See the remarks: a restarted member must not vote while a lease it acknowledged may still run.
             await Task.Delay(_options.UpperElectionTimeout, cancellationToken).ConfigureAwait(false);
             cluster.LeaderChanged += OnLeaderChanged;
@@ -180,10 +182,19 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
         catch
         {
-            cluster.LeaderChanged -= OnLeaderChanged;
-            cluster.ReplicationCompleted -= OnInSync;
-            await cluster.DisposeAsync().ConfigureAwait(false);
-            await log.DisposeAsync().ConfigureAwait(false);
+            if (cluster is not null)
+            {
+                cluster.LeaderChanged -= OnLeaderChanged;
+                cluster.ReplicationCompleted -= OnInSync;
+                await cluster.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (log is not null)
+            {
+                await log.DisposeAsync().ConfigureAwait(false);
+            }
+
+            stateMachine.Changed -= OnConfigApplied;
             await stateMachine.DisposeAsync().ConfigureAwait(false);
             throw;
         }
