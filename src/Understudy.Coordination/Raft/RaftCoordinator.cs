@@ -391,9 +391,13 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         var term = cluster.AuditTrail.Term;
         var active = IsActive(cluster);
         var activeAddress = ActiveAddress(cluster);
-        var hasQuorum = HasConsensus(cluster);
         var reached = 1 + cluster.Members.Count(m => m.IsRemote && m.Status == ClusterMemberStatus.Available);
         var total = cluster.Members.Count;
+
+        // A quorum is behind this member while it leads or follows a leader with one (DotNext's consensus token),
+        // and also during an election while its last requests reached a majority: a candidate loses the token but
+        // not its reach, and /health should not flicker at every election.
+        var hasQuorum = HasConsensus(cluster) || reached > total / 2;
         lock (_gate)
         {
             var confirmed = active && _confirmedTerm == term ? _confirmedUntil : 0;

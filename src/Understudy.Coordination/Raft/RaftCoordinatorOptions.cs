@@ -70,6 +70,10 @@ public sealed record RaftCoordinatorOptions
     /// <summary>All members, this one first.</summary>
     public IEnumerable<MonitorGroupMember> Members => Peers.IsDefault ? [Self] : Peers.Prepend(Self);
 
+    /// <summary>The member whose heartbeat address is <paramref name="heartbeat"/> (for instance
+    /// <see cref="Leadership.Active"/>, to find the active monitor's client address), or null.</summary>
+    public MonitorGroupMember? MemberByHeartbeat(NodeAddress heartbeat) => Members.FirstOrDefault(m => m.Heartbeat == heartbeat);
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that cannot work.</summary>
     public void Validate()
     {

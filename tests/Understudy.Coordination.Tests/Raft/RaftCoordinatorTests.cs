@@ -114,6 +114,14 @@ public sealed class RaftCoordinatorTests
         await Poll.UntilAsync(() => firstConfirmed.ContainsKey(newLeader), Deadline, "new leader's first confirmation",
             () => group.Describe() + "; first confirmed: " + string.Join(", ", firstConfirmed), ct);
 
+        // The survivors are two of three: a quorum. The new leader sees the dead member unreachable.
+        var dead = group.OptionsOf(oldLeader).Self.Heartbeat;
+        await Poll.UntilAsync(
+            () => group.Running.All(i => group[i].Leadership.HasQuorum) &&
+                  group[newLeader].Peers.Any(p => p.Address == dead && p.State == MonitorPeerState.Unreachable),
+            Deadline, "survivors keep a quorum and the new leader sees the old one unreachable",
+            () => group.Describe() + "; peers: " + string.Join(", ", group[newLeader].Peers), ct);
+
         var first = firstConfirmed[newLeader];
         Assert.True(first.Term > oldTerm, $"new term {first.Term} must be above the old {oldTerm}");
 
