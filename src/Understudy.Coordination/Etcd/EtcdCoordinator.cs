@@ -85,6 +85,9 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         _client = new EtcdClient(_endpoints);
     }
 
+    /// <summary>This monitor's heartbeat address, its name in the group.</summary>
+    public NodeAddress Self => _options.Self;
+
     /// <summary>The key holding the configuration.</summary>
     public string ConfigKey => _prefix + "config";
 
