@@ -48,6 +48,8 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
     private long _leaseId;
     private long _lastRenewalSent;
     private long _watchId = -1;
+    private Task<long>? _watchCreation;
+    private long _watchNotifications;
     private bool _reachable = true;
 
     // Shared with callers; written under _sync.
@@ -275,6 +277,9 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         await HaltAsync().ConfigureAwait(false);
     }
 
+    /// <summary>How many times the watch has woken the loop (tests check that followers learn by watching, not only by the ticks).</summary>
+    internal long WatchNotifications => Interlocked.Read(ref _watchNotifications);
+
     private async Task HaltAsync()
     {
         if (!_stopping.IsCancellationRequested)
@@ -285,6 +290,20 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         if (_loop is { } loop)
         {
             await loop.ConfigureAwait(false);
+        }
+
+        if (_watchCreation is { } creation)
+        {
+            // The stopping token cancels it; if etcd acknowledged it first, it is cancelled below like any other.
+            _watchCreation = null;
+            try
+            {
+                _watchId = await creation.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                _watchId = -1;
+            }
         }
 
         if (_watchId >= 0)
@@ -372,11 +391,11 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
 
     private async Task StepAsync(CancellationToken cancellationToken)
     {
-        await EnsureWatchAsync(cancellationToken).ConfigureAwait(false);
+        await EnsureWatchAsync().ConfigureAwait(false);
         if (_leaseId != 0 && _time.GetTimestamp() - _lastRenewalSent >= _options.Tick.TotalSeconds * Stopwatch.Frequency * 0.9)
         {
             var sent = _time.GetTimestamp();
-            long ttl = 0;
+            long? ttl = null;
             await CallAsync(
                 async (deadline, ct) =>
                 {
@@ -384,6 +403,14 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
                     return true;
                 },
                 cancellationToken).ConfigureAwait(false);
+
+            // No answer at all is an unreachable etcd, not a lost lease: granting a new lease then would leave the
+            // old one holding the leader key for a TTL with nobody able to use it.
+            if (ttl is null)
+            {
+                throw new CoordinatorUnavailableException($"etcd coordinator: cannot reach etcd at {_endpoints}: the lease renewal got no answer");
+            }
+
             if (ttl <= 0)
             {
                 _logger.EtcdLeaseLost(_leaseId);
@@ -525,7 +552,12 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
                 _heldLeaseId = 0;
             }
 
-            _peers = [.. _peers.Select(p => p.IsSelf ? p with { IsActive = after.IsActive } : p with { State = MonitorPeerState.Unreachable })];
+            var active = after.IsActive ? _options.Self : after.Active;
+            _peers = [.. _peers.Select(p => p with
+            {
+                IsActive = !active.IsNone && p.Address == active,
+                State = p.IsSelf ? p.State : MonitorPeerState.Unreachable,
+            })];
         }
 
         Announce(before, after);
@@ -562,17 +594,53 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         }
     }
 
-    private async Task EnsureWatchAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the watch on the prefix, without waiting for it: creating one waits for etcd's acknowledgement, which
+    /// must not hold up renewals while etcd is away. One creation is in flight at a time; a failed one is retried
+    /// at the next tick. Once created, the client re-establishes the watch after a reconnect by itself.
+    /// </summary>
+    private async Task EnsureWatchAsync()
     {
         if (_watchId >= 0)
         {
             return;
         }
 
-        var request = new WatchRequest { CreateRequest = new WatchCreateRequest { Key = _prefixKey, RangeEnd = _prefixEnd } };
-        _watchId = await CallAsync(
-            (deadline, ct) => _client.WatchAsync(request, (Action<WatchResponse>)(_ => Wake()), deadline: null, cancellationToken: ct),
-            cancellationToken).ConfigureAwait(false);
+        if (_watchCreation is null)
+        {
+            var request = new WatchRequest { CreateRequest = new WatchCreateRequest { Key = _prefixKey, RangeEnd = _prefixEnd } };
+            try
+            {
+                _watchCreation = _client.WatchAsync(request, (Action<WatchResponse>)(_ =>
+                {
+                    Interlocked.Increment(ref _watchNotifications);
+                    Wake();
+                }), cancellationToken: _stopping.Token);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                _watchCreation = Task.FromException<long>(e);
+            }
+
+            return;
+        }
+
+        if (!_watchCreation.IsCompleted)
+        {
+            return;
+        }
+
+        var creation = _watchCreation;
+        _watchCreation = null;
+        if (creation.IsCompletedSuccessfully)
+        {
+            _watchId = await creation.ConfigureAwait(false);
+        }
+        else
+        {
+            // Reading the exception observes it; the ticks keep the view current until a retry succeeds.
+            _ = creation.Exception;
+        }
     }
 
     private async Task<(ClusterConfig Config, long ModRevision)> ReadConfigAsync(CancellationToken cancellationToken)

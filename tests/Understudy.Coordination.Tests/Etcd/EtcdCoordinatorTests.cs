@@ -86,6 +86,13 @@ public sealed class EtcdCoordinatorTests(EtcdServer etcd) : IClassFixture<EtcdSe
             Assert.True((await f.LoadAsync(Token)).SameAs(next), "a follower loads what the leader committed");
         }
 
+        await Poll.UntilAsync(
+            () => followers.All(f => f.WatchNotifications > 0),
+            Poll.DefaultTimeout,
+            "followers' watches on the prefix reporting the change",
+            () => $"expected every follower's watch to have fired; counts {string.Join(",", followers.Select(f => f.WatchNotifications))}",
+            Token);
+
         // Stale: the version moved on, so the write is refused and the refusal carries what is stored.
         var stale = await leader.CompareAndSetAsync(initial.Version, initial with { Version = 1, Epoch = 7 }, Token);
         Assert.False(stale.Committed);
