@@ -49,5 +49,9 @@ internal static partial class LogMessages
         Message = "etcd coordinator: {Problem}")]
     public static partial void EtcdConfigDamaged(this ILogger logger, string problem);
 
+    [LoggerMessage(EventId = 5510, Level = LogLevel.Error,
+        Message = "etcd coordinator: a round of renewing, reading and campaigning failed unexpectedly; this monitor vouches for nothing until one succeeds")]
+    public static partial void EtcdStepFailed(this ILogger logger, Exception exception);
+
     #endregion
 }

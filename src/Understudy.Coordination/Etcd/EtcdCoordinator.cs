@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
@@ -50,6 +49,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
     private long _watchId = -1;
     private Task<long>? _watchCreation;
     private long _watchNotifications;
+    private long _damagedRevision;
     private bool _reachable = true;
 
     // Shared with callers; written under _sync.
@@ -82,7 +82,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
 
         // etcd expires the lease no sooner than a TTL after it applied the last renewal, which it did after we sent
         // it: a TTL after the send, less the drift between the two clocks, nobody else can hold the leader key.
-        _confirmTicks = (long)((options.TimeToLive - options.MaxClockDrift).TotalSeconds * Stopwatch.Frequency);
+        _confirmTicks = (long)((options.TimeToLive - options.MaxClockDrift).TotalSeconds * TimeProvider.System.TimestampFrequency);
         _peers = [new MonitorPeer(options.Self, false, MonitorPeerState.Unreachable, true)];
         _client = new EtcdClient(_endpoints);
     }
@@ -143,6 +143,9 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
     }
 
+    /// <inheritdoc />
+    /// <exception cref="InvalidDataException">The configuration key holds something that does not decode; the message says how to repair it.</exception>
+    /// <exception cref="CoordinatorUnavailableException">etcd did not answer.</exception>
     public async ValueTask<ClusterConfig> LoadAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -369,7 +372,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
 
             return true;
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not (OutOfMemoryException or InvalidDataException))
+        catch (CoordinatorUnavailableException e) when (!cancellationToken.IsCancellationRequested)
         {
             if (_reachable)
             {
@@ -380,11 +383,11 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
             PublishUnreachable();
             return false;
         }
-        catch (InvalidDataException e) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not OutOfMemoryException)
         {
-            // etcd answered, but the configuration key holds something that is not a configuration: say so, and
-            // keep the last good view rather than fall back to epoch 0.
-            _logger.EtcdConfigDamaged(e.Message);
+            // A bug, not etcd: say so, and vouch for nothing until a round succeeds, as if etcd were away.
+            _logger.EtcdStepFailed(e);
+            PublishUnreachable();
             return false;
         }
     }
@@ -392,7 +395,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
     private async Task StepAsync(CancellationToken cancellationToken)
     {
         await EnsureWatchAsync().ConfigureAwait(false);
-        if (_leaseId != 0 && _time.GetTimestamp() - _lastRenewalSent >= _options.Tick.TotalSeconds * Stopwatch.Frequency * 0.9)
+        if (_leaseId != 0 && _time.GetTimestamp() - _lastRenewalSent >= _options.Tick.TotalSeconds * TimeProvider.System.TimestampFrequency * 0.9)
         {
             var sent = _time.GetTimestamp();
             long? ttl = null;
@@ -475,8 +478,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
             leader = await CampaignAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var decoded = config is null ? null : DecodeConfig(config);
-        Publish(leader, members, decoded);
+        Publish(leader, members, DecodeForView(config));
     }
 
     /// <summary>Creates the leader key with this monitor's lease if nobody holds it; returns whoever holds it after.</summary>
@@ -668,6 +670,34 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
     }
 
     private DateTime Deadline() => DateTime.UtcNow + _options.RequestTimeout;
+
+    /// <summary>
+    /// The configuration for the view, or null when there is none or it is damaged: a damaged key is logged once per
+    /// revision and never replaced by epoch 0 (<see cref="LoadAsync"/> throws until someone repairs it), and the
+    /// election carries on meanwhile.
+    /// </summary>
+    private ClusterConfig? DecodeForView(KeyValue? kv)
+    {
+        if (kv is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return DecodeConfig(kv);
+        }
+        catch (InvalidDataException e)
+        {
+            if (_damagedRevision != kv.ModRevision)
+            {
+                _damagedRevision = kv.ModRevision;
+                _logger.EtcdConfigDamaged(e.Message);
+            }
+
+            return null;
+        }
+    }
 
     private ClusterConfig DecodeConfig(KeyValue? kv)
     {

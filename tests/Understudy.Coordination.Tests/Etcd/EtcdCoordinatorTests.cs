@@ -186,6 +186,25 @@ public sealed class EtcdCoordinatorTests(EtcdServer etcd) : IClassFixture<EtcdSe
             Token);
     }
 
+    [Fact]
+    public async Task A_damaged_configuration_key_is_an_error_never_the_initial_configuration()
+    {
+        var group = await StartGroupAsync(2);
+        var (leader, _) = await WaitForOneActiveAsync(group, "electing one of two");
+        using (var client = new dotnet_etcd.EtcdClient(etcd.ClientUrl.GetLeftPart(UriPartial.Authority)))
+        {
+            await client.PutAsync(leader.ConfigKey, "not a configuration", cancellationToken: Token);
+        }
+
+        var damaged = await Assert.ThrowsAsync<InvalidDataException>(async () => await leader.LoadAsync(Token));
+        Assert.Contains(leader.ConfigKey, damaged.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<InvalidDataException>(
+            async () => await leader.CompareAndSetAsync(0, ClusterConfig.Initial with { Version = 1 }, Token));
+
+        // The election is unaffected: the group still agrees on one active monitor.
+        await WaitForOneActiveAsync(group, "keeping one active monitor while the configuration is damaged");
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var c in _coordinators)
