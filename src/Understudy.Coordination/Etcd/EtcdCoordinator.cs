@@ -253,7 +253,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
             try
             {
                 var leaseId = _leaseId;
-                using var timeout = new CancellationTokenSource(_options.RequestTimeout);
+                using var timeout = new CancellationTokenSource(_options.EffectiveRequestTimeout);
                 await _client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = leaseId }, deadline: Deadline(), cancellationToken: timeout.Token).ConfigureAwait(false);
             }
             catch (Exception e)
@@ -658,7 +658,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
     private async Task<T> CallAsync<T>(Func<DateTime, CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.RequestTimeout);
+        timeout.CancelAfter(_options.EffectiveRequestTimeout);
         try
         {
             return await call(Deadline(), timeout.Token).ConfigureAwait(false);
@@ -669,7 +669,7 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         }
     }
 
-    private DateTime Deadline() => DateTime.UtcNow + _options.RequestTimeout;
+    private DateTime Deadline() => DateTime.UtcNow + _options.EffectiveRequestTimeout;
 
     /// <summary>
     /// The configuration for the view, or null when there is none or it is damaged: a damaged key is logged once per

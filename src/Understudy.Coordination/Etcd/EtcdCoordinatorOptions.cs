@@ -44,14 +44,17 @@ public sealed record EtcdCoordinatorOptions
     /// </summary>
     public TimeSpan MaxClockDrift { get; init; } = DefaultMaxClockDrift;
 
-    /// <summary>How long one etcd request may take before etcd counts as unreachable.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How long one etcd request may take before etcd counts as unreachable; null for half the TTL.</summary>
+    public TimeSpan? RequestTimeout { get; init; }
 
     /// <summary>Where the coordinator logs (unreachable etcd, elections).</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
     /// <summary>The prefix in use: <see cref="KeyPrefix"/>, or the default built from <see cref="ClusterName"/>.</summary>
     public string EffectivePrefix => KeyPrefix ?? $"/understudy/{ClusterName}/";
+
+    /// <summary>The request timeout in use: <see cref="RequestTimeout"/>, or half the TTL.</summary>
+    public TimeSpan EffectiveRequestTimeout => RequestTimeout ?? TimeToLive / 2;
 
     /// <summary>How often the lease is renewed and the keys re-read (a watch event wakes the loop sooner).</summary>
     internal TimeSpan Tick => TimeToLive / 4;
@@ -117,9 +120,9 @@ public sealed record EtcdCoordinatorOptions
             throw new ArgumentOutOfRangeException(nameof(MaxClockDrift), MaxClockDrift, "The clock drift must be at least zero and below half the lease TTL, or leadership would never be confirmed long enough to use.");
         }
 
-        if (RequestTimeout <= TimeSpan.Zero || RequestTimeout >= TimeToLive)
+        if (EffectiveRequestTimeout <= TimeSpan.Zero || EffectiveRequestTimeout > TimeToLive / 2)
         {
-            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), RequestTimeout, "The request timeout must be positive and below the lease TTL, so a hung request cannot outlast the lease it renews.");
+            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), RequestTimeout, "The request timeout must be positive and at most half the lease TTL, so a hung request cannot outlast the lease it renews.");
         }
 
         ArgumentNullException.ThrowIfNull(Logger);

@@ -18,6 +18,7 @@ public sealed class EtcdCoordinatorOptionsTests
         Valid.Validate();
         Assert.Equal("/understudy/prod/", Valid.EffectivePrefix);
         Assert.Equal("/other/", (Valid with { KeyPrefix = "/other/" }).EffectivePrefix);
+        Assert.Equal(TimeSpan.FromSeconds(1), Valid.EffectiveRequestTimeout);
     }
 
     [Fact]
@@ -28,6 +29,8 @@ public sealed class EtcdCoordinatorOptionsTests
         Assert.Throws<ArgumentOutOfRangeException>(() => (Valid with { MaxClockDrift = TimeSpan.FromSeconds(1) }).Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => (Valid with { MaxClockDrift = TimeSpan.FromMilliseconds(-1) }).Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => (Valid with { RequestTimeout = TimeSpan.FromSeconds(2) }).Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => (Valid with { RequestTimeout = TimeSpan.Zero }).Validate());
+        (Valid with { TimeToLive = TimeSpan.FromSeconds(1) }).Validate();
         Assert.Throws<ArgumentException>(() => (Valid with { Endpoints = [] }).Validate());
         Assert.Throws<ArgumentException>(() => (Valid with { Self = NodeAddress.None }).Validate());
         Assert.Throws<ArgumentException>(() => (Valid with { KeyPrefix = "/no-slash" }).Validate());

@@ -132,7 +132,15 @@ public sealed class EtcdCoordinatorTests(EtcdServer etcd) : IClassFixture<EtcdSe
         var rest = group.Where(c => c != old).ToArray();
 
         var (successor, _) = await WaitForOneActiveAsync(rest, "electing a successor after the active monitor was killed");
-        var successorActivatedAt = Volatile.Read(ref activatedAt[Array.IndexOf(group, successor)]);
+        // The view changes before LeadershipChanged is raised, so the poll above can see it first: wait for the event.
+        var successorIndex = Array.IndexOf(group, successor);
+        await Poll.UntilAsync(
+            () => Volatile.Read(ref activatedAt[successorIndex]) != 0,
+            Poll.DefaultTimeout,
+            "the successor raising LeadershipChanged",
+            () => $"expected {Self(successor)} to raise LeadershipChanged with IsActive; its view is {successor.Leadership}",
+            Token);
+        var successorActivatedAt = Volatile.Read(ref activatedAt[successorIndex]);
 
         Assert.True(
             successorActivatedAt > oldConfirmedUntil,
