@@ -335,8 +335,9 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
                 await TryStepAsync(cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
+            // Stopping: a call cut short may end as OperationCanceledException or as gRPC's Cancelled status.
         }
     }
 
@@ -666,6 +667,11 @@ public sealed class EtcdCoordinator : IMonitorCoordinator
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not (OutOfMemoryException or InvalidDataException or ArgumentException))
         {
             throw new CoordinatorUnavailableException($"etcd coordinator: cannot reach etcd at {_endpoints}: {Describe(e)}", e);
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is not OperationCanceledException)
+        {
+            // gRPC reports the caller's cancellation as an RpcException with status Cancelled: callers expect the usual exception.
+            throw new OperationCanceledException("the etcd request was cancelled", e, cancellationToken);
         }
     }
 
