@@ -1,0 +1,506 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using DotNext.Net.Cluster;
+using DotNext.Net.Cluster.Consensus.Raft;
+using DotNext.Net.Cluster.Consensus.Raft.Membership;
+using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Understudy.Protocol;
+using Understudy.Storage;
+
+namespace Understudy.Coordination.Raft;
+
+/// <summary>
+/// A monitor group of three or five on Raft (DotNext.Net.Cluster over TCP). The Raft log holds configuration
+/// compare-and-sets; the Raft leader is the active monitor; its leadership is confirmed for a lease after every
+/// heartbeat round a quorum acknowledges.
+/// </summary>
+/// <remarks>
+/// <para><b>ConfirmedUntil.</b> DotNext's followers refuse to stand or vote while they have heard from the leader within
+/// their election timeout (at least <see cref="RaftCoordinatorOptions.LowerElectionTimeout"/>), so once a quorum has
+/// acknowledged a heartbeat round that started at t0, no other member can win an election before
+/// t0 + LowerElectionTimeout on any of their clocks. DotNext's leader lease (<see cref="RaftCluster{TMember}.TryGetLeaseToken"/>)
+/// is built on this, but exposes only a token, not its deadline; so the coordinator runs the round itself
+/// (<see cref="RaftCluster{TMember}.ForceReplicationAsync"/>, which completes only after a round that started after the
+/// call reached a quorum), takes t0 before the call, and publishes t0 + <see cref="RaftCoordinatorOptions.LeaseDuration"/>
+/// (the timeout shortened by the assumed clock drift) — and only while DotNext's own lease token agrees.</para>
+/// <para><b>Restarts.</b> A member that restarts has forgotten when it last heard from the leader, and DotNext would
+/// let it vote at once. It therefore stays silent for one <see cref="RaftCoordinatorOptions.UpperElectionTimeout"/>
+/// before it joins, so a lease it acknowledged before the restart has run out first.</para>
+/// <para><b>Membership</b> is static: every member starts with the same list of all members (DotNext without cold
+/// start), so the first boot of a fresh group forms it, and a restart on existing data rejoins with its term, vote
+/// and log intact. Never wipe one member's data folder and restart it in a live group: it would have forgotten its
+/// vote.</para>
+/// </remarks>
+public sealed class RaftCoordinator : IMonitorCoordinator
+{
+    private static readonly long RefreshEventTicks = Stopwatch.Frequency / 100; // at most one refresh event per 10 ms
+
+    private readonly RaftCoordinatorOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly long _leaseTicks;
+    private Dictionary<EndPoint, MonitorGroupMember> _byRaft = [];
+    private ConfigStateMachine? _stateMachine;
+    private WriteAheadLog? _log;
+    private RaftCluster? _cluster;
+    private Task _loop = Task.CompletedTask;
+    private Leadership _leadership = Leadership.Unknown;
+    private long _confirmedTerm = -1;
+    private long _confirmedUntil;
+    private long _lastRaised;
+    private bool _quorumLost;
+    private long _inSyncAt;
+    private int _disposed;
+
+    /// <summary>Validates <paramref name="options"/>; <see cref="StartAsync"/> joins the group.</summary>
+    public RaftCoordinator(RaftCoordinatorOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<RaftCoordinator>();
+        _leaseTicks = (long)(options.LeaseDuration.TotalSeconds * Stopwatch.Frequency);
+    }
+
+    /// <summary>The options this member runs with.</summary>
+    public RaftCoordinatorOptions Options => _options;
+
+    /// <summary>The lease one confirmation round buys, in <see cref="Stopwatch"/> ticks (tests and the dashboard use it).</summary>
+    public long LeaseTicks => _leaseTicks;
+
+    public Leadership Leadership
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leadership;
+            }
+        }
+    }
+
+    public event Action<Leadership>? LeadershipChanged;
+
+    public event Action<ClusterConfig>? ConfigChanged;
+
+    public IReadOnlyList<MonitorPeer> Peers
+    {
+        get
+        {
+            var cluster = _cluster;
+            if (cluster is null)
+            {
+                return [.. _options.Members.Select(m => new MonitorPeer(m.Heartbeat, false, MonitorPeerState.Unreachable, m == _options.Self))];
+            }
+
+            var localLeader = IsLocalLeader(cluster);
+            var peers = new List<MonitorPeer>();
+            foreach (var member in cluster.Members)
+            {
+                var address = HeartbeatOf(member.EndPoint);
+                var state = PeerState(member, localLeader);
+                peers.Add(new MonitorPeer(address, member.IsLeader, state, !member.IsRemote));
+            }
+
+            peers.Sort((a, b) => a.Address.CompareTo(b.Address));
+            return peers;
+        }
+    }
+
+    public async ValueTask StartAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (_cluster is not null)
+        {
+            throw new InvalidOperationException("the coordinator is already started");
+        }
+
+        var byRaft = new Dictionary<EndPoint, MonitorGroupMember>();
+        foreach (var member in _options.Members)
+        {
+            byRaft[await ResolveAsync(member.Raft, cancellationToken).ConfigureAwait(false)] = member;
+        }
+
+        var self = await ResolveAsync(_options.Self.Raft, cancellationToken).ConfigureAwait(false);
+        _byRaft = byRaft;
+
+        var root = Path.GetFullPath(Path.Combine(_options.DataDirectory, "raft"));
+        var snapshots = new DirectoryInfo(Path.Combine(root, "snapshots"));
+        var stateMachine = new ConfigStateMachine(snapshots, _options.SnapshotEvery, _logger);
+        stateMachine.Changed += OnConfigApplied;
+
+        // The snapshot must be restored before the log is opened: the log replays from it.
+        await stateMachine.RestoreAsync(cancellationToken).ConfigureAwait(false);
+        var log = new WriteAheadLog(
+            new WriteAheadLog.Options
+            {
+                // DotNext 6.12 flushes every append and commit before acknowledging it (FlushOnCommit is always on),
+                // which Raft needs: a member must not acknowledge what a crash could take back.
+                Location = Path.Combine(root, "wal"),
+                HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+            },
+            stateMachine);
+
+        var configuration = new RaftCluster.TcpConfiguration(self)
+        {
+            LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
+            UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
+            RequestTimeout = _options.RequestTimeout,
+            ColdStart = false,
+            IsLeaderLeaseEnabled = true,
+            ConfigurationStorage = null, // in memory, filled below from the static member list
+            LoggerFactory = _loggerFactory,
+        };
+        var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
+            ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
+        var builder = members.CreateInitialConfigurationBuilder();
+        foreach (var endPoint in byRaft.Keys)
+        {
+            builder.Add(endPoint);
+        }
+
+        builder.Build();
+
+        var cluster = new RaftCluster(configuration) { AuditTrail = log };
+        try
+        {
+            // See the remarks: a restarted member must not vote while a lease it acknowledged may still run.
+            await Task.Delay(_options.UpperElectionTimeout, cancellationToken).ConfigureAwait(false);
+            cluster.LeaderChanged += OnLeaderChanged;
+            cluster.ReplicationCompleted += OnInSync;
+            await cluster.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            cluster.LeaderChanged -= OnLeaderChanged;
+            cluster.ReplicationCompleted -= OnInSync;
+            await cluster.DisposeAsync().ConfigureAwait(false);
+            await log.DisposeAsync().ConfigureAwait(false);
+            await stateMachine.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        _stateMachine = stateMachine;
+        _log = log;
+        _cluster = cluster;
+        _logger.RaftStarted(_options.Self.Heartbeat, self, byRaft.Count, root,
+            (long)_options.LowerElectionTimeout.TotalMilliseconds, (long)_options.UpperElectionTimeout.TotalMilliseconds,
+            (long)_options.LeaseDuration.TotalMilliseconds);
+        _loop = RunAsync(_stopping.Token);
+    }
+
+    public async ValueTask<ClusterConfig> LoadAsync(CancellationToken cancellationToken)
+    {
+        var (cluster, stateMachine) = Started();
+        if (IsLocalLeader(cluster))
+        {
+            // Linearizable on the leader: while DotNext's lease holds, no other leader can have committed anything,
+            // so waiting for this term's first entry to be applied is enough; otherwise a round confirms leadership.
+            var barrier = cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested ? ReadBarrierType.Weak : ReadBarrierType.Strong;
+            await cluster.ApplyReadBarrierAsync(barrier, cancellationToken).ConfigureAwait(false);
+        }
+
+        return stateMachine.Current;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// When leadership is lost while the entry is in flight, this throws <see cref="NotActiveMonitorException"/> and
+    /// the entry may still commit under the next leader; the caller reloads, and the compare-and-set on the version
+    /// makes a retry safe.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="next"/> does not raise the version, or lowers the epoch.</exception>
+    public async ValueTask<ConfigWriteResult> CompareAndSetAsync(long expectedVersion, ClusterConfig next, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        var (cluster, stateMachine) = Started();
+        if (!IsActive(cluster))
+        {
+            throw new NotActiveMonitorException(ActiveAddress(cluster));
+        }
+
+        if (next.Version <= expectedVersion)
+        {
+            throw new ArgumentException($"the new configuration's version {next.Version} must be above the expected {expectedVersion}", nameof(next));
+        }
+
+        var current = stateMachine.Current;
+        if (current.Version == expectedVersion && next.Epoch < current.Epoch)
+        {
+            throw new ArgumentException($"the new configuration's epoch {next.Epoch} is below the stored {current.Epoch}: the epoch never goes back", nameof(next));
+        }
+
+        var pending = new PendingWrite();
+        try
+        {
+            // Returns once the entry is committed by a quorum and applied here.
+            await cluster.ReplicateAsync(new ConfigCommand(expectedVersion, next).ToBytes(), pending, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NotLeaderException)
+        {
+            throw new NotActiveMonitorException(ActiveAddress(cluster));
+        }
+
+        if (pending.Result is { } result)
+        {
+            return result;
+        }
+
+        // The context did not reach the apply (DotNext read the entry back from disk): the applied state decides.
+        var now = stateMachine.Current;
+        return now.SameAs(next) ? new ConfigWriteResult(true, next) : new ConfigWriteResult(false, now);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_cluster is { } cluster)
+        {
+            cluster.LeaderChanged -= OnLeaderChanged;
+            cluster.ReplicationCompleted -= OnInSync;
+            await cluster.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await cluster.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_log is { } log)
+        {
+            await log.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_stateMachine is { } stateMachine)
+        {
+            stateMachine.Changed -= OnConfigApplied;
+            await stateMachine.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    // The heartbeat of the coordinator itself: on the leader a confirmation round, everywhere a fresh view.
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(_options.ConfirmationInterval);
+            do
+            {
+                var cluster = _cluster!;
+                if (IsLocalLeader(cluster))
+                {
+                    await ConfirmAsync(cluster, cancellationToken).ConfigureAwait(false);
+                }
+
+                Publish();
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Disposed.
+        }
+        catch (Exception e)
+        {
+            _logger.RaftLoopFailed(e);
+            lock (_gate)
+            {
+                _confirmedTerm = -1;
+                _confirmedUntil = 0;
+            }
+        }
+    }
+
+    private async Task ConfirmAsync(RaftCluster cluster, CancellationToken cancellationToken)
+    {
+        var term = cluster.AuditTrail.Term;
+        var start = Stopwatch.GetTimestamp();
+        using var round = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        // A round that takes longer than the lease could not extend it anyway.
+        round.CancelAfter(_options.LeaseDuration);
+        try
+        {
+            await cluster.ForceReplicationAsync(round.Token).ConfigureAwait(false);
+        }
+        catch (NotLeaderException)
+        {
+            return;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+
+        if (!IsActive(cluster) || cluster.AuditTrail.Term != term || !cluster.TryGetLeaseToken(out var lease) || lease.IsCancellationRequested)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_confirmedTerm != term)
+            {
+                _confirmedTerm = term;
+                _confirmedUntil = 0;
+            }
+
+            _confirmedUntil = Math.Max(_confirmedUntil, start + _leaseTicks);
+        }
+    }
+
+    private void Publish()
+    {
+        var cluster = _cluster;
+        if (cluster is null || Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        var term = cluster.AuditTrail.Term;
+        var active = IsActive(cluster);
+        var activeAddress = ActiveAddress(cluster);
+        var hasQuorum = HasConsensus(cluster);
+        var reached = 1 + cluster.Members.Count(m => m.IsRemote && m.Status == ClusterMemberStatus.Available);
+        var total = cluster.Members.Count;
+        lock (_gate)
+        {
+            var confirmed = active && _confirmedTerm == term ? _confirmedUntil : 0;
+            var next = new Leadership(term, active, activeAddress, confirmed, hasQuorum);
+            var previous = _leadership;
+            if (next == previous)
+            {
+                return;
+            }
+
+            _leadership = next;
+            var now = Stopwatch.GetTimestamp();
+            var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 });
+            if (!changed && now - _lastRaised < RefreshEventTicks)
+            {
+                // A refresh of ConfirmedUntil alone: the newest value is in Leadership for whoever polls.
+                return;
+            }
+
+            if (changed && (previous.Term, previous.IsActive, previous.Active) != (next.Term, next.IsActive, next.Active))
+            {
+                _logger.RaftLeadershipChanged(next.Term, next.Active, next.IsActive);
+            }
+
+            if (!hasQuorum && !_quorumLost)
+            {
+                _quorumLost = true;
+                _logger.RaftNoQuorum(reached, total);
+            }
+            else if (hasQuorum && _quorumLost)
+            {
+                _quorumLost = false;
+                _logger.RaftQuorumRegained(reached, total);
+            }
+
+            _lastRaised = now;
+
+            // Raised under the lock so handlers see changes in order; Leadership's getter takes the same lock,
+            // which a handler on this thread may re-enter.
+            try
+            {
+                LeadershipChanged?.Invoke(next);
+            }
+            catch (Exception e)
+            {
+                _logger.RaftHandlerFailed(e, nameof(LeadershipChanged));
+            }
+        }
+    }
+
+    private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader) => Publish();
+
+    // DotNext raises this on a follower when a round from the leader found it level (no entries to append).
+    private void OnInSync(RaftCluster<RaftClusterMember> cluster, RaftClusterMember leader) =>
+        Volatile.Write(ref _inSyncAt, Stopwatch.GetTimestamp());
+
+    private void OnConfigApplied(ClusterConfig config) => ConfigChanged?.Invoke(config);
+
+    private (RaftCluster Cluster, ConfigStateMachine StateMachine) Started()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return _cluster is { } cluster && _stateMachine is { } stateMachine
+            ? (cluster, stateMachine)
+            : throw new InvalidOperationException("the coordinator is not started");
+    }
+
+    private static bool IsLocalLeader(RaftCluster cluster) => cluster.Leader is { IsRemote: false };
+
+    // Active: the local leader whose term's first entry is committed, so its state machine can answer for the term.
+    private static bool IsActive(RaftCluster cluster)
+    {
+        try
+        {
+            return IsLocalLeader(cluster) && !cluster.LeadershipToken.IsCancellationRequested;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    // DotNext's consensus token: live while this member is leader or follows a leader with a quorum behind it.
+    private static bool HasConsensus(RaftCluster cluster)
+    {
+        try
+        {
+            return !cluster.ConsensusToken.IsCancellationRequested;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private NodeAddress ActiveAddress(RaftCluster cluster) =>
+        cluster.Leader is { } leader ? HeartbeatOf(leader.EndPoint) : NodeAddress.None;
+
+    private NodeAddress HeartbeatOf(EndPoint endPoint) =>
+        _byRaft.TryGetValue(endPoint, out var member) ? member.Heartbeat : NodeAddress.None;
+
+    private MonitorPeerState PeerState(RaftClusterMember member, bool localLeader)
+    {
+        if (!member.IsRemote)
+        {
+            // This member knows its own progress: a follower with a leader that has not been level with it (a round
+            // that brought no new entries) for two election timeouts is still catching up.
+            var inSyncAt = Volatile.Read(ref _inSyncAt);
+            return localLeader || !HasConsensus(_cluster!) || Stopwatch.GetElapsedTime(inSyncAt) < _options.UpperElectionTimeout * 2
+                ? MonitorPeerState.Up
+                : MonitorPeerState.Lagging;
+        }
+
+        // DotNext 6.12 keeps each follower's replication index internal, so the leader reports reachability only.
+        // A follower talks only to the leader, so it knows other followers only as DotNext last saw them; one it
+        // never reached counts as unreachable rather than claiming health nobody observed.
+        return member.Status == ClusterMemberStatus.Available ? MonitorPeerState.Up : MonitorPeerState.Unreachable;
+    }
+
+    private static async ValueTask<IPEndPoint> ResolveAsync(NodeAddress address, CancellationToken cancellationToken)
+    {
+        if (IPAddress.TryParse(address.Host, out var ip))
+        {
+            return new IPEndPoint(ip, address.Port);
+        }
+
+        var addresses = await Dns.GetHostAddressesAsync(address.Host, cancellationToken).ConfigureAwait(false);
+        var chosen = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+            ?? throw new ArgumentException($"monitor group address {address} does not resolve", nameof(address));
+        return new IPEndPoint(chosen, address.Port);
+    }
+}

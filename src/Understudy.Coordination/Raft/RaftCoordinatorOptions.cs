@@ -1,0 +1,134 @@
+using System.Collections.Immutable;
+using Understudy.Protocol;
+
+namespace Understudy.Coordination.Raft;
+
+/// <summary>
+/// One monitor of a Raft group and the three addresses it answers on.
+/// </summary>
+/// <param name="Raft">Where the other monitors reach its Raft endpoint (an IP address, or a host name resolved at start).</param>
+/// <param name="Heartbeat">Its server-facing heartbeat address: what <see cref="Leadership.Active"/> and <see cref="MonitorPeer.Address"/> name.</param>
+/// <param name="Client">Its client-facing address, carried for the hosts that tell clients where the active monitor is.</param>
+public sealed record MonitorGroupMember(NodeAddress Raft, NodeAddress Heartbeat, NodeAddress Client);
+
+/// <summary>
+/// How a <see cref="RaftCoordinator"/> joins its group. Membership is static: every member is started with the same
+/// list (itself in <see cref="Self"/>, the others in <see cref="Peers"/>).
+/// </summary>
+public sealed record RaftCoordinatorOptions
+{
+    /// <summary>This monitor.</summary>
+    public required MonitorGroupMember Self { get; init; }
+
+    /// <summary>The other monitors of the group (two for a group of three, four for five).</summary>
+    public required ImmutableArray<MonitorGroupMember> Peers { get; init; }
+
+    /// <summary>The monitor's data folder; the Raft log and its snapshots live in <c>&lt;data&gt;/raft</c>.</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>
+    /// The shortest election timeout. A follower that has heard from the leader within it neither stands nor votes,
+    /// which is what the leader's lease rests on; 150 ms elects a new leader well within a server's 500 ms lease.
+    /// </summary>
+    public TimeSpan LowerElectionTimeout { get; init; } = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>The longest election timeout; each member draws its timeout between the two.</summary>
+    public TimeSpan UpperElectionTimeout { get; init; } = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>
+    /// How often the active monitor runs a confirmation round (one heartbeat round a quorum must acknowledge) to
+    /// push <see cref="Leadership.ConfirmedUntil"/> forward. Well under the lease, so a late round or two leaves
+    /// time to spare.
+    /// </summary>
+    public TimeSpan ConfirmationInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// The largest relative rate difference assumed between any two monitors' monotonic clocks (0.05 = one clock
+    /// may run 5 % faster than another over the lease). The lease is shortened by it.
+    /// </summary>
+    public double MaxClockDrift { get; init; } = 0.05;
+
+    /// <summary>How long one Raft request may take before the peer counts as unavailable for that round.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMilliseconds(150);
+
+    /// <summary>A snapshot of the configuration is taken every this many applied changes, so the log stays bounded.</summary>
+    public int SnapshotEvery { get; init; } = 64;
+
+    /// <summary>
+    /// The lease the active monitor holds after each confirmation round, measured from the round's start:
+    /// <see cref="LowerElectionTimeout"/> shortened by <see cref="MaxClockDrift"/>.
+    /// </summary>
+    public TimeSpan LeaseDuration => LowerElectionTimeout * (1 - MaxClockDrift);
+
+    /// <summary>All members, this one first.</summary>
+    public IEnumerable<MonitorGroupMember> Members => Peers.IsDefault ? [Self] : Peers.Prepend(Self);
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that cannot work.</summary>
+    public void Validate()
+    {
+        if (Self is null)
+        {
+            throw new ArgumentException("Self must name this monitor's addresses.", nameof(Self));
+        }
+
+        if (Peers.IsDefault || Peers.Length < 2)
+        {
+            throw new ArgumentException("A Raft monitor group needs at least two peers (three monitors); one monitor uses the configuration file instead.", nameof(Peers));
+        }
+
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            throw new ArgumentException("DataDirectory must name the monitor's data folder.", nameof(DataDirectory));
+        }
+
+        var raft = new HashSet<NodeAddress>();
+        var heartbeat = new HashSet<NodeAddress>();
+        foreach (var m in Members)
+        {
+            if (m is null || m.Raft.IsNone || m.Heartbeat.IsNone)
+            {
+                throw new ArgumentException("Every member needs a Raft and a heartbeat address.", nameof(Peers));
+            }
+
+            if (!raft.Add(m.Raft))
+            {
+                throw new ArgumentException($"Raft address {m.Raft} is listed twice.", nameof(Peers));
+            }
+
+            if (!heartbeat.Add(m.Heartbeat))
+            {
+                throw new ArgumentException($"Heartbeat address {m.Heartbeat} is listed twice.", nameof(Peers));
+            }
+        }
+
+        if (LowerElectionTimeout <= TimeSpan.Zero || UpperElectionTimeout <= LowerElectionTimeout)
+        {
+            throw new ArgumentException($"Election timeouts must satisfy 0 < lower < upper (got {LowerElectionTimeout.TotalMilliseconds} and {UpperElectionTimeout.TotalMilliseconds} ms).", nameof(LowerElectionTimeout));
+        }
+
+        if (LowerElectionTimeout.TotalMilliseconds > int.MaxValue || UpperElectionTimeout.TotalMilliseconds > int.MaxValue)
+        {
+            throw new ArgumentException("Election timeouts must fit in int milliseconds.", nameof(UpperElectionTimeout));
+        }
+
+        if (MaxClockDrift is < 0 or >= 0.5 || double.IsNaN(MaxClockDrift))
+        {
+            throw new ArgumentException($"MaxClockDrift must be in [0, 0.5) (got {MaxClockDrift}).", nameof(MaxClockDrift));
+        }
+
+        if (ConfirmationInterval <= TimeSpan.Zero || ConfirmationInterval >= LeaseDuration)
+        {
+            throw new ArgumentException($"ConfirmationInterval must be positive and under the lease of {LeaseDuration.TotalMilliseconds} ms, or leadership lapses between rounds.", nameof(ConfirmationInterval));
+        }
+
+        if (RequestTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("RequestTimeout must be positive.", nameof(RequestTimeout));
+        }
+
+        if (SnapshotEvery < 1)
+        {
+            throw new ArgumentException("SnapshotEvery must be at least 1.", nameof(SnapshotEvery));
+        }
+    }
+}

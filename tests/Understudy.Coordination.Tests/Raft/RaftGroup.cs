@@ -1,0 +1,178 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Understudy.Coordination.Raft;
+using Understudy.Protocol;
+
+namespace Understudy.Coordination.Tests.Raft;
+
+/// <summary>
+/// Three in-process <see cref="RaftCoordinator"/>s on OS-chosen loopback ports, each with its own temporary data
+/// folder. Members can be stopped (disposed, as a crash would leave them as far as the others can tell) and
+/// restarted on the same folder. Disposing the group stops every member and deletes the folders.
+/// </summary>
+internal sealed class RaftGroup : IAsyncDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("understudy-raft-").FullName;
+    private readonly RaftCoordinatorOptions[] _options;
+    private readonly RaftCoordinator?[] _members;
+
+    public RaftGroup(int size = 3, int snapshotEvery = 64)
+    {
+        var all = Enumerable.Range(0, size)
+            .Select(i => new MonitorGroupMember(
+                new NodeAddress("127.0.0.1", FreePort()),
+                new NodeAddress("127.0.0.1", 19000 + i),
+                new NodeAddress("127.0.0.1", 19100 + i)))
+            .ToArray();
+        _options = [.. all.Select((self, i) => new RaftCoordinatorOptions
+        {
+            Self = self,
+            Peers = [.. all.Where(m => m != self)],
+            DataDirectory = Path.Combine(_root, "m" + i),
+            SnapshotEvery = snapshotEvery,
+        })];
+        _members = new RaftCoordinator?[size];
+    }
+
+    /// <summary>Every line any member logged, "member: message".</summary>
+    public ConcurrentQueue<string> Lines { get; } = new();
+
+    public int Size => _members.Length;
+
+    public RaftCoordinatorOptions OptionsOf(int i) => _options[i];
+
+    public RaftCoordinator this[int i] => _members[i] ?? throw new InvalidOperationException($"member {i} is stopped");
+
+    public bool IsRunning(int i) => _members[i] is not null;
+
+    public IEnumerable<int> Running => Enumerable.Range(0, Size).Where(IsRunning);
+
+    public async Task StartAllAsync(CancellationToken cancellationToken) =>
+        await Task.WhenAll(Enumerable.Range(0, Size).Select(i => StartAsync(i, cancellationToken))).ConfigureAwait(false);
+
+    public async Task<RaftCoordinator> StartAsync(int i, CancellationToken cancellationToken)
+    {
+        var member = new RaftCoordinator(_options[i], new CapturingLoggerFactory(i, Lines));
+        try
+        {
+            await member.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await member.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        _members[i] = member;
+        return member;
+    }
+
+    public async Task StopAsync(int i)
+    {
+        if (_members[i] is { } member)
+        {
+            _members[i] = null;
+            await member.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The running members that consider themselves active.</summary>
+    public int[] Active() => [.. Running.Where(i => _members[i]!.Leadership.IsActive)];
+
+    /// <summary>Waits until exactly one running member is active and every running member names it; returns its index.</summary>
+    public async Task<int> WaitForSingleLeaderAsync(string phase, CancellationToken cancellationToken)
+    {
+        var leader = -1;
+        await Understudy.Orchestration.Polling.Poll.UntilAsync(
+            () =>
+            {
+                var active = Active();
+                if (active.Length != 1)
+                {
+                    return false;
+                }
+
+                leader = active[0];
+                var heartbeat = _options[leader].Self.Heartbeat;
+                return Running.All(i => _members[i]!.Leadership.Active == heartbeat);
+            },
+            TimeSpan.FromSeconds(30),
+            phase + ": exactly one active monitor that every running member names",
+            Describe,
+            cancellationToken).ConfigureAwait(false);
+        return leader;
+    }
+
+    public string Describe() => string.Join("; ", Enumerable.Range(0, Size).Select(i =>
+        _members[i] is { } m ? $"m{i} {m.Leadership}" : $"m{i} stopped"));
+
+    public async ValueTask DisposeAsync()
+    {
+        for (var i = 0; i < Size; i++)
+        {
+            await StopAsync(i).ConfigureAwait(false);
+        }
+
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp folder left behind is not worth failing a test for.
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed class CapturingLoggerFactory(int member, ConcurrentQueue<string> lines) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName) => new CapturingLogger(member, lines);
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private sealed class CapturingLogger(int member, ConcurrentQueue<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        // DotNext's own debug chatter is not needed to check anything here.
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+            {
+                lines.Enqueue($"m{member}: {formatter(state, exception)}");
+            }
+        }
+    }
+}
+
+internal static class Configs
+{
+    /// <summary>A configuration one version on from <paramref name="config"/>, naming <paramref name="primary"/>.</summary>
+    public static ClusterConfig Next(ClusterConfig config, int primary) => config with
+    {
+        Epoch = config.Epoch + 1,
+        Version = config.Version + 1,
+        Primary = new NodeAddress("127.0.0.1", primary),
+        InSync = [new NodeAddress("127.0.0.1", primary)],
+        Members = ImmutableArray.Create(new MemberInfo(new NodeAddress("127.0.0.1", primary), 1)),
+    };
+}
