@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Understudy.Coordination;
+using Understudy.Coordination.Raft;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
 using Understudy.Protocol;
@@ -65,11 +66,21 @@ public sealed record MonitorHostOptions
     /// <summary>The etcd cluster's client URLs (only with <see cref="CoordinatorKind.Etcd"/>).</summary>
     public IReadOnlyList<string> EtcdEndpoints { get; init; } = [];
 
+    /// <summary>
+    /// Raft ports of the members (by heartbeat address) whose Raft port is not their heartbeat port + 2
+    /// (`--peers host:port/raftport`); every member must be started with the same list.
+    /// </summary>
+    public IReadOnlyDictionary<NodeAddress, int> PeerRaftPorts { get; init; } = new Dictionary<NodeAddress, int>();
+
     /// <summary>The Raft address this monitor listens on.</summary>
     public NodeAddress RaftAddress => RaftListen.IsNone ? RaftAddressOf(HeartbeatListen) : RaftListen;
 
-    /// <summary>The Raft address of a member named by its heartbeat address (the heartbeat port + 2).</summary>
-    public static NodeAddress RaftAddressOf(NodeAddress heartbeat) => new(heartbeat.Host, heartbeat.Port + 2);
+    /// <summary>The Raft address of a member named by its heartbeat address: as listed in <see cref="PeerRaftPorts"/>, else the heartbeat port + 2.</summary>
+    public NodeAddress RaftAddressOf(NodeAddress heartbeat) =>
+        new(heartbeat.Host, PeerRaftPorts.TryGetValue(heartbeat, out var port) ? port : heartbeat.Port + 2);
+
+    /// <summary>The client address of another member: its heartbeat port + 1 (only this monitor's own is configurable).</summary>
+    public NodeAddress ClientAddressOf(NodeAddress heartbeat) => heartbeat == HeartbeatListen ? ClientListen : new(heartbeat.Host, heartbeat.Port + 1);
 
     public void Validate()
     {
@@ -127,6 +138,21 @@ public sealed record MonitorHostOptions
                 if (RaftAddress.Port is <= 0 or > 65535)
                 {
                     throw new ArgumentException($"Raft port {RaftAddress.Port} is not a TCP port (1-65535); pass --raft-port");
+                }
+
+                // The others find this monitor's Raft endpoint from --peers alone: a --raft-port they cannot derive
+                // would leave it out of every election, silently.
+                if (RaftAddress.Port != RaftAddressOf(HeartbeatListen).Port)
+                {
+                    throw new ArgumentException($"--raft-port {RaftAddress.Port} is not what the other monitors expect from --peers ({RaftAddressOf(HeartbeatListen).Port}); list this monitor in --peers as {HeartbeatListen}/{RaftAddress.Port} on every monitor, or use the heartbeat port + 2");
+                }
+
+                foreach (var (peer, port) in PeerRaftPorts)
+                {
+                    if (!Peers.Contains(peer) || port is <= 0 or > 65535)
+                    {
+                        throw new ArgumentException($"Raft port {port} given for {peer}, which is not a member listed in --peers or not a TCP port");
+                    }
                 }
 
                 if (RaftAddress.Port == HeartbeatListen.Port || RaftAddress.Port == ClientListen.Port)
@@ -234,7 +260,16 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
     public static IMonitorCoordinator CreateCoordinator(MonitorHostOptions options, NodeAddress self, ILoggerFactory loggers) => options.Coordinator switch
     {
         CoordinatorKind.File => new SingleMonitorCoordinator(FileConfigurationStore.Open(options.DataDirectory, loggers.CreateLogger("Understudy.Monitor")), self),
-        _ => throw new InvalidOperationException($"the {options.Coordinator.ToString().ToLowerInvariant()} coordinator is not part of this build; run a group of one (no --peers)"),
+        CoordinatorKind.Raft => new RaftCoordinator(RaftOptions(options), loggers),
+        _ => throw new InvalidOperationException($"the {options.Coordinator.ToString().ToLowerInvariant()} coordinator is not part of this build yet; use --coordinator raft"),
+    };
+
+    /// <summary>The Raft group <paramref name="options"/> describe, this monitor first.</summary>
+    public static RaftCoordinatorOptions RaftOptions(MonitorHostOptions options) => new()
+    {
+        Self = new MonitorGroupMember(options.RaftAddress, options.HeartbeatListen, options.ClientListen),
+        Peers = [.. options.Peers.Where(p => p != options.HeartbeatListen).Select(p => new MonitorGroupMember(options.RaftAddressOf(p), p, options.ClientAddressOf(p)))],
+        DataDirectory = options.DataDirectory,
     };
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
@@ -245,14 +280,17 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         _heartbeats = await FrameServer.StartAsync(_transport, _options.HeartbeatListen, _connectionOptions, HandleServerAsync, OnServerConnected, cancellationToken);
         _clientApi = await FrameServer.StartAsync(_transport, _options.ClientListen, _connectionOptions, HandleClientAsync, OnClientConnected, cancellationToken);
         _coordinator = _coordinatorFactory(_heartbeats.LocalAddress, _loggers);
-        await _coordinator.StartAsync(cancellationToken);
-        var stored = await _coordinator.LoadAsync(cancellationToken);
-        _node = new MonitorNode(_options.Protocol, stored, this, TimeProvider.System, Incarnation);
 
         // Events may come on any thread and in any order; the loop reads the coordinator's current view instead of
-        // trusting the event's copy, so a late event never takes the node back to an older leadership.
+        // trusting the event's copy, so a late event never takes the node back to an older leadership. Subscribed
+        // before the start so that no committed configuration slips between loading and listening: what arrives
+        // waits in the loop's inbox, and the node ignores versions it already has.
         _coordinator.LeadershipChanged += _ => _loop.Post(RefreshLeadership);
         _coordinator.ConfigChanged += config => _loop.Post(() => OnConfigObserved(config));
+        await _coordinator.StartAsync(cancellationToken);
+        var stored = await _coordinator.LoadAsync(cancellationToken);
+        _applied = _coordinator.Leadership;
+        _node = new MonitorNode(_options.Protocol, stored, this, TimeProvider.System, Incarnation, leadership: ToCore(_applied));
         LogMessages.MonitorStarting(_logger, _heartbeats.LocalAddress.ToString(), _clientApi.LocalAddress.ToString(), stored.ToString());
         LogMessages.MonitorGroup(_logger, _options.Coordinator.ToString().ToLowerInvariant(), _coordinator.Peers.Count, string.Join(',', _coordinator.Peers.Select(p => p.Address)));
 
@@ -311,11 +349,15 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         ApplyLeadership(current);
     }
 
-    // On the loop. The node's leadership input (MonitorNode.OnLeadership) arrives with the core's group support.
-    private static void ApplyLeadership(in Leadership leadership) => _ = leadership;
+    // On the loop.
+    private void ApplyLeadership(in Leadership leadership) => _node.OnLeadership(ToCore(leadership));
 
-    // On the loop. The node's config input (MonitorNode.OnConfigObserved) arrives with the core's group support.
-    private static void OnConfigObserved(ClusterConfig config) => _ = config;
+    // On the loop.
+    private void OnConfigObserved(ClusterConfig config) => _node.OnConfigObserved(config);
+
+    /// <summary>The coordinator's view as the core takes it (both on the monotonic clock of <see cref="TimeProvider.System"/>).</summary>
+    public static MonitorLeadership ToCore(in Leadership leadership) =>
+        new(leadership.Term, leadership.IsActive, leadership.Active, leadership.ConfirmedUntil);
 
     /// <summary>Reads the monitor's state on its loop.</summary>
     public Task<T> ReadAsync<T>(Func<MonitorNode, T> read) => _loop.InvokeAsync(() => read(_node));

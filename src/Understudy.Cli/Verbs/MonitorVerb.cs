@@ -39,11 +39,12 @@ internal static class MonitorVerb
             var s = VerbSettings.Load(parse, "Monitor", settings, (port, "Port"), (clientPort, "ClientPort"), (host, "Host"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (data, "Data"), (heartbeat, "HeartbeatMs"), (failure, "FailureTimeoutMs"), (lease, "LeaseMs"), (phi, "Phi"), (raftPort, "RaftPort"), (peers, "Peers"), (coordinator, "Coordinator"), (etcd, "EtcdEndpoints"), (logLevel, "LogLevel"));
             var bind = s.Text("Host", "127.0.0.1");
             var heartbeatListen = new NodeAddress(bind, s.Int("Port", 9000, "--port", 1, 65535));
-            var group = Peers(s.Text("Peers", string.Empty));
+            var (group, raftPorts) = Peers(s.Text("Peers", string.Empty));
             var options = new MonitorHostOptions
             {
                 HeartbeatListen = heartbeatListen,
                 Peers = group,
+                PeerRaftPorts = raftPorts,
                 RaftListen = s.Has("RaftPort") ? new NodeAddress(bind, s.Int("RaftPort", 0, "--raft-port", 1, 65535)) : NodeAddress.None,
                 Coordinator = s.Choice("Coordinator", group.Count > 1 ? CoordinatorKind.Raft : CoordinatorKind.File, "--coordinator"),
                 EtcdEndpoints = [.. s.Text("EtcdEndpoints", string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)],
@@ -76,21 +77,35 @@ internal static class MonitorVerb
         return command;
     }
 
-    /// <summary>Parses --peers: heartbeat addresses, comma-separated.</summary>
-    private static List<NodeAddress> Peers(string text)
+    /// <summary>Parses --peers: heartbeat addresses, comma-separated, each optionally with its Raft port (host:port/raftport).</summary>
+    private static (List<NodeAddress> Peers, Dictionary<NodeAddress, int> RaftPorts) Peers(string text)
     {
         var peers = new List<NodeAddress>();
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        var raftPorts = new Dictionary<NodeAddress, int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
         {
-            if (!NodeAddress.TryParse(part, out var address))
+            if (text.Length == 0)
             {
-                throw new UsageException($"--peers (or UNDERSTUDY_MONITOR__PEERS) has '{part}': expected host:port heartbeat addresses, for example 127.0.0.1:9000,127.0.0.1:9010,127.0.0.1:9020");
+                break;
+            }
+
+            var slash = part.IndexOf('/', StringComparison.Ordinal);
+            var heartbeat = slash < 0 ? part : part[..slash];
+            var raft = 0;
+            if (!NodeAddress.TryParse(heartbeat, out var address) ||
+                (slash >= 0 && (!int.TryParse(part.AsSpan(slash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out raft) || raft is <= 0 or > 65535)))
+            {
+                throw new UsageException($"--peers (or UNDERSTUDY_MONITOR__PEERS) has '{part}': expected host:port heartbeat addresses (optionally host:port/raftport), for example 127.0.0.1:9000,127.0.0.1:9010,127.0.0.1:9020");
             }
 
             peers.Add(address);
+            if (slash >= 0)
+            {
+                raftPorts[address] = raft;
+            }
         }
 
-        return peers;
+        return (peers, raftPorts);
     }
 
     private static async Task<int> RunAsync(MonitorHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
