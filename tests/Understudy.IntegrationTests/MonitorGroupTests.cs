@@ -129,6 +129,72 @@ public sealed class MonitorGroupTests
     }
 
     [Fact]
+    public async Task An_isolated_active_monitor_cannot_extend_the_primary_lease_beyond_its_confirmed_leadership()
+    {
+        await using var group = await MonitorGroup.StartAsync(3);
+        var first = group.Hosts[0];
+        group.Fake.MakeActive(first.HeartbeatAddress);
+        await using var server = await group.StartServerAsync(first);
+        await Poll.UntilAsync(
+            async ct => await server.ReadAsync(n => n.IsServing && n.HasLease),
+            Poll.DefaultTimeout,
+            "the server serving under the active monitor's lease",
+            async ct => (await first.StatusAsync()).ToJson(),
+            Cancel);
+
+        group.Fake.Isolate(first.HeartbeatAddress);
+
+        // Whatever it granted before losing the quorum runs out; it may not grant again once its confirmed leadership
+        // has passed, so the server loses its lease and the monitor records why.
+        await Poll.UntilAsync(
+            async ct => !await server.ReadAsync(n => n.HasLease),
+            Poll.DefaultTimeout,
+            "the server's lease running out after its monitor was isolated",
+            async ct => $"server still holds a lease; monitor lease remaining {await first.ReadAsync(n => n.LeaseRemainingMs)} ms",
+            Cancel);
+        await Poll.UntilAsync(
+            async ct => await first.ReadAsync(n => n.LeaseRemainingMs) == 0,
+            Poll.DefaultTimeout,
+            "the isolated monitor's own record of the lease running out",
+            async ct => $"monitor lease remaining {await first.ReadAsync(n => n.LeaseRemainingMs)} ms",
+            Cancel);
+        Assert.False(await server.ReadAsync(n => n.HasLease), "the server must not be granted a lease again by an isolated monitor");
+        var events = await first.EventsAsync();
+        Assert.Contains(events, e => e.Kind == nameof(MonitorEventKind.LeadershipUnconfirmed));
+    }
+
+    [Fact]
+    public async Task Restarting_the_active_monitor_of_a_group_keeps_the_primary_and_the_epoch()
+    {
+        await using var group = await MonitorGroup.StartAsync(3);
+        var first = group.Hosts[0];
+        group.Fake.MakeActive(first.HeartbeatAddress);
+        await using var a = await group.StartServerAsync(first);
+        await using var b = await group.StartServerAsync(first);
+        var formed = await Poll.ForAsync(
+            _ => first.StatusAsync(),
+            s => s.Primary is not null && s.InSync.Count == 2,
+            Poll.DefaultTimeout,
+            "forming the cluster",
+            s => $"expected a primary and two in sync, saw {s?.ToJson()}",
+            Cancel);
+
+        var restarted = await group.RestartAsync(0);
+        group.Fake.MakeActive(restarted.HeartbeatAddress);
+
+        var again = await Poll.ForAsync(
+            _ => restarted.StatusAsync(),
+            s => s.Members.Count(m => m.State == "alive") == 2 && s.Phase == nameof(FailoverPhase.Stable) && s.Monitors!.IsActive,
+            Poll.DefaultTimeout,
+            "both servers back with the restarted active monitor",
+            s => $"expected two alive, a stable phase, active; saw {s?.ToJson()}",
+            Cancel);
+        Assert.Equal(formed.Primary, again.Primary);
+        Assert.Equal(formed.Epoch, again.Epoch);
+        Assert.Equal(2, again.Monitors!.Term);
+    }
+
+    [Fact]
     public async Task A_group_of_one_on_the_file_keeps_the_primary_and_epoch_across_a_monitor_restart()
     {
         using var folder = new TempFolder();
@@ -233,6 +299,16 @@ internal sealed class MonitorGroup : IAsyncDisposable
     }
 
     private readonly List<Microsoft.AspNetCore.Builder.WebApplication> _apps = [];
+
+    /// <summary>Stops monitor <paramref name="index"/> and starts it again on the same ports and folder.</summary>
+    public async Task<MonitorHost> RestartAsync(int index)
+    {
+        var old = Hosts[index];
+        await old.DisposeAsync();
+        var host = await MonitorHost.StartAsync(old.Options, NullLoggerFactory.Instance, (self, _) => Fake.Join(self), TestContext.Current.CancellationToken);
+        Hosts[index] = host;
+        return host;
+    }
 
     /// <summary>Waits until every monitor's view of the group satisfies <paramref name="condition"/>.</summary>
     public Task WaitAllAsync(string phase, Func<MonitorGroupStatus, bool> condition) =>
