@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Understudy.Coordination;
 using Understudy.Core.Monitor;
 using Understudy.Protocol;
 
@@ -60,6 +61,9 @@ public sealed record ClusterStatus
     public required IReadOnlyList<MemberStatus> Members { get; init; }
 
     public required DateTimeOffset At { get; init; }
+
+    /// <summary>The monitor group as the answering monitor sees it (absent from monitors that predate groups).</summary>
+    public MonitorGroupStatus? Monitors { get; init; }
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -125,6 +129,58 @@ public sealed record ClusterStatus
             At = time.GetUtcNow(),
         };
     }
+}
+
+/// <summary>One monitor of the group (for `/cluster` and the dashboard).</summary>
+/// <param name="Address">Its heartbeat address, which names it.</param>
+/// <param name="Active">Whether it is the active monitor.</param>
+/// <param name="State">up, lagging or unreachable, as the answering monitor sees it.</param>
+/// <param name="Self">Whether it is the answering monitor.</param>
+public sealed record MonitorMemberStatus(string Address, bool Active, string State, bool Self);
+
+/// <summary>The monitor group as one of its members sees it.</summary>
+public sealed record MonitorGroupStatus
+{
+    /// <summary>file, raft or etcd.</summary>
+    public required string Coordinator { get; init; }
+
+    /// <summary>The answering monitor's heartbeat address.</summary>
+    public required string Self { get; init; }
+
+    /// <summary>The active monitor's heartbeat address, or null when none is known.</summary>
+    public string? Active { get; init; }
+
+    public required bool IsActive { get; init; }
+
+    public required long Term { get; init; }
+
+    public required bool HasQuorum { get; init; }
+
+    public required IReadOnlyList<MonitorMemberStatus> Members { get; init; }
+
+    /// <summary>Reads a coordinator's view; safe from any thread.</summary>
+    public static MonitorGroupStatus From(CoordinatorKind coordinator, NodeAddress self, Leadership leadership, IReadOnlyList<MonitorPeer> peers) => new()
+    {
+        Coordinator = coordinator.ToString().ToLowerInvariant(),
+        Self = self.ToString(),
+        Active = leadership.Active.IsNone ? null : leadership.Active.ToString(),
+        IsActive = leadership.IsActive,
+        Term = leadership.Term,
+        HasQuorum = leadership.HasQuorum,
+        Members = [.. peers.OrderBy(p => p.Address).Select(p => new MonitorMemberStatus(p.Address.ToString(), p.IsActive, StateName(p.State), p.IsSelf))],
+    };
+
+    public static string StateName(MonitorPeerState state) => state switch
+    {
+        MonitorPeerState.Up => "up",
+        MonitorPeerState.Lagging => "lagging",
+        _ => "unreachable",
+    };
+
+    /// <summary>Why /health answers 503, or null when this monitor reaches a quorum.</summary>
+    public string? QuorumProblem() => HasQuorum
+        ? null
+        : $"this monitor ({Self}) does not reach a quorum of its {Members.Count} monitors (unreachable: {string.Join(", ", Members.Where(m => m.State == "unreachable" && !m.Self).Select(m => m.Address).DefaultIfEmpty("none known"))}); it grants no lease and cannot change the configuration";
 }
 
 /// <summary>A monitor event as JSON (for `/events`, the dashboard and `understudy status`).</summary>

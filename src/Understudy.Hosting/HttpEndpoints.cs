@@ -18,6 +18,7 @@ namespace Understudy.Hosting;
 public static class HttpEndpoints
 {
     private static readonly string[] MemberStates = ["alive", "suspected", "down", "unknown"];
+    private static readonly string[] MonitorStates = ["up", "lagging", "unreachable"];
 
     /// <summary>Serves a server's endpoints; returns the running app (dispose to stop).</summary>
     public static async Task<WebApplication> StartServerAsync(ServerHost host, ILoggerProvider? logs, CancellationToken cancellationToken)
@@ -131,16 +132,45 @@ public static class HttpEndpoints
         app.MapGet("/dashboard.js", () => Asset("dashboard.js", "text/javascript; charset=utf-8"));
         app.MapGet("/cluster", async () => Results.Json(await host.StatusAsync(), ClusterStatus.Json));
         app.MapGet("/events", async () => Results.Json(await host.EventsAsync(), ClusterStatus.Json));
+        var healthLogger = host.Logger;
         app.MapGet("/health", async () =>
         {
             var status = await host.StatusAsync();
+            var group = status.Monitors!;
             var fatal = host.Fatal.IsCompleted;
-            return Results.Json(new { status = fatal ? "failed" : "ok", phase = status.Phase, epoch = status.Epoch, primary = status.Primary }, ClusterStatus.Json, statusCode: fatal ? 503 : 200);
+            var problem = group.QuorumProblem();
+            if (problem is not null)
+            {
+                LogMessages.HealthNoQuorum(healthLogger, problem);
+            }
+
+            var state = fatal ? "failed" : problem is not null ? "no-quorum" : "ok";
+            var body = new
+            {
+                status = state,
+                reason = fatal ? await host.Fatal : problem,
+                role = group.IsActive ? "active" : "follower",
+                active = group.Active,
+                term = group.Term,
+                quorum = group.HasQuorum,
+                phase = status.Phase,
+                epoch = status.Epoch,
+                primary = status.Primary,
+            };
+            return Results.Json(body, ClusterStatus.Json, statusCode: state == "ok" ? 200 : 503);
         });
         app.MapGet("/metrics", async (HttpContext http) =>
         {
             var m = host.Metrics;
             var status = await host.StatusAsync();
+            var group = status.Monitors!;
+            m.Active.Set(group.IsActive ? 1 : 0);
+            m.Term.Set(group.Term);
+            foreach (var state in MonitorStates)
+            {
+                m.GroupMembers.WithLabels(state).Set(group.Members.Count(x => x.State == state));
+            }
+
             m.Epoch.Set(status.Epoch);
             m.ConfigVersion.Set(status.Version);
             m.InSyncSize.Set(status.InSync.Count);

@@ -49,4 +49,22 @@ internal static partial class LogMessages
 
     [LoggerMessage(4014, LogLevel.Information, "HTTP on http://{Host}:{Port}")]
     public static partial void HttpListening(ILogger logger, string host, int port);
+
+    [LoggerMessage(4017, LogLevel.Information, "monitor group: {Coordinator} coordinator, {Count} member(s): {Members}")]
+    public static partial void MonitorGroup(ILogger logger, string coordinator, int count, string members);
+
+    [LoggerMessage(4018, LogLevel.Warning, "this monitor does not reach a quorum of its group (unreachable: {Unreachable}); it grants no lease and /health answers 503 until it does")]
+    public static partial void QuorumLost(ILogger logger, string unreachable);
+
+    [LoggerMessage(4019, LogLevel.Information, "this monitor reaches a quorum of its group: term {Term}, active monitor {Active}")]
+    public static partial void QuorumReached(ILogger logger, long term, string active);
+
+    [LoggerMessage(4020, LogLevel.Information, "monitor group term {Term}: this monitor is {Role}; the active monitor is {Active}")]
+    public static partial void LeadershipChanged(ILogger logger, long term, string role, string active);
+
+    [LoggerMessage(4021, LogLevel.Information, "proposal {Config} not committed: {Reason}")]
+    public static partial void ProposalRefused(ILogger logger, string config, string reason);
+
+    [LoggerMessage(4022, LogLevel.Debug, "/health answers 503: {Reason}")]
+    public static partial void HealthNoQuorum(ILogger logger, string reason);
 }

@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Understudy.Coordination;
+using Understudy.Coordination.Raft;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
 using Understudy.Protocol;
@@ -11,6 +13,19 @@ using Understudy.Storage;
 using Understudy.Transport;
 
 namespace Understudy.Hosting;
+
+/// <summary>Where the monitors of a group agree on the configuration and on which of them is active.</summary>
+public enum CoordinatorKind
+{
+    /// <summary>A group of one: the configuration in a file in the data folder (the default without peers).</summary>
+    File,
+
+    /// <summary>A group of three or five running Raft among themselves (the default with peers).</summary>
+    Raft,
+
+    /// <summary>An external etcd cluster decides (its endpoints in <see cref="MonitorHostOptions.EtcdEndpoints"/>).</summary>
+    Etcd,
+}
 
 /// <summary>Where the monitor listens and keeps its configuration, and how it judges servers.</summary>
 public sealed record MonitorHostOptions
@@ -37,6 +52,36 @@ public sealed record MonitorHostOptions
 
     public MonitorOptions Protocol { get; init; } = new();
 
+    /// <summary>
+    /// Every member's heartbeat address, this one included (it names the monitor). Empty: a group of one.
+    /// A member's client and Raft addresses are its heartbeat port + 1 and + 2 unless it says otherwise.
+    /// </summary>
+    public IReadOnlyList<NodeAddress> Peers { get; init; } = [];
+
+    /// <summary>Where this monitor talks Raft with its peers; <see cref="NodeAddress.None"/>: the heartbeat port + 2.</summary>
+    public NodeAddress RaftListen { get; init; } = NodeAddress.None;
+
+    public CoordinatorKind Coordinator { get; init; } = CoordinatorKind.File;
+
+    /// <summary>The etcd cluster's client URLs (only with <see cref="CoordinatorKind.Etcd"/>).</summary>
+    public IReadOnlyList<string> EtcdEndpoints { get; init; } = [];
+
+    /// <summary>
+    /// Raft ports of the members (by heartbeat address) whose Raft port is not their heartbeat port + 2
+    /// (`--peers host:port/raftport`); every member must be started with the same list.
+    /// </summary>
+    public IReadOnlyDictionary<NodeAddress, int> PeerRaftPorts { get; init; } = new Dictionary<NodeAddress, int>();
+
+    /// <summary>The Raft address this monitor listens on.</summary>
+    public NodeAddress RaftAddress => RaftListen.IsNone ? RaftAddressOf(HeartbeatListen) : RaftListen;
+
+    /// <summary>The Raft address of a member named by its heartbeat address: as listed in <see cref="PeerRaftPorts"/>, else the heartbeat port + 2.</summary>
+    public NodeAddress RaftAddressOf(NodeAddress heartbeat) =>
+        new(heartbeat.Host, PeerRaftPorts.TryGetValue(heartbeat, out var port) ? port : heartbeat.Port + 2);
+
+    /// <summary>The client address of another member: its heartbeat port + 1 (only this monitor's own is configurable).</summary>
+    public NodeAddress ClientAddressOf(NodeAddress heartbeat) => heartbeat == HeartbeatListen ? ClientListen : new(heartbeat.Host, heartbeat.Port + 1);
+
     public void Validate()
     {
         foreach (var (address, what) in new[] { (HeartbeatListen, "heartbeat port (--port)"), (ClientListen, "client port (--client-port)") })
@@ -54,14 +99,92 @@ public sealed record MonitorHostOptions
 
         OptionChecks.HttpPort(HttpPort);
         OptionChecks.ClusterKey(ClusterKey);
+        ValidateGroup();
 
         Protocol.Validate();
+    }
+
+    private void ValidateGroup()
+    {
+        if (!Enum.IsDefined(Coordinator))
+        {
+            throw new ArgumentException($"coordinator {(int)Coordinator} is not one of file, raft, etcd");
+        }
+
+        var duplicate = Peers.GroupBy(p => p).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new ArgumentException($"--peers lists {duplicate.Key} twice; list each monitor's heartbeat address once");
+        }
+
+        if (Peers.Count > 0 && !Peers.Contains(HeartbeatListen))
+        {
+            throw new ArgumentException($"--peers ({string.Join(',', Peers)}) must include this monitor's own heartbeat address {HeartbeatListen} (--host and --port)");
+        }
+
+        // An even group tolerates no more failures than the odd group one smaller, and more than five only slows commits.
+        if (Peers.Count is not (0 or 1 or 3 or 5))
+        {
+            throw new ArgumentException($"--peers lists {Peers.Count} monitors; a group has 1, 3 or 5 (an even group survives no more failures than one fewer)");
+        }
+
+        switch (Coordinator)
+        {
+            case CoordinatorKind.File when Peers.Count > 1:
+                throw new ArgumentException($"a group of {Peers.Count} monitors needs --coordinator raft or etcd: the file coordinator is a group of one");
+            case CoordinatorKind.Raft when Peers.Count < 3:
+                throw new ArgumentException("--coordinator raft needs --peers with the 3 or 5 monitors' heartbeat addresses (this one included)");
+            case CoordinatorKind.Raft:
+                if (RaftAddress.Port is <= 0 or > 65535)
+                {
+                    throw new ArgumentException($"Raft port {RaftAddress.Port} is not a TCP port (1-65535); pass --raft-port");
+                }
+
+                // The others find this monitor's Raft endpoint from --peers alone: a --raft-port they cannot derive
+                // would leave it out of every election, silently.
+                if (RaftAddress.Port != RaftAddressOf(HeartbeatListen).Port)
+                {
+                    throw new ArgumentException($"--raft-port {RaftAddress.Port} is not what the other monitors expect from --peers ({RaftAddressOf(HeartbeatListen).Port}); list this monitor in --peers as {HeartbeatListen}/{RaftAddress.Port} on every monitor, or use the heartbeat port + 2");
+                }
+
+                foreach (var (peer, port) in PeerRaftPorts)
+                {
+                    if (!Peers.Contains(peer) || port is <= 0 or > 65535)
+                    {
+                        throw new ArgumentException($"Raft port {port} given for {peer}, which is not a member listed in --peers or not a TCP port");
+                    }
+                }
+
+                if (RaftAddress.Port == HeartbeatListen.Port || RaftAddress.Port == ClientListen.Port)
+                {
+                    throw new ArgumentException($"the Raft port {RaftAddress.Port} is also the heartbeat or client port; choose another with --raft-port");
+                }
+
+                break;
+            case CoordinatorKind.Etcd when EtcdEndpoints.Count == 0:
+                throw new ArgumentException("--coordinator etcd needs --etcd-endpoints, for example http://127.0.0.1:2379");
+        }
+
+        if (Coordinator != CoordinatorKind.Etcd && EtcdEndpoints.Count > 0)
+        {
+            throw new ArgumentException("--etcd-endpoints is only for --coordinator etcd");
+        }
+
+        foreach (var endpoint in EtcdEndpoints)
+        {
+            if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Port <= 0)
+            {
+                throw new ArgumentException($"etcd endpoint '{endpoint}' is not a URL like http://127.0.0.1:2379");
+            }
+        }
     }
 }
 
 /// <summary>
-/// The monitor process: runs <see cref="MonitorNode"/> on one event loop, with the configuration in a file
-/// written atomically, heartbeats from servers on one port and clients and operators on another.
+/// The monitor process: runs <see cref="MonitorNode"/> on one event loop, with heartbeats from servers on one port
+/// and clients and operators on another. The configuration and which monitor of the group is active come from an
+/// <see cref="IMonitorCoordinator"/> (a file for a group of one, Raft or etcd for a group of three or five); the
+/// host turns its answers into the node's inputs on the loop.
 /// </summary>
 public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
 {
@@ -74,16 +197,24 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stopping = new();
     private readonly FrameConnectionOptions _connectionOptions;
-    private FileConfigurationStore _store = null!;
+    private readonly Func<NodeAddress, ILoggerFactory, IMonitorCoordinator> _coordinatorFactory;
+    private readonly ILoggerFactory _loggers;
+    private IMonitorCoordinator? _coordinator;
     private MonitorNode _node = null!;
+
+    // On the loop: the leadership the node was last told, and whether this monitor last reached a quorum.
+    private Leadership _applied = Leadership.Unknown;
+    private bool? _hadQuorum;
     private EventLoop _loop = null!;
     private FrameServer? _heartbeats;
     private FrameServer? _clientApi;
     private long _watcherIds;
 
-    private MonitorHost(MonitorHostOptions options, ILoggerFactory loggers)
+    private MonitorHost(MonitorHostOptions options, ILoggerFactory loggers, Func<NodeAddress, ILoggerFactory, IMonitorCoordinator> coordinator)
     {
         _options = options;
+        _loggers = loggers;
+        _coordinatorFactory = coordinator;
         _logger = loggers.CreateLogger("Understudy.Monitor");
         Metrics = new MonitorMetrics();
         Incarnation = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
@@ -111,32 +242,129 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
     /// <summary>Completes with a reason when the monitor must stop (its configuration store failed).</summary>
     public Task<string> Fatal => _fatal.Task;
 
-    public static async Task<MonitorHost> StartAsync(MonitorHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
+    /// <summary>Starts a monitor on the coordinator its options choose.</summary>
+    public static Task<MonitorHost> StartAsync(MonitorHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken) =>
+        StartAsync(options, loggers, (self, l) => CreateCoordinator(options, self, l), cancellationToken);
+
+    /// <summary>
+    /// Starts a monitor on the coordinator <paramref name="coordinator"/> makes from this monitor's heartbeat address
+    /// (tests use it to run a group on a coordinator they control). The host starts and disposes it.
+    /// </summary>
+    public static async Task<MonitorHost> StartAsync(MonitorHostOptions options, ILoggerFactory loggers, Func<NodeAddress, ILoggerFactory, IMonitorCoordinator> coordinator, CancellationToken cancellationToken)
     {
         options.Validate();
-        return await HostStart.OrDisposeAsync(new MonitorHost(options, loggers), h => h.StartCoreAsync(cancellationToken));
+        return await HostStart.OrDisposeAsync(new MonitorHost(options, loggers, coordinator), h => h.StartCoreAsync(cancellationToken));
     }
+
+    /// <summary>The coordinator <paramref name="options"/> asks for, for the monitor named <paramref name="self"/>.</summary>
+    public static IMonitorCoordinator CreateCoordinator(MonitorHostOptions options, NodeAddress self, ILoggerFactory loggers) => options.Coordinator switch
+    {
+        CoordinatorKind.File => new SingleMonitorCoordinator(FileConfigurationStore.Open(options.DataDirectory, loggers.CreateLogger("Understudy.Monitor")), self),
+        CoordinatorKind.Raft => new RaftCoordinator(RaftOptions(options), loggers),
+        _ => throw new InvalidOperationException($"the {options.Coordinator.ToString().ToLowerInvariant()} coordinator is not part of this build yet; use --coordinator raft"),
+    };
+
+    /// <summary>The Raft group <paramref name="options"/> describe, this monitor first.</summary>
+    public static RaftCoordinatorOptions RaftOptions(MonitorHostOptions options) => new()
+    {
+        Self = new MonitorGroupMember(options.RaftAddress, options.HeartbeatListen, options.ClientListen),
+        Peers = [.. options.Peers.Where(p => p != options.HeartbeatListen).Select(p => new MonitorGroupMember(options.RaftAddressOf(p), p, options.ClientAddressOf(p)))],
+        DataDirectory = options.DataDirectory,
+    };
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
     {
-        _store = FileConfigurationStore.Open(_options.DataDirectory, _logger);
-        var stored = await _store.LoadAsync(cancellationToken);
+        // The listeners first, so that the coordinator is named by the address servers really reach; what arrives
+        // meanwhile waits in the loop's inbox, which runs only once the node exists.
         _loop = new EventLoop(() => { }, e => LogMessages.LoopError(_logger, e));
-        _node = new MonitorNode(_options.Protocol, stored, this, TimeProvider.System, Incarnation);
         _heartbeats = await FrameServer.StartAsync(_transport, _options.HeartbeatListen, _connectionOptions, HandleServerAsync, OnServerConnected, cancellationToken);
         _clientApi = await FrameServer.StartAsync(_transport, _options.ClientListen, _connectionOptions, HandleClientAsync, OnClientConnected, cancellationToken);
+        _coordinator = _coordinatorFactory(_heartbeats.LocalAddress, _loggers);
+
+        // Events may come on any thread and in any order; the loop reads the coordinator's current view instead of
+        // trusting the event's copy, so a late event never takes the node back to an older leadership. Subscribed
+        // before the start so that no committed configuration slips between loading and listening: what arrives
+        // waits in the loop's inbox, and the node ignores versions it already has.
+        _coordinator.LeadershipChanged += _ => _loop.Post(RefreshLeadership);
+        _coordinator.ConfigChanged += config => _loop.Post(() => OnConfigObserved(config));
+        await _coordinator.StartAsync(cancellationToken);
+        var stored = await _coordinator.LoadAsync(cancellationToken);
+        _applied = _coordinator.Leadership;
+        _node = new MonitorNode(_options.Protocol, stored, this, TimeProvider.System, Incarnation, leadership: ToCore(_applied));
         LogMessages.MonitorStarting(_logger, _heartbeats.LocalAddress.ToString(), _clientApi.LocalAddress.ToString(), stored.ToString());
+        LogMessages.MonitorGroup(_logger, _options.Coordinator.ToString().ToLowerInvariant(), _coordinator.Peers.Count, string.Join(',', _coordinator.Peers.Select(p => p.Address)));
 
         // Run the crash-detection path once now (a probe of our own port), so the first real crash is not
         // also the first time that code is compiled: on a small machine that cost tens of milliseconds.
         _ = PortProbe.ProbeAsync(_clientApi.LocalAddress, _options.ProbeTimeout, _stopping.Token).AsTask();
-        _loop.Start(() => _node.Tick(), _options.TickInterval);
+        _loop.Start(
+            () =>
+            {
+                // Every tick, before the node decides: leases are granted only within the confirmed leadership, so
+                // the node must see ConfirmedUntil move as the coordinator renews it.
+                RefreshLeadership();
+                _node.Tick();
+            },
+            _options.TickInterval);
     }
+
+    /// <summary>The coordinator's view of the group (for /cluster, /health, /metrics).</summary>
+    public Leadership Leadership => _coordinator?.Leadership ?? Leadership.Unknown;
+
+    /// <summary>The group's members as this monitor sees them.</summary>
+    public IReadOnlyList<MonitorPeer> Peers => _coordinator?.Peers ?? [];
+
+    /// <summary>The group: members, who is active, the term, whether this monitor reaches a quorum.</summary>
+    public MonitorGroupStatus GroupStatus() => MonitorGroupStatus.From(_options.Coordinator, HeartbeatAddress, Leadership, Peers);
+
+    // On the loop.
+    private void RefreshLeadership()
+    {
+        var current = _coordinator!.Leadership;
+        if (current.HasQuorum != _hadQuorum)
+        {
+            if (current.HasQuorum)
+            {
+                LogMessages.QuorumReached(_logger, current.Term, current.Active.IsNone ? "unknown" : current.Active.ToString());
+            }
+            else
+            {
+                LogMessages.QuorumLost(_logger, string.Join(", ", _coordinator.Peers.Where(p => p.State == MonitorPeerState.Unreachable).Select(p => p.Address)));
+            }
+
+            _hadQuorum = current.HasQuorum;
+        }
+
+        if (current == _applied)
+        {
+            return;
+        }
+
+        if (current.IsActive != _applied.IsActive || current.Term != _applied.Term || current.Active != _applied.Active)
+        {
+            LogMessages.LeadershipChanged(_logger, current.Term, current.IsActive ? "active" : "follower", current.Active.IsNone ? "unknown" : current.Active.ToString());
+        }
+
+        _applied = current;
+        ApplyLeadership(current);
+    }
+
+    // On the loop.
+    private void ApplyLeadership(in Leadership leadership) => _node.OnLeadership(ToCore(leadership));
+
+    // On the loop.
+    private void OnConfigObserved(ClusterConfig config) => _node.OnConfigObserved(config);
+
+    /// <summary>The coordinator's view as the core takes it (both on the monotonic clock of <see cref="TimeProvider.System"/>).</summary>
+    public static MonitorLeadership ToCore(in Leadership leadership) =>
+        new(leadership.Term, leadership.IsActive, leadership.Active, leadership.ConfirmedUntil);
 
     /// <summary>Reads the monitor's state on its loop.</summary>
     public Task<T> ReadAsync<T>(Func<MonitorNode, T> read) => _loop.InvokeAsync(() => read(_node));
 
-    public Task<ClusterStatus> StatusAsync() => ReadAsync(n => ClusterStatus.From(n, TimeProvider.System));
+    public Task<ClusterStatus> StatusAsync() => ReadAsync(n => ClusterStatus.From(n, TimeProvider.System) with { Monitors = GroupStatus() });
+
+    internal ILogger Logger => _logger;
 
     public Task<IReadOnlyList<EventView>> EventsAsync() => ReadAsync<IReadOnlyList<EventView>>(n => [.. n.Events.Select(EventView.From)]);
 
@@ -282,16 +510,31 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
     public void ProposeConfig(long expectedVersion, ClusterConfig next)
     {
         var started = TimeProvider.System.GetTimestamp();
+        var coordinator = _coordinator!;
         _ = Task.Run(async () =>
         {
             try
             {
-                var result = await _store.CompareAndSetAsync(expectedVersion, next, _stopping.Token);
+                var result = await coordinator.CompareAndSetAsync(expectedVersion, next, _stopping.Token);
                 Metrics.ConfigWriteSeconds.Observe(TimeProvider.System.GetElapsedTime(started).TotalSeconds);
                 _loop.Post(() => _node.OnConfigStored(result.Committed, result.Current));
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
+            }
+            catch (NotActiveMonitorException e)
+            {
+                // Leadership moved while the proposal was in flight: a refusal, answered with the configuration
+                // this monitor holds, exactly as a lost compare-and-set; the new active monitor decides from here.
+                LogMessages.ProposalRefused(_logger, next.ToString(), e.Message);
+                await RefuseAsync(coordinator).ConfigureAwait(false);
+            }
+            catch (Exception e) when (_options.Coordinator != CoordinatorKind.File)
+            {
+                // A group member that cannot reach its quorum cannot commit; that is an outage of this member,
+                // not a reason to stop it: it must stay up to rejoin. Nothing was committed through it.
+                LogMessages.ConfigStoreFailed(_logger, e.Message);
+                await RefuseAsync(coordinator).ConfigureAwait(false);
             }
             catch (Exception e)
             {
@@ -300,6 +543,24 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
                 _fatal.TrySetResult($"the configuration store failed: {e.Message}");
             }
         });
+    }
+
+    /// <summary>Answers a proposal that was not committed with the configuration this monitor holds.</summary>
+    private async Task RefuseAsync(IMonitorCoordinator coordinator)
+    {
+        ClusterConfig? current = null;
+        try
+        {
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            bounded.CancelAfter(TimeSpan.FromSeconds(1));
+            current = await coordinator.LoadAsync(bounded.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
+        {
+            // Not even the local copy: the node's own copy is the best answer there is.
+        }
+
+        _loop.Post(() => _node.OnConfigStored(false, current ?? _node.Config));
     }
 
     public void Report(MonitorEvent e)
@@ -357,7 +618,11 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
             await _clientApi.DisposeAsync();
         }
 
-        _store?.Dispose();
+        if (_coordinator is not null)
+        {
+            await _coordinator.DisposeAsync();
+        }
+
         _stopping.Dispose();
     }
 

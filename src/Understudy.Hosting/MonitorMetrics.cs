@@ -21,6 +21,9 @@ public sealed class MonitorMetrics
         Members = f.CreateGauge("understudy_monitor_members", "Servers known, by state.", new GaugeConfiguration { LabelNames = ["state"] });
         Subscriptions = f.CreateGauge("understudy_monitor_client_subscriptions", "Clients subscribed to primary changes.");
         LeaseRemaining = f.CreateGauge("understudy_monitor_lease_remaining_seconds", "Time until the lease last granted to the primary surely expires.");
+        Active = f.CreateGauge("understudy_monitor_active", "1 when this monitor is the active one of its group, else 0.");
+        Term = f.CreateGauge("understudy_monitor_term", "The monitor group's leader term as this monitor knows it.");
+        GroupMembers = f.CreateGauge("understudy_monitor_group_members", "Monitors of the group as this one sees them (itself included), by state: up, lagging, unreachable.", new GaugeConfiguration { LabelNames = ["state"] });
     }
 
     public CollectorRegistry Registry { get; }
@@ -48,4 +51,10 @@ public sealed class MonitorMetrics
     public Gauge Subscriptions { get; }
 
     public Gauge LeaseRemaining { get; }
+
+    public Gauge Active { get; }
+
+    public Gauge Term { get; }
+
+    public Gauge GroupMembers { get; }
 }

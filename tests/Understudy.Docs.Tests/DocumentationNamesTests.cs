@@ -1,6 +1,7 @@
 using System.Reflection;
 using Understudy.Checking;
 using Understudy.Client;
+using Understudy.Coordination;
 using Understudy.Core.Replication;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
@@ -25,6 +26,7 @@ public class DocumentationNamesTests
         typeof(ITransport).Assembly,
         typeof(UnderstudyClient).Assembly,
         typeof(ServerHost).Assembly,
+        typeof(IMonitorCoordinator).Assembly,
         typeof(Simulator).Assembly,
         typeof(HistoryChecker).Assembly,
         typeof(LocalCluster).Assembly,

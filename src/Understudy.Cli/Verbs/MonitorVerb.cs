@@ -23,20 +23,31 @@ internal static class MonitorVerb
         var lease = new Option<int>("--lease-ms") { Description = "Lease granted to the primary; no promotion before it surely expires (unless the primary is known dead). Env: UNDERSTUDY_MONITOR__LEASEMS.", DefaultValueFactory = _ => 500 };
         var phi = new Option<double?>("--phi") { Description = "Use phi-accrual failure detection with this threshold (e.g. 8) instead of the fixed timeout. Env: UNDERSTUDY_MONITOR__PHI." };
         var keyFile = new Option<string?>("--cluster-key-file") { Description = "File with the shared cluster key (hex). Env: UNDERSTUDY_CLUSTER__KEYFILE or UNDERSTUDY_CLUSTER__KEY." };
+        var raftPort = new Option<int?>("--raft-port") { Description = "Port this monitor talks Raft on with its peers (default: --port + 2). Env: UNDERSTUDY_MONITOR__RAFTPORT." };
+        var peers = new Option<string?>("--peers") { Description = "Every monitor's heartbeat address, this one included, comma-separated (3 or 5 of them): runs a monitor group. Without it: a group of one keeping the configuration in --data. Env: UNDERSTUDY_MONITOR__PEERS.", HelpName = "host:port,host:port,host:port" };
+        var coordinator = new Option<string?>("--coordinator") { Description = "How the group agrees: raft (among the monitors, the default with --peers) or etcd (an external etcd). Env: UNDERSTUDY_MONITOR__COORDINATOR.", HelpName = "raft|etcd" };
+        var etcd = new Option<string?>("--etcd-endpoints") { Description = "With --coordinator etcd: the etcd client URLs, comma-separated. Env: UNDERSTUDY_MONITOR__ETCDENDPOINTS.", HelpName = "http://host:port,..." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("monitor", "Run the monitor: heartbeats in, failure detection, leases, promotion, and primary changes pushed to clients.")
         {
-            port, clientPort, host, httpPort, httpHost, data, heartbeat, failure, lease, phi, keyFile, logLevel, settings,
+            port, clientPort, host, httpPort, httpHost, data, heartbeat, failure, lease, phi, keyFile, raftPort, peers, coordinator, etcd, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Monitor", settings, (port, "Port"), (clientPort, "ClientPort"), (host, "Host"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (data, "Data"), (heartbeat, "HeartbeatMs"), (failure, "FailureTimeoutMs"), (lease, "LeaseMs"), (phi, "Phi"), (logLevel, "LogLevel"));
+            var s = VerbSettings.Load(parse, "Monitor", settings, (port, "Port"), (clientPort, "ClientPort"), (host, "Host"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (data, "Data"), (heartbeat, "HeartbeatMs"), (failure, "FailureTimeoutMs"), (lease, "LeaseMs"), (phi, "Phi"), (raftPort, "RaftPort"), (peers, "Peers"), (coordinator, "Coordinator"), (etcd, "EtcdEndpoints"), (logLevel, "LogLevel"));
             var bind = s.Text("Host", "127.0.0.1");
+            var heartbeatListen = new NodeAddress(bind, s.Int("Port", 9000, "--port", 1, 65535));
+            var (group, raftPorts) = Peers(s.Text("Peers", string.Empty));
             var options = new MonitorHostOptions
             {
-                HeartbeatListen = new NodeAddress(bind, s.Int("Port", 9000, "--port", 1, 65535)),
+                HeartbeatListen = heartbeatListen,
+                Peers = group,
+                PeerRaftPorts = raftPorts,
+                RaftListen = s.Has("RaftPort") ? new NodeAddress(bind, s.Int("RaftPort", 0, "--raft-port", 1, 65535)) : NodeAddress.None,
+                Coordinator = s.Choice("Coordinator", group.Count > 1 ? CoordinatorKind.Raft : CoordinatorKind.File, "--coordinator"),
+                EtcdEndpoints = [.. s.Text("EtcdEndpoints", string.Empty).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)],
                 ClientListen = new NodeAddress(bind, s.Int("ClientPort", 9001, "--client-port", 1, 65535)),
                 HttpPort = s.Int("HttpPort", 9080, "--http-port", 0, 65535),
                 HttpHost = s.Text("HttpHost", "127.0.0.1"),
@@ -50,10 +61,51 @@ internal static class MonitorVerb
                     PhiThreshold = s.Has("Phi") ? s.Number("Phi", 8, "--phi", 0.1, 100) : null,
                 },
             };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                // The options' own checks name the flag and the fix: a usage error like any other (exit 2).
+                throw new UsageException(e.Message, e);
+            }
+
             UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_MONITOR__DATA)");
             return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), "monitor", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>Parses --peers: heartbeat addresses, comma-separated, each optionally with its Raft port (host:port/raftport).</summary>
+    private static (List<NodeAddress> Peers, Dictionary<NodeAddress, int> RaftPorts) Peers(string text)
+    {
+        var peers = new List<NodeAddress>();
+        var raftPorts = new Dictionary<NodeAddress, int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (text.Length == 0)
+            {
+                break;
+            }
+
+            var slash = part.IndexOf('/', StringComparison.Ordinal);
+            var heartbeat = slash < 0 ? part : part[..slash];
+            var raft = 0;
+            if (!NodeAddress.TryParse(heartbeat, out var address) ||
+                (slash >= 0 && (!int.TryParse(part.AsSpan(slash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out raft) || raft is <= 0 or > 65535)))
+            {
+                throw new UsageException($"--peers (or UNDERSTUDY_MONITOR__PEERS) has '{part}': expected host:port heartbeat addresses (optionally host:port/raftport), for example 127.0.0.1:9000,127.0.0.1:9010,127.0.0.1:9020");
+            }
+
+            peers.Add(address);
+            if (slash >= 0)
+            {
+                raftPorts[address] = raft;
+            }
+        }
+
+        return (peers, raftPorts);
     }
 
     private static async Task<int> RunAsync(MonitorHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)

@@ -202,6 +202,39 @@ function updateRate(status) {
   ctx.fillText(`messages/s committed by the primary · last 30 s · peak ${Math.round(max).toLocaleString()}`, 2, 13);
 }
 
+// The monitor group as the answering monitor sees it: who is active, the term, and each member's reachability.
+function drawMonitors(status) {
+  const group = status.monitors;
+  const body = $("monitors").tBodies[0];
+  body.replaceChildren();
+  if (!group) {
+    $("monitor-role").textContent = "–";
+    $("monitor-term").textContent = "–";
+    $("monitor-summary").textContent = "this monitor does not report a group";
+    return;
+  }
+  $("monitor-role").textContent = group.isActive ? "active" : "follower";
+  $("monitor-role").className = group.isActive ? "yes" : "";
+  $("monitor-term").textContent = group.term;
+  const quorum = group.hasQuorum ? "reaches a quorum" : "NO QUORUM: grants no lease, cannot change the configuration";
+  $("monitor-summary").textContent =
+    `${group.coordinator} · ${group.members.length} member(s) · active ${shortAddress(group.active)} · term ${group.term} · this monitor ${quorum}`;
+  $("monitor-summary").className = group.hasQuorum ? "hint" : "hint role-down";
+  for (const m of group.members) {
+    const tr = document.createElement("tr");
+    tr.dataset.address = m.address;
+    const cells = [shortAddress(m.address), m.active ? "active" : "follower", m.state, m.self ? "this one" : ""];
+    cells.forEach((c, i) => {
+      const td = document.createElement("td");
+      td.textContent = c;
+      if (i === 1 && m.active) td.className = "role-primary";
+      if (i === 2) td.className = m.state === "up" ? "yes" : m.state === "lagging" ? "no" : "role-down";
+      tr.appendChild(td);
+    });
+    body.appendChild(tr);
+  }
+}
+
 function drawStatus(status) {
   state.status = status;
   $("phase").textContent = status.phase;
@@ -212,6 +245,7 @@ function drawStatus(status) {
   $("lease").textContent = fmtMs(status.leaseRemainingMs);
   drawTopology(status);
   drawMembers(status);
+  drawMonitors(status);
   updateRate(status);
 }
 
