@@ -49,4 +49,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(4014, LogLevel.Information, "HTTP on http://{Host}:{Port}")]
     public static partial void HttpListening(ILogger logger, string host, int port);
+
+    [LoggerMessage(4030, LogLevel.Information, "the active monitor is {Monitor} (term {Term}); in-sync changes and step-down results go there")]
+    public static partial void ActiveMonitor(ILogger logger, string monitor, long term);
 }
