@@ -40,12 +40,26 @@ public readonly record struct AdminRequest(long RequestId, AdminCommand Command,
     }
 }
 
-/// <summary>Monitor to operator: success, a line for people, and a JSON body where the command has one.</summary>
+/// <summary>
+/// Monitor to operator: success, a line for people, and a JSON body where the command has one. A monitor that
+/// is not the active one of its group refuses switchovers and forced promotions and names the active monitor in
+/// <see cref="ActiveMonitor"/> (its server-facing address, as the monitor group knows it), so the operator's
+/// client can ask that one instead.
+/// </summary>
 public readonly record struct AdminResponse(long RequestId, bool Ok, string Message, ReadOnlyMemory<byte> Body) : IMessage<AdminResponse>
 {
+    /// <summary>
+    /// On a refusal because this monitor is not the active one: the active monitor's server-facing address, or
+    /// <see cref="NodeAddress.None"/> (also on every other response).
+    /// </summary>
+    public NodeAddress ActiveMonitor { get; init; } = NodeAddress.None;
+
+    /// <summary>Whether this is a refusal from a monitor that is not the active one.</summary>
+    public bool IsNotActiveRefusal => !Ok && !ActiveMonitor.IsNone;
+
     public MessageType Type => MessageType.AdminResponse;
 
-    public int Size => 8 + 1 + WireWriter.SizeOf(Message) + 4 + Body.Length;
+    public int Size => 8 + 1 + WireWriter.SizeOf(Message) + 4 + Body.Length + WireWriter.SizeOf(ActiveMonitor);
 
     public void Format(Span<byte> destination)
     {
@@ -54,12 +68,16 @@ public readonly record struct AdminResponse(long RequestId, bool Ok, string Mess
         w.WriteBool(Ok);
         w.WriteString(Message);
         w.WriteBytes(Body.Span);
+        w.WriteAddress(ActiveMonitor);
     }
 
     public static AdminResponse Parse(ReadOnlySpan<byte> source)
     {
         var r = new WireReader(source, nameof(AdminResponse));
-        var m = new AdminResponse(r.ReadInt64("requestId"), r.ReadBool("ok"), r.ReadString("message"), r.ReadBytes("body"));
+        var m = new AdminResponse(r.ReadInt64("requestId"), r.ReadBool("ok"), r.ReadString("message"), r.ReadBytes("body"))
+        {
+            ActiveMonitor = r.ReadAddress("activeMonitor"),
+        };
         r.End();
         return m;
     }

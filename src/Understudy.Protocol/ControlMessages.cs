@@ -72,14 +72,24 @@ public readonly record struct Heartbeat(
 }
 
 /// <summary>
-/// Monitor to server, in answer to a heartbeat: the current configuration and, for the primary of
-/// the current epoch, a lease of <see cref="LeaseMs"/> counted from the echoed <see cref="EchoSentAt"/>.
+/// Monitor to server, in answer to a heartbeat: the configuration the answering monitor holds and, from the
+/// active monitor to the primary of the current epoch, a lease of <see cref="LeaseMs"/> counted from the echoed
+/// <see cref="EchoSentAt"/>. Servers heartbeat every monitor of the group, so acks come from followers too: a
+/// follower answers with its copy of the configuration, <see cref="LeaseMs"/> 0 and <see cref="FromActive"/> false.
 /// </summary>
-public readonly record struct HeartbeatAck(ClusterConfig Config, long EchoSentAt, int LeaseMs, ulong MonitorIncarnation) : IMessage<HeartbeatAck>
+/// <param name="Config">The configuration the answering monitor holds; servers adopt it when its version is newer.</param>
+/// <param name="EchoSentAt">The heartbeat's <see cref="Heartbeat.SentAt"/>, so the server dates its lease on its own clock.</param>
+/// <param name="LeaseMs">The lease granted (0 for none).</param>
+/// <param name="MonitorIncarnation">Random per monitor process start.</param>
+/// <param name="MonitorTerm">The answering monitor's leader term in its group (never decreases); a server ignores
+/// lease grants from a term lower than the highest it has seen. A group of one is always term 1.</param>
+/// <param name="FromActive">Whether the answering monitor is the active one; a server takes a lease only from such an ack,
+/// and sends its other monitor-bound messages to that monitor.</param>
+public readonly record struct HeartbeatAck(ClusterConfig Config, long EchoSentAt, int LeaseMs, ulong MonitorIncarnation, long MonitorTerm = 1, bool FromActive = true) : IMessage<HeartbeatAck>
 {
     public MessageType Type => MessageType.HeartbeatAck;
 
-    public int Size => Config.Size + 8 + 4 + 8;
+    public int Size => Config.Size + 8 + 4 + 8 + 8 + 1;
 
     public void Format(Span<byte> destination)
     {
@@ -88,12 +98,20 @@ public readonly record struct HeartbeatAck(ClusterConfig Config, long EchoSentAt
         w.WriteInt64(EchoSentAt);
         w.WriteInt32(LeaseMs);
         w.WriteUInt64(MonitorIncarnation);
+        w.WriteInt64(MonitorTerm);
+        w.WriteBool(FromActive);
     }
 
     public static HeartbeatAck Parse(ReadOnlySpan<byte> source)
     {
         var r = new WireReader(source, nameof(HeartbeatAck));
-        var m = new HeartbeatAck(ClusterConfig.Parse(ref r), r.ReadInt64("echoSentAt"), r.ReadInt32("leaseMs"), r.ReadUInt64("monitorIncarnation"));
+        var m = new HeartbeatAck(
+            ClusterConfig.Parse(ref r),
+            r.ReadInt64("echoSentAt"),
+            r.ReadInt32("leaseMs"),
+            r.ReadUInt64("monitorIncarnation"),
+            r.ReadInt64("monitorTerm"),
+            r.ReadBool("fromActive"));
         r.End();
         return m;
     }

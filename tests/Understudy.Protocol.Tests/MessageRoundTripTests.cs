@@ -20,7 +20,7 @@ public class MessageRoundTripTests
     public static TheoryData<IMessage> Messages() =>
     [
         new Heartbeat(A, 42, ServerRole.Primary, 3, 9, 100, 3, 99, 123456, 8090, true, 4242, 8190),
-        new HeartbeatAck(Config, 123456, 500, 7),
+        new HeartbeatAck(Config, 123456, 500, 7, 4, true),
         new ConfigPush(Config, 1, 500),
         new InSyncChange(5, A, 3, 9, InSyncOp.Remove, B),
         new InSyncChangeResult(5, true, Config, "ok"),
@@ -37,7 +37,7 @@ public class MessageRoundTripTests
         new PrimaryQuery(99, true),
         new PrimaryUpdate(3, 9, A),
         new AdminRequest(1, AdminCommand.Switchover, B),
-        new AdminResponse(1, true, "done", "{}"u8.ToArray()),
+        new AdminResponse(1, true, "done", "{}"u8.ToArray()) { ActiveMonitor = B },
         new Hello(PeerRole.Server, A, 42, 0xdeadbeef, true),
         new ProtocolError(ProtocolErrorCode.FrameTooLarge, "too big"),
     ];

@@ -7,6 +7,17 @@ namespace Understudy.Core.Monitor;
 /// out on the monitor's own clock. Nobody else is promoted before that instant unless the primary is known
 /// dead or has promised to step down: this is what keeps two primaries from serving at once.
 /// </summary>
+/// <remarks>
+/// <para>The rule across a group of monitors (enforced by <see cref="MonitorNode"/> through <see cref="IMonitorLeaseRule"/>,
+/// checked by <see cref="MonitorNode.CheckInvariants"/>): a lease of length <c>L</c> is granted at <c>now</c> only while
+/// this monitor is active and <c>now &lt; ConfirmedUntil</c>. So every lease this monitor grants ends before
+/// <c>ConfirmedUntil + L</c> on its clock: it outlives the confirmed leadership by less than one lease duration, and
+/// never more. The server dates its lease from its own heartbeat's send time, which precedes the grant, so on
+/// the server it ends earlier still (up to clock drift).</para>
+/// <para>A newly active monitor cannot know what its predecessors granted: <see cref="AwaitEarlierMonitors"/> makes it
+/// assume a lease running until <c>becameActive + L + MaxClockDrift</c>, after which none can (the coordinator lets no
+/// monitor become active before its predecessor's <c>ConfirmedUntil</c>).</para>
+/// </remarks>
 internal sealed class LeaseKeeper
 {
     private readonly TimeProvider _time;
@@ -24,11 +35,23 @@ internal sealed class LeaseKeeper
     /// <summary>The length of every lease granted, in milliseconds (what heartbeat replies and pushes carry).</summary>
     public int DurationMs { get; }
 
-    /// <summary>Monotonic timestamp after which no lease granted so far can still run.</summary>
+    /// <summary>The length of every lease granted, in timestamp ticks.</summary>
+    public long DurationTicks => _durationTicks;
+
+    /// <summary>Monotonic timestamp after which no lease granted so far (by this monitor or, see <see cref="InheritedUntil"/>, earlier ones) can still run.</summary>
     public long SurelyExpiresAt { get; private set; }
+
+    /// <summary>Until when leases granted by earlier active monitors may run, as assumed when this one became active.</summary>
+    public long InheritedUntil { get; private set; } = long.MinValue;
 
     /// <summary>Monotonic timestamp of the last grant, or <see cref="long.MinValue"/> before any.</summary>
     public long LastGrantedAt { get; private set; } = long.MinValue;
+
+    /// <summary>The confirmed-leadership deadline in force at the last grant (what the grant was checked against).</summary>
+    public long LastGrantConfirmedUntil { get; private set; } = long.MinValue;
+
+    /// <summary>How many leases this monitor has granted (renewals included).</summary>
+    public long GrantCount { get; private set; }
 
     /// <summary>Whether a lease granted so far may still run at <paramref name="now"/>.</summary>
     public bool MayStillRun(long now) => now < SurelyExpiresAt;
@@ -48,20 +71,28 @@ internal sealed class LeaseKeeper
         heartbeat.Role == ServerRole.Primary &&
         failoverAllows;
 
-    /// <summary>A lease granted at <paramref name="now"/>: the expiry only ever moves later.</summary>
-    public void Grant(long now)
+    /// <summary>A lease granted at <paramref name="now"/> while leadership is confirmed until <paramref name="confirmedUntil"/>: the expiry only ever moves later.</summary>
+    public void Grant(long now, long confirmedUntil)
     {
         SurelyExpiresAt = Math.Max(SurelyExpiresAt, now + _durationTicks);
         LastGrantedAt = now;
+        LastGrantConfirmedUntil = confirmedUntil;
+        GrantCount++;
     }
 
     /// <summary>
-    /// A new primary is pushed a full lease with its configuration: from now on only its lease counts, so the
-    /// expiry restarts from <paramref name="now"/> rather than keeping the old primary's.
+    /// A new primary was stored: from now on only its lease counts, so the expiry restarts from <paramref name="now"/>
+    /// rather than keeping the old primary's (never before what earlier monitors may have granted, though).
     /// </summary>
     public void StartTerm(long now)
     {
-        SurelyExpiresAt = now + _durationTicks;
-        LastGrantedAt = now;
+        SurelyExpiresAt = Math.Max(now + _durationTicks, InheritedUntil);
+    }
+
+    /// <summary>This monitor became active: leases its predecessors granted may run until <paramref name="until"/>.</summary>
+    public void AwaitEarlierMonitors(long until)
+    {
+        InheritedUntil = until;
+        SurelyExpiresAt = Math.Max(SurelyExpiresAt, until);
     }
 }

@@ -55,8 +55,29 @@ internal sealed class MemberTracker
     public double? HeartbeatAgeMs(NodeAddress address, long now) =>
         _members.TryGetValue(address, out var m) && m.LastHeartbeatAt != long.MinValue ? Ms(now - m.LastHeartbeatAt) : null;
 
-    /// <summary>Periodic work: suspect the silent, probe again those whose connection stays lost.</summary>
-    public void Tick(long now)
+    /// <summary>
+    /// This monitor just became active: judge nobody failed on what it saw as a follower (a heartbeat stream to it
+    /// may have only just started) until <paramref name="until"/>, at least a failure timeout away. A suspected member
+    /// is unknown again; one still silent at the end of the grace is suspected at the next tick. Proof of death
+    /// (a refused probe, a restart reported) still counts at once.
+    /// </summary>
+    public void BeginGrace(long until)
+    {
+        _suspectNotBefore = Math.Max(_suspectNotBefore, until);
+        foreach (var m in _members.Values)
+        {
+            if (m.Liveness == Liveness.Suspected)
+            {
+                m.Liveness = Liveness.Unknown;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Periodic work: suspect the silent, probe again those whose connection stays lost. Only the active monitor
+    /// probes (<paramref name="mayProbe"/>); a follower still suspects, so it knows who is alive when it takes over.
+    /// </summary>
+    public void Tick(long now, bool mayProbe = true)
     {
         // A monitor that was itself stalled (CPU starvation, a GC pause, SIGSTOP) has not read the heartbeats
         // waiting for it yet: give them a moment to be heard before suspecting anyone. This only delays the slow
@@ -79,7 +100,7 @@ internal sealed class MemberTracker
             // A killed process may close its heartbeat connection a moment before its listening socket: a probe
             // in that moment is accepted. Probe again while the connection stays lost, so the crash is still
             // seen in milliseconds rather than after the failure timeout and the lease.
-            if (m.ConnectionLost && !m.ProbeInFlight && m.Liveness != Liveness.Down && now >= m.NextProbeAt)
+            if (mayProbe && m.ConnectionLost && !m.ProbeInFlight && m.Liveness != Liveness.Down && now >= m.NextProbeAt)
             {
                 StartProbe(m);
             }
@@ -133,17 +154,39 @@ internal sealed class MemberTracker
         }
     }
 
-    /// <summary>The heartbeat connection from a server dropped: probe its port to tell a crash from a glitch.</summary>
-    public void OnConnectionLost(NodeAddress server)
+    /// <summary>
+    /// The heartbeat connection from a server dropped: probe its port to tell a crash from a glitch. A follower
+    /// (<paramref name="mayProbe"/> false) only notes it: the first tick after it becomes active probes.
+    /// </summary>
+    public void OnConnectionLost(NodeAddress server, bool mayProbe = true)
     {
         if (_members.TryGetValue(server, out var m) && m.Liveness != Liveness.Down)
         {
             m.ConnectionLost = true;
-            if (!m.ProbeInFlight)
+            if (!mayProbe)
+            {
+                m.NextProbeAt = Math.Min(m.NextProbeAt, long.MinValue + 1);
+            }
+            else if (!m.ProbeInFlight)
             {
                 StartProbe(m);
             }
         }
+    }
+
+    /// <summary>The highest epoch any server has reported in its last heartbeat (0 if none).</summary>
+    public long HighestEpochReported()
+    {
+        var highest = 0L;
+        foreach (var m in _members.Values)
+        {
+            if (m.LastHeartbeat is { } hb)
+            {
+                highest = Math.Max(highest, Math.Max(hb.Epoch, hb.LastEpoch));
+            }
+        }
+
+        return highest;
     }
 
     /// <summary>The answer to a probe; true when it proves the server down (a new verdict to act on).</summary>

@@ -25,6 +25,15 @@ public enum MonitorEventKind
     ForcedPromotion,
     ConfigStoreRejected,
     MonitorStarted,
+
+    /// <summary>This monitor became the active one of its group (a new term).</summary>
+    BecameActive,
+
+    /// <summary>This monitor stopped being the active one: it grants and proposes nothing now.</summary>
+    BecameFollower,
+
+    /// <summary>The active monitor's leadership is no longer confirmed by a quorum: no lease is granted until it is.</summary>
+    LeadershipUnconfirmed,
 }
 
 /// <summary>

@@ -8,7 +8,9 @@ public sealed partial class MonitorNode
     /// <summary>
     /// Throws <see cref="InvariantViolationException"/> when one of the monitor's local invariants does not hold:
     /// the configuration is coherent, the phase agrees with the data it carries and the proposal in flight, and no
-    /// primary is replaced while a lease it may hold still runs. Debug builds check after every input; the
+    /// primary is replaced while a lease it may hold still runs; a follower has nothing under way and grants nothing; a
+    /// lease is granted only before the confirmed-leadership deadline; a newly active monitor promotes nobody else
+    /// while a lease an earlier active monitor granted may still run (unless the primary is known dead). Debug builds check after every input; the
     /// simulator checks after every step.
     /// </summary>
     public void CheckInvariants()
@@ -70,6 +72,29 @@ public sealed partial class MonitorNode
         if (inFlight is { Purpose: ProposalPurpose.Promotion } && _state.Switchover is null && _state.Failure?.Cause.ProvesDeath() != true && inFlight.StartedAt < _lease.SurelyExpiresAt)
         {
             Violated($"{inFlight.Subject} is being promoted while the lease of {inFlight.OldPrimary} may still run");
+        }
+
+        // The monitor group (docs/ARCHITECTURE.md, "The monitor group and lease safety").
+        if (!IsActive && (inFlight is not null || _state.Switchover is not null || _state.Forced is not null || _state.Failure is not null))
+        {
+            Violated($"a follower (term {_leadership.Term}) has a proposal ({inFlight?.Purpose}), a switchover, a forced promotion or a failover under way");
+        }
+
+        if (!IsActive && _lease.GrantCount != _grantsWhenFollowerStarted)
+        {
+            Violated($"a follower (term {_leadership.Term}) granted {_lease.GrantCount - _grantsWhenFollowerStarted} lease(s)");
+        }
+
+        // Rule 1: a lease is granted only before the leadership deadline in force, so it ends before that deadline plus one lease.
+        if (_lease.LastGrantedAt != long.MinValue && _lease.LastGrantedAt >= _lease.LastGrantConfirmedUntil)
+        {
+            Violated($"a lease was granted at {_lease.LastGrantedAt}, not before the confirmed leadership deadline {_lease.LastGrantConfirmedUntil}");
+        }
+
+        // Rule 2: a newly active monitor promotes nobody but the configured primary before earlier monitors' leases surely expired.
+        if (inFlight is { Purpose: ProposalPurpose.Promotion } && _state.Failure?.Cause.ProvesDeath() != true && inFlight.StartedAt < _lease.InheritedUntil)
+        {
+            Violated($"{inFlight.Subject} is being promoted while a lease granted by an earlier active monitor may still run");
         }
 
         if (_journal.Events.Count > Options.MaxEvents)

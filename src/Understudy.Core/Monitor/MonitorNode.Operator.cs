@@ -16,6 +16,12 @@ public sealed partial class MonitorNode
         {
             problem = $"the cluster is not stable (phase {_state.Phase}); try again shortly";
         }
+        else if (_lease.InheritedUntil > now)
+        {
+            // Rule 2 (ARCHITECTURE.md): a newly active monitor promotes nobody but the configured primary until the
+            // leases earlier monitors granted have surely expired.
+            problem = $"this monitor became active recently; leases earlier monitors granted may run {Ms(_lease.InheritedUntil - now):0} ms more; try again then";
+        }
         else
         {
             if (target.IsNone)

@@ -258,10 +258,13 @@ public sealed partial class MonitorNode
 
     private void PushConfigToServers()
     {
+        var now = Now;
         foreach (var member in _config.Members)
         {
-            if (member.Address == _config.Primary && _members.TryGet(member.Address, out var p) && p.LastHeartbeat is { } hb && p.Liveness == Liveness.Alive)
+            // The push to the primary carries a lease: granted only as a heartbeat's answer would be (rule 1).
+            if (member.Address == _config.Primary && _members.TryGet(member.Address, out var p) && p.LastHeartbeat is { } hb && p.Liveness == Liveness.Alive && MayGrantNow(now))
             {
+                _lease.Grant(now, _leadership.ConfirmedUntil);
                 _env.SendToServer(member.Address, new ConfigPush(_config, hb.SentAt, _lease.DurationMs));
             }
             else

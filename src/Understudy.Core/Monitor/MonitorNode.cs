@@ -15,6 +15,13 @@ namespace Understudy.Core.Monitor;
 /// its parts are <see cref="MemberTracker"/> (liveness, probes), <see cref="LeaseKeeper"/> (the primary's
 /// lease), <see cref="ConfigProposer"/> (the configuration change in flight) and <see cref="MonitorJournal"/>
 /// (the event history). Every public input ends with <see cref="CheckInvariants"/> in debug builds.
+/// <para>A monitor is one of a group of 1, 3 or 5 (<see cref="MonitorLeadership"/>, fed by the host from its
+/// coordinator). Every monitor tracks member health from heartbeats; only the active one grants leases
+/// (while its leadership is confirmed: <see cref="IMonitorLeaseRule.MayGrant"/>), proposes configurations and probes.
+/// A follower answers heartbeats with its copy of the configuration and no lease, answers clients from that copy and
+/// refuses operator commands naming the active monitor. A newly active monitor renews the configured primary's lease
+/// at once, gives every member a failure timeout of grace, and promotes nobody else before
+/// <see cref="IMonitorLeaseRule.OthersMayBePromotedAt"/> unless the primary is known dead.</para>
 /// The class is split by concern: the inputs here, the state machine in MonitorNode.StateMachine.cs, the
 /// operator's commands in MonitorNode.Operator.cs and the invariants in MonitorNode.Invariants.cs.
 /// </remarks>
@@ -23,6 +30,7 @@ public sealed partial class MonitorNode
     private readonly IMonitorEnvironment _env;
     private readonly TimeProvider _time;
     private readonly IPromotionRule _promotionRule;
+    private readonly IMonitorLeaseRule _leaseRule;
     private readonly HashSet<ClientRef> _subscribers = [];
     private readonly MonitorJournal _journal;
     private readonly MemberTracker _members;
@@ -35,14 +43,32 @@ public sealed partial class MonitorNode
     // NoCandidate is reported once per primary, however often the monitor goes in and out of that phase.
     private bool _noCandidateReported;
 
+    private MonitorLeadership _leadership;
+
+    // The grant count when this monitor last stopped being active: a follower grants nothing (an invariant).
+    private long _grantsWhenFollowerStarted;
+
+    // LeadershipUnconfirmed is reported once per lapse of confirmation.
+    private bool _unconfirmedReported;
+
     /// <summary>Starts a monitor with the configuration its store held (or <see cref="ClusterConfig.Initial"/>).</summary>
-    public MonitorNode(MonitorOptions options, ClusterConfig stored, IMonitorEnvironment environment, TimeProvider time, ulong incarnation, IPromotionRule? promotionRule = null)
+    /// <param name="options">Validated here.</param>
+    /// <param name="stored">The committed configuration (for a group, the coordinator's).</param>
+    /// <param name="environment">Where messages, probes and proposals go.</param>
+    /// <param name="time">The monotonic clock (and wall clock for events).</param>
+    /// <param name="incarnation">Random per process start.</param>
+    /// <param name="promotionRule">Who to promote (tests swap in broken rules); null for <see cref="HighestPriorityInSyncRule"/>.</param>
+    /// <param name="leaseRule">When to grant and when others may be promoted (tests swap in broken rules); null for <see cref="ConfirmedLeadershipLeaseRule"/>.</param>
+    /// <param name="leadership">The group's view at start; null for a group of one (<see cref="MonitorLeadership.GroupOfOne"/>: active forever).</param>
+    public MonitorNode(MonitorOptions options, ClusterConfig stored, IMonitorEnvironment environment, TimeProvider time, ulong incarnation, IPromotionRule? promotionRule = null, IMonitorLeaseRule? leaseRule = null, MonitorLeadership? leadership = null)
     {
         options.Validate();
         Options = options;
         _env = environment;
         _time = time;
         _promotionRule = promotionRule ?? HighestPriorityInSyncRule.Instance;
+        _leaseRule = leaseRule ?? ConfirmedLeadershipLeaseRule.Instance;
+        _leadership = leadership ?? MonitorLeadership.GroupOfOne;
         Incarnation = incarnation;
         _config = stored;
         var startedAt = Now;
@@ -51,8 +77,13 @@ public sealed partial class MonitorNode
         _proposals = new ConfigProposer(environment);
         _state = new FailoverState(stored.Epoch == 0 ? FailoverPhase.Forming : FailoverPhase.Stable);
         _members = new MemberTracker(options, time, environment, _journal, stored.Members, startedAt);
+        if (_leadership.IsActive)
+        {
+            // Starting active is becoming active: earlier monitors (or this one's previous life) may have granted leases.
+            _lease.AwaitEarlierMonitors(_leaseRule.OthersMayBePromotedAt(new LeaseWaitView(startedAt, _leadership.Term, _lease.DurationTicks, Ticks(options.MaxClockDrift))));
+        }
 
-        Record(MonitorEventKind.MonitorStarted, NodeAddress.None, $"configuration {stored}");
+        Record(MonitorEventKind.MonitorStarted, NodeAddress.None, $"configuration {stored}; {(_leadership.IsActive ? "active" : "follower")} in term {_leadership.Term}");
         AssertInvariants();
     }
 
@@ -69,6 +100,15 @@ public sealed partial class MonitorNode
     public IReadOnlyCollection<MonitorEvent> Events => _journal.Events;
 
     public int SubscriberCount => _subscribers.Count;
+
+    /// <summary>The monitor group's view as last handed to <see cref="OnLeadership"/> (or to the constructor).</summary>
+    public MonitorLeadership Leadership => _leadership;
+
+    /// <summary>Whether this monitor is the active one of its group.</summary>
+    public bool IsActive => _leadership.IsActive;
+
+    /// <summary>Milliseconds until this monitor, newly active, may promote a server other than the configured primary (0 once it may).</summary>
+    public double EarlierLeasesRemainingMs => Math.Max(0, Ms(_lease.InheritedUntil - Now));
 
     /// <summary>Milliseconds until the lease last granted to the primary surely runs out (0 if it has).</summary>
     public double LeaseRemainingMs => _lease.RemainingMs(Now);
@@ -88,8 +128,12 @@ public sealed partial class MonitorNode
     public void Tick()
     {
         var now = Now;
-        _members.Tick(now);
-        Evaluate(now);
+        _members.Tick(now, mayProbe: IsActive);
+        if (IsActive)
+        {
+            Evaluate(now);
+        }
+
         AssertInvariants();
     }
 
@@ -98,29 +142,34 @@ public sealed partial class MonitorNode
     {
         var now = Now;
         _members.OnHeartbeat(heartbeat, now, _config);
-        Evaluate(now);
-
-        var grant = LeaseKeeper.MayGrant(heartbeat, _config, PrimaryMayServe());
-        if (grant)
+        if (IsActive)
         {
-            _lease.Grant(now);
+            Evaluate(now);
         }
 
-        _env.SendToServer(heartbeat.From, new HeartbeatAck(_config, heartbeat.SentAt, grant ? _lease.DurationMs : 0, Incarnation));
+        // Renewing the configured primary is safe at once after a change of active monitor (rule 3): only
+        // confirmed leadership is needed, never the wait for earlier monitors' leases.
+        var grant = IsActive && LeaseKeeper.MayGrant(heartbeat, _config, PrimaryMayServe()) && MayGrantNow(now);
+        if (grant)
+        {
+            _lease.Grant(now, _leadership.ConfirmedUntil);
+        }
+
+        _env.SendToServer(heartbeat.From, new HeartbeatAck(_config, heartbeat.SentAt, grant ? _lease.DurationMs : 0, Incarnation, _leadership.Term, IsActive));
         AssertInvariants();
     }
 
     /// <summary>The heartbeat connection from a server dropped: probe its port to tell a crash from a glitch.</summary>
     public void OnServerConnectionLost(NodeAddress server)
     {
-        _members.OnConnectionLost(server);
+        _members.OnConnectionLost(server, mayProbe: IsActive);
         AssertInvariants();
     }
 
     /// <summary>The answer to a probe.</summary>
     public void OnProbeResult(NodeAddress server, ProbeOutcome outcome)
     {
-        if (_members.OnProbeResult(server, outcome, Now))
+        if (_members.OnProbeResult(server, outcome, Now) && IsActive)
         {
             Evaluate(Now);
         }
@@ -137,6 +186,12 @@ public sealed partial class MonitorNode
             _config = current;
         }
 
+        if (proposal is null && _state.Phase == FailoverPhase.Forming && _config.Epoch > 0)
+        {
+            // A follower's answer to a write it made while still active: the cluster has formed.
+            _state = new FailoverState(FailoverPhase.Stable);
+        }
+
         if (proposal is not null)
         {
             Settled(proposal, committed, current);
@@ -149,7 +204,11 @@ public sealed partial class MonitorNode
     public void Handle(in InSyncChange request)
     {
         string? refusal = null;
-        if (request.From != _config.Primary || request.Epoch != _config.Epoch)
+        if (!IsActive)
+        {
+            refusal = NotActiveMessage();
+        }
+        else if (request.From != _config.Primary || request.Epoch != _config.Epoch)
         {
             refusal = $"{request.From} is not the primary of epoch {request.Epoch} (the configuration names {_config.Primary} for epoch {_config.Epoch})";
         }
@@ -172,7 +231,7 @@ public sealed partial class MonitorNode
 
         if (refusal is not null)
         {
-            if (request.ExpectedVersion == _config.Version)
+            if (request.ExpectedVersion == _config.Version && IsActive)
             {
                 Record(MonitorEventKind.InSyncChangeRefused, request.Member, $"{request.Op}: {refusal}");
             }
@@ -193,7 +252,12 @@ public sealed partial class MonitorNode
     public void Handle(in StepDownResult result)
     {
         var now = Now;
-        if (_state.Switchover is { ReadyReceived: false } switchover && result.Epoch == _config.Epoch && result.From == _config.Primary && result.Target == switchover.Target)
+        if (!IsActive)
+        {
+            // Meant for the active monitor (the server routes by the last ack from it); a switchover this monitor
+            // started was called off when it stopped being active.
+        }
+        else if (_state.Switchover is { ReadyReceived: false } switchover && result.Epoch == _config.Epoch && result.From == _config.Primary && result.Target == switchover.Target)
         {
             if (!result.Ready)
             {
@@ -244,6 +308,13 @@ public sealed partial class MonitorNode
     public void Handle(ClientRef client, in AdminRequest request)
     {
         var now = Now;
+        if (!IsActive && request.Command is AdminCommand.Switchover or AdminCommand.ForcePromote)
+        {
+            _env.SendToClient(client, new AdminResponse(request.RequestId, false, $"{request.Command} refused: {NotActiveMessage()}", ReadOnlyMemory<byte>.Empty) { ActiveMonitor = _leadership.Active });
+            AssertInvariants();
+            return;
+        }
+
         switch (request.Command)
         {
             case AdminCommand.Switchover:
@@ -263,8 +334,13 @@ public sealed partial class MonitorNode
     // ------------------------------------------------------------------ helpers
 
     /// <summary>Whether the failover state lets the primary keep its lease: nothing is replacing it.</summary>
+    /// <remarks>
+    /// A server reporting an epoch newer than the configuration means this copy is stale (a newer primary was
+    /// stored through another monitor): no lease until the newer configuration arrives.
+    /// </remarks>
     private bool PrimaryMayServe() =>
         !_members.PrimaryGoneIn(_config.Epoch) &&
+        _members.HighestEpochReported() <= _config.Epoch &&
         _proposals.InFlight?.Purpose is not ProposalPurpose.Promotion &&
         _state.LetsPrimaryServe;
 

@@ -15,6 +15,13 @@ public sealed record MonitorOptions
     public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
+    /// How far the clocks of monitors and servers may drift apart over one lease. A newly active monitor waits
+    /// <see cref="LeaseDuration"/> plus this before promoting anyone but the configured primary, so every lease an
+    /// earlier active monitor granted has surely run out.
+    /// </summary>
+    public TimeSpan MaxClockDrift { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
     /// While a server's heartbeat connection stays dropped and its port has not refused, how long to wait
     /// before probing it again (a killed process may still hold its port open for a moment).
     /// </summary>
@@ -72,6 +79,11 @@ public sealed record MonitorOptions
         if (LeaseDuration <= HeartbeatInterval * 2)
         {
             throw new ArgumentException($"lease duration ({LeaseDuration.TotalMilliseconds} ms) must be more than two heartbeat intervals, or a healthy primary loses its lease");
+        }
+
+        if (MaxClockDrift < TimeSpan.Zero || MaxClockDrift >= LeaseDuration)
+        {
+            throw new ArgumentException($"max clock drift ({MaxClockDrift.TotalMilliseconds} ms) must be at least 0 and less than the lease duration ({LeaseDuration.TotalMilliseconds} ms)");
         }
 
         if (PhiThreshold is <= 0)

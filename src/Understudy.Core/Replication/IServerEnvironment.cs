@@ -12,7 +12,14 @@ public readonly record struct ClientRef(long Id);
 /// </summary>
 public interface IServerEnvironment
 {
-    /// <summary>Sends to the monitor (over the persistent heartbeat connection).</summary>
+    /// <summary>
+    /// Sends to the monitor group (over the persistent heartbeat connections). The host broadcasts a
+    /// <see cref="Heartbeat"/> to every monitor in its list (each tracks health, and a newly active one already knows
+    /// who is alive) and routes every other message (in-sync changes, step-down results) to the active monitor: the
+    /// one whose latest <see cref="HeartbeatAck"/> had <see cref="HeartbeatAck.FromActive"/> with the highest
+    /// <see cref="HeartbeatAck.MonitorTerm"/>. A message that reaches a follower is refused or ignored, and retried
+    /// by the server as any lost message is.
+    /// </summary>
     void SendToMonitor<T>(in T message)
         where T : IMessage;
 

@@ -39,6 +39,7 @@ public sealed class ServerNode
     private long _syncGeneration;
     private long _lastHeartbeatAt = long.MinValue;
     private long _lastTickAt = long.MinValue;
+    private long _highestMonitorTerm;
 
     // On the node, not the primary role: request ids stay unique across this process's epochs.
     private long _nextRequestId;
@@ -99,6 +100,9 @@ public sealed class ServerNode
     public ReplicatedState State { get; }
 
     public ReplicatedLog Log => _log;
+
+    /// <summary>The highest monitor term seen in a heartbeat answer: lease grants from a lower term are ignored.</summary>
+    public long HighestMonitorTerm => _highestMonitorTerm;
 
     /// <summary>True while this server is primary and may serve reads and writes.</summary>
     public bool IsServing => _role is PrimaryRole primary && primary.IsServing;
@@ -217,11 +221,21 @@ public sealed class ServerNode
         AssertInvariants();
     }
 
-    /// <summary>The monitor's answer to a heartbeat: configuration, and a lease if this is the primary.</summary>
+    /// <summary>
+    /// A monitor's answer to a heartbeat (every monitor of the group answers): its configuration, adopted by version
+    /// from any monitor, and a lease if this is the primary. A lease is taken only from the active monitor
+    /// (<see cref="HeartbeatAck.FromActive"/>) of a term no lower than the highest seen: a deposed monitor that has not
+    /// heard of its successor yet grants nothing this server acts on.
+    /// </summary>
     public void Handle(in HeartbeatAck ack)
     {
+        _highestMonitorTerm = Math.Max(_highestMonitorTerm, ack.MonitorTerm);
         OnConfig(ack.Config);
-        (_role as PrimaryRole)?.GrantLease(ack.Config, ack.EchoSentAt, ack.LeaseMs);
+        if (ack.FromActive && ack.LeaseMs > 0 && ack.MonitorTerm >= _highestMonitorTerm)
+        {
+            (_role as PrimaryRole)?.GrantLease(ack.Config, ack.EchoSentAt, ack.LeaseMs);
+        }
+
         AssertInvariants();
     }
 

@@ -30,11 +30,11 @@ public sealed class MonitorPartsTests
         Assert.Equal(500, lease.RemainingMs(time.GetTimestamp()), 3);
 
         time.Advance(TimeSpan.FromMilliseconds(100));
-        lease.Grant(time.GetTimestamp());
+        lease.Grant(time.GetTimestamp(), long.MaxValue);
         Assert.Equal(500, lease.RemainingMs(time.GetTimestamp()), 3);
 
         // A grant dated earlier (an older heartbeat answered late) never shortens what was granted.
-        lease.Grant(time.GetTimestamp() - (time.TimestampFrequency / 10));
+        lease.Grant(time.GetTimestamp() - (time.TimestampFrequency / 10), long.MaxValue);
         Assert.Equal(500, lease.RemainingMs(time.GetTimestamp()), 3);
 
         time.Advance(TimeSpan.FromMilliseconds(500));
