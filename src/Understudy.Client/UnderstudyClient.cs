@@ -364,7 +364,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     }
 
     /// <summary>The active monitor a refusal names (its heartbeat address), or none for any other answer.</summary>
-    private static NodeAddress ActiveNamedBy(in AdminResponse response) => NodeAddress.None;
+    private static NodeAddress ActiveNamedBy(in AdminResponse response) => response.IsNotActiveRefusal ? response.ActiveMonitor : NodeAddress.None;
 
     /// <summary>
     /// A refusal names the active monitor by its heartbeat address H, which is how the group knows its members; a client

@@ -123,9 +123,8 @@ internal sealed class MonitorLinks : IAsyncDisposable
     /// </summary>
     private void OnAck(ReconnectingPeer peer, HeartbeatAck ack)
     {
-        // Today's acknowledgement does not say who is active: every monitor acting alone is, in term 0.
-        var fromActive = true;
-        var term = 0L;
+        var fromActive = ack.FromActive;
+        var term = ack.MonitorTerm;
         lock (_gate)
         {
             if (fromActive && term >= _activeTerm)
