@@ -61,6 +61,19 @@ internal sealed class MonitorRotation : IAsyncDisposable
     public bool Send<T>(in T message)
         where T : IMessage => Volatile.Read(ref _current) is { } connection && connection.Send(in message);
 
+    /// <summary>
+    /// Gives up on <paramref name="monitor"/> if the live connection goes to it: closes it, so the rotation moves on to
+    /// the next. For a monitor that holds its connection open but does not answer (a SIGSTOPped or hung process),
+    /// which the connection alone would never show.
+    /// </summary>
+    public void Abandon(NodeAddress monitor)
+    {
+        if (!monitor.IsNone && Current == monitor && Volatile.Read(ref _current) is { } connection)
+        {
+            connection.Close();
+        }
+    }
+
     private async Task RunAsync()
     {
         var token = _stopping.Token;

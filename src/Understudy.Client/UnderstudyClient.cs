@@ -122,7 +122,10 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         _session = new ClientSession(clientId, options.Retry, this, TimeProvider.System, new Random(unchecked((int)clientId)));
         _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e));
         _loop.Start(_session.Tick, options.TickInterval);
-        _monitor = new MonitorRotation(_transport, options.Monitors, _connectionOptions, HandleMonitorAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = TimeSpan.FromSeconds(2) }, _logger);
+        // With others to try, a monitor that does not finish its handshake within a second is passed over (a frozen
+        // process accepts connections in the kernel and never answers); alone, it is given longer.
+        var connectTimeout = options.Monitors.Count > 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(2);
+        _monitor = new MonitorRotation(_transport, options.Monitors, _connectionOptions, HandleMonitorAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = connectTimeout }, _logger);
 
         // A new connection, to whichever monitor: query and subscribe again (every monitor of a group answers both).
         _monitor.Connected += _ => _loop.Post(_session.Start);
@@ -297,6 +300,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// reached, or the client was disposed.</exception>
     public async Task<AdminResponse> AdminAsync(AdminCommand command, NodeAddress target, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var asked = _monitor.Current;
         try
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -306,6 +310,12 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         }
         catch (TimeoutException)
         {
+            // The monitor the group connection went to kept it open and said nothing: the next call tries another.
+            if (_options.Monitors.Count > 1)
+            {
+                _monitor.Abandon(asked);
+            }
+
             throw new UnderstudyException($"no monitor of {Describe(_options.Monitors)} answered within {timeout.TotalSeconds:0.#} s", OutcomeKind.Unknown);
         }
         catch (ObjectDisposedException)

@@ -17,6 +17,56 @@ public sealed class ClientMonitorFailoverTests
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
+    public async Task A_monitor_that_takes_connections_but_never_answers_is_passed_over()
+    {
+        var folder = Directory.CreateTempSubdirectory("understudy-client-frozen-");
+        var ports = LocalClusterOptions.FreePorts(3);
+
+        // Listening but never accepting: the kernel completes the connection, as for a SIGSTOPped monitor.
+        using var frozen = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        frozen.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        frozen.Listen(16);
+        var frozenAddress = new NodeAddress("127.0.0.1", ((System.Net.IPEndPoint)frozen.LocalEndPoint!).Port);
+        var monitor = await MonitorHost.StartAsync(
+            new MonitorHostOptions
+            {
+                HeartbeatListen = new NodeAddress("127.0.0.1", ports[0]),
+                ClientListen = new NodeAddress("127.0.0.1", ports[1]),
+                DataDirectory = Path.Combine(folder.FullName, "monitor"),
+                HttpPort = 0,
+            },
+            NullLoggerFactory.Instance,
+            Token);
+        try
+        {
+            await using var server = await ServerHost.StartAsync(
+                new ServerHostOptions
+                {
+                    Listen = new NodeAddress("127.0.0.1", ports[2]),
+                    Monitor = monitor.Options.HeartbeatListen,
+                    DataDirectory = Path.Combine(folder.FullName, "server"),
+                    Fsync = Storage.FsyncPolicy.Never,
+                },
+                NullLoggerFactory.Instance,
+                Token);
+            await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitors = [frozenAddress, monitor.Options.ClientListen] });
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(Token))
+            {
+                wait.CancelAfter(Poll.DefaultTimeout);
+                await client.WaitForPrimaryAsync(wait.Token);
+            }
+
+            Assert.Equal(monitor.Options.ClientListen, client.ConnectedMonitor);
+            Assert.Equal(1, await client.AppendAsync("through the monitor that answers", Token));
+        }
+        finally
+        {
+            await monitor.DisposeAsync();
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_client_skips_a_dead_monitor_and_carries_on_through_another_when_the_one_it_uses_dies()
     {
         var folder = Directory.CreateTempSubdirectory("understudy-client-failover-");

@@ -125,12 +125,24 @@ internal static class ClientVerb
 
     public static Option<string> MonitorOption() => new("--monitor")
     {
-        Description = "Every monitor's client API address, comma-separated (host:port[,host:port...]; a group's monitors under `up` take 9001, 9011, 9021...). Env: UNDERSTUDY_CLIENT__MONITOR.",
+        Description = "Every monitor's client API address, comma-separated (host:port[,host:port...]; a group's monitors under `up` take 9001, 9011, 9021...). Default: the monitors of an `up` running here with its default data folder, else 127.0.0.1:9001. Env: UNDERSTUDY_CLIENT__MONITOR.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("UNDERSTUDY_CLIENT__MONITOR") ?? "127.0.0.1:9001",
     };
 
-    public static IReadOnlyList<NodeAddress> ParseMonitor(ParseResult parse, Option<string> monitor) =>
-        MonitorAddresses.Parse(parse.GetValue(monitor)!, "--monitor (or UNDERSTUDY_CLIENT__MONITOR)");
+    /// <summary>
+    /// The monitors given; when none are (no flag, no variable) and an `up` runs with the default data folder here,
+    /// every monitor of that `up`, so `status` and `client` keep working when its monitor 1 is down.
+    /// </summary>
+    public static IReadOnlyList<NodeAddress> ParseMonitor(ParseResult parse, Option<string> monitor)
+    {
+        var given = parse.GetResult(monitor) is { Implicit: false } || Environment.GetEnvironmentVariable("UNDERSTUDY_CLIENT__MONITOR") is { Length: > 0 };
+        if (!given && UpInfo.LoadIfRunning(UpVerb.DefaultData) is { } up)
+        {
+            return up.MonitorsOrFirst;
+        }
+
+        return MonitorAddresses.Parse(parse.GetValue(monitor)!, "--monitor (or UNDERSTUDY_CLIENT__MONITOR)");
+    }
 
     /// <summary>How long a verb waits for the monitor before saying it is not there.</summary>
     public static readonly TimeSpan MonitorDeadline = TimeSpan.FromSeconds(3);
