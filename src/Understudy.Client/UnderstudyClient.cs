@@ -13,8 +13,18 @@ namespace Understudy.Client;
 /// <summary>How an <see cref="UnderstudyClient"/> finds the cluster and how patient it is.</summary>
 public sealed record UnderstudyClientOptions
 {
-    /// <summary>The monitor's client API (the original's port 9001).</summary>
-    public NodeAddress Monitor { get; init; } = new("127.0.0.1", 9001);
+    /// <summary>
+    /// Every monitor's client address (the original's port 9001; a group's monitors take 9001, 9011, 9021... under
+    /// `understudy up`). Any reachable one serves configuration and subscriptions; operator commands go to the active one.
+    /// </summary>
+    public IReadOnlyList<NodeAddress> Monitors { get; init; } = [new("127.0.0.1", 9001)];
+
+    /// <summary>A group of one monitor: the first of <see cref="Monitors"/>; setting it replaces the list.</summary>
+    public NodeAddress Monitor
+    {
+        get => Monitors.Count > 0 ? Monitors[0] : NodeAddress.None;
+        init => Monitors = [value];
+    }
 
     /// <summary>Deadlines, backoff and what to do with no primary known.</summary>
     public ClientOptions Retry { get; init; } = new();
@@ -84,7 +94,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     private readonly FrameConnectionOptions _connectionOptions;
     private readonly ClientSession _session;
     private readonly EventLoop _loop;
-    private readonly ReconnectingPeer _monitor;
+    private readonly MonitorRotation _monitor;
     private readonly ConcurrentDictionary<NodeAddress, ServerLink> _servers = new();
     private readonly Dictionary<long, TaskCompletionSource<ClientResult>> _calls = [];
     private readonly ConcurrentDictionary<long, TaskCompletionSource<AdminResponse>> _admin = new();
@@ -95,6 +105,11 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     public UnderstudyClient(UnderstudyClientOptions options)
     {
         options.Retry.Validate();
+        if (options.Monitors.Count == 0)
+        {
+            throw new ArgumentException("no monitor address: set UnderstudyClientOptions.Monitors", nameof(options));
+        }
+
         _options = options;
         _logger = options.Loggers.CreateLogger("Understudy.Client");
         var clientId = options.ClientId ?? (BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1);
@@ -107,9 +122,14 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         _session = new ClientSession(clientId, options.Retry, this, TimeProvider.System, new Random(unchecked((int)clientId)));
         _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e));
         _loop.Start(_session.Tick, options.TickInterval);
-        _monitor = new ReconnectingPeer(_transport, options.Monitor, _connectionOptions, HandleMonitorAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = TimeSpan.FromSeconds(2) });
+        // With others to try, a monitor that does not finish its handshake within a second is passed over (a frozen
+        // process accepts connections in the kernel and never answers); alone, it is given longer.
+        var connectTimeout = options.Monitors.Count > 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(2);
+        _monitor = new MonitorRotation(_transport, options.Monitors, _connectionOptions, HandleMonitorAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = connectTimeout }, _logger);
+
+        // A new connection, to whichever monitor: query and subscribe again (every monitor of a group answers both).
         _monitor.Connected += _ => _loop.Post(_session.Start);
-        _monitor.Disconnected += closed => ClientLog.MonitorUnreachable(_logger, options.Monitor.ToString(), closed.ToString());
+        _monitor.Disconnected += (monitor, closed) => ClientLog.MonitorUnreachable(_logger, monitor.ToString(), closed.ToString());
         _monitor.Start();
     }
 
@@ -117,6 +137,9 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     private static readonly TimeSpan DeadlineSlack = TimeSpan.FromSeconds(1);
 
     public ulong ClientId => _session.ClientId;
+
+    /// <summary>The monitor (client address) this client's configuration connection goes to now; none while it has none.</summary>
+    public NodeAddress ConnectedMonitor => _monitor.Current;
 
     /// <summary>The primary this client sends to now (none until the monitor has answered).</summary>
     public NodeAddress Primary { get; private set; } = NodeAddress.None;
@@ -265,27 +288,84 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         };
     }
 
-    /// <summary>An operator command to the monitor (status, events, switchover, forced promotion).</summary>
-    /// <exception cref="UnderstudyException">No answer within <paramref name="timeout"/>, or the client was disposed.</exception>
+    /// <summary>How many times an operator command follows a refusal naming the active monitor before giving up.</summary>
+    private const int MaxAdminRedirects = 4;
+
+    /// <summary>
+    /// An operator command to the monitor group (status, events, switchover, forced promotion): sent to the monitor this
+    /// client is connected to; a monitor that is not the active one refuses commands that change the cluster and names the
+    /// active one, and the command is sent there instead (on a connection of its own, closed after the answer).
+    /// </summary>
+    /// <exception cref="UnderstudyException">No answer within <paramref name="timeout"/>, an active monitor that cannot be
+    /// reached, or the client was disposed.</exception>
     public async Task<AdminResponse> AdminAsync(AdminCommand command, NodeAddress target, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var asked = _monitor.Current;
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+            // One bound for the whole call (sending and redirects included), so nothing inside it can outlive the deadline.
+            return await RunAdminAsync(command, target, cancellationToken).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The monitor the group connection went to kept it open and said nothing: the next call tries another.
+            if (_options.Monitors.Count > 1)
+            {
+                _monitor.Abandon(asked);
+            }
+
+            throw new UnderstudyException($"no monitor of {Describe(_options.Monitors)} answered within {timeout.TotalSeconds:0.#} s", OutcomeKind.Unknown);
+        }
+        catch (ObjectDisposedException)
+        {
+            throw new UnderstudyException($"the client was disposed before the monitor ({Describe(_options.Monitors)}) answered", OutcomeKind.Unknown);
+        }
+    }
+
+    private async Task<AdminResponse> RunAdminAsync(AdminCommand command, NodeAddress target, CancellationToken cancellationToken)
+    {
+        var response = await AskMonitorAsync(command, target, NodeAddress.None, cancellationToken).ConfigureAwait(false);
+        for (var redirect = 0; redirect < MaxAdminRedirects && ActiveNamedBy(response) is { IsNone: false } active; redirect++)
+        {
+            var address = ClientAddressOf(active);
+            try
+            {
+                response = await AskMonitorAsync(command, target, address, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TransportException e)
+            {
+                throw new UnderstudyException($"the active monitor is {active} (client address {address}), which did not take the command: {e.Message}", OutcomeKind.Failed);
+            }
+        }
+
+        return response;
+    }
+
+    /// <summary>
+    /// One request and its answer: through the group connection when <paramref name="direct"/> is none or the monitor it
+    /// already goes to, otherwise on a connection to <paramref name="direct"/> opened for it.
+    /// </summary>
+    private async Task<AdminResponse> AskMonitorAsync(AdminCommand command, NodeAddress target, NodeAddress direct, CancellationToken cancellationToken)
     {
         var id = Interlocked.Increment(ref _adminIds);
         var done = new TaskCompletionSource<AdminResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
         _admin[id] = done;
         try
         {
-            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            var request = new AdminRequest(id, command, target);
+            if (direct.IsNone || direct == _monitor.Current)
+            {
+                return await SendAdminAsync(request, done.Task, cancellationToken).ConfigureAwait(false);
+            }
 
-            // One bound for the whole call (sending included), so nothing inside it can outlive the deadline.
-            return await SendAdminAsync(new AdminRequest(id, command, target), done.Task, cancellationToken).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new UnderstudyException($"the monitor at {_options.Monitor} did not answer within {timeout.TotalSeconds:0.#} s", OutcomeKind.Unknown);
-        }
-        catch (ObjectDisposedException)
-        {
-            throw new UnderstudyException($"the client was disposed before the monitor at {_options.Monitor} answered", OutcomeKind.Unknown);
+            var connection = await FrameConnection.ConnectAsync(_transport, direct, _connectionOptions, HandleMonitorAsync, cancellationToken).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                connection.Send(request);
+                return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -293,9 +373,25 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         }
     }
 
+    /// <summary>The active monitor a refusal names (its heartbeat address), or none for any other answer.</summary>
+    private static NodeAddress ActiveNamedBy(in AdminResponse response) => response.IsNotActiveRefusal ? response.ActiveMonitor : NodeAddress.None;
+
+    /// <summary>
+    /// A refusal names the active monitor by its heartbeat address H, which is how the group knows its members; a client
+    /// talks to its client address, H's port + 1 unless the monitor was started with another --client-port. A listed
+    /// address that fits is preferred (it is what the operator gave); otherwise that default.
+    /// </summary>
+    internal NodeAddress ClientAddressOf(NodeAddress heartbeat)
+    {
+        var byDefault = heartbeat with { Port = heartbeat.Port + 1 };
+        return _options.Monitors.Contains(byDefault) || !_options.Monitors.Contains(heartbeat) ? byDefault : heartbeat;
+    }
+
+    private static string Describe(IReadOnlyList<NodeAddress> monitors) => string.Join(",", monitors);
+
     private async Task<AdminResponse> SendAdminAsync(AdminRequest request, Task<AdminResponse> answer, CancellationToken cancellationToken)
     {
-        // Dropped while the monitor is unreachable: try again until connected (the caller's deadline ends this).
+        // Dropped while no monitor is reachable: try again until connected (the caller's deadline ends this).
         while (!_monitor.Send(request))
         {
             await Task.WhenAny(answer, Task.Delay(20, cancellationToken)).ConfigureAwait(false);
@@ -384,7 +480,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         }
         catch (TimeoutException)
         {
-            ClientLog.DisposeSlow(_logger, _options.Monitor.ToString(), _options.DisposeTimeout.TotalSeconds);
+            ClientLog.DisposeSlow(_logger, Describe(_options.Monitors), _options.DisposeTimeout.TotalSeconds);
             _ = closing.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }

@@ -67,4 +67,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(4022, LogLevel.Debug, "/health answers 503: {Reason}")]
     public static partial void HealthNoQuorum(ILogger logger, string reason);
+
+    [LoggerMessage(4030, LogLevel.Information, "the active monitor is {Monitor} (term {Term}); in-sync changes and step-down results go there")]
+    public static partial void ActiveMonitor(ILogger logger, string monitor, long term);
 }

@@ -18,7 +18,18 @@ public sealed record ServerHostOptions
     /// <summary>The address other members and clients use, and this server's identity; defaults to <see cref="Listen"/>.</summary>
     public NodeAddress? Advertise { get; init; }
 
-    public NodeAddress Monitor { get; init; } = new("127.0.0.1", 9000);
+    /// <summary>
+    /// Every monitor's heartbeat address (the whole group): heartbeats go to all, other monitor-bound messages to the
+    /// active one.
+    /// </summary>
+    public IReadOnlyList<NodeAddress> Monitors { get; init; } = [new("127.0.0.1", 9000)];
+
+    /// <summary>A group of one monitor: the first of <see cref="Monitors"/>; setting it replaces the list.</summary>
+    public NodeAddress Monitor
+    {
+        get => Monitors.Count > 0 ? Monitors[0] : NodeAddress.None;
+        init => Monitors = [value];
+    }
 
     public string DataDirectory { get; init; } = Path.Combine(".understudy", "server-8090");
 
@@ -51,6 +62,16 @@ public sealed record ServerHostOptions
             throw new ArgumentException("no data folder: pass --data PATH");
         }
 
+        if (Monitors.Count == 0)
+        {
+            throw new ArgumentException("no monitor: pass --monitor host:port[,host:port...]");
+        }
+
+        if (Monitors.Distinct().Count() != Monitors.Count)
+        {
+            throw new ArgumentException($"--monitor names a monitor twice ({string.Join(",", Monitors)}): list each heartbeat address once");
+        }
+
         OptionChecks.HttpPort(HttpPort);
         OptionChecks.ClusterKey(ClusterKey);
 
@@ -60,7 +81,7 @@ public sealed record ServerHostOptions
 
 /// <summary>
 /// A server process: runs <see cref="ServerNode"/> on one event loop, with the log in segment files,
-/// one TCP port for clients and members, and a persistent heartbeat connection to the monitor.
+/// one TCP port for clients and members, and a persistent heartbeat connection to each monitor of the group.
 /// </summary>
 public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 {
@@ -80,7 +101,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private ServerNode _node = null!;
     private EventLoop _loop = null!;
     private FrameServer? _server;
-    private ReconnectingPeer? _monitor;
+    private MonitorLinks? _monitors;
 
     private ServerHost(ServerHostOptions options, ILoggerFactory loggers)
     {
@@ -106,6 +127,15 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     public ServerMetrics Metrics { get; }
 
     public ServerHostOptions Options => _options;
+
+    /// <summary>The heartbeat address of the monitor that last acknowledged as the active one; none while unknown.</summary>
+    public NodeAddress ActiveMonitor => _monitors?.Active ?? NodeAddress.None;
+
+    /// <summary>How many of <see cref="ServerHostOptions.Monitors"/> a heartbeat connection is up to.</summary>
+    public int ConnectedMonitors => _monitors?.ConnectedCount ?? 0;
+
+    /// <summary>Monitor-bound messages waiting for an active monitor to be known.</summary>
+    public int HeldForMonitor => _monitors?.HeldCount ?? 0;
 
     /// <summary>Completes with a reason when the server must stop (its disk failed).</summary>
     public Task<string> Fatal => _fatal.Task;
@@ -143,10 +173,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         LogMessages.ServerStarting(_logger, _options.Identity.ToString(), _log.RecoveredEntries.Count, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 
         _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);
-        _monitor = new ReconnectingPeer(_transport, _options.Monitor, _connectionOptions with { Role = PeerRole.Server }, HandleAsync);
-        _monitor.Connected += _ => LogMessages.MonitorConnected(_logger, _options.Monitor.ToString());
-        _monitor.Disconnected += closed => LogMessages.MonitorUnreachable(_logger, _options.Monitor.ToString(), closed.ToString());
-        _monitor.Start();
+        _monitors = new MonitorLinks(_transport, _options.Monitors, _connectionOptions with { Role = PeerRole.Server }, HandleAsync, _logger);
+        _monitors.Start();
         _loop.Start(() => _node.Tick(), _options.TickInterval);
     }
 
@@ -225,7 +253,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     // ------------------------------------------------------------------ IServerEnvironment (called on the loop)
 
     public void SendToMonitor<T>(in T message)
-        where T : IMessage => _monitor?.Send(message);
+        where T : IMessage => _monitors?.Send(message);
 
     public void SendToServer<T>(NodeAddress to, in T message)
         where T : IMessage
@@ -348,9 +376,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             await _loop.DisposeAsync();
         }
 
-        if (_monitor is not null)
+        if (_monitors is not null)
         {
-            await _monitor.DisposeAsync();
+            await _monitors.DisposeAsync();
         }
 
         foreach (var peer in _outboundServers.Values)

@@ -34,7 +34,7 @@ public sealed class IssueTwelveTests
         holder.Start();
         var taken = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
         var ports = new Dictionary<string, int>();
-        var args = workspace.Expand($"up --data {{data}} --base-port {{base}} --monitor-port {{port2}} --client-port {{port3}} --http-port {Text(taken)}", ports);
+        var args = workspace.Expand($"up --monitors 1 --data {{data}} --base-port {{base}} --monitor-port {{port2}} --client-port {{port3}} --http-port {Text(taken)}", ports);
 
         var result = await Cli.RunAsync(workspace.Root, args);
 
@@ -52,7 +52,7 @@ public sealed class IssueTwelveTests
     {
         using var workspace = new Workspace();
         var ports = new Dictionary<string, int>();
-        var args = workspace.Expand("up --data {data} --base-port {base} --monitor-port {port2} --client-port {port3} --http-port 0", ports);
+        var args = workspace.Expand("up --monitors 1 --data {data} --base-port {base} --monitor-port {port2} --client-port {port3} --http-port 0", ports);
 
         // Server 1's data folder is a file: the server exits at start with a line saying so in its log.
         Directory.CreateDirectory(workspace.Data);
@@ -74,7 +74,7 @@ public sealed class IssueTwelveTests
     {
         using var workspace = new Workspace();
         var ports = new Dictionary<string, int>();
-        var upArgs = workspace.Expand("up --data {data} --base-port {base} --monitor-port {port2} --client-port {port3} --http-port 0", ports);
+        var upArgs = workspace.Expand("up --monitors 1 --data {data} --base-port {base} --monitor-port {port2} --client-port {port3} --http-port 0", ports);
         var data = new[] { "--data", workspace.Data };
         using (var up = new RunningCli(workspace.Root, upArgs))
         {

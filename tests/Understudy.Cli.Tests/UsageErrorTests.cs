@@ -62,6 +62,21 @@ public sealed class UsageErrorTests
         { "bench report path", "bench report {data}" },
         { "kill missing target", "kill --data {data}" },
         { "stop extra word", "stop 1 2 --data {data}" },
+        { "server monitor list address", "server --monitor 127.0.0.1:9000,nowhere --data {data}" },
+        { "server monitor listed twice", "server --monitor 127.0.0.1:9000,127.0.0.1:9000 --data {data}" },
+        { "server monitor list empty entry", "server --monitor 127.0.0.1:9000,,127.0.0.1:9010 --data {data}" },
+        { "client monitor list address", "client --monitor 127.0.0.1:9001,nowhere" },
+        { "client count monitor list too long", "client count --monitor 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4,127.0.0.1:5,127.0.0.1:6" },
+        { "status monitor list address", "status --monitor 127.0.0.1:9001,127.0.0.1" },
+        { "switchover monitor list address", "switchover --monitor 127.0.0.1:9001,nowhere --data {data}" },
+        { "promote monitor list address", "promote --force 1 --monitor 127.0.0.1:9001,nowhere --data {data}" },
+        { "up monitors count", "up --monitors 2 --data {data} --base-port {base} --monitor-port {port2} --client-port {port3} --http-port {port4}" },
+        { "up monitors number", "up --monitors abc --data {data}" },
+        { "up monitors port range", "up --monitors 3 --monitor-port 65530 --data {data}" },
+        { "kill monitor number", "kill monitor abc --data {data}" },
+        { "kill monitor range", "kill monitor 6 --data {data}" },
+        { "kill server extra number", "kill 1 2 --data {data}" },
+        { "resume monitor extra word", "resume monitor 1 2 --data {data}" },
     };
 
     [Theory]

@@ -148,7 +148,7 @@ public class CliTests(ITestOutputHelper output)
         {
             using var up = CliProcess.StartIn(
                 folder.FullName,
-                "up", "--data", Path.Combine(folder.FullName, "data"), "--base-port", Text(basePort),
+                "up", "--monitors", "1", "--data", Path.Combine(folder.FullName, "data"), "--base-port", Text(basePort),
                 "--monitor-port", Text(monitorPort), "--client-port", Text(clientPort), "--http-port", Text(httpPort));
 
             // Its monitor answers, and lists the three servers up.json names, by pid.
@@ -233,7 +233,7 @@ public class CliTests(ITestOutputHelper output)
             {
                 (new[] { "server", "--port", Text(port), "--data", Path.Combine(folder.FullName, "server"), "--http-port", "0", "--monitor", $"127.0.0.1:{free[0]}" }, 1),
                 (new[] { "monitor", "--port", Text(port), "--client-port", Text(free[1]), "--data", Path.Combine(folder.FullName, "monitor"), "--http-port", "0" }, 1),
-                (new[] { "up", "--data", Path.Combine(folder.FullName, "up"), "--base-port", Text(port), "--monitor-port", Text(free[0]), "--client-port", Text(free[1]), "--http-port", "0" }, 1),
+                (new[] { "up", "--monitors", "1", "--data", Path.Combine(folder.FullName, "up"), "--base-port", Text(port), "--monitor-port", Text(free[0]), "--client-port", Text(free[1]), "--http-port", "0" }, 1),
             })
             {
                 using var cli = CliProcess.StartIn(folder.FullName, args);

@@ -8,7 +8,7 @@ namespace Understudy.Cli.Cluster;
 /// <summary>
 /// The original Main's commands, for a local cluster: `stop primary`, `stop backup1`, `stop backup2`,
 /// `stop all`, `reboot`, `exit`, plus `kill N`, `restart N`, `pause N`, `resume N`, `status`, `help`.
-/// N is a server number (1 is the first port, 8090) or `monitor`.
+/// N is a server number (1 is the first port, 8090), or `monitor N` for monitor N of the group (`monitor` alone: 1).
 /// </summary>
 internal sealed class ClusterCommands(LocalCluster cluster)
 {
@@ -18,11 +18,13 @@ internal sealed class ClusterCommands(LocalCluster cluster)
         stop backup2     stop the second backup
         stop all         stop every server
         stop N           stop server N (SIGTERM)
-        reboot           start every server (and the monitor) that is not running
-        kill N           kill -9 server N (1 = port 8090, 2 = 8089, 3 = 8088) or `kill monitor`
-        restart N        start server N again (killing it first if it runs), or `restart monitor`
-        pause N          SIGSTOP server N (it freezes; its sockets stay open) or `pause monitor`
+        reboot           start every server and monitor that is not running (resume paused ones)
+        kill N           kill -9 server N (1 = port 8090, 2 = 8089, 3 = 8088)
+        restart N        start server N again (killing it first if it runs)
+        pause N          SIGSTOP server N (it freezes; its sockets stay open)
         resume N         SIGCONT server N
+        kill monitor N   kill -9 monitor N (1 = port 9000, 2 = 9010, 3 = 9020...; `monitor` alone is 1)
+        restart monitor N, pause monitor N, resume monitor N   the same for monitor N
         status           the cluster table
         help             this list
         exit             stop everything and leave
@@ -51,6 +53,8 @@ internal sealed class ClusterCommands(LocalCluster cluster)
                     return (Reboot(), false);
                 case "stop" when words.Length == 2:
                     return (await StopAsync(words[1], cancellationToken), false);
+                case "kill" or "restart" or "pause" or "resume" when words.Length == 3 && words[1] == "monitor":
+                    return (ActOnMonitor(words[0], words[2]), false);
                 case "kill" or "restart" or "pause" or "resume" when words.Length == 2:
                     return (Act(words[0], words[1]), false);
                 default:
@@ -67,14 +71,7 @@ internal sealed class ClusterCommands(LocalCluster cluster)
     {
         if (target == "monitor")
         {
-            var m = cluster.Monitor;
-            return verb switch
-            {
-                "kill" => Done(m.Running, () => m.Kill(), "monitor killed (kill -9)", "the monitor is not running"),
-                "restart" => Restart(m, "monitor"),
-                "pause" => m.Pause() ? "monitor paused (SIGSTOP)" : "the monitor is not running",
-                _ => m.Resume() ? "monitor resumed (SIGCONT)" : "the monitor is not running",
-            };
+            return ActOnMonitor(verb, "1");
         }
 
         if (!int.TryParse(target, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
@@ -90,6 +87,25 @@ internal sealed class ClusterCommands(LocalCluster cluster)
             "restart" => Restart(s.Process, name),
             "pause" => s.Process.Pause() ? $"{name} paused (SIGSTOP): it stops heartbeating; the monitor will suspect it" : $"{name} is not running",
             _ => s.Process.Resume() ? $"{name} resumed (SIGCONT)" : $"{name} is not running",
+        };
+    }
+
+    private string ActOnMonitor(string verb, string number)
+    {
+        if (!int.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        {
+            return $"'{number}' is not a monitor number (1 to {cluster.Monitors.Count})";
+        }
+
+        var monitor = cluster.MonitorNumber(n);
+        var m = monitor.Process;
+        var name = cluster.Monitors.Count == 1 ? "monitor" : $"monitor {n} ({monitor.Heartbeat})";
+        return verb switch
+        {
+            "kill" => Done(m.Running, () => m.Kill(), $"{name} killed (kill -9)", $"{name} is not running"),
+            "restart" => Restart(m, name),
+            "pause" => m.Pause() ? $"{name} paused (SIGSTOP): it freezes with its sockets open" : $"{name} is not running",
+            _ => m.Resume() ? $"{name} resumed (SIGCONT)" : $"{name} is not running",
         };
     }
 
@@ -170,10 +186,19 @@ internal sealed class ClusterCommands(LocalCluster cluster)
     private string Reboot()
     {
         var sb = new StringBuilder();
-        if (!cluster.Monitor.Running)
+        foreach (var m in cluster.Monitors)
         {
-            cluster.Monitor.Start();
-            sb.AppendLine("monitor started");
+            var name = cluster.Monitors.Count == 1 ? "monitor" : $"monitor {m.Number}";
+            if (m.Process.Paused)
+            {
+                m.Process.Resume();
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{name} resumed");
+            }
+            else if (!m.Process.Running)
+            {
+                m.Process.Start();
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{name} started");
+            }
         }
 
         foreach (var s in cluster.Servers)

@@ -14,8 +14,14 @@ internal sealed record UpInfo(int Pid, int ClientPort, int HttpPort, IReadOnlyLi
 {
     public const string FileName = "up.json";
 
-    /// <summary>The monitor's client API of that cluster (`up` always binds 127.0.0.1).</summary>
+    /// <summary>Monitor 1's client API of that cluster (`up` always binds 127.0.0.1).</summary>
     public NodeAddress Monitor => new("127.0.0.1", ClientPort);
+
+    /// <summary>Every monitor's client API, in order (monitor 1 alone when the file predates groups).</summary>
+    public IReadOnlyList<NodeAddress> Monitors { get; init; } = [];
+
+    /// <summary>What operator verbs connect to: every monitor of the group.</summary>
+    public IReadOnlyList<NodeAddress> MonitorsOrFirst => Monitors.Count > 0 ? Monitors : [Monitor];
 
     /// <summary>Reads DATA/up.json; null when there is none, it is unreadable, or its `up` is no longer running.</summary>
     public static UpInfo? LoadIfRunning(string folder)
@@ -35,7 +41,10 @@ internal sealed record UpInfo(int Pid, int ClientPort, int HttpPort, IReadOnlyLi
             var servers = root.GetProperty("servers").EnumerateArray()
                 .Select(s => (s.GetProperty("number").GetInt32(), NodeAddress.Parse(s.GetProperty("address").GetString() ?? string.Empty)))
                 .ToList();
-            info = new UpInfo(root.GetProperty("pid").GetInt32(), monitor.GetProperty("clientPort").GetInt32(), monitor.GetProperty("httpPort").GetInt32(), servers);
+            var group = root.TryGetProperty("monitors", out var list) && list.ValueKind == JsonValueKind.Array
+                ? list.EnumerateArray().Select(m => NodeAddress.Parse(m.GetProperty("client").GetString() ?? string.Empty)).ToList()
+                : [];
+            info = new UpInfo(root.GetProperty("pid").GetInt32(), monitor.GetProperty("clientPort").GetInt32(), monitor.GetProperty("httpPort").GetInt32(), servers) { Monitors = group };
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or IOException)
         {

@@ -10,7 +10,7 @@ internal static class ControlLine
     public const string ErrorPrefix = "error: ";
 
     /// <summary>Null when the command can run; else what is wrong with it and what to type instead.</summary>
-    public static string? Problem(string line, int servers)
+    public static string? Problem(string line, int servers, int monitors = 1)
     {
         var words = line.Trim().ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (words.Length == 0)
@@ -22,14 +22,23 @@ internal static class ControlLine
         switch (words[0])
         {
             case "kill" or "restart" or "pause" or "resume":
+                var monitorRange = monitors == 1 ? "1" : $"1 to {monitors}";
+                if (words.Length == 3 && words[1] == "monitor")
+                {
+                    // `kill monitor N` and friends: monitor N of the group (`kill monitor` alone means monitor 1).
+                    return IsServer(words[2], monitors)
+                        ? null
+                        : $"{words[0]} monitor {words[2]}: there is no monitor '{words[2]}'; use a monitor number {monitorRange}";
+                }
+
                 if (words.Length != 2)
                 {
-                    return $"{words[0]} takes one target: a server number ({range}) or `monitor`, e.g. `{words[0]} 1`";
+                    return $"{words[0]} takes one target: a server number ({range}), `monitor` or `monitor N` ({monitorRange}), e.g. `{words[0]} 1`";
                 }
 
                 return words[1] == "monitor" || IsServer(words[1], servers)
                     ? null
-                    : $"{words[0]} {words[1]}: there is no server '{words[1]}'; use a server number {range}, or `monitor`";
+                    : $"{words[0]} {words[1]}: there is no server '{words[1]}'; use a server number {range}, or `monitor N` ({monitorRange})";
             case "stop":
                 if (words.Length != 2)
                 {

@@ -15,8 +15,13 @@ internal static class UpPreflight
     internal readonly record struct PlannedPort(int Port, string Who, string Flag);
 
     /// <summary>Checks the values; throws a <see cref="UsageException"/> naming the flag and what to give instead.</summary>
-    public static void CheckValues(int servers, int basePort, int monitorPort, int clientPort, int httpPort, string fsync, int minInSync, string dataFolder)
+    public static void CheckValues(int servers, int monitors, int basePort, int monitorPort, int clientPort, int httpPort, string fsync, int minInSync, string dataFolder)
     {
+        if (monitors is not (1 or 3 or 5))
+        {
+            throw new UsageException($"--monitors is {monitors}: expected 1, 3 or 5 (a group needs a majority alive, so an even number adds nothing)");
+        }
+
         if (servers is < 1 or > 9)
         {
             throw new UsageException($"--servers is {servers}: expected 1 to 9");
@@ -37,11 +42,13 @@ internal static class UpPreflight
             throw new UsageException($"--base-port is {basePort}: server N listens on base-port - (N-1) and its HTTP on that + 100, so with {servers} server(s) use {servers} to 65435");
         }
 
-        Port(monitorPort, "--monitor-port", allowZero: false);
-        Port(clientPort, "--client-port", allowZero: false);
-        Port(httpPort, "--http-port", allowZero: true);
+        // Monitor N takes monitor 1's ports + 10·(N-1) (the Raft port + 2 above its heartbeats) and the dashboard + N-1.
+        var spread = 10 * (monitors - 1);
+        Port(monitorPort, "--monitor-port", allowZero: false, top: 65535 - spread - (monitors > 1 ? 2 : 0));
+        Port(clientPort, "--client-port", allowZero: false, top: 65535 - spread);
+        Port(httpPort, "--http-port", allowZero: true, top: 65535 - (monitors - 1));
 
-        var planned = Plan(servers, basePort, monitorPort, clientPort, httpPort);
+        var planned = Plan(servers, monitors, basePort, monitorPort, clientPort, httpPort);
         foreach (var clash in planned.GroupBy(p => p.Port).Where(g => g.Count() > 1))
         {
             var who = clash.ToList();
@@ -51,8 +58,8 @@ internal static class UpPreflight
         CheckDataFolder(dataFolder);
     }
 
-    /// <summary>Every port `up` will listen on: servers, their HTTP ports, the monitor's two ports, the dashboard.</summary>
-    public static IReadOnlyList<PlannedPort> Plan(int servers, int basePort, int monitorPort, int clientPort, int httpPort)
+    /// <summary>Every port `up` will listen on: servers, their HTTP ports, each monitor's ports (Raft in a group) and dashboard.</summary>
+    public static IReadOnlyList<PlannedPort> Plan(int servers, int monitors, int basePort, int monitorPort, int clientPort, int httpPort)
     {
         var ports = new List<PlannedPort>();
         for (var n = 1; n <= servers; n++)
@@ -60,11 +67,22 @@ internal static class UpPreflight
             ports.Add(new PlannedPort(basePort - (n - 1), $"server {n}", "--base-port"));
         }
 
-        ports.Add(new PlannedPort(monitorPort, "the monitor's heartbeats", "--monitor-port"));
-        ports.Add(new PlannedPort(clientPort, "the monitor's client API", "--client-port"));
-        if (httpPort > 0)
+        var shape = new LocalClusterOptions { Monitors = monitors, MonitorPort = monitorPort, ClientPort = clientPort, HttpPort = httpPort, DataDirectory = "." };
+        for (var n = 1; n <= monitors; n++)
         {
-            ports.Add(new PlannedPort(httpPort, "the dashboard", "--http-port"));
+            var m = shape.MonitorPortsOf(n);
+            var who = monitors == 1 ? "the monitor" : $"monitor {n}";
+            ports.Add(new PlannedPort(m.Heartbeat, $"{who}'s heartbeats", "--monitor-port"));
+            ports.Add(new PlannedPort(m.Client, $"{who}'s client API", "--client-port"));
+            if (monitors > 1)
+            {
+                ports.Add(new PlannedPort(m.Raft, $"{who}'s Raft", "--monitor-port"));
+            }
+
+            if (m.Http > 0)
+            {
+                ports.Add(new PlannedPort(m.Http, monitors == 1 ? "the dashboard" : $"monitor {n}'s dashboard", "--http-port"));
+            }
         }
 
         for (var n = 1; n <= servers; n++)
@@ -110,11 +128,12 @@ internal static class UpPreflight
         }
     }
 
-    private static void Port(int port, string flag, bool allowZero)
+    private static void Port(int port, string flag, bool allowZero, int top = 65535)
     {
-        if (port < (allowZero ? 0 : 1) || port > 65535)
+        if (port < (allowZero ? 0 : 1) || port > top)
         {
-            throw new UsageException($"{flag} is {port.ToString(CultureInfo.InvariantCulture)}: expected a port from {(allowZero ? "0 (off)" : "1")} to 65535");
+            var why = top < 65535 ? " (the other monitors take the ports above it)" : string.Empty;
+            throw new UsageException($"{flag} is {port.ToString(CultureInfo.InvariantCulture)}: expected a port from {(allowZero ? "0 (off)" : "1")} to {top.ToString(CultureInfo.InvariantCulture)}{why}");
         }
     }
 }

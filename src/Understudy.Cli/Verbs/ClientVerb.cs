@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
 using Understudy.Client;
 using Understudy.Core.Client;
@@ -124,24 +125,31 @@ internal static class ClientVerb
 
     public static Option<string> MonitorOption() => new("--monitor")
     {
-        Description = "The monitor's client API address. Env: UNDERSTUDY_CLIENT__MONITOR.",
+        Description = "Every monitor's client API address, comma-separated (host:port[,host:port...]; a group's monitors under `up` take 9001, 9011, 9021...). Default: the monitors of an `up` running here with its default data folder, else 127.0.0.1:9001. Env: UNDERSTUDY_CLIENT__MONITOR.",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("UNDERSTUDY_CLIENT__MONITOR") ?? "127.0.0.1:9001",
     };
 
-    public static NodeAddress ParseMonitor(ParseResult parse, Option<string> monitor)
+    /// <summary>
+    /// The monitors given; when none are (no flag, no variable) and an `up` runs with the default data folder here,
+    /// every monitor of that `up`, so `status` and `client` keep working when its monitor 1 is down.
+    /// </summary>
+    public static IReadOnlyList<NodeAddress> ParseMonitor(ParseResult parse, Option<string> monitor)
     {
-        var text = parse.GetValue(monitor)!;
-        return NodeAddress.TryParse(text, out var address)
-            ? address
-            : throw new UsageException($"--monitor is '{text}': expected host:port, for example 127.0.0.1:9001");
+        var given = parse.GetResult(monitor) is { Implicit: false } || Environment.GetEnvironmentVariable("UNDERSTUDY_CLIENT__MONITOR") is { Length: > 0 };
+        if (!given && UpInfo.LoadIfRunning(UpVerb.DefaultData) is { } up)
+        {
+            return up.MonitorsOrFirst;
+        }
+
+        return MonitorAddresses.Parse(parse.GetValue(monitor)!, "--monitor (or UNDERSTUDY_CLIENT__MONITOR)");
     }
 
     /// <summary>How long a verb waits for the monitor before saying it is not there.</summary>
     public static readonly TimeSpan MonitorDeadline = TimeSpan.FromSeconds(3);
 
     /// <summary>The one line for a monitor that does not answer: the address tried and what to start or pass.</summary>
-    public static string MonitorUnreachable(NodeAddress monitor) =>
-        $"the monitor at {monitor} did not answer within {MonitorDeadline.TotalSeconds:0} s: is it running? Start a cluster with `./understudy up` (or a monitor with `./understudy monitor`), or pass --monitor host:port of the running one.";
+    public static string MonitorUnreachable(IReadOnlyList<NodeAddress> monitors) =>
+        $"{(monitors.Count == 1 ? $"the monitor at {monitors[0]}" : $"no monitor of {MonitorAddresses.Format(monitors)}")} did not answer within {MonitorDeadline.TotalSeconds:0} s: is it running? Start a cluster with `./understudy up` (or a monitor with `./understudy monitor`), or pass --monitor host:port of the running one.";
 
     /// <summary>A client whose monitor has answered once; a <see cref="CliFailure"/> naming the address if it does not within a few seconds.</summary>
     private static async Task<UnderstudyClient> ConnectAsync(ParseResult parse, Option<string> monitor, Option<double> timeout, CancellationToken cancellationToken)
@@ -155,7 +163,7 @@ internal static class ClientVerb
         var address = ParseMonitor(parse, monitor);
         var client = new UnderstudyClient(new UnderstudyClientOptions
         {
-            Monitor = address,
+            Monitors = address,
             Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(seconds) },
         });
         try
@@ -180,7 +188,7 @@ internal static class ClientVerb
         catch (UnderstudyException e)
         {
             var address = ParseMonitor(parse, monitor);
-            throw new CliFailure($"no answer from the cluster of the monitor at {address} within {parse.GetValue(timeout):0.#} s ({e.Message}): is a primary serving? Check with `./understudy status --monitor {address}`.");
+            throw new CliFailure($"no answer from the cluster of the monitor at {MonitorAddresses.Format(address)} within {parse.GetValue(timeout):0.#} s ({e.Message}): is a primary serving? Check with `./understudy status --monitor {MonitorAddresses.Format(address)}`.");
         }
     }
 

@@ -52,9 +52,9 @@ internal static class PromoteVerb
         return command;
     }
 
-    private static async Task<int> RunAsync(NodeAddress monitor, NodeAddress target, UpInfo? up, bool yes, bool json, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(IReadOnlyList<NodeAddress> monitor, NodeAddress target, UpInfo? up, bool yes, bool json, CancellationToken cancellationToken)
     {
-        await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitor = monitor });
+        await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitors = monitor });
         var status = await StatusVerb.FetchAsync(client, monitor, cancellationToken);
         if (status is null)
         {

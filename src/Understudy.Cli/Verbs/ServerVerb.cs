@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
+using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
 using Understudy.Core.Replication;
 using Understudy.Hosting;
@@ -16,7 +17,7 @@ internal static class ServerVerb
         var port = new Option<int>("--port") { Description = "Port for clients and other servers (the original's 8090, 8089, 8088). Env: UNDERSTUDY_SERVER__PORT.", DefaultValueFactory = _ => 8090 };
         var host = new Option<string>("--host") { Description = "Address to bind (0.0.0.0 for every interface). Env: UNDERSTUDY_SERVER__HOST.", DefaultValueFactory = _ => "127.0.0.1" };
         var advertise = new Option<string?>("--advertise") { Description = "host:port other machines reach this server at (default: --host:--port). Env: UNDERSTUDY_SERVER__ADVERTISE." };
-        var monitor = new Option<string>("--monitor") { Description = "The monitor's heartbeat address. Env: UNDERSTUDY_SERVER__MONITOR.", DefaultValueFactory = _ => "127.0.0.1:9000" };
+        var monitor = new Option<string>("--monitor") { Description = "Every monitor's heartbeat address, comma-separated (a group of 1, 3 or 5: host:port[,host:port...]); heartbeats go to all. Env: UNDERSTUDY_SERVER__MONITOR.", DefaultValueFactory = _ => "127.0.0.1:9000" };
         var data = new Option<string?>("--data") { Description = "Folder for the log (default .understudy/server-PORT). Env: UNDERSTUDY_SERVER__DATA." };
         var fsync = new Option<string>("--fsync") { Description = "always (default: fsync before acknowledging, group commit), batch (every 10 ms) or never. Env: UNDERSTUDY_SERVER__FSYNC.", DefaultValueFactory = _ => "always" };
         var httpPort = new Option<int?>("--http-port") { Description = "Port for /primary, /replica, /health, /metrics (default PORT+100; 0 turns HTTP off). Env: UNDERSTUDY_SERVER__HTTPPORT." };
@@ -41,7 +42,7 @@ internal static class ServerVerb
             {
                 Listen = bind,
                 Advertise = s.Has("Advertise") ? s.Address("Advertise", bind, "--advertise") : null,
-                Monitor = s.Address("Monitor", new NodeAddress("127.0.0.1", 9000), "--monitor"),
+                Monitors = MonitorAddresses.Parse(s.Text("Monitor", "127.0.0.1:9000"), "--monitor (or UNDERSTUDY_SERVER__MONITOR)"),
                 DataDirectory = s.Text("Data", Path.Combine(".understudy", $"server-{listenPort}")),
                 Fsync = s.Choice("Fsync", FsyncPolicy.Always, "--fsync"),
                 HttpPort = s.Int("HttpPort", listenPort + 100 <= 65535 ? listenPort + 100 : 0, "--http-port", 0, 65535),
@@ -72,7 +73,7 @@ internal static class ServerVerb
             }
 
             var logger = loggers.CreateLogger("Understudy.Server");
-            LogMessages.ServerReady(logger, options.Identity.ToString(), options.Listen.ToString(), options.Monitor.ToString(), options.HttpPort > 0 ? $", HTTP on http://{options.HttpHost}:{options.HttpPort}" : string.Empty);
+            LogMessages.ServerReady(logger, options.Identity.ToString(), options.Listen.ToString(), MonitorAddresses.Format(options.Monitors), options.HttpPort > 0 ? $", HTTP on http://{options.HttpHost}:{options.HttpPort}" : string.Empty);
             await Task.WhenAny(server.Fatal, Task.Delay(Timeout.Infinite, cancellationToken));
             if (server.Fatal.IsCompleted)
             {

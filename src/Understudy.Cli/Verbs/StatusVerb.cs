@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Spectre.Console;
+using Understudy.Cli.Cluster;
 using Understudy.Client;
 using Understudy.Hosting;
+using Understudy.Orchestration.Clusters;
 using Understudy.Protocol;
 
 namespace Understudy.Cli.Verbs;
@@ -15,17 +17,17 @@ internal static class StatusVerb
         var json = new Option<bool>("--json") { Description = "Print the status as one JSON object." };
         var watch = new Option<bool>("--watch") { Description = "Refresh the table in place until Ctrl+C." };
         var interval = new Option<int>("--interval-ms") { Description = "Refresh interval with --watch.", DefaultValueFactory = _ => 500 };
-        var command = new Command("status", "Show every server: role, state, in-sync, epoch, log end, lag, last heartbeat, pid.") { monitor, json, watch, interval };
+        var command = new Command("status", "Show every server (role, state, in-sync, epoch, log end, lag, last heartbeat, pid) and the monitor group (each monitor, which is active, the term; from whichever monitor answers).") { monitor, json, watch, interval };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = ClientVerb.ParseMonitor(parse, monitor);
-            await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitor = address });
+            await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitors = address });
             if (parse.GetValue(watch))
             {
                 return await WatchAsync(client, address, TimeSpan.FromMilliseconds(Math.Max(50, parse.GetValue(interval))), cancellationToken);
             }
 
-            var status = await FetchAsync(client, address, cancellationToken);
+            var (status, group) = await FetchViewAsync(client, address, cancellationToken);
             if (status is null)
             {
                 return 1;
@@ -37,7 +39,7 @@ internal static class StatusVerb
             }
             else
             {
-                AnsiConsole.Write(Render(status));
+                AnsiConsole.Write(Render(status, group));
             }
 
             return 0;
@@ -46,12 +48,16 @@ internal static class StatusVerb
     }
 
     /// <summary>Asks the monitor for its status; prints a readable error and returns null if it does not answer.</summary>
-    public static async Task<ClusterStatus?> FetchAsync(UnderstudyClient client, NodeAddress monitor, CancellationToken cancellationToken, bool quiet = false)
+    public static async Task<ClusterStatus?> FetchAsync(UnderstudyClient client, IReadOnlyList<NodeAddress> monitor, CancellationToken cancellationToken, bool quiet = false) =>
+        (await FetchViewAsync(client, monitor, cancellationToken, quiet)).Status;
+
+    /// <summary>The status and the monitor group from one answer of whichever monitor answers; both null (and an error printed) if none does.</summary>
+    public static async Task<(ClusterStatus? Status, MonitorGroupView? Group)> FetchViewAsync(UnderstudyClient client, IReadOnlyList<NodeAddress> monitor, CancellationToken cancellationToken, bool quiet = false)
     {
         try
         {
             var response = await client.AdminAsync(AdminCommand.Status, NodeAddress.None, ClientVerb.MonitorDeadline, cancellationToken);
-            return ClusterStatus.FromJson(response.Body.Span);
+            return (ClusterStatus.FromJson(response.Body.Span), MonitorGroupView.FromStatusJson(response.Body.Span));
         }
         catch (UnderstudyException)
         {
@@ -60,8 +66,40 @@ internal static class StatusVerb
                 Console.Error.WriteLine($"error: {ClientVerb.MonitorUnreachable(monitor)}");
             }
 
-            return null;
+            return (null, null);
         }
+    }
+
+    /// <summary>The servers' table, and below it the monitor group's when the answering monitor reports one.</summary>
+    public static Spectre.Console.Rendering.IRenderable Render(ClusterStatus status, MonitorGroupView? group) =>
+        group is null ? Render(status) : new Rows(Render(status), RenderGroup(group));
+
+    /// <summary>Each monitor (by heartbeat address), which is active, and up/lagging/unreachable as the answering one sees it.</summary>
+    public static Table RenderGroup(MonitorGroupView group)
+    {
+        var table = new Table().Border(TableBorder.Rounded).BorderColor(Color.Grey);
+        var quorum = group.HasQuorum ? string.Empty : " · [red bold]no quorum[/]";
+        table.Title = new TableTitle($"monitors · {Markup.Escape(group.Coordinator)} · term [bold]{group.Term}[/] · active [bold]{Markup.Escape(group.Active ?? "none")}[/]{quorum}");
+        foreach (var header in new[] { "monitor", "role", "state", "answered" })
+        {
+            table.AddColumn(new TableColumn(header));
+        }
+
+        foreach (var m in group.Members)
+        {
+            table.AddRow(
+                Markup.Escape(m.Address),
+                m.Active ? "[green bold]active[/]" : "[blue]follower[/]",
+                m.State switch
+                {
+                    "up" => "[green]up[/]",
+                    "lagging" => "[yellow]lagging[/]",
+                    _ => $"[red]{Markup.Escape(m.State)}[/]",
+                },
+                m.Self ? "yes" : string.Empty);
+        }
+
+        return table;
     }
 
     public static Table Render(ClusterStatus status)
@@ -115,9 +153,9 @@ internal static class StatusVerb
         _ => $"[yellow]{Markup.Escape(phase)}[/]",
     };
 
-    private static async Task<int> WatchAsync(UnderstudyClient client, NodeAddress monitor, TimeSpan interval, CancellationToken cancellationToken)
+    private static async Task<int> WatchAsync(UnderstudyClient client, IReadOnlyList<NodeAddress> monitor, TimeSpan interval, CancellationToken cancellationToken)
     {
-        var first = await FetchAsync(client, monitor, cancellationToken);
+        var (first, firstGroup) = await FetchViewAsync(client, monitor, cancellationToken);
         if (first is null)
         {
             return 1;
@@ -125,13 +163,13 @@ internal static class StatusVerb
 
         try
         {
-            await AnsiConsole.Live(Render(first)).StartAsync(async live =>
+            await AnsiConsole.Live(Render(first, firstGroup)).StartAsync(async live =>
             {
                 while (!cancellationToken.IsCancellationRequested)
                 {
                     await Task.Delay(interval, cancellationToken);
-                    var status = await FetchAsync(client, monitor, cancellationToken, quiet: true);
-                    live.UpdateTarget(status is null ? new Markup($"[red]the monitor at {monitor} does not answer; retrying…[/]") : Render(status));
+                    var (status, group) = await FetchViewAsync(client, monitor, cancellationToken, quiet: true);
+                    live.UpdateTarget(status is null ? new Markup($"[red]no monitor of {Markup.Escape(MonitorAddresses.Format(monitor))} answers; retrying…[/]") : Render(status, group));
                 }
             });
         }

@@ -51,19 +51,19 @@ internal static class SwitchoverVerb
     public static Option<string> MonitorOption()
     {
         var option = ClientVerb.MonitorOption();
-        option.Description = "The monitor's client API address. Default: the monitor of the running `up` (see --data), else 127.0.0.1:9001. Env: UNDERSTUDY_CLIENT__MONITOR.";
+        option.Description = "Every monitor's client API address, comma-separated. Default: the monitors of the running `up` (see --data), else 127.0.0.1:9001. Env: UNDERSTUDY_CLIENT__MONITOR.";
         return option;
     }
 
-    public static NodeAddress ResolveMonitor(ParseResult parse, Option<string> monitor, UpInfo? up)
+    public static IReadOnlyList<NodeAddress> ResolveMonitor(ParseResult parse, Option<string> monitor, UpInfo? up)
     {
         var given = parse.GetResult(monitor) is { Implicit: false } || Environment.GetEnvironmentVariable("UNDERSTUDY_CLIENT__MONITOR") is { Length: > 0 };
-        return !given && up is not null ? up.Monitor : ClientVerb.ParseMonitor(parse, monitor);
+        return !given && up is not null ? up.MonitorsOrFirst : ClientVerb.ParseMonitor(parse, monitor);
     }
 
-    private static async Task<int> RunAsync(NodeAddress monitor, NodeAddress target, UpInfo? up, bool json, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(IReadOnlyList<NodeAddress> monitor, NodeAddress target, UpInfo? up, bool json, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitor = monitor });
+        await using var client = new UnderstudyClient(new UnderstudyClientOptions { Monitors = monitor });
         var before = await StatusVerb.FetchAsync(client, monitor, cancellationToken);
         if (before is null)
         {
@@ -137,11 +137,11 @@ internal static class SwitchoverVerb
     /// A client that reads the message count in a loop and notes when each answer arrives and from which epoch.
     /// Reads leave the log untouched, so probing costs the user nothing.
     /// </summary>
-    internal sealed class PauseProbe(NodeAddress monitor, long startEpoch) : IAsyncDisposable
+    internal sealed class PauseProbe(IReadOnlyList<NodeAddress> monitor, long startEpoch) : IAsyncDisposable
     {
         private readonly UnderstudyClient _client = new(new UnderstudyClientOptions
         {
-            Monitor = monitor,
+            Monitors = monitor,
             Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(5) },
         });
 

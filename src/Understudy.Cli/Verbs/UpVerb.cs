@@ -11,7 +11,7 @@ using Understudy.Orchestration.Clusters;
 namespace Understudy.Cli.Verbs;
 
 /// <summary>
-/// `understudy up`: the original Main and run.sh in one. A monitor and three servers as child processes,
+/// `understudy up`: the original Main and run.sh in one. A group of monitors (three by default) and three servers as child processes,
 /// a live line saying who is primary, and the original's commands typed at the prompt or sent from another
 /// terminal (`understudy kill 1`, the scripts) through a control socket in the data folder.
 /// </summary>
@@ -23,31 +23,33 @@ internal static class UpVerb
     {
         var servers = new Option<int>("--servers") { Description = "How many servers.", DefaultValueFactory = _ => 3 };
         var basePort = new Option<int>("--base-port") { Description = "Port of server 1; server N gets base-port - (N-1): 8090, 8089, 8088.", DefaultValueFactory = _ => 8090 };
-        var monitorPort = new Option<int>("--monitor-port") { Description = "Monitor heartbeat port.", DefaultValueFactory = _ => 9000 };
-        var clientPort = new Option<int>("--client-port") { Description = "Monitor client API port.", DefaultValueFactory = _ => 9001 };
-        var httpPort = new Option<int>("--http-port") { Description = "Dashboard port (servers use their port + 100).", DefaultValueFactory = _ => 9080 };
+        var monitors = new Option<int>("--monitors") { Description = "How many monitors: 1 (the configuration in a file), or 3 or 5 (a Raft group: any minority may fail). Monitor N takes --monitor-port + 10(N-1) for heartbeats, + 1 for clients, + 2 for Raft, and dashboard --http-port + N-1: 9000/9001/9002 and 9080 for monitor 1, 9010/9011/9012 and 9081 for monitor 2, 9020/9021/9022 and 9082 for monitor 3.", DefaultValueFactory = _ => 3 };
+        var monitorPort = new Option<int>("--monitor-port") { Description = "Monitor 1's heartbeat port (monitor N: + 10(N-1)).", DefaultValueFactory = _ => 9000 };
+        var clientPort = new Option<int>("--client-port") { Description = "Monitor 1's client API port (monitor N: + 10(N-1)).", DefaultValueFactory = _ => 9001 };
+        var httpPort = new Option<int>("--http-port") { Description = "Monitor 1's dashboard port (monitor N: + N-1; servers use their port + 100).", DefaultValueFactory = _ => 9080 };
         var data = DataOption();
         var fsync = new Option<string>("--fsync") { Description = "always (fsync before every ack), batch (every 10 ms) or never.", DefaultValueFactory = _ => "always" };
         fsync.AcceptOnlyFromAmong(UpPreflight.FsyncValues);
         var fresh = new Option<bool>("--fresh") { Description = "Delete the data folder first (start from an empty log)." };
         var minInSync = new Option<int>("--min-in-sync") { Description = "Servers that must hold a write before it is acknowledged (1 to --servers).", DefaultValueFactory = _ => 1 };
-        var command = new Command("up", "Start a monitor and servers on this machine (the original's run.sh and Main), show who is primary, and take commands: stop primary, stop backup1, stop backup2, stop all, reboot, kill N, restart N, pause N, resume N, status, help, exit.")
+        var command = new Command("up", "Start a group of monitors (3 by default) and servers on this machine (the original's run.sh and Main), show who is primary, and take commands: stop primary, stop backup1, stop backup2, stop all, reboot, kill N, restart N, pause N, resume N, kill/restart/pause/resume monitor N, status, help, exit.")
         {
-            servers, basePort, monitorPort, clientPort, httpPort, data, fsync, fresh, minInSync,
+            servers, monitors, basePort, monitorPort, clientPort, httpPort, data, fsync, fresh, minInSync,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var folder = Path.GetFullPath(parse.GetValue(data)!);
             var count = parse.GetValue(servers);
+            var monitorCount = parse.GetValue(monitors);
 
             // Everything the children will be given is checked before any of them starts or anything is written.
-            UpPreflight.CheckValues(count, parse.GetValue(basePort), parse.GetValue(monitorPort), parse.GetValue(clientPort), parse.GetValue(httpPort), parse.GetValue(fsync)!, parse.GetValue(minInSync), folder);
+            UpPreflight.CheckValues(count, monitorCount, parse.GetValue(basePort), parse.GetValue(monitorPort), parse.GetValue(clientPort), parse.GetValue(httpPort), parse.GetValue(fsync)!, parse.GetValue(minInSync), folder);
             if (File.Exists(SocketPath(folder)) && await SendAsync(folder, PingCommand, quiet: true, cancellationToken) == 0)
             {
                 throw new CliFailure($"a cluster is already up with data folder {folder}: use it (`./understudy status`, `./understudy kill 1`) or stop it (`exit` at its prompt)");
             }
 
-            UpPreflight.CheckPortsFree(UpPreflight.Plan(count, parse.GetValue(basePort), parse.GetValue(monitorPort), parse.GetValue(clientPort), parse.GetValue(httpPort)));
+            UpPreflight.CheckPortsFree(UpPreflight.Plan(count, monitorCount, parse.GetValue(basePort), parse.GetValue(monitorPort), parse.GetValue(clientPort), parse.GetValue(httpPort)));
             if (parse.GetValue(fresh) && Directory.Exists(folder))
             {
                 Directory.Delete(folder, recursive: true);
@@ -56,6 +58,7 @@ internal static class UpVerb
             var options = new LocalClusterOptions
             {
                 Servers = count,
+                Monitors = monitorCount,
                 BasePort = parse.GetValue(basePort),
                 MonitorPort = parse.GetValue(monitorPort),
                 ClientPort = parse.GetValue(clientPort),
@@ -89,10 +92,22 @@ internal static class UpVerb
         await using var cluster = new LocalCluster(options);
         var commands = new ClusterCommands(cluster);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Console.WriteLine($"Understudy up: starting a monitor and {options.Servers} server(s) (logs in {Path.Combine(options.DataDirectory, "logs")}) ...");
+        Console.WriteLine($"Understudy up: starting {(options.Monitors == 1 ? "a monitor" : $"{options.Monitors} monitors")} and {options.Servers} server(s) (logs in {Path.Combine(options.DataDirectory, "logs")}) ...");
         cluster.StartAll();
         await WaitForStartAsync(cluster, cancellationToken);
-        Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.Dashboard?.ToString() ?? "(HTTP off)"})");
+        if (options.Monitors == 1)
+        {
+            Console.WriteLine($"Understudy up: monitor on :{options.MonitorPort} (clients :{options.ClientPort}, dashboard {cluster.Dashboard?.ToString() ?? "(HTTP off)"})");
+        }
+        else
+        {
+            Console.WriteLine($"Understudy up: {options.Monitors} monitors (Raft group); clients use --monitor {string.Join(',', cluster.MonitorAddresses)}");
+            foreach (var m in cluster.Monitors)
+            {
+                Console.WriteLine($"  monitor {m.Number}  heartbeats {m.Heartbeat}  clients {m.Client}  dashboard {m.Dashboard?.ToString() ?? "(HTTP off)"}  pid {m.Process.Pid}  log {m.Process.LogPath}");
+            }
+        }
+
         foreach (var s in cluster.Servers)
         {
             Console.WriteLine($"  server {s.Number}  {s.Address}  pid {s.Process.Pid}  log {s.Process.LogPath}");
@@ -108,6 +123,7 @@ internal static class UpVerb
         {
             pid = Environment.ProcessId,
             monitor = new { port = options.MonitorPort, clientPort = options.ClientPort, httpPort = options.HttpPort, pid = cluster.Monitor.Pid },
+            monitors = cluster.Monitors.Select(m => new { number = m.Number, heartbeat = m.Heartbeat.ToString(), client = m.Client.ToString(), httpPort = m.HttpPort, pid = m.Process.Pid }),
             servers = cluster.Servers.Select(s => new { number = s.Number, address = s.Address.ToString(), pid = s.Process.Pid }),
         }), cancellationToken);
 
@@ -117,14 +133,15 @@ internal static class UpVerb
             await gate.WaitAsync(stop.Token);
             try
             {
-                if (ControlLine.Problem(line, cluster.Servers.Count) is { } problem)
+                if (ControlLine.Problem(line, cluster.Servers.Count, cluster.Monitors.Count) is { } problem)
                 {
                     return (ControlLine.ErrorPrefix + problem, false);
                 }
 
                 if (line.Trim().Equals("status", StringComparison.OrdinalIgnoreCase))
                 {
-                    return (UpTable.Render(cluster, await cluster.StatusAsync(stop.Token)), false);
+                    var (status, group) = await cluster.ViewAsync(stop.Token);
+                    return (UpTable.Render(cluster, status, group), false);
                 }
 
                 return await commands.RunAsync(line, stop.Token);
@@ -153,7 +170,11 @@ internal static class UpVerb
             s.Process.Stop(TimeSpan.FromSeconds(3));
         }
 
-        cluster.Monitor.Stop(TimeSpan.FromSeconds(3));
+        foreach (var m in cluster.Monitors)
+        {
+            m.Process.Stop(TimeSpan.FromSeconds(3));
+        }
+
         try
         {
             await Task.WhenAll(view, control);
@@ -210,7 +231,8 @@ internal static class UpVerb
         var deadline = DateTime.UtcNow + StartupDeadline;
         while (DateTime.UtcNow < deadline)
         {
-            var children = cluster.Servers.Select(s => (Name: $"server {s.Number} ({s.Address})", s.Process)).Prepend(("the monitor", cluster.Monitor));
+            var monitors = cluster.Monitors.Select(m => (Name: cluster.Monitors.Count == 1 ? "the monitor" : $"monitor {m.Number} ({m.Heartbeat})", m.Process));
+            var children = monitors.Concat(cluster.Servers.Select(s => (Name: $"server {s.Number} ({s.Address})", s.Process)));
             foreach (var (name, process) in children)
             {
                 if (!process.Running)
@@ -384,20 +406,34 @@ internal static class ControlVerbs
     {
         foreach (var (verb, what) in new[]
         {
-            ("kill", "kill -9 server N (1 = port 8090, 2 = 8089, 3 = 8088), or the monitor"),
-            ("restart", "start server N again (or the monitor)"),
-            ("pause", "SIGSTOP server N: it freezes with its sockets open (a hang, not a crash)"),
-            ("resume", "SIGCONT server N"),
+            ("kill", "kill -9 server N (1 = port 8090, 2 = 8089, 3 = 8088), or `monitor N` (1 = port 9000, 2 = 9010, 3 = 9020)"),
+            ("restart", "start server N again (or `monitor N`)"),
+            ("pause", "SIGSTOP server N (or `monitor N`): it freezes with its sockets open (a hang, not a crash)"),
+            ("resume", "SIGCONT server N (or `monitor N`)"),
             ("stop", "stop server N cleanly (SIGTERM), or: primary, backup1, backup2, all"),
         })
         {
-            var target = new Argument<string>("target") { Description = verb == "stop" ? "N, primary, backup1, backup2 or all" : "server number N, or `monitor`" };
+            var target = new Argument<string>("target") { Description = verb == "stop" ? "N, primary, backup1, backup2 or all" : "server number N, or `monitor` followed by a monitor number" };
+
+            // `kill monitor 2`: the monitor's number is a second word, optional (`kill monitor` is monitor 1).
+            var number = new Argument<string?>("number") { Description = "With `monitor`: which monitor (1 to 5; default 1).", Arity = ArgumentArity.ZeroOrOne };
             var data = UpVerb.DataOption();
             var command = new Command(verb, $"In a running `understudy up`: {what}.") { target, data };
+            if (verb != "stop")
+            {
+                command.Arguments.Add(number);
+            }
+
             command.SetAction(async (parse, cancellationToken) =>
             {
                 var which = parse.GetValue(target)!;
-                var line = $"{verb} {which}";
+                var n = verb == "stop" ? null : parse.GetValue(number);
+                if (n is not null && !which.Equals("monitor", StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new UsageException($"{verb} {which} {n}: a second number only follows `monitor` (e.g. `{verb} monitor 2`); for a server give just its number");
+                }
+
+                var line = n is null ? $"{verb} {which}" : $"{verb} {which} {n}";
                 return await UpVerb.SendAsync(parse.GetValue(data)!, line, quiet: false, cancellationToken);
             });
             yield return command;

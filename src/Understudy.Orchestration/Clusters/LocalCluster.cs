@@ -17,12 +17,25 @@ public sealed record LocalClusterOptions
     /// <summary>Server N listens on BasePort - (N - 1): 8090, 8089, 8088 as in the original.</summary>
     public int BasePort { get; init; } = 8090;
 
+    /// <summary>How many monitors: a group of 1 (the configuration in a file), 3 or 5 (a Raft group among them).</summary>
+    public int Monitors { get; init; } = 1;
+
+    /// <summary>Monitor 1's heartbeat port; monitor N's is this + 10·(N-1): 9000, 9010, 9020...</summary>
     public int MonitorPort { get; init; } = 9000;
 
+    /// <summary>Monitor 1's client API port; monitor N's is this + 10·(N-1): 9001, 9011, 9021...</summary>
     public int ClientPort { get; init; } = 9001;
 
-    /// <summary>Monitor dashboard port; servers use their port + 100. 0 turns HTTP off.</summary>
+    /// <summary>Monitor 1's dashboard port (monitor N's is this + N-1: 9080, 9081...); servers use their port + 100. 0 turns HTTP off.</summary>
     public int HttpPort { get; init; } = 9080;
+
+    /// <summary>Explicit ports per monitor (overrides the spacing above), for groups on free ports.</summary>
+    public IReadOnlyList<LocalMonitorPorts>? MonitorPorts { get; init; }
+
+    /// <summary>Monitor N's ports: explicit, or monitor 1's spaced by 10 (heartbeat, client, Raft at heartbeat + 2) and the dashboard by 1.</summary>
+    public LocalMonitorPorts MonitorPortsOf(int n) => MonitorPorts is { } ports
+        ? ports[n - 1]
+        : new LocalMonitorPorts(MonitorPort + (10 * (n - 1)), ClientPort + (10 * (n - 1)), MonitorPort + (10 * (n - 1)) + 2, HttpPort > 0 ? HttpPort + (n - 1) : 0);
 
     public bool ServerHttp { get; init; } = true;
 
@@ -61,17 +74,22 @@ public sealed record LocalClusterOptions
     /// <summary>Explicit HTTP ports per server (overrides port + 100), for clusters on free ports.</summary>
     public IReadOnlyList<int>? ServerHttpPorts { get; init; }
 
-    /// <summary>A cluster on free ports (benchmarks, chaos, tests), with the monitor's HTTP on a free port if asked.</summary>
-    public static LocalClusterOptions OnFreePorts(int servers, string dataDirectory, bool monitorHttp = false)
+    /// <summary>A cluster on free ports (benchmarks, chaos, tests), with the monitors' HTTP on free ports if asked.</summary>
+    public static LocalClusterOptions OnFreePorts(int servers, string dataDirectory, bool monitorHttp = false, int monitors = 1)
     {
-        var ports = FreePorts(servers + 3);
+        var ports = FreePorts(servers + (4 * monitors));
+        var sets = Enumerable.Range(0, monitors)
+            .Select(i => new LocalMonitorPorts(ports[servers + (4 * i)], ports[servers + (4 * i) + 1], ports[servers + (4 * i) + 2], monitorHttp ? ports[servers + (4 * i) + 3] : 0))
+            .ToList();
         return new LocalClusterOptions
         {
             Servers = servers,
             ServerPorts = ports[..servers],
-            MonitorPort = ports[servers],
-            ClientPort = ports[servers + 1],
-            HttpPort = monitorHttp ? ports[servers + 2] : 0,
+            Monitors = monitors,
+            MonitorPorts = sets,
+            MonitorPort = sets[0].Heartbeat,
+            ClientPort = sets[0].Client,
+            HttpPort = sets[0].Http,
             ServerHttp = false,
             DataDirectory = dataDirectory,
         };
@@ -80,7 +98,7 @@ public sealed record LocalClusterOptions
     /// <summary>The original's ports if they are free, else ports the OS picks.</summary>
     public LocalClusterOptions WithFreePortsIfTaken()
     {
-        var wanted = Enumerable.Range(1, Servers).Select(PortOf).Concat([MonitorPort, ClientPort]).Concat(HttpPort > 0 ? [HttpPort] : []);
+        var wanted = Enumerable.Range(1, Servers).Select(PortOf).Concat(Enumerable.Range(1, Monitors).SelectMany(n => MonitorPortsOf(n).All(Monitors > 1)));
         if (ServerHttp && HttpPort > 0)
         {
             wanted = wanted.Concat(Enumerable.Range(1, Servers).Select(HttpPortOf));
@@ -91,13 +109,14 @@ public sealed record LocalClusterOptions
             return this;
         }
 
-        var ports = FreePorts(Servers + 3);
+        var free = OnFreePorts(Servers, DataDirectory, HttpPort > 0, Monitors);
         return this with
         {
-            ServerPorts = ports[..Servers],
-            MonitorPort = ports[Servers],
-            ClientPort = ports[Servers + 1],
-            HttpPort = HttpPort > 0 ? ports[Servers + 2] : 0,
+            ServerPorts = free.ServerPorts,
+            MonitorPorts = free.MonitorPorts,
+            MonitorPort = free.MonitorPort,
+            ClientPort = free.ClientPort,
+            HttpPort = free.HttpPort,
             ServerHttp = false,
         };
     }
@@ -170,27 +189,65 @@ public sealed record LocalClusterOptions
 /// <summary>One server of a local cluster.</summary>
 public sealed record LocalServer(int Number, NodeAddress Address, ChildProcess Process);
 
+/// <summary>The ports of one monitor: heartbeats (its name in the group), the client API, Raft among the group, the dashboard (0: off).</summary>
+public readonly record struct LocalMonitorPorts(int Heartbeat, int Client, int Raft, int Http)
+{
+    /// <summary>Every port it listens on; Raft only in a group.</summary>
+    public IEnumerable<int> All(bool group) => new[] { Heartbeat, Client }.Concat(group ? [Raft] : []).Concat(Http > 0 ? [Http] : []);
+}
+
+/// <summary>One monitor of a local cluster: <see cref="Heartbeat"/> names it in the group, clients use <see cref="Client"/>.</summary>
+public sealed record LocalMonitor(int Number, NodeAddress Heartbeat, NodeAddress Client, int HttpPort, ChildProcess Process)
+{
+    /// <summary>Its dashboard, or null when its HTTP port is off.</summary>
+    public Uri? Dashboard => HttpPort > 0 ? new Uri($"http://{Client.Host}:{HttpPort}/") : null;
+}
+
 /// <summary>
-/// A monitor and N servers as child processes of this one (they die with it), with the operations the
-/// original Main offered: kill, stop, restart, pause, resume; and an admin client to watch it.
+/// A group of monitors (1, 3 or 5) and N servers as child processes of this one (they die with it), with the
+/// operations the original Main offered: kill, stop, restart, pause, resume, for servers and monitors alike; and an
+/// admin client to watch it, connected to whichever monitor answers.
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly List<LocalServer> _servers = [];
+    private readonly List<LocalMonitor> _monitors = [];
 
     public LocalCluster(LocalClusterOptions options)
     {
+        if (options.Monitors is not (1 or 3 or 5))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"a monitor group has 1, 3 or 5 monitors, not {options.Monitors}");
+        }
+
         Options = options;
         Directory.CreateDirectory(options.DataDirectory);
         var logs = Path.Combine(options.DataDirectory, "logs");
-        var monitorArgs = new List<string>
+        var monitorHost = options.MonitorHostName;
+        var heartbeats = Enumerable.Range(1, options.Monitors).Select(n => new NodeAddress(monitorHost, options.MonitorPortsOf(n).Heartbeat)).ToList();
+        for (var n = 1; n <= options.Monitors; n++)
         {
-            "monitor", "--host", options.MonitorHostName,
-            "--port", Text(options.MonitorPort), "--client-port", Text(options.ClientPort), "--http-port", Text(options.HttpPort),
-            "--data", Path.Combine(options.DataDirectory, "monitor"),
-        };
-        monitorArgs.AddRange(options.MonitorArguments);
-        Monitor = new ChildProcess("monitor", monitorArgs, Path.Combine(logs, "monitor.log"), options.Launcher?.Invoke("monitor"));
+            var ports = options.MonitorPortsOf(n);
+
+            // A group of one keeps the names it always had (monitor, monitor.log), so `up --monitors 1` is what `up` was.
+            var name = options.Monitors == 1 ? "monitor" : $"monitor{n}";
+            var monitorArgs = new List<string>
+            {
+                "monitor", "--host", monitorHost,
+                "--port", Text(ports.Heartbeat), "--client-port", Text(ports.Client), "--http-port", Text(ports.Http),
+                "--data", Path.Combine(options.DataDirectory, name),
+            };
+            if (options.Monitors > 1)
+            {
+                // --peers names every member by its heartbeat address, this one included; Raft is the default coordinator with peers.
+                monitorArgs.AddRange(["--raft-port", Text(ports.Raft), "--peers", string.Join(',', heartbeats)]);
+            }
+
+            monitorArgs.AddRange(options.MonitorArguments);
+            var process = new ChildProcess(name, monitorArgs, Path.Combine(logs, $"{name}.log"), options.Launcher?.Invoke(name));
+            _monitors.Add(new LocalMonitor(n, heartbeats[n - 1], new NodeAddress(monitorHost, ports.Client), ports.Http, process));
+        }
+
         for (var n = 1; n <= options.Servers; n++)
         {
             var port = options.PortOf(n);
@@ -198,7 +255,7 @@ public sealed class LocalCluster : IAsyncDisposable
             var args = new List<string>
             {
                 "server", "--host", host, "--port", Text(port),
-                "--monitor", $"{options.MonitorHostName}:{options.MonitorPort}",
+                "--monitor", string.Join(',', heartbeats),
                 "--data", Path.Combine(options.DataDirectory, $"server-{port}"),
                 "--fsync", options.Fsync,
                 "--http-port", Text(options.HttpPortOf(n)),
@@ -207,28 +264,75 @@ public sealed class LocalCluster : IAsyncDisposable
             _servers.Add(new LocalServer(n, new NodeAddress(host, port), new ChildProcess($"server{n}", args, Path.Combine(logs, $"server{n}-{port}.log"), options.Launcher?.Invoke($"server{n}"))));
         }
 
-        MonitorAddress = new NodeAddress(options.MonitorHostName, options.ClientPort);
-        Admin = new UnderstudyClient(new UnderstudyClientOptions { Monitor = MonitorAddress });
+        Admin = new UnderstudyClient(new UnderstudyClientOptions { Monitors = MonitorAddresses });
     }
 
     public LocalClusterOptions Options { get; }
 
-    public ChildProcess Monitor { get; }
+    /// <summary>Monitor 1's process (the only one in a group of one).</summary>
+    public ChildProcess Monitor => _monitors[0].Process;
+
+    /// <summary>The monitors, numbered from 1.</summary>
+    public IReadOnlyList<LocalMonitor> Monitors => _monitors;
 
     public IReadOnlyList<LocalServer> Servers => _servers;
 
-    /// <summary>The monitor's client API address.</summary>
-    public NodeAddress MonitorAddress { get; }
+    /// <summary>Monitor 1's client API address.</summary>
+    public NodeAddress MonitorAddress => _monitors[0].Client;
 
-    /// <summary>An admin connection to the monitor (status, events, switchover).</summary>
+    /// <summary>Every monitor's client API address, in order (what clients take as --monitor).</summary>
+    public IReadOnlyList<NodeAddress> MonitorAddresses => [.. _monitors.Select(m => m.Client)];
+
+    /// <summary>Every monitor's heartbeat address, in order (what servers take as --monitor, monitors as --peers).</summary>
+    public IReadOnlyList<NodeAddress> MonitorHeartbeats => [.. _monitors.Select(m => m.Heartbeat)];
+
+    /// <summary>An admin connection to the monitor group (status, events, switchover).</summary>
     public UnderstudyClient Admin { get; }
 
-    /// <summary>The monitor's dashboard, or null when its HTTP port is off.</summary>
-    public Uri? Dashboard => Options.HttpPort > 0 ? new Uri($"http://{Options.MonitorHostName}:{Options.HttpPort}/") : null;
+    /// <summary>Monitor 1's dashboard, or null when its HTTP port is off.</summary>
+    public Uri? Dashboard => _monitors[0].Dashboard;
+
+    public LocalMonitor MonitorNumber(int number) =>
+        number >= 1 && number <= _monitors.Count ? _monitors[number - 1] : throw new ArgumentOutOfRangeException(nameof(number), $"there is no monitor {number}; monitors are 1 to {_monitors.Count}");
+
+    /// <summary>The monitor whose heartbeat address is <paramref name="heartbeat"/>, if it is one of ours.</summary>
+    public LocalMonitor? MonitorAt(NodeAddress heartbeat) => _monitors.FirstOrDefault(m => m.Heartbeat == heartbeat);
+
+    /// <summary>
+    /// The active monitor as the answering monitor reports it (the `monitors.active` heartbeat address of its status);
+    /// in a group of one, that monitor whenever it answers. Null when no monitor answers or none is active.
+    /// </summary>
+    public async Task<LocalMonitor?> ActiveMonitorAsync(CancellationToken cancellationToken)
+    {
+        var group = await GroupAsync(cancellationToken).ConfigureAwait(false);
+        return group?.Active is { } active && NodeAddress.TryParse(active, out var address) ? MonitorAt(address) : null;
+    }
+
+    /// <summary>The monitor group as the answering monitor sees it; null when no monitor answers.</summary>
+    public async Task<MonitorGroupView?> GroupAsync(CancellationToken cancellationToken) => (await ViewAsync(cancellationToken).ConfigureAwait(false)).Group;
+
+    /// <summary>The cluster and the monitor group from one status answer; both null when no monitor answers.</summary>
+    public async Task<(ClusterStatus? Status, MonitorGroupView? Group)> ViewAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await Admin.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            var group = MonitorGroupView.FromStatusJson(response.Body.Span) ?? (_monitors.Count == 1 ? MonitorGroupView.Alone(_monitors[0].Heartbeat) : null);
+            return (ClusterStatus.FromJson(response.Body.Span), group);
+        }
+        catch (UnderstudyException)
+        {
+            return (null, null);
+        }
+    }
 
     public void StartAll()
     {
-        Monitor.Start();
+        foreach (var m in _monitors)
+        {
+            m.Process.Start();
+        }
+
         foreach (var s in _servers)
         {
             s.Process.Start();
@@ -294,7 +398,10 @@ public sealed class LocalCluster : IAsyncDisposable
             s.Process.Dispose();
         }
 
-        Monitor.Dispose();
+        foreach (var m in _monitors)
+        {
+            m.Process.Dispose();
+        }
     }
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
