@@ -145,6 +145,39 @@ public class SimulationSweepTests(ITestOutputHelper output)
         FirstViolation(seed => GroupOptions(seed) with { MonitorLeaseRule = () => new GrantsWithoutConfirmedLeadershipRule() }, GroupSweepSeeds * 4);
     }
 
+    [Fact]
+    public void Sweep_sees_two_primaries_serve_at_once_when_a_monitor_grants_leases_without_confirmed_leadership()
+    {
+        // The monitor's own invariant reports the grant itself; this proves the outcome check sees the harm done: the
+        // former active monitor, cut off from its group, keeps leasing the primary the new active monitor replaced.
+        var caught = FirstViolation(
+            seed => GroupOptions(seed) with { MonitorLeaseRule = () => new GrantsWithoutConfirmedLeadershipRule() },
+            GroupSweepSeeds * 4,
+            v => v.Detail.StartsWith("two primaries", StringComparison.Ordinal));
+        Assert.Equal(ViolationKind.Invariant, caught.Kind);
+    }
+
+    /// <summary>
+    /// Runs seeds in batches until one breaks a rule (one that <paramref name="wanted"/> accepts, when given); fails
+    /// if <paramref name="seeds"/> pass.
+    /// </summary>
+    private SeedViolation FirstViolation(Func<int, SimulationOptions> options, int seeds, Func<SeedViolation, bool> wanted)
+    {
+        const int batch = 40;
+        for (var from = 1; from <= seeds; from += batch)
+        {
+            var result = Simulator.Sweep(from, Math.Min(batch, seeds - from + 1), options, cancellationToken: TestContext.Current.CancellationToken);
+            if (result.Violations.Where(wanted).OrderBy(v => v.Seed).FirstOrDefault() is { } first)
+            {
+                output.WriteLine($"caught at seed {first.Seed} ({from + result.Seeds - 1} seeds run): {first.Kind}: {first.Detail}");
+                return first;
+            }
+        }
+
+        Assert.Fail($"the broken variant survived {seeds} seeds without the violation looked for: the sweep has no teeth here");
+        throw new InvalidOperationException("unreachable");
+    }
+
     /// <summary>Runs seeds until the first violation; fails if <paramref name="seeds"/> (default 2,000) pass.</summary>
     private SeedViolation FirstViolation(Func<int, SimulationOptions> options, int seeds = SweepSeeds)
     {
