@@ -8,11 +8,12 @@ using Understudy.Protocol;
 namespace Understudy.Simulation;
 
 /// <summary>
-/// One simulated cluster run: a monitor, servers and client workers in a <see cref="SimWorld"/>, faults
-/// injected at random while the clients work, then everything healed, the log read back and judged.
+/// One simulated cluster run: a monitor (or a group of them), servers and client workers in a <see cref="SimWorld"/>,
+/// faults injected at random while the clients work, then everything healed, the log read back and judged.
 /// </summary>
 internal sealed class SimCluster
 {
+    private readonly List<SimMonitor> _monitors = [];
     private readonly List<SimServer> _servers = [];
     private readonly List<SimClient> _clients = [];
     private readonly Dictionary<NodeAddress, SimServer> _byAddress = [];
@@ -20,12 +21,28 @@ internal sealed class SimCluster
     private readonly List<string> _committedBy = [];
     private SimClient? _checker;
     private int _divergences;
+    private int _twoPrimaries;
     private long _workloadEnd;
 
     public SimCluster(SimulationOptions options)
     {
+        options.Validate();
         World = new SimWorld(options);
-        Monitor = new SimMonitor(this);
+        if (options.Monitors == 1)
+        {
+            _monitors.Add(new SimMonitor(this, "mon", new NodeAddress("10.0.1.1", 9000)));
+        }
+        else
+        {
+            // Monitor N of `up` listens for heartbeats on 9000 + 10 * (N - 1).
+            for (var i = 0; i < options.Monitors; i++)
+            {
+                _monitors.Add(new SimMonitor(this, $"mon{i + 1}", new NodeAddress("10.0.1." + (i + 1), 9000 + (10 * i))));
+            }
+
+            Coordinator = new SimCoordinator(this, _monitors);
+        }
+
         for (var i = 0; i < options.Servers; i++)
         {
             var server = new SimServer(this, $"s{i + 1}", new NodeAddress("10.0.0." + (i + 1), 8090 - i));
@@ -41,7 +58,13 @@ internal sealed class SimCluster
 
     public SimWorld World { get; }
 
-    public SimMonitor Monitor { get; }
+    /// <summary>The monitors: one, or the members of a group.</summary>
+    public IReadOnlyList<SimMonitor> Monitors => _monitors;
+
+    /// <summary>The group's coordinator (null for a single monitor).</summary>
+    public SimCoordinator? Coordinator { get; }
+
+    private bool Group => Coordinator is not null;
 
     public IReadOnlyList<SimServer> Servers => _servers;
 
@@ -54,7 +77,7 @@ internal sealed class SimCluster
         var options = World.Options;
 
         // Any start order must work: start processes in a random order at random moments.
-        var starts = new List<Action> { Monitor.Start };
+        var starts = _monitors.Select(m => (Action)m.Start).ToList();
         starts.AddRange(_servers.Select(s => (Action)s.Start));
         starts.AddRange(_clients.Select(c => (Action)c.Start));
         foreach (var start in starts.OrderBy(_ => World.Random.Next()))
@@ -69,6 +92,7 @@ internal sealed class SimCluster
             World.At(workloadStart + World.Random.Next(50_000), c.BeginWorkload);
         }
 
+        Coordinator?.Start();
         World.At(workloadStart + World.Exponential(options.MeanFaultInterval), InjectFault);
         World.RunUntil(_workloadEnd);
 
@@ -133,6 +157,34 @@ internal sealed class SimCluster
         return node.CommitIndex;
     }
 
+    /// <summary>
+    /// The online check of the lease rule: at no instant may two servers act as primary with a valid lease (both could
+    /// acknowledge writes). Run after every server input, so it sees every moment a server takes or renews a lease.
+    /// </summary>
+    public void CheckOnePrimary()
+    {
+        SimServer? leased = null;
+        foreach (var s in _servers)
+        {
+            if (!s.Up || s.Node is not { Role: ServerRole.Primary, HasLease: true })
+            {
+                continue;
+            }
+
+            if (leased is null)
+            {
+                leased = s;
+                continue;
+            }
+
+            // One report is enough: the same two primaries stay leased for many events.
+            if (++_twoPrimaries <= 1)
+            {
+                World.Violations.Add(new Violation(ViolationKind.Invariant, $"two primaries with a valid lease at {World.Now}us: {leased.Name} (epoch {leased.Node!.Epoch}) and {s.Name} (epoch {s.Node.Epoch}); {DescribeMonitors()}"));
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ faults
 
     private void InjectFault()
@@ -143,7 +195,19 @@ internal sealed class SimCluster
         }
 
         var roll = World.Random.Next(100);
-        if (roll < 28)
+        if (Group && roll < 48)
+        {
+            // A group gets its own faults in the monitor share, at the expense of some server crashes.
+            if (roll < 22)
+            {
+                CrashServer();
+            }
+            else
+            {
+                MonitorGroupFault();
+            }
+        }
+        else if (roll < 28)
         {
             CrashServer();
         }
@@ -204,33 +268,41 @@ internal sealed class SimCluster
         }
     }
 
-    private void CrashMonitor()
+    private void CrashMonitor() => CrashMonitor(_monitors[0], "crash-monitor");
+
+    private void CrashMonitor(SimMonitor monitor, string kind)
     {
-        if (!Monitor.Up)
+        if (!monitor.Up)
         {
             return;
         }
 
-        World.CountFault("crash-monitor");
-        Monitor.Crash();
+        World.CountFault(kind);
+        monitor.Crash();
         World.After(World.Uniform(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(1500)), () =>
         {
-            if (!Monitor.Up)
+            if (!monitor.Up)
             {
-                RestartMonitor();
+                RestartMonitor(monitor);
             }
         });
     }
 
-    private void RestartMonitor()
+    private void RestartMonitor(SimMonitor monitor)
     {
         World.CountFault("restart-monitor");
-        Monitor.Start();
+        monitor.Start();
 
-        // Clients reconnect to the monitor and subscribe again.
+        // Clients reconnect to the monitor and subscribe again (in a group, those whose connection failed have moved
+        // on to another member and ask it whenever they need to).
+        if (Group)
+        {
+            return;
+        }
+
         foreach (var c in _clients.Append(_checker).OfType<SimClient>())
         {
-            if (!World.IsCut(c, Monitor))
+            if (!World.IsCut(c, monitor))
             {
                 var life = c.Life;
                 World.After(World.Latency(), () => c.Deliver(life, c.Session.Start));
@@ -238,9 +310,128 @@ internal sealed class SimCluster
         }
     }
 
+    /// <summary>The group's own faults: its active member, a follower or a majority crashed, paused or cut off; a former active member isolated beside a new one; a drifting clock.</summary>
+    private void MonitorGroupFault()
+    {
+        var active = Coordinator!.Leader;
+        var followers = _monitors.Where(m => m != active).ToList();
+        var follower = followers[World.Random.Next(followers.Count)];
+        var majority = _monitors.OrderBy(_ => World.Random.Next()).Take((_monitors.Count / 2) + 1).ToList();
+        switch (World.Random.Next(11))
+        {
+            case 0 when active is not null:
+                CrashMonitor(active, "crash-active-monitor");
+                break;
+            case 1:
+                CrashMonitor(follower, "crash-follower-monitor");
+                break;
+            case 2 when majority.Any(m => m.Up):
+                World.CountFault("crash-monitor-majority");
+                foreach (var m in majority)
+                {
+                    CrashMonitor(m, "crash-monitor");
+                }
+
+                break;
+            case 3 when active is not null:
+                Pause(active, "pause-active-monitor", LongPause());
+                break;
+            case 4:
+                Pause(follower, "pause-follower-monitor", LongPause());
+                break;
+            case 5:
+                World.CountFault("pause-monitor-majority");
+                var duration = LongPause();
+                foreach (var m in majority)
+                {
+                    Pause(m, "pause-monitor", duration);
+                }
+
+                break;
+            case 6 when active is not null:
+                PartitionFor("partition-active-monitor", World.Partition([active], AllBut([active])), PartitionDuration());
+                break;
+            case 7:
+                PartitionFor("partition-follower-monitor", World.Partition([follower], AllBut([follower])), PartitionDuration());
+                break;
+            case 8:
+                // The majority keeps the servers half the time: then it can elect a leader that sees them.
+                var withServers = World.Random.Next(2) == 0;
+                var cut = withServers ? AllBut(majority).Where(n => n is SimMonitor) : AllBut(majority);
+                PartitionFor("partition-monitor-majority", World.Partition(majority, cut), PartitionDuration());
+                break;
+            case 9 when active is not null:
+                // Cut off from the group, long enough for the group to elect another: the former active monitor runs
+                // on beside the new one, believing it still leads. Mostly the primary is on its side (a split with
+                // the primary and the old active monitor in one room), cut off from the other servers and monitors but
+                // not from clients: the new active monitor then replaces a primary the old one would keep leasing.
+                var isolation = SimWorld.Micros(World.Options.MonitorGroupLease) + World.Uniform(TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(2500));
+                var side = new List<SimNode> { active };
+                if (World.Random.Next(3) != 0 && CurrentPrimary() is { } primary)
+                {
+                    side.Add(primary);
+                }
+
+                var rest = followers.Cast<SimNode>().Concat(_servers.Where(s => !side.Contains(s)));
+                PartitionFor("isolate-former-active-monitor", World.Partition(side, rest), isolation);
+                break;
+            case 10:
+                // Any rate within the bound the leases assume, fast or slow, from now on.
+                var monitor = _monitors[World.Random.Next(_monitors.Count)];
+                var drift = (World.Random.NextDouble() * 2 - 1) * Coordinator.DriftBound;
+                World.CountFault("monitor-clock-drift");
+                World.Log(monitor.Name, $"CLOCK DRIFT {drift * 100:0.00}%");
+                monitor.Clock.SetDrift(drift);
+                break;
+        }
+    }
+
+    /// <summary>Every process but <paramref name="these"/>.</summary>
+    private IEnumerable<SimNode> AllBut(IReadOnlyCollection<SimNode> these) =>
+        _monitors.Cast<SimNode>().Concat(_servers).Concat(_clients).Where(n => !these.Contains(n));
+
+    private long LongPause() => World.Random.Next(2) == 0
+        ? World.Uniform(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200))
+        : World.Uniform(TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(2500));
+
+    private long PartitionDuration() => World.Uniform(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(3000));
+
+    private void Pause(SimNode node, string kind, long duration)
+    {
+        if (!node.Up || node.Paused)
+        {
+            return;
+        }
+
+        World.CountFault(kind);
+        World.Log(node.Name, $"PAUSED for {duration / 1000} ms");
+        node.Pause();
+        var life = node.Life;
+        World.After(duration, () =>
+        {
+            if (node.Up && node.Life == life && node.Paused)
+            {
+                World.Log(node.Name, "RESUMED");
+                node.Resume();
+            }
+        });
+    }
+
+    private void PartitionFor(string kind, int id, long duration)
+    {
+        World.CountFault(kind);
+        World.Log("net", kind.ToUpperInvariant());
+        World.After(duration, () =>
+        {
+            World.CountFault("heal");
+            World.Log("net", $"HEAL {kind}");
+            World.Heal(id);
+        });
+    }
+
     private void PauseSomething()
     {
-        SimNode node = World.Random.Next(10) == 0 ? Monitor : PickServer(preferPrimary: true);
+        SimNode node = World.Random.Next(10) == 0 ? (Group ? _monitors[World.Random.Next(_monitors.Count)] : _monitors[0]) : PickServer(preferPrimary: true);
         if (!node.Up || node.Paused)
         {
             return;
@@ -250,7 +441,7 @@ internal sealed class SimCluster
         var duration = World.Random.Next(2) == 0
             ? World.Uniform(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200))
             : World.Uniform(TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(2500));
-        World.CountFault(node == Monitor ? "pause-monitor" : "pause-server");
+        World.CountFault(node is SimMonitor ? "pause-monitor" : "pause-server");
         World.Log(node.Name, $"PAUSED for {duration / 1000} ms");
         node.Pause();
         var life = node.Life;
@@ -274,24 +465,24 @@ internal sealed class SimCluster
         {
             // The nasty one: the primary loses the monitor and its backups but its clients still reach it.
             kind = "partition-primary";
-            id = World.Partition([primary], _servers.Where(s => s != primary).Cast<SimNode>().Append(Monitor));
+            id = World.Partition([primary], _servers.Where(s => s != primary).Cast<SimNode>().Concat(_monitors));
         }
         else if (roll < 60)
         {
             var server = PickServer(preferPrimary: false);
             kind = "partition-server";
-            id = World.Partition([server], _servers.Where(s => s != server).Cast<SimNode>().Append(Monitor).Concat(_clients));
+            id = World.Partition([server], _servers.Where(s => s != server).Cast<SimNode>().Concat(_monitors).Concat(_clients));
         }
         else if (roll < 75)
         {
             kind = "partition-monitor";
             var others = World.Random.Next(2) == 0 ? _servers.Cast<SimNode>() : _servers.Cast<SimNode>().Concat(_clients);
-            id = World.Partition([Monitor], others);
+            id = World.Partition([Group ? _monitors[World.Random.Next(_monitors.Count)] : _monitors[0]], others);
         }
         else if (roll < 90)
         {
             kind = "partition-split";
-            var nodes = _servers.Cast<SimNode>().Append(Monitor).OrderBy(_ => World.Random.Next()).ToList();
+            var nodes = _servers.Cast<SimNode>().Concat(_monitors).OrderBy(_ => World.Random.Next()).ToList();
             var cut = 1 + World.Random.Next(nodes.Count - 1);
             id = World.Partition(nodes.Take(cut), nodes.Skip(cut));
         }
@@ -332,10 +523,10 @@ internal sealed class SimCluster
     private void NotifyConnectionLost(SimServer crashed)
     {
         var address = crashed.Address;
-        if (Monitor.Up && !World.IsCut(crashed, Monitor))
+        foreach (var monitor in _monitors.Where(m => m.Up && !World.IsCut(crashed, m)))
         {
-            var life = Monitor.Life;
-            World.After(World.Latency(), () => Monitor.Deliver(life, () => Monitor.Node!.OnServerConnectionLost(address)));
+            var life = monitor.Life;
+            World.After(World.Latency(), () => monitor.Deliver(life, () => monitor.Node!.OnServerConnectionLost(address)));
         }
 
         foreach (var s in _servers.Where(s => s != crashed && s.Up && !World.IsCut(crashed, s)))
@@ -363,13 +554,16 @@ internal sealed class SimCluster
         World.Network = NetworkProfile.Calm;
         World.HealAll();
         World.Log("net", "END OF FAULTS: healing everything");
-        if (!Monitor.Up)
+        foreach (var monitor in _monitors)
         {
-            RestartMonitor();
-        }
-        else if (Monitor.Paused)
-        {
-            Monitor.Resume();
+            if (!monitor.Up)
+            {
+                RestartMonitor(monitor);
+            }
+            else if (monitor.Paused)
+            {
+                monitor.Resume();
+            }
         }
 
         foreach (var s in _servers)
@@ -442,14 +636,25 @@ internal sealed class SimCluster
         return final;
     }
 
+    /// <summary>The monitor that acts for the cluster: the one monitor, or the group's leader once it knows it leads.</summary>
+    private SimMonitor? ActiveMonitor()
+    {
+        if (Coordinator is null)
+        {
+            return _monitors[0].Up ? _monitors[0] : null;
+        }
+
+        return Coordinator.Leader is { Node.IsActive: true } leader && leader.ViewTerm == Coordinator.Term ? leader : null;
+    }
+
     private bool Converged()
     {
-        if (!Monitor.Up || Monitor.Node!.Phase != FailoverPhase.Stable)
+        if (ActiveMonitor() is not { } monitor || monitor.Node!.Phase != FailoverPhase.Stable)
         {
             return false;
         }
 
-        var config = Monitor.Node.Config;
+        var config = monitor.Node.Config;
         if (config.Primary.IsNone || !_byAddress.TryGetValue(config.Primary, out var primary) || !primary.Up || !primary.Node!.IsServing)
         {
             return false;
@@ -467,9 +672,13 @@ internal sealed class SimCluster
     private string DescribeState()
     {
         var sb = new StringBuilder();
-        if (Monitor.Node is { } m)
+        if (!Group && _monitors[0].Node is { } m)
         {
             sb.Append($"monitor phase {m.Phase}, config {m.Config}; ");
+        }
+        else if (Group)
+        {
+            sb.Append(DescribeMonitors()).Append("; ");
         }
 
         foreach (var s in _servers)
@@ -488,6 +697,12 @@ internal sealed class SimCluster
 
         return sb.ToString();
     }
+
+    private string DescribeMonitors() => Coordinator is null
+        ? string.Empty
+        : $"coordinator term {Coordinator.Term} leader {Coordinator.Leader?.Name ?? "none"} committed v{Coordinator.Committed.Version}; " + string.Join("; ", _monitors.Select(m => m.Node is { } n
+            ? $"{m.Name} {(n.IsActive ? "active" : "follower")} term {n.Leadership.Term} phase {n.Phase} config v{n.Config.Version} e{n.Config.Epoch} primary {n.Config.Primary}{(m.Paused ? " paused" : string.Empty)}"
+            : $"{m.Name} down"));
 
     private static string Show(LogEntry e) => $"{e.Index}@{e.Epoch} {e.Kind} client={e.ClientId:x} seq={e.RequestSeq}";
 

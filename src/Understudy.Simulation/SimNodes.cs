@@ -15,6 +15,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     private readonly SimCluster _cluster;
     private readonly NodeClock _clock;
     private long _checkedCommit;
+    private SimMonitor? _activeMonitor;
 
     public SimServer(SimCluster cluster, string name, NodeAddress address)
         : base(cluster.World, name)
@@ -35,6 +36,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         Life++;
         Up = true;
         _checkedCommit = 0;
+        _activeMonitor = null;
         var (epoch, entries) = Disk.Recover();
         Node = new ServerNode(
             Address,
@@ -76,6 +78,11 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             return;
         }
 
+        if (message is HeartbeatAck { FromActive: true } && from is SimMonitor monitor)
+        {
+            _activeMonitor = monitor;
+        }
+
         ServerInbox.Deliver(Node!, client?.Ref ?? default, message);
     }
 
@@ -84,6 +91,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     protected override void AfterInput()
     {
         Node!.Flush();
+        _cluster.CheckOnePrimary();
         try
         {
             Node.CheckInvariants();
@@ -98,8 +106,25 @@ internal sealed class SimServer : SimNode, IServerEnvironment
 
     // ------------------------------------------------------------------ IServerEnvironment
 
+    /// <summary>
+    /// As the host does: a heartbeat goes to every monitor of the group (each on its own connection); anything else
+    /// (in-sync changes, step-down results) to the monitor whose last ack said it is active.
+    /// </summary>
     public void SendToMonitor<T>(in T message)
-        where T : IMessage => World.Send(this, _cluster.Monitor, message);
+        where T : IMessage
+    {
+        if (message is Heartbeat)
+        {
+            foreach (var monitor in _cluster.Monitors)
+            {
+                World.Send(this, monitor, message);
+            }
+
+            return;
+        }
+
+        World.Send(this, _activeMonitor ?? _cluster.Monitors[0], message);
+    }
 
     public void SendToServer<T>(NodeAddress to, in T message)
         where T : IMessage => World.Send(this, _cluster.Server(to), message);
@@ -144,29 +169,61 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     }
 }
 
-/// <summary>The monitor process: the real <see cref="MonitorNode"/> over a simulated configuration store.</summary>
+/// <summary>
+/// A monitor process: the real <see cref="MonitorNode"/> over a simulated configuration store (a group of one)
+/// or over the group's <see cref="SimCoordinator"/> (a group of three or five).
+/// </summary>
 internal sealed class SimMonitor : SimNode, IMonitorEnvironment
 {
     private readonly SimCluster _cluster;
     private readonly NodeClock _clock;
 
-    public SimMonitor(SimCluster cluster)
-        : base(cluster.World, "mon")
+    public SimMonitor(SimCluster cluster, string name, NodeAddress address)
+        : base(cluster.World, name)
     {
         _cluster = cluster;
+        Address = address;
         _clock = new NodeClock(cluster.World, cluster.World.Random.NextInt64(1_000_000, 1_000_000_000), (cluster.World.Random.NextDouble() - 0.5) * 0.01);
     }
+
+    /// <summary>Its heartbeat address, which names it in the group.</summary>
+    public NodeAddress Address { get; }
+
+    public NodeClock Clock => _clock;
 
     public SimConfigStore Store { get; } = new();
 
     public MonitorNode? Node { get; private set; }
 
+    /// <summary>In a group: the newest committed configuration this monitor holds (its Raft log survives a crash).</summary>
+    public ClusterConfig Observed { get; private set; } = ClusterConfig.Initial;
+
+    /// <summary>In a group: the term of the last leadership view it took (0 after a restart).</summary>
+    public long ViewTerm { get; private set; }
+
+    /// <summary>In a group: whether the last view it took said it is active.</summary>
+    public bool ViewActive { get; private set; }
+
+    private SimCoordinator? Group => _cluster.Coordinator;
+
     public void Start()
     {
         Life++;
         Up = true;
-        Node = new MonitorNode(World.Options.Monitor, Store.Stored, this, _clock, World.Random.NextUInt64(), World.Options.PromotionRule);
-        World.Log(Name, $"started with {Store.Stored}");
+        if (Group is null)
+        {
+            Node = new MonitorNode(World.Options.Monitor, Store.Stored, this, _clock, World.Random.NextUInt64(), World.Options.PromotionRule, World.Options.MonitorLeaseRule?.Invoke());
+            World.Log(Name, $"started with {Store.Stored}");
+        }
+        else
+        {
+            // A restarted member knows its log but not who leads: it follows until the coordinator tells it.
+            ViewTerm = 0;
+            ViewActive = false;
+            Node = new MonitorNode(World.Options.Monitor, Observed, this, _clock, World.Random.NextUInt64(), World.Options.PromotionRule, World.Options.MonitorLeaseRule?.Invoke(), new MonitorLeadership(0, false, NodeAddress.None, 0));
+            World.Log(Name, $"started with {Observed}, following");
+        }
+
         ScheduleTicks(() => Node!.Tick());
     }
 
@@ -176,8 +233,53 @@ internal sealed class SimMonitor : SimNode, IMonitorEnvironment
         Life++;
         Node = null;
         ClearDeferred();
-        Store.Crash(World.Random);
+        if (Group is null)
+        {
+            Store.Crash(World.Random);
+        }
+
         World.Log(Name, "CRASHED");
+    }
+
+    /// <summary>The coordinator's view reached this monitor: newer terms only, and a confirmation only moves later.</summary>
+    public void ApplyLeadership(MonitorLeadership view)
+    {
+        if (view.Term < ViewTerm || (view.Term == ViewTerm && view.IsActive == ViewActive && view.ConfirmedUntil <= Node!.Leadership.ConfirmedUntil))
+        {
+            return;
+        }
+
+        if (view.Term != ViewTerm || view.IsActive != ViewActive)
+        {
+            World.Log(Name, $"term {view.Term}: {(view.IsActive ? "ACTIVE" : "following " + view.Active)}");
+        }
+
+        ViewTerm = view.Term;
+        ViewActive = view.IsActive;
+        Node!.OnLeadership(view);
+    }
+
+    /// <summary>A committed configuration reached this monitor through the coordinator.</summary>
+    public void ObserveConfig(ClusterConfig committed)
+    {
+        if (committed.Version <= Observed.Version)
+        {
+            return;
+        }
+
+        Observed = committed;
+        Node!.OnConfigObserved(committed);
+    }
+
+    /// <summary>The coordinator's answer to this monitor's compare-and-set.</summary>
+    public void OnConfigWritten(bool committed, ClusterConfig current)
+    {
+        if (current.Version > Observed.Version)
+        {
+            Observed = current;
+        }
+
+        Node!.OnConfigStored(committed, current);
     }
 
     /// <summary>The host's dispatch: a server speaks only for itself, then the shared map to the node's input.</summary>
@@ -236,6 +338,12 @@ internal sealed class SimMonitor : SimNode, IMonitorEnvironment
 
     public void ProposeConfig(long expectedVersion, ClusterConfig next)
     {
+        if (Group is { } group)
+        {
+            group.Propose(this, Node!.Leadership.Term, expectedVersion, next);
+            return;
+        }
+
         var write = Store.Begin(expectedVersion, next);
         var life = Life;
         World.After(100 + World.Random.Next(3000), () =>
@@ -272,6 +380,7 @@ internal sealed class SimClient : SimNode, IClientEnvironment
     private Operation? _open;
     private Action<ClientResult>? _onComplete;
     private int _written;
+    private int _monitor;
 
     public SimClient(SimCluster cluster, int process, bool record)
         : base(cluster.World, process < 0 ? "check" : $"c{process}")
@@ -281,6 +390,7 @@ internal sealed class SimClient : SimNode, IClientEnvironment
         _record = record;
         _clock = new NodeClock(cluster.World, cluster.World.Random.NextInt64(1_000_000, 1_000_000_000), (cluster.World.Random.NextDouble() - 0.5) * 0.01);
         Ref = new ClientRef(process < 0 ? 1_000_000 : process);
+        _monitor = Math.Max(0, process) % cluster.Monitors.Count;
         Session = new ClientSession(cluster.World.Random.NextUInt64(), cluster.World.Options.Client, this, _clock, new Random(cluster.World.Random.Next()));
     }
 
@@ -377,7 +487,23 @@ internal sealed class SimClient : SimNode, IClientEnvironment
 
     public void SendToServer(NodeAddress server, in ClientRequest request) => World.Send(this, _cluster.Server(server), request);
 
-    public void QueryMonitor() => World.Send(this, _cluster.Monitor, new PrimaryQuery(Session.ClientId, true), "PrimaryQuery");
+    /// <summary>
+    /// Asks the monitor it is connected to; in a group, when that one is down or unreachable (the connection fails), moves
+    /// on to the next, as the client library does.
+    /// </summary>
+    public void QueryMonitor()
+    {
+        var monitors = _cluster.Monitors;
+        if (monitors.Count > 1)
+        {
+            for (var tries = 0; tries < monitors.Count && (!monitors[_monitor].Up || World.IsCut(this, monitors[_monitor])); tries++)
+            {
+                _monitor = (_monitor + 1) % monitors.Count;
+            }
+        }
+
+        World.Send(this, monitors[_monitor], new PrimaryQuery(Session.ClientId, true), "PrimaryQuery");
+    }
 
     public void Complete(in ClientResult result)
     {

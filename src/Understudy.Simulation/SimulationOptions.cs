@@ -15,6 +15,18 @@ public sealed record SimulationOptions
     /// <summary>Servers, on ports 8090, 8089, 8088… as in the original project.</summary>
     public int Servers { get; init; } = 3;
 
+    /// <summary>
+    /// Monitor processes: 1 is today's single monitor over a configuration file (and today's traces, event for event);
+    /// 3 or 5 is a group whose coordinator is modelled by <see cref="SimCoordinator"/>, with the group's faults.
+    /// </summary>
+    public int Monitors { get; init; } = 1;
+
+    /// <summary>In a group: how long a majority's acknowledgement keeps the leader in office (the coordinator's leadership lease).</summary>
+    public TimeSpan MonitorGroupLease { get; init; } = TimeSpan.FromMilliseconds(600);
+
+    /// <summary>In a group: how often the leader confirms its leadership with the others (a Raft heartbeat).</summary>
+    public TimeSpan MonitorGroupRound { get; init; } = TimeSpan.FromMilliseconds(30);
+
     /// <summary>Client workers, each with one call open at a time.</summary>
     public int Clients { get; init; } = 3;
 
@@ -59,6 +71,28 @@ public sealed record SimulationOptions
     /// <summary>The monitor's promotion rule (null: the real one).</summary>
     public IPromotionRule? PromotionRule { get; init; }
 
+    /// <summary>Makes each monitor's lease rule (null: the real one).</summary>
+    public Func<IMonitorLeaseRule>? MonitorLeaseRule { get; init; }
+
     /// <summary>Makes the codec every simulated link encodes and decodes frames with (null: the real one, <see cref="FrameCodec"/>).</summary>
     public Func<IFrameCodec>? Codec { get; init; }
+
+    /// <summary>Throws if the run cannot be simulated as asked.</summary>
+    public void Validate()
+    {
+        if (Monitors is not (1 or 3 or 5))
+        {
+            throw new ArgumentException($"a monitor group has 1, 3 or 5 members, not {Monitors}");
+        }
+
+        if (MonitorGroupRound <= TimeSpan.Zero || MonitorGroupLease <= MonitorGroupRound * 2)
+        {
+            throw new ArgumentException($"the group's leadership lease ({MonitorGroupLease.TotalMilliseconds} ms) must outlast two rounds ({MonitorGroupRound.TotalMilliseconds} ms each)");
+        }
+
+        if (Monitor.MaxClockDrift >= MonitorGroupLease)
+        {
+            throw new ArgumentException($"the clock drift allowed ({Monitor.MaxClockDrift.TotalMilliseconds} ms) must be less than the group's leadership lease ({MonitorGroupLease.TotalMilliseconds} ms)");
+        }
+    }
 }

@@ -52,3 +52,25 @@ internal sealed class PromoteOutOfSyncRule : IPromotionRule
         return best?.Address ?? NodeAddress.None;
     }
 }
+
+/// <summary>
+/// A newly active monitor that promotes as soon as it is active, without waiting until every lease an earlier active
+/// monitor could have granted has run out: the old primary may still serve beside the new one.
+/// </summary>
+internal sealed class PromotesWithoutWaitingOutOldLeasesRule : IMonitorLeaseRule
+{
+    public bool MayGrant(in LeaseGrantView view) => ConfirmedLeadershipLeaseRule.Instance.MayGrant(view);
+
+    public long OthersMayBePromotedAt(in LeaseWaitView view) => view.ActiveSince;
+}
+
+/// <summary>
+/// A monitor that grants leases whenever it believes it is active, whether or not a quorum still confirms its
+/// leadership: cut off from its group, it keeps leasing a primary the new active monitor has replaced.
+/// </summary>
+internal sealed class GrantsWithoutConfirmedLeadershipRule : IMonitorLeaseRule
+{
+    public bool MayGrant(in LeaseGrantView view) => view.Leadership.IsActive;
+
+    public long OthersMayBePromotedAt(in LeaseWaitView view) => ConfirmedLeadershipLeaseRule.Instance.OthersMayBePromotedAt(view);
+}

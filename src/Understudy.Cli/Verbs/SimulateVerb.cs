@@ -20,10 +20,11 @@ internal static class SimulateVerb
         var duration = new Option<double>("--duration") { Description = "Simulated seconds of workload and faults per seed.", DefaultValueFactory = _ => 5 };
         var servers = new Option<int>("--servers") { Description = "Servers per simulated cluster.", DefaultValueFactory = _ => 3 };
         var clients = new Option<int>("--clients") { Description = "Client workers per simulated cluster.", DefaultValueFactory = _ => 3 };
+        var monitors = new Option<int>("--monitors") { Description = "Monitors per simulated cluster: 1 (one monitor over a file) or a group of 3 or 5 with a modelled coordinator, whose faults (crash, pause and partition of the active monitor, of a follower, of a majority; an isolated former active monitor beside a new one; monitor clock drift) join the schedule.", DefaultValueFactory = _ => 1 };
         var traceHashes = new Option<string?>("--trace-hashes") { Description = "Write one line per seed, `seed hash`, hashing its whole event trace: to show that a refactoring changed no behaviour, compare the files of two builds." };
-        var command = new Command("simulate", "Run the replication protocol through seeded fault schedules (crashes, restarts, pauses, partitions, message loss, duplication, reordering, lost disk writes, monitor crashes) in a deterministic simulation, and check every history.")
+        var command = new Command("simulate", "Run the replication protocol through seeded fault schedules (crashes, restarts, pauses, partitions, message loss, duplication, reordering, lost disk writes, monitor crashes; with --monitors 3 or 5 the monitor group's faults too) in a deterministic simulation, and check every history and that no two servers ever hold a primary's lease at once.")
         {
-            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients, traceHashes,
+            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients, monitors, traceHashes,
         };
 
         command.SetAction((parse, cancellationToken) =>
@@ -38,11 +39,17 @@ internal static class SimulateVerb
                 Duration = TimeSpan.FromSeconds(parse.GetValue(duration)),
                 Servers = parse.GetValue(servers),
                 Clients = parse.GetValue(clients),
+                Monitors = parse.GetValue(monitors),
                 TraceHash = parse.GetValue(traceHashes) is not null,
             };
             if (settings.Servers is < 1 or > 9 || settings.Clients is < 1 or > 64 || settings.Duration <= TimeSpan.Zero)
             {
                 throw new UsageException("--servers must be 1 to 9, --clients 1 to 64 and --duration a positive number of seconds");
+            }
+
+            if (settings.Monitors is not (1 or 3 or 5))
+            {
+                throw new UsageException($"--monitors is {settings.Monitors}: expected 1, 3 or 5");
             }
 
             if (parse.GetValue(seed) is { } one)
@@ -60,6 +67,8 @@ internal static class SimulateVerb
         });
         return command;
     }
+
+    private static string MonitorText(int monitors) => monitors == 1 ? "one monitor" : $"a group of {monitors} monitors";
 
     private static int RunOne(SimulationOptions options, bool json)
     {
@@ -137,7 +146,7 @@ internal static class SimulateVerb
         }
 
         Console.Error.WriteLine();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Seeds} seeds from {result.FromSeed} in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged appends, {result.Events} events"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Seeds} seeds from {result.FromSeed} ({MonitorText(settings.Monitors)}) in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged appends, {result.Events} events"));
         Console.WriteLine("faults injected:");
         foreach (var (kind, n) in result.Faults)
         {
