@@ -104,8 +104,9 @@ internal static class BenchVerb
     private static Command Failover()
     {
         var rounds = new Option<int>("--rounds") { Description = "Failovers to measure.", DefaultValueFactory = _ => 10 };
-        var fault = new Option<string>("--fault") { Description = "kill (SIGKILL the primary, restart it after), pause (SIGSTOP it until a new primary serves, then SIGCONT) or kill-backup (SIGKILL a backup: how long writes stall until the primary has it out of the in-sync set).", DefaultValueFactory = _ => "kill" };
-        fault.AcceptOnlyFromAmong("kill", "pause", "kill-backup");
+        var fault = new Option<string>("--fault") { Description = "kill (SIGKILL the primary, restart it after), pause (SIGSTOP it until a new primary serves, then SIGCONT) kill-backup (SIGKILL a backup: how long writes stall until the primary has it out of the in-sync set), kill-monitor (SIGKILL the active monitor, the primary untouched: the write stall while another takes over) or kill-primary-and-monitor (SIGKILL the active monitor and the primary at once: time until writes are back).", DefaultValueFactory = _ => "kill" };
+        fault.AcceptOnlyFromAmong("kill", "pause", "kill-backup", "kill-monitor", "kill-primary-and-monitor");
+        var monitors = new Option<int>("--monitors") { Description = "Monitors in the group: 1 (configuration in a file) or 3 (a Raft group); the monitor faults default to 3.", DefaultValueFactory = _ => 0 };
         var clients = new Option<int>("--clients") { Description = "Closed-loop writers whose acks time the gap.", DefaultValueFactory = _ => 4 };
         var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
         fsync.AcceptOnlyFromAmong("always", "never", "batch");
@@ -113,7 +114,7 @@ internal static class BenchVerb
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-failover-TIME)." };
         var command = new Command("failover", "Client-observed unavailability per failover (last ack before the fault to the first ack from the new primary), over repeated rounds; then the whole history is checked: nothing acknowledged may be lost or duplicated.")
         {
-            rounds, fault, clients, fsync, json, output,
+            rounds, fault, clients, fsync, json, output, monitors,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -124,14 +125,24 @@ internal static class BenchVerb
                 throw new UsageException("--rounds must be 1 to 10000 and --clients 1 to 256");
             }
 
+            var faultName = parse.GetValue(fault)!;
+
+            // Killing the only monitor of a group of one measures a restart, not a takeover: the monitor faults default to three.
+            var m = parse.GetValue(monitors) is > 0 and var given ? given : faultName.EndsWith("monitor", StringComparison.Ordinal) ? 3 : 1;
+            if (m is not (1 or 3 or 5))
+            {
+                throw new UsageException("--monitors must be 1, 3 or 5");
+            }
+
             var quiet = parse.GetValue(json);
             var options = new FailoverOptions
             {
                 Rounds = n,
-                Fault = parse.GetValue(fault)!,
+                Fault = faultName,
+                Monitors = m,
                 Clients = c,
                 Fsync = parse.GetValue(fsync)!,
-                RunFolder = Folder(parse.GetValue(output), $"failover-{parse.GetValue(fault)}"),
+                RunFolder = Folder(parse.GetValue(output), $"failover-{faultName}-m{m}"),
             };
             var result = await new FailoverBench(options, Say(quiet)).RunAsync(cancellationToken);
             if (quiet)
@@ -141,7 +152,8 @@ internal static class BenchVerb
             else
             {
                 var table = Table();
-                Row(table, "rounds", $"{result.Rounds} × {result.Fault} of the primary, {result.Clients} writers, fsync {result.Fsync}");
+                Row(table, "rounds", $"{result.Rounds} × {result.Fault}, {result.Monitors} monitor(s), {result.Clients} writers, fsync {result.Fsync}");
+                Row(table, "failed writes", $"{result.Failed} ({result.LeaseRefused} refused for want of a lease)");
                 Row(table, "unavailable", $"p50 [bold]{result.UnavailableMs.P50:0.0}[/] ms · p99 {result.UnavailableMs.P99:0.0} ms · max {result.UnavailableMs.Max:0.0} ms · min {result.UnavailableMs.Min:0.0} ms; {result.OverOneSecond} over 1 s");
                 Row(table, "acknowledged", result.Acknowledged.ToString(CultureInfo.InvariantCulture));
                 Row(table, "lost / duplicated", $"{Colour(result.Lost)} / {Colour(result.Duplicated)}");

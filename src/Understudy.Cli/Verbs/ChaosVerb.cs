@@ -26,14 +26,15 @@ internal static class ChaosVerb
         var output = new Option<string?>("--out") { Description = "Run folder for the history, the plot and the logs (default runs/chaos-SCENARIO-TIME)." };
         var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
         fsync.AcceptOnlyFromAmong("always", "batch", "never");
+        var monitors = new Option<int?>("--monitors") { Description = "Monitors in the group: 1, 3 or 5 (default 3 for the monitor-* scenarios, else 1). With 3, mixed draws the monitor-group faults too." };
         var command = new Command("chaos", "Inject faults into a real local cluster while clients write, record every operation (Jepsen-style), heal, read the log back and judge: valid only if no acknowledged write was lost or duplicated and every read and epoch was consistent. `chaos SCENARIO`, or `chaos verify RUN_FOLDER`.");
 
         // Each scenario is a command of its own, so `chaos verify RUN_FOLDER` has a usage line of its own too.
         foreach (var name in Scenarios.Keys)
         {
             var description = ScenarioHelp.FirstOrDefault(h => h.Name == name).Description ?? name;
-            var scenario = new Command(name, description) { faults, seed, clients, json, output, fsync };
-            scenario.SetAction((parse, cancellationToken) => RunAsync(name, parse, faults, seed, clients, json, output, fsync, cancellationToken));
+            var scenario = new Command(name, description) { faults, seed, clients, json, output, fsync, monitors };
+            scenario.SetAction((parse, cancellationToken) => RunAsync(name, parse, faults, seed, clients, json, output, fsync, monitors, cancellationToken));
             command.Subcommands.Add(scenario);
         }
 
@@ -56,16 +57,24 @@ internal static class ChaosVerb
         ("pause", "SIGSTOP a server past the failure timeout, then SIGCONT."),
         ("monitor", "kill and restart the monitor while servers fail."),
         ("partition", "cut servers off with network namespaces (needs root and iproute2)."),
-        ("mixed", "all of them, at random."),
+        ("mixed", "all of them, at random (the monitor-group ones too with --monitors 3)."),
+        ("monitor-leader", "kill -9 the active monitor of a group of three under load, again and again; the primary untouched."),
+        ("monitor-partition", "cut the active monitor and the primary off from the other monitors and the backups (needs root and iproute2)."),
+        ("monitor-majority", "kill two of three monitors (and, every other time, the primary): nothing may be promoted; bring them back."),
     ];
 
-    private static async Task<int> RunAsync(string name, ParseResult parse, Option<int> faults, Option<int?> seed, Option<int> clients, Option<bool> json, Option<string?> output, Option<string> fsync, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(string name, ParseResult parse, Option<int> faults, Option<int?> seed, Option<int> clients, Option<bool> json, Option<string?> output, Option<string> fsync, Option<int?> monitors, CancellationToken cancellationToken)
     {
         var n = parse.GetValue(faults);
         var c = parse.GetValue(clients);
         if (n is < 1 or > 10_000 || c is < 1 or > 256)
         {
             throw new UsageException("--faults must be 1 to 10000 and --clients 1 to 256");
+        }
+
+        if (parse.GetValue(monitors) is { } m && (m is not (1 or 3 or 5) || (m == 1 && name.StartsWith("monitor-", StringComparison.Ordinal))))
+        {
+            throw new UsageException("--monitors must be 1, 3 or 5 (3 or 5 for the monitor-* scenarios)");
         }
 
         var chosenSeed = parse.GetValue(seed) ?? Random.Shared.Next(1, 1_000_000);
@@ -78,6 +87,7 @@ internal static class ChaosVerb
             Clients = c,
             RunFolder = folder,
             Fsync = parse.GetValue(fsync)!,
+            Monitors = parse.GetValue(monitors),
         };
         var quiet = parse.GetValue(json);
         void Say(string line)

@@ -87,7 +87,11 @@ public sealed record ThroughputResult
 }
 
 /// <summary>One failover round: the client-observed gap and, from the monitor's events, where the time went.</summary>
-public sealed record FailoverRound(int Round, string Fault, string OldPrimary, string? NewPrimary, double UnavailableMs, double? DetectedMs, double? PromotedMs, double? FirstAckMs);
+public sealed record FailoverRound(int Round, string Fault, string OldPrimary, string? NewPrimary, double UnavailableMs, double? DetectedMs, double? PromotedMs, double? FirstAckMs)
+{
+    /// <summary>The active monitor the round killed (its heartbeat address), for the monitor faults.</summary>
+    public string? Monitor { get; init; }
+}
 
 /// <summary>What `bench failover --json` prints.</summary>
 public sealed record FailoverResult
@@ -95,6 +99,15 @@ public sealed record FailoverResult
     public required int Rounds { get; init; }
 
     public required string Fault { get; init; }
+
+    /// <summary>The monitor group's size.</summary>
+    public int Monitors { get; init; } = 1;
+
+    /// <summary>Writes the workload gave up on with a "no lease" refusal (0 when a new active monitor renews the lease in time).</summary>
+    public long LeaseRefused { get; init; }
+
+    /// <summary>Writes that failed cleanly (not applied) for any reason.</summary>
+    public long Failed { get; init; }
 
     public required UnavailableMs UnavailableMs { get; init; }
 

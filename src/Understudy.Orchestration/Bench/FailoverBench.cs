@@ -3,6 +3,7 @@ using Understudy.Checking;
 using Understudy.Client;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Polling;
 using Understudy.Orchestration.Workloads;
 
 namespace Understudy.Orchestration.Bench;
@@ -12,8 +13,15 @@ public sealed record FailoverOptions
 {
     public int Rounds { get; init; } = 10;
 
-    /// <summary>kill (SIGKILL), pause (SIGSTOP until a new primary serves, then SIGCONT), or kill-backup (SIGKILL a backup).</summary>
+    /// <summary>
+    /// kill (SIGKILL), pause (SIGSTOP until a new primary serves, then SIGCONT), kill-backup (SIGKILL a backup),
+    /// kill-monitor (SIGKILL the active monitor, the primary untouched: the write stall while the group finds a new
+    /// one) or kill-primary-and-monitor (SIGKILL the active monitor and the primary at once).
+    /// </summary>
     public string Fault { get; init; } = "kill";
+
+    /// <summary>The monitor group's size: 1 (the file store) or 3 (Raft), to compare the two in one sitting.</summary>
+    public int Monitors { get; init; } = 1;
 
     /// <summary>Closed-loop writers recording the history (their acks time the gap).</summary>
     public int Clients { get; init; } = 4;
@@ -46,7 +54,12 @@ public sealed class FailoverBench
     {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
-        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
+        if (_options.Monitors is not (1 or 3 or 5))
+        {
+            throw new ArgumentOutOfRangeException(nameof(cancellationToken), $"a monitor group has 1, 3 or 5 monitors, not {_options.Monitors}");
+        }
+
+        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data"), monitors: _options.Monitors) with
         {
             Fsync = _options.Fsync,
             // Info: the servers' role changes, with times, show where each failover's time went.
@@ -56,7 +69,7 @@ public sealed class FailoverBench
         await using var clusterScope = cluster.ConfigureAwait(false);
         await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
 
-        var workload = new Workload(cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
+        var workload = new Workload(cluster.MonitorAddresses, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
         await using var workloadScope = workload.ConfigureAwait(false);
         await workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
         workload.Start();
@@ -72,7 +85,7 @@ public sealed class FailoverBench
             }
 
             rounds.Add(round);
-            _say($"round {r}/{_options.Rounds}: {round.Fault} {round.OldPrimary} -> {round.NewPrimary}: unavailable {round.UnavailableMs:0.0} ms (detected {Show(round.DetectedMs)}, promoted {Show(round.PromotedMs)}, first ack {Show(round.FirstAckMs)} after the fault)");
+            _say($"round {r}/{_options.Rounds}: {round.Fault} {round.OldPrimary} -> {round.NewPrimary}{(round.Monitor is { } m ? $" (active monitor {m} killed)" : string.Empty)}: unavailable {round.UnavailableMs:0.0} ms (detected {Show(round.DetectedMs)}, promoted {Show(round.PromotedMs)}, first ack {Show(round.FirstAckMs)} after the fault)");
         }
 
         if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false) is null)
@@ -84,7 +97,7 @@ public sealed class FailoverBench
         await workload.StopAsync(cancellationToken).ConfigureAwait(false);
 
         CheckResult? check = null;
-        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitors = cluster.MonitorAddresses, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
         await using (reader.ConfigureAwait(false))
         {
             try
@@ -106,6 +119,9 @@ public sealed class FailoverBench
         {
             Rounds = rounds.Count,
             Fault = _options.Fault,
+            Monitors = _options.Monitors,
+            LeaseRefused = workload.Recorder.LeaseRefused,
+            Failed = workload.Recorder.Failed,
             UnavailableMs = UnavailableMs.Of(gaps),
             Lost = check?.Stats.Lost ?? -1,
             Duplicated = check?.Stats.Duplicated ?? -1,
@@ -142,27 +158,67 @@ public sealed class FailoverBench
             ?? throw new InvalidOperationException("no stable primary");
         // kill-backup: the primary stays; the writes stall until it has the dead backup out of the in-sync set.
         var backupFault = _options.Fault == "kill-backup";
+
+        // kill-monitor: the primary stays too; the writes stall only if its lease runs out before a new active
+        // monitor renews it. The gap is then the longest pause between acknowledgements around the fault.
+        var monitorOnly = _options.Fault == "kill-monitor";
+        var monitorFault = monitorOnly || _options.Fault == "kill-primary-and-monitor";
         var primary = backupFault
             ? cluster.Servers.First(s => s.Address.ToString() != status.Primary && s.Process.Running)
             : cluster.Servers.First(s => s.Address.ToString() == status.Primary);
-        var epoch = backupFault ? -1 : workload.Recorder.LatestEpoch;
+        var activeMonitor = monitorFault
+            ? await Poll.TryForAsync(cluster.ActiveMonitorAsync, m => m is not null && m.Process.Running, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50), ct).ConfigureAwait(false)
+                ?? throw new InvalidOperationException("no active monitor for 30 s")
+            : null;
+        var epoch = backupFault || monitorOnly ? -1 : workload.Recorder.LatestEpoch;
         var faultUtc = DateTimeOffset.UtcNow;
         var at = workload.Recorder.Now;
+        if (activeMonitor is not null)
+        {
+            activeMonitor.Process.Kill();
+        }
+
         if (_options.Fault == "pause")
         {
             primary.Process.Pause();
         }
-        else
+        else if (!monitorOnly)
         {
             primary.Process.Kill();
         }
 
-        var firstAck = await workload.Recorder.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        if (activeMonitor is not null && _options.Monitors == 1)
+        {
+            // A group of one has no other monitor to take over: it comes back at once, as an operator's restart would.
+            activeMonitor.Process.WaitForExit(TimeSpan.FromSeconds(5));
+            activeMonitor.Process.Start();
+        }
+
+        long firstAck;
+        if (monitorOnly)
+        {
+            // Service is back once a monitor is active again (a new one, or the restarted one in a group of one) and
+            // the primary acknowledges after that: the stall is the longest gap between acknowledgements in between.
+            _ = await Poll.TryForAsync(cluster.ActiveMonitorAsync, m => m is not null && m.Process.Running, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(25), ct).ConfigureAwait(false);
+            var back = workload.Recorder.Now;
+            firstAck = await workload.Recorder.WaitForAckAfterAsync(back, -1, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        }
+        else
+        {
+            firstAck = await workload.Recorder.WaitForAckAfterAsync(at, epoch, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        }
+
+        if (activeMonitor is not null && _options.Monitors > 1)
+        {
+            activeMonitor.Process.WaitForExit(TimeSpan.FromSeconds(5));
+            activeMonitor.Process.Start();
+        }
+
         if (_options.Fault == "pause")
         {
             primary.Process.Resume();
         }
-        else
+        else if (!monitorOnly)
         {
             primary.Process.WaitForExit(TimeSpan.FromSeconds(5));
             primary.Process.Start();
@@ -173,7 +229,7 @@ public sealed class FailoverBench
             return null;
         }
 
-        var gap = workload.Recorder.UnavailableMs(at, backupFault ? null : epoch);
+        var gap = monitorOnly ? workload.Recorder.LongestGapMs(at, firstAck) : workload.Recorder.UnavailableMs(at, backupFault ? null : epoch);
         double? Since(EventView? e) => e is null ? null : Math.Round((e.At - faultUtc).TotalMilliseconds, 1);
         IReadOnlyList<EventView> events = [];
         try
@@ -187,7 +243,7 @@ public sealed class FailoverBench
 
         var after = events.Where(e => e.At >= faultUtc.AddMilliseconds(-5)).OrderBy(e => e.At).ToList();
         var detected = after.FirstOrDefault(e => e.Kind == (backupFault ? "MemberDown" : "PrimaryFailed"));
-        var promoted = after.FirstOrDefault(e => e.Kind == (backupFault ? "InSyncShrunk" : "Promoted"));
+        var promoted = monitorOnly ? null : after.FirstOrDefault(e => e.Kind == (backupFault ? "InSyncShrunk" : "Promoted"));
         return new FailoverRound(
             round,
             _options.Fault,
@@ -196,6 +252,9 @@ public sealed class FailoverBench
             Math.Round(gap, 1),
             Since(detected),
             Since(promoted),
-            Math.Round((firstAck - at) / 1000.0, 1));
+            Math.Round((firstAck - at) / 1000.0, 1))
+        {
+            Monitor = activeMonitor?.Heartbeat.ToString(),
+        };
     }
 }

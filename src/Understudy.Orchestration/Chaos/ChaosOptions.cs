@@ -13,6 +13,15 @@ public enum ChaosScenario
     Monitor,
     Partition,
     Mixed,
+
+    /// <summary>kill -9 the active monitor of a group again and again under load, the primary untouched.</summary>
+    MonitorLeader,
+
+    /// <summary>Network namespaces cut the active monitor and the primary off from the other monitors and the backups.</summary>
+    MonitorPartition,
+
+    /// <summary>Two of three monitors down: nothing may be promoted, even when the primary dies too.</summary>
+    MonitorMajority,
 }
 
 /// <summary>What one chaos run does.</summary>
@@ -34,6 +43,12 @@ public sealed record ChaosOptions
     public string Fsync { get; init; } = "always";
 
     public int Servers { get; init; } = 3;
+
+    /// <summary>The monitor group's size (1, 3 or 5); null: 3 for the monitor-group scenarios, else 1.</summary>
+    public int? Monitors { get; init; }
+
+    /// <summary>The group size this run uses.</summary>
+    public int MonitorCount => Monitors ?? (Scenario is ChaosScenario.MonitorLeader or ChaosScenario.MonitorPartition or ChaosScenario.MonitorMajority ? 3 : 1);
 
     /// <summary>
     /// How long one fault may take, from its injection to the cluster being healthy again. A fault that has not

@@ -58,6 +58,12 @@ public sealed record ChaosResult
 
     public required int Failovers { get; init; }
 
+    /// <summary>The monitor group's size.</summary>
+    public int Monitors { get; init; } = 1;
+
+    /// <summary>Writes the clients gave up on with the primary's "no lease" refusal (0 when every new active monitor renewed the lease in time).</summary>
+    public long LeaseRefused { get; init; }
+
     public required Percentiles UnavailableMs { get; init; }
 
     /// <summary>valid or invalid.</summary>

@@ -1,4 +1,6 @@
+using Understudy.Checking;
 using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Polling;
 
 namespace Understudy.Orchestration.Chaos;
 
@@ -69,8 +71,12 @@ public sealed partial class ChaosRunner
 
             case "kill-all":
                 {
-                    var f = Begin(kind, "kill -9 the monitor and every server at once, then start them in a random order");
-                    _cluster.Monitor.Kill();
+                    var f = Begin(kind, "kill -9 every monitor and every server at once, then start them in a random order");
+                    foreach (var m in _cluster.Monitors)
+                    {
+                        m.Process.Kill();
+                    }
+
                     foreach (var s in _cluster.Servers)
                     {
                         s.Process.Kill();
@@ -81,9 +87,13 @@ public sealed partial class ChaosRunner
                         s.Process.WaitForExit(TimeSpan.FromSeconds(5));
                     }
 
-                    _cluster.Monitor.WaitForExit(TimeSpan.FromSeconds(5));
+                    foreach (var m in _cluster.Monitors)
+                    {
+                        m.Process.WaitForExit(TimeSpan.FromSeconds(5));
+                    }
+
                     await Task.Delay(100 + _random.Next(400), ct).ConfigureAwait(false);
-                    var starts = _cluster.Servers.Select(s => (Action)s.Process.Start).Append(_cluster.Monitor.Start).OrderBy(_ => _random.Next()).ToList();
+                    var starts = _cluster.Servers.Select(s => (Action)s.Process.Start).Concat(_cluster.Monitors.Select(m => (Action)m.Process.Start)).OrderBy(_ => _random.Next()).ToList();
                     foreach (var start in starts)
                     {
                         start();
@@ -134,7 +144,7 @@ public sealed partial class ChaosRunner
                     var p = await PrimaryAsync(ct).ConfigureAwait(false);
                     var ms = 1000 + _random.Next(1500);
                     var f = Begin(kind, $"cut primary server {p.Number} off from the monitor and the backups for {ms} ms (its clients still reach it)");
-                    network.Cut($"server{p.Number}", ["monitor", .. _cluster.Servers.Where(s => s != p).Select(s => $"server{s.Number}")]);
+                    network.Cut($"server{p.Number}", [.. MonitorNames(), .. _cluster.Servers.Where(s => s != p).Select(s => $"server{s.Number}")]);
                     await Task.Delay(ms, ct).ConfigureAwait(false);
                     network.HealAll();
                     await RecoverAsync(f, ct).ConfigureAwait(false);
@@ -149,6 +159,83 @@ public sealed partial class ChaosRunner
                     var f = Begin(kind, "kill -9 the monitor and leave it down");
                     _cluster.Monitor.Kill();
                     await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "monitor-leader":
+                {
+                    var active = await ActiveMonitorAsync(ct).ConfigureAwait(false);
+                    var f = Begin(kind, $"kill -9 the active monitor {active.Number} ({active.Heartbeat}), the primary untouched; restart it once another is active");
+                    active.Process.Kill();
+                    var next = await Poll.TryForAsync(_cluster.ActiveMonitorAsync, m => m is not null && m.Number != active.Number && m.Process.Running, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(25), ct).ConfigureAwait(false)
+                        ?? throw new TimeoutException($"no other monitor became active within 20 s of killing monitor {active.Number}");
+                    f.Detail += $": monitor {next.Number} took over";
+                    active.Process.WaitForExit(TimeSpan.FromSeconds(5));
+                    await Task.Delay(200 + _random.Next(600), ct).ConfigureAwait(false);
+                    active.Process.Start();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "monitor-majority":
+                {
+                    // Every other such fault also kills the primary: with no quorum nothing may be promoted.
+                    var killPrimary = _faults.Count(x => x.Kind == kind) % 2 == 0;
+                    var active = await ActiveMonitorAsync(ct).ConfigureAwait(false);
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var down = _cluster.Monitors.Where(m => m.Number != active.Number && m.Process.Running).OrderBy(_ => _random.Next()).Take(_cluster.Monitors.Count / 2).Prepend(active).ToList();
+                    var ms = 1500 + _random.Next(1000);
+                    var f = Begin(kind, $"kill -9 monitors {string.Join(" and ", down.Select(m => m.Number))} (a majority, the active one included){(killPrimary ? $" and primary server {p.Number}" : string.Empty)} for {ms} ms; bring them back");
+                    foreach (var m in down)
+                    {
+                        m.Process.Kill();
+                    }
+
+                    if (killPrimary)
+                    {
+                        p.Process.Kill();
+                    }
+
+                    // Far past the failure timeout and the lease: a group with a quorum would have promoted by now.
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
+                    var status = await _cluster.StatusAsync(ct).ConfigureAwait(false);
+                    if (status?.Primary is { } named && named != p.Address.ToString())
+                    {
+                        _broken.Add($"{kind}: with monitors {string.Join(", ", down.Select(m => m.Number))} down (no quorum) server {named} was named primary in place of server {p.Number}");
+                    }
+
+                    foreach (var m in down)
+                    {
+                        m.Process.WaitForExit(TimeSpan.FromSeconds(5));
+                        m.Process.Start();
+                    }
+
+                    if (killPrimary)
+                    {
+                        await WaitForNewPrimaryAsync(p, ct).ConfigureAwait(false);
+                        p.Process.WaitForExit(TimeSpan.FromSeconds(5));
+                        p.Process.Start();
+                    }
+
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    break;
+                }
+
+            case "monitor-partition":
+                {
+                    var network = _network ?? throw new ChaosUnsupportedException(NamespaceNetwork.Unsupported() ?? "no namespace network");
+                    var active = await ActiveMonitorAsync(ct).ConfigureAwait(false);
+                    var p = await PrimaryAsync(ct).ConfigureAwait(false);
+                    var ms = 2000 + _random.Next(1500);
+                    List<string> rest = [.. _cluster.Monitors.Where(m => m.Number != active.Number).Select(m => $"monitor{m.Number}"), .. _cluster.Servers.Where(s => s != p).Select(s => $"server{s.Number}")];
+                    var f = Begin(kind, $"cut the active monitor {active.Number} and primary server {p.Number} off from the other monitors and the backups for {ms} ms (clients still reach every side)");
+                    var oldEpoch = _workload.Recorder.LatestEpoch;
+                    network.Cut($"monitor{active.Number}", rest);
+                    network.Cut($"server{p.Number}", rest);
+                    await Task.Delay(ms, ct).ConfigureAwait(false);
+                    network.HealAll();
+                    await RecoverAsync(f, ct).ConfigureAwait(false);
+                    CheckOneServingPrimary(kind, oldEpoch, f.Start);
                     break;
                 }
 
@@ -213,13 +300,16 @@ public sealed partial class ChaosRunner
     private void Heal()
     {
         _network?.HealAll();
-        if (_cluster.Monitor.Paused)
+        foreach (var m in _cluster.Monitors)
         {
-            _cluster.Monitor.Resume();
-        }
-        else if (!_cluster.Monitor.Running)
-        {
-            _cluster.Monitor.Start();
+            if (m.Process.Paused)
+            {
+                m.Process.Resume();
+            }
+            else if (!m.Process.Running)
+            {
+                m.Process.Start();
+            }
         }
 
         foreach (var s in _cluster.Servers)
@@ -261,6 +351,30 @@ public sealed partial class ChaosRunner
         var status = await _cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null && _cluster.Servers.Any(x => x.Address.ToString() == s.Primary && x.Process.Running), TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException("no primary for 30 s");
         return _cluster.Servers.First(x => x.Address.ToString() == status.Primary);
+    }
+
+    /// <summary>The monitors' namespace names, as LocalCluster names their processes.</summary>
+    private IEnumerable<string> MonitorNames() => _cluster.Monitors.Count == 1 ? ["monitor"] : _cluster.Monitors.Select(m => $"monitor{m.Number}");
+
+    /// <summary>The running monitor the group reports active (30 s at most).</summary>
+    private async Task<LocalMonitor> ActiveMonitorAsync(CancellationToken ct) =>
+        await Poll.TryForAsync(_cluster.ActiveMonitorAsync, m => m is not null && m.Process.Running, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(25), ct).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("no running active monitor for 30 s");
+
+    /// <summary>
+    /// The old primary (epoch <paramref name="oldEpoch"/>) must have stopped acknowledging before any newer epoch
+    /// acknowledged a write after the fault began: a new active monitor promotes only once the old lease has surely
+    /// expired. An old-epoch acknowledgement after a new-epoch one means two primaries served at once.
+    /// </summary>
+    private void CheckOneServingPrimary(string kind, long oldEpoch, long since)
+    {
+        var acks = _workload.Recorder.History.Operations.Where(o => o.Type == OpType.Ok && o.Function == OpFunction.Append && o.Time >= since).ToList();
+        var firstNew = acks.Where(o => o.Epoch > oldEpoch).Select(o => o.Time).DefaultIfEmpty(long.MaxValue).Min();
+        var lastOld = acks.Where(o => o.Epoch == oldEpoch).Select(o => o.Time).DefaultIfEmpty(long.MinValue).Max();
+        if (lastOld > firstNew)
+        {
+            _broken.Add($"{kind}: epoch {oldEpoch} acknowledged a write {(lastOld - firstNew) / 1000.0:0.0} ms after a newer epoch first did: two primaries served at once");
+        }
     }
 
     private async Task<LocalServer> BackupAsync(CancellationToken ct)

@@ -16,11 +16,17 @@ public sealed partial class ChaosRunner : IAsyncDisposable
 {
     private static readonly string[] MixedKinds = ["kill-primary", "kill-backup", "kill-primary-and-backup", "chain", "random", "kill-all", "pause", "monitor", "partition"];
 
+    /// <summary>The monitor group's kinds: they join mixed when the cluster has three monitors.</summary>
+    private static readonly string[] GroupKinds = ["monitor-leader", "monitor-majority", "monitor-partition"];
+
     private readonly ChaosOptions _options;
     private readonly Action<string> _say;
     private readonly Random _random;
     private readonly List<FaultRecord> _faults = [];
     private readonly Dictionary<string, EventView> _events = [];
+
+    /// <summary>Safety rules a fault checks as it goes (nothing promoted without a quorum...), broken ones here.</summary>
+    private readonly List<string> _broken = [];
     private LocalCluster _cluster = null!;
     private Workload _workload = null!;
     private NamespaceNetwork? _network;
@@ -40,27 +46,42 @@ public sealed partial class ChaosRunner : IAsyncDisposable
         ChaosScenario.KillBackup => "kill-backup",
         ChaosScenario.KillPrimaryAndBackup => "kill-primary-and-backup",
         ChaosScenario.KillAll => "kill-all",
+        ChaosScenario.MonitorLeader => "monitor-leader",
+        ChaosScenario.MonitorPartition => "monitor-partition",
+        ChaosScenario.MonitorMajority => "monitor-majority",
         _ => s.ToString().ToLowerInvariant(),
     };
 
     public async Task<ChaosResult> RunAsync(CancellationToken cancellationToken)
     {
-        if (_options.Schedule?.FirstOrDefault(k => !MixedKinds.Contains(k) && k != "monitor-loss") is { } unknown)
+        if (_options.Schedule?.FirstOrDefault(k => !MixedKinds.Contains(k) && !GroupKinds.Contains(k) && k != "monitor-loss") is { } unknown)
         {
-            throw new ArgumentException($"unknown fault kind '{unknown}' in the schedule; kinds are {string.Join(", ", MixedKinds)}, monitor-loss", nameof(cancellationToken));
+            throw new ArgumentException($"unknown fault kind '{unknown}' in the schedule; kinds are {string.Join(", ", MixedKinds.Concat(GroupKinds))}, monitor-loss", nameof(cancellationToken));
+        }
+
+        if (_options.MonitorCount is not (1 or 3 or 5))
+        {
+            throw new ArgumentException($"a monitor group has 1, 3 or 5 monitors, not {_options.MonitorCount}", nameof(cancellationToken));
+        }
+
+        if (_options.MonitorCount < 3 && (_options.Scenario is ChaosScenario.MonitorLeader or ChaosScenario.MonitorPartition or ChaosScenario.MonitorMajority || _options.Schedule?.Any(GroupKinds.Contains) == true))
+        {
+            throw new ArgumentException("the monitor-group faults need a group of 3 or 5 monitors", nameof(cancellationToken));
         }
 
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(_options.RunFolder);
-        var usesNamespaces = _options.Scenario == ChaosScenario.Partition || (_options.Scenario == ChaosScenario.Mixed && NamespaceNetwork.Unsupported() is null);
+        var usesNamespaces = _options.Scenario is ChaosScenario.Partition or ChaosScenario.MonitorPartition
+            || (_options.Schedule?.Any(k => k is "partition" or "monitor-partition") ?? false)
+            || (_options.Scenario == ChaosScenario.Mixed && NamespaceNetwork.Unsupported() is null);
         try
         {
             _cluster = new LocalCluster(ClusterOptions(usesNamespaces));
             await _cluster.StartHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
 
-            _say($"cluster up: monitor {_cluster.MonitorAddress}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
+            _say($"cluster up: monitor(s) {string.Join(", ", _cluster.MonitorAddresses)}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
             _startedUtc = DateTimeOffset.UtcNow;
-            _workload = new Workload(_cluster.MonitorAddress, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients });
+            _workload = new Workload(_cluster.MonitorAddresses, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients });
             await _workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
             _workload.Start();
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -70,7 +91,8 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             var faults = _options.Schedule?.Count ?? _options.Faults;
             for (var i = 1; i <= faults && _aborted is null; i++)
             {
-                var kinds = MixedKinds.Where(k => k != "partition" || _network is not null).ToArray();
+                var kinds = MixedKinds.Concat(_cluster.Monitors.Count >= 3 ? GroupKinds : [])
+                    .Where(k => k is not ("partition" or "monitor-partition") || _network is not null).ToArray();
                 var kind = _options.Schedule is { } schedule ? schedule[i - 1]
                     : _options.Scenario == ChaosScenario.Mixed ? kinds[_random.Next(kinds.Length)] : Name(_options.Scenario);
                 var before = _faults.Count;
@@ -162,7 +184,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             return (null, "the cluster did not recover within 30 s after every fault was healed");
         }
 
-        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitor = _cluster.MonitorAddress, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
+        var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitors = _cluster.MonitorAddresses, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
         await using var readerScope = reader.ConfigureAwait(false);
         try
         {
@@ -191,7 +213,10 @@ public sealed partial class ChaosRunner : IAsyncDisposable
         // process may be made to exit soon after the handler returns, and the namespaces must be gone by then.
         if (Volatile.Read(ref _cluster) is { } cluster)
         {
-            cluster.Monitor.KillNow();
+            foreach (var m in cluster.Monitors)
+            {
+                m.Process.KillNow();
+            }
             foreach (var s in cluster.Servers)
             {
                 s.Process.KillNow();
@@ -225,7 +250,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
         var data = Path.Combine(_options.RunFolder, "data");
         if (!namespaces)
         {
-            return LocalClusterOptions.OnFreePorts(_options.Servers, data, monitorHttp: true) with
+            return LocalClusterOptions.OnFreePorts(_options.Servers, data, monitorHttp: true, monitors: _options.MonitorCount) with
             {
                 Fsync = _options.Fsync,
                 ServerArguments = ["--log-level", "warning"],
@@ -238,13 +263,17 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             throw new ChaosUnsupportedException(why);
         }
 
-        List<string> names = ["monitor", .. Enumerable.Range(1, _options.Servers).Select(n => $"server{n}")];
+        // LocalCluster names a group of one's monitor "monitor", a group's "monitor1"...: each gets its own namespace.
+        var monitorNames = _options.MonitorCount == 1 ? ["monitor"] : Enumerable.Range(1, _options.MonitorCount).Select(n => $"monitor{n}").ToList();
+        List<string> names = [.. monitorNames, .. Enumerable.Range(1, _options.Servers).Select(n => $"server{n}")];
         _network = NamespaceNetwork.Create(names);
         var network = _network;
         return new LocalClusterOptions
         {
             Servers = _options.Servers,
-            MonitorHost = network.AddressOf("monitor"),
+            Monitors = _options.MonitorCount,
+            MonitorHost = network.AddressOf(monitorNames[0]),
+            MonitorHosts = [.. monitorNames.Select(network.AddressOf)],
             ServerHosts = [.. Enumerable.Range(1, _options.Servers).Select(n => network.AddressOf($"server{n}"))],
             HttpPort = 0,
             ServerHttp = false,
@@ -320,6 +349,8 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             violations.Add(new Violation(ViolationKind.NoRecovery, _aborted));
         }
 
+        violations.AddRange(_broken.Select(b => new Violation(ViolationKind.Invariant, b)));
+
         var stats = check?.Stats ?? new CheckStats { Operations = history.Operations.Count(o => o.Type == OpType.Invoke) };
         var result = new ChaosResult
         {
@@ -338,6 +369,8 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             EpochViolations = stats.EpochViolations,
             FinalLength = finalLog?.Count ?? 0,
             Failovers = promotions.Count,
+            Monitors = _cluster.Monitors.Count,
+            LeaseRefused = _workload.Recorder.LeaseRefused,
             UnavailableMs = Percentiles.Of(unavailable),
             Verdict = violations.Count == 0 ? "valid" : "invalid",
             Violations = [.. violations.Select(v => v.ToString())],

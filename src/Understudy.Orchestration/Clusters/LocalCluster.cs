@@ -59,6 +59,12 @@ public sealed record LocalClusterOptions
     /// <summary>The monitor's host when it differs from <see cref="Host"/>.</summary>
     public string? MonitorHost { get; init; }
 
+    /// <summary>Per-monitor hosts (each in its own network namespace, say); null: all on <see cref="MonitorHostName"/>.</summary>
+    public IReadOnlyList<string>? MonitorHosts { get; init; }
+
+    /// <summary>Monitor N's host.</summary>
+    public string MonitorHostOf(int n) => MonitorHosts is { } hosts ? hosts[n - 1] : MonitorHostName;
+
     /// <summary>A command each process is started through, by name ("monitor", "server1"...): e.g. `ip netns exec NS`.</summary>
     public Func<string, IReadOnlyList<string>>? Launcher { get; init; }
 
@@ -223,11 +229,15 @@ public sealed class LocalCluster : IAsyncDisposable
         Options = options;
         Directory.CreateDirectory(options.DataDirectory);
         var logs = Path.Combine(options.DataDirectory, "logs");
-        var monitorHost = options.MonitorHostName;
-        var heartbeats = Enumerable.Range(1, options.Monitors).Select(n => new NodeAddress(monitorHost, options.MonitorPortsOf(n).Heartbeat)).ToList();
+        var heartbeats = Enumerable.Range(1, options.Monitors).Select(n => new NodeAddress(options.MonitorHostOf(n), options.MonitorPortsOf(n).Heartbeat)).ToList();
+
+        // Each member's Raft port goes with its heartbeat address: on free ports it is not the heartbeat port + 2 the
+        // monitors would otherwise assume, and the group would never hear itself.
+        var peers = string.Join(',', heartbeats.Select((h, i) => $"{h}/{Text(options.MonitorPortsOf(i + 1).Raft)}"));
         for (var n = 1; n <= options.Monitors; n++)
         {
             var ports = options.MonitorPortsOf(n);
+            var monitorHost = options.MonitorHostOf(n);
 
             // A group of one keeps the names it always had (monitor, monitor.log), so `up --monitors 1` is what `up` was.
             var name = options.Monitors == 1 ? "monitor" : $"monitor{n}";
@@ -240,7 +250,7 @@ public sealed class LocalCluster : IAsyncDisposable
             if (options.Monitors > 1)
             {
                 // --peers names every member by its heartbeat address, this one included; Raft is the default coordinator with peers.
-                monitorArgs.AddRange(["--raft-port", Text(ports.Raft), "--peers", string.Join(',', heartbeats)]);
+                monitorArgs.AddRange(["--raft-port", Text(ports.Raft), "--peers", peers]);
             }
 
             monitorArgs.AddRange(options.MonitorArguments);

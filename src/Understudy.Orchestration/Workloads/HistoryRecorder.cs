@@ -23,6 +23,14 @@ public sealed class HistoryRecorder
     private readonly Dictionary<int, string> _inFlight = [];
     private long _failed;
     private long _unknown;
+    private long _leaseRefused;
+
+    /// <summary>
+    /// Appends that ended failed or unknown with the primary's "no lease" refusal as their last error: writes the
+    /// cluster turned away for want of a lease (a monitor group that took too long to confirm a new active monitor).
+    /// The client retries such a refusal within its request timeout, so only the ones it gave up on are counted.
+    /// </summary>
+    public long LeaseRefused => Interlocked.Read(ref _leaseRefused);
 
     /// <summary>Every call so far, in the order recorded.</summary>
     public History History { get; } = new();
@@ -114,6 +122,11 @@ public sealed class HistoryRecorder
         {
             var type = e.Outcome == OutcomeKind.Failed ? OpType.Fail : OpType.Info;
             Interlocked.Increment(ref type == OpType.Fail ? ref _failed : ref _unknown);
+            if (e.Message.Contains("no lease", StringComparison.OrdinalIgnoreCase))
+            {
+                Interlocked.Increment(ref _leaseRefused);
+            }
+
             History.Add(new Operation { Process = process, Type = type, Function = OpFunction.Append, Time = Now, Value = value, Error = e.Message });
             return null;
         }
@@ -220,6 +233,32 @@ public sealed class HistoryRecorder
             var before = _ackEpochs.Where(a => a.Time <= time).Select(a => a.Time).DefaultIfEmpty(-1).Max();
             var after = _ackEpochs.Where(a => a.Time > time && (epoch is null || a.Epoch > epoch)).Select(a => a.Time).DefaultIfEmpty(-1).Min();
             return before < 0 || after < 0 ? double.NaN : (after - before) / 1000.0;
+        }
+    }
+
+    /// <summary>
+    /// The longest pause in service from the last acknowledgement at or before <paramref name="from"/> to the first
+    /// at or after <paramref name="to"/> (µs): the write stall of a fault that needs no promotion. NaN without acks.
+    /// </summary>
+    public double LongestGapMs(long from, long to)
+    {
+        lock (_lock)
+        {
+            var start = _ackTimes.Where(t => t <= from).DefaultIfEmpty(-1).Max();
+            if (start < 0)
+            {
+                return double.NaN;
+            }
+
+            var longest = 0L;
+            var previous = start;
+            foreach (var t in _ackTimes.Where(t => t > from && t <= to))
+            {
+                longest = Math.Max(longest, t - previous);
+                previous = t;
+            }
+
+            return longest / 1000.0;
         }
     }
 

@@ -48,6 +48,12 @@ public sealed class Workload : IAsyncDisposable
 
     /// <summary>A workload with its own clients of the cluster whose monitor is <paramref name="monitor"/>.</summary>
     public Workload(NodeAddress monitor, WorkloadOptions options)
+        : this([monitor], options)
+    {
+    }
+
+    /// <summary>A workload with its own clients of the cluster whose monitor group answers at <paramref name="monitors"/> (client addresses).</summary>
+    public Workload(IReadOnlyList<NodeAddress> monitors, WorkloadOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
@@ -55,7 +61,7 @@ public sealed class Workload : IAsyncDisposable
         {
             _clients.Add(new UnderstudyClient(new UnderstudyClientOptions
             {
-                Monitor = monitor,
+                Monitors = monitors,
                 Retry = new ClientOptions { RequestTimeout = options.RequestTimeout },
             }));
         }
