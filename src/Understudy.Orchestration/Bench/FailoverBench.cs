@@ -230,6 +230,11 @@ public sealed class FailoverBench
         }
 
         var gap = monitorOnly ? workload.Recorder.LongestGapMs(at, firstAck) : workload.Recorder.UnavailableMs(at, backupFault ? null : epoch);
+        if (double.IsNaN(gap))
+        {
+            // No acknowledgement before the fault (the writers had not got going): the gap runs from the fault itself.
+            gap = (firstAck - at) / 1000.0;
+        }
         double? Since(EventView? e) => e is null ? null : Math.Round((e.At - faultUtc).TotalMilliseconds, 1);
         IReadOnlyList<EventView> events = [];
         try

@@ -238,18 +238,14 @@ public sealed class HistoryRecorder
 
     /// <summary>
     /// The longest pause in service from the last acknowledgement at or before <paramref name="from"/> to the first
-    /// at or after <paramref name="to"/> (µs): the write stall of a fault that needs no promotion. NaN without acks.
+    /// at or after <paramref name="to"/> (µs): the write stall of a fault that needs no promotion.
     /// </summary>
     public double LongestGapMs(long from, long to)
     {
         lock (_lock)
         {
-            var start = _ackTimes.Where(t => t <= from).DefaultIfEmpty(-1).Max();
-            if (start < 0)
-            {
-                return double.NaN;
-            }
-
+            // No acknowledgement before the fault yet (the writers just started): count from the fault itself.
+            var start = _ackTimes.Where(t => t <= from).DefaultIfEmpty(from).Max();
             var longest = 0L;
             var previous = start;
             foreach (var t in _ackTimes.Where(t => t > from && t <= to))
