@@ -132,19 +132,31 @@ internal sealed class RaftGroup : IAsyncDisposable
     /// </summary>
     public async Task<Understudy.Storage.ConfigWriteResult> CompareAndSetAsync(long expectedVersion, ClusterConfig next, CancellationToken cancellationToken)
     {
-        for (var attempt = 0; ; attempt++)
-        {
-            var leader = await WaitForSingleLeaderAsync("compare-and-set", cancellationToken).ConfigureAwait(false);
-            try
+        var attempts = 0;
+        Exception? lastRefusal = null;
+        var written = await Understudy.Orchestration.Polling.Poll.ForAsync<Understudy.Storage.ConfigWriteResult?>(
+            async t =>
             {
-                var result = await this[leader].CompareAndSetAsync(expectedVersion, next, cancellationToken).ConfigureAwait(false);
-                return attempt > 0 && !result.Committed && result.Current.SameAs(next) ? new(true, next) : result;
-            }
-            catch (NotActiveMonitorException) when (attempt < 5)
-            {
-                // Leadership moved: try the new leader.
-            }
-        }
+                var leader = await WaitForSingleLeaderAsync("compare-and-set", t).ConfigureAwait(false);
+                try
+                {
+                    var result = await this[leader].CompareAndSetAsync(expectedVersion, next, t).ConfigureAwait(false);
+                    return attempts++ > 0 && !result.Committed && result.Current.SameAs(next) ? new(true, next) : result;
+                }
+                catch (NotActiveMonitorException e)
+                {
+                    // Leadership moved (or the views were a round behind): ask again.
+                    attempts++;
+                    lastRefusal = e;
+                    return null;
+                }
+            },
+            result => result is not null,
+            TimeSpan.FromSeconds(30),
+            "compare-and-set through the active monitor",
+            _ => $"{attempts} attempt(s), last refusal: {lastRefusal?.Message}; {Describe()}",
+            cancellationToken).ConfigureAwait(false);
+        return written!.Value;
     }
 
     public string Describe() => string.Join("; ", Enumerable.Range(0, Size).Select(i =>
