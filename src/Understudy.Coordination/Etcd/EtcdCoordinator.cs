@@ -21,6 +21,9 @@ namespace Understudy.Coordination.Etcd;
 /// leader key is missing, and publishes <see cref="Leadership"/>, <see cref="Peers"/> and new configurations. The
 /// watch only wakes the loop; what the loop reads is the truth, so a watch that misses events while etcd restarts
 /// costs at most one tick.</para>
+/// <para><see cref="LeadershipChanged"/> is also raised when <see cref="Leadership.HasQuorum"/> changes (etcd lost or
+/// back), so the dashboard shows it without polling; it is not raised when only <see cref="Leadership.ConfirmedUntil"/>
+/// moves on, which happens at every renewal.</para>
 /// </remarks>
 public sealed class EtcdCoordinator : IMonitorCoordinator
 {

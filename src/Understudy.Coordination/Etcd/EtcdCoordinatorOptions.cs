@@ -11,8 +11,8 @@ public sealed record EtcdCoordinatorOptions
     /// <remarks>
     /// etcd lease TTLs are whole seconds, and the lease is what bounds failover: when the active monitor dies, its
     /// leader key (held by its lease) disappears only a TTL after its last renewal, so another monitor becomes
-    /// active between about one TTL (died just before renewing) and one TTL plus etcd's expiry check (half a second
-    /// on etcd 3.4) after the death, plus a tick to notice. 2 s keeps that well under a server lease, and a
+    /// active between about TTL - TTL/4 (died just before renewing) and one TTL plus etcd's expiry check (half a
+    /// second on etcd 3.4) after the death: 1.5 to 2.5 s by default. 2 s keeps that short, and a
     /// renewal every <see cref="TimeToLive"/>/4 (500 ms) leaves three renewals' worth of slack before a busy
     /// moment costs the active monitor its leadership. 1 s would halve failover but leave a single slow
     /// renewal (GC pause, loaded etcd) enough to depose a healthy monitor.
