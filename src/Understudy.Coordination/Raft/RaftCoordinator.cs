@@ -45,9 +45,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     private readonly CancellationTokenSource _stopping = new();
     private readonly long _leaseTicks;
     private Dictionary<EndPoint, MonitorGroupMember> _byRaft = [];
-    private ConfigStateMachine? _stateMachine;
+    private volatile ConfigStateMachine? _stateMachine;
     private WriteAheadLog? _log;
-    private RaftCluster? _cluster;
+    private volatile RaftCluster? _cluster;
     private Task _loop = Task.CompletedTask;
     private Leadership _leadership = Leadership.Unknown;
     private long _confirmedTerm = -1;
@@ -128,48 +128,52 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
 
         var self = await ResolveAsync(_options.Self.Raft, cancellationToken).ConfigureAwait(false);
+        var listen = _options.Listen is { } bind ? await ResolveAsync(bind, cancellationToken).ConfigureAwait(false) : self;
         _byRaft = byRaft;
 
         var root = Path.GetFullPath(Path.Combine(_options.DataDirectory, "raft"));
         var snapshots = new DirectoryInfo(Path.Combine(root, "snapshots"));
         var stateMachine = new ConfigStateMachine(snapshots, _options.SnapshotEvery, _logger);
         stateMachine.Changed += OnConfigApplied;
-
-        // The snapshot must be restored before the log is opened: the log replays from it.
-        await stateMachine.RestoreAsync(cancellationToken).ConfigureAwait(false);
-        var log = new WriteAheadLog(
-            new WriteAheadLog.Options
-            {
-                // DotNext 6.12 flushes every append and commit before acknowledging it (FlushOnCommit is always on),
-                // which Raft needs: a member must not acknowledge what a crash could take back.
-                Location = Path.Combine(root, "wal"),
-                HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
-            },
-            stateMachine);
-
-        var configuration = new RaftCluster.TcpConfiguration(self)
-        {
-            LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
-            UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
-            RequestTimeout = _options.RequestTimeout,
-            ColdStart = false,
-            IsLeaderLeaseEnabled = true,
-            ConfigurationStorage = null, // in memory, filled below from the static member list
-            LoggerFactory = _loggerFactory,
-        };
-        var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
-            ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
-        var builder = members.CreateInitialConfigurationBuilder();
-        foreach (var endPoint in byRaft.Keys)
-        {
-            builder.Add(endPoint);
-        }
-
-        builder.Build();
-
-        var cluster = new RaftCluster(configuration) { AuditTrail = log };
+        WriteAheadLog? log = null;
+        RaftCluster? cluster = null;
         try
         {
+            // The snapshot must be restored before the log is opened: the log replays from it.
+            await stateMachine.RestoreAsync(cancellationToken).ConfigureAwait(false);
+            log = new WriteAheadLog(
+                new WriteAheadLog.Options
+                {
+                    // DotNext 6.12 flushes every append and commit before acknowledging it (FlushOnCommit is always
+                    // on), which Raft needs: a member must not acknowledge what a crash could take back.
+                    Location = Path.Combine(root, "wal"),
+                    HashAlgorithm = WriteAheadLog.IntegrityHashAlgorithm.Crc32,
+                },
+                stateMachine);
+
+            var configuration = new RaftCluster.TcpConfiguration(listen)
+            {
+                PublicEndPoint = self,
+                LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
+                UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
+                RequestTimeout = _options.RequestTimeout,
+                ColdStart = false,
+                IsLeaderLeaseEnabled = true,
+                ConfigurationStorage = null, // in memory, filled below from the static member list
+                LoggerFactory = _loggerFactory,
+            };
+            var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
+                ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
+            var builder = members.CreateInitialConfigurationBuilder();
+            foreach (var endPoint in byRaft.Keys)
+            {
+                builder.Add(endPoint);
+            }
+
+            builder.Build();
+
+            cluster = new RaftCluster(configuration) { AuditTrail = log };
+
             // See the remarks: a restarted member must not vote while a lease it acknowledged may still run.
             await Task.Delay(_options.UpperElectionTimeout, cancellationToken).ConfigureAwait(false);
             cluster.LeaderChanged += OnLeaderChanged;
@@ -178,10 +182,19 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
         catch
         {
-            cluster.LeaderChanged -= OnLeaderChanged;
-            cluster.ReplicationCompleted -= OnInSync;
-            await cluster.DisposeAsync().ConfigureAwait(false);
-            await log.DisposeAsync().ConfigureAwait(false);
+            if (cluster is not null)
+            {
+                cluster.LeaderChanged -= OnLeaderChanged;
+                cluster.ReplicationCompleted -= OnInSync;
+                await cluster.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (log is not null)
+            {
+                await log.DisposeAsync().ConfigureAwait(false);
+            }
+
+            stateMachine.Changed -= OnConfigApplied;
             await stateMachine.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -203,7 +216,15 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             // Linearizable on the leader: while DotNext's lease holds, no other leader can have committed anything,
             // so waiting for this term's first entry to be applied is enough; otherwise a round confirms leadership.
             var barrier = cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested ? ReadBarrierType.Weak : ReadBarrierType.Strong;
-            await cluster.ApplyReadBarrierAsync(barrier, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await cluster.ApplyReadBarrierAsync(barrier, cancellationToken).ConfigureAwait(false);
+            }
+            catch (QuorumUnreachableException)
+            {
+                // Leadership was lost during the barrier and no leader is known: this member is a follower now,
+                // and a follower answers from its copy.
+            }
         }
 
         return stateMachine.Current;
@@ -211,8 +232,8 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
     /// <inheritdoc />
     /// <remarks>
-    /// When leadership is lost while the entry is in flight, this throws <see cref="NotActiveMonitorException"/> and
-    /// the entry may still commit under the next leader; the caller reloads, and the compare-and-set on the version
+    /// When <paramref name="cancellationToken"/> fires, or leadership is lost, while the entry is in flight, this throws
+    /// (<see cref="OperationCanceledException"/>, <see cref="NotActiveMonitorException"/>) and the entry may still commit; the caller reloads, and the compare-and-set on the version
     /// makes a retry safe.
     /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="next"/> does not raise the version, or lowers the epoch.</exception>
@@ -370,9 +391,13 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         var term = cluster.AuditTrail.Term;
         var active = IsActive(cluster);
         var activeAddress = ActiveAddress(cluster);
-        var hasQuorum = HasConsensus(cluster);
         var reached = 1 + cluster.Members.Count(m => m.IsRemote && m.Status == ClusterMemberStatus.Available);
         var total = cluster.Members.Count;
+
+        // A quorum is behind this member while it leads or follows a leader with one (DotNext's consensus token),
+        // and also during an election while its last requests reached a majority: a candidate loses the token but
+        // not its reach, and /health should not flicker at every election.
+        var hasQuorum = HasConsensus(cluster) || reached > total / 2;
         lock (_gate)
         {
             var confirmed = active && _confirmedTerm == term ? _confirmedUntil : 0;
@@ -385,7 +410,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
             _leadership = next;
             var now = Stopwatch.GetTimestamp();
-            var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 });
+            // The first confirmation of a term is a change, not a refresh: it is when this monitor may start granting.
+            var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 }) ||
+                (previous.ConfirmedUntil == 0) != (next.ConfirmedUntil == 0);
             if (!changed && now - _lastRaised < RefreshEventTicks)
             {
                 // A refresh of ConfirmedUntil alone: the newest value is in Leadership for whoever polls.

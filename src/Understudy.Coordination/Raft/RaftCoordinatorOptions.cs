@@ -23,6 +23,13 @@ public sealed record RaftCoordinatorOptions
     /// <summary>The other monitors of the group (two for a group of three, four for five).</summary>
     public required ImmutableArray<MonitorGroupMember> Peers { get; init; }
 
+    /// <summary>
+    /// Where this member's Raft endpoint binds, when that is not <see cref="MonitorGroupMember.Raft"/> of
+    /// <see cref="Self"/> (behind a proxy or a port mapping). The others always dial <see cref="Self"/>'s address,
+    /// which also names this member in the group.
+    /// </summary>
+    public NodeAddress? Listen { get; init; }
+
     /// <summary>The monitor's data folder; the Raft log and its snapshots live in <c>&lt;data&gt;/raft</c>.</summary>
     public required string DataDirectory { get; init; }
 
@@ -63,6 +70,10 @@ public sealed record RaftCoordinatorOptions
     /// <summary>All members, this one first.</summary>
     public IEnumerable<MonitorGroupMember> Members => Peers.IsDefault ? [Self] : Peers.Prepend(Self);
 
+    /// <summary>The member whose heartbeat address is <paramref name="heartbeat"/> (for instance
+    /// <see cref="Leadership.Active"/>, to find the active monitor's client address), or null.</summary>
+    public MonitorGroupMember? MemberByHeartbeat(NodeAddress heartbeat) => Members.FirstOrDefault(m => m.Heartbeat == heartbeat);
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that cannot work.</summary>
     public void Validate()
     {
@@ -99,6 +110,11 @@ public sealed record RaftCoordinatorOptions
             {
                 throw new ArgumentException($"Heartbeat address {m.Heartbeat} is listed twice.", nameof(Peers));
             }
+        }
+
+        if (Listen is { IsNone: true })
+        {
+            throw new ArgumentException("Listen, when given, must be an address.", nameof(Listen));
         }
 
         if (LowerElectionTimeout <= TimeSpan.Zero || UpperElectionTimeout <= LowerElectionTimeout)

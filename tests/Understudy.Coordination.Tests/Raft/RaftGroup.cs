@@ -19,23 +19,34 @@ internal sealed class RaftGroup : IAsyncDisposable
     private readonly RaftCoordinatorOptions[] _options;
     private readonly RaftCoordinator?[] _members;
 
-    public RaftGroup(int size = 3, int snapshotEvery = 64)
+    private readonly PartitionProxy[] _proxies;
+
+    /// <param name="size">How many members.</param>
+    /// <param name="snapshotEvery">Passed to every member's options.</param>
+    /// <param name="proxied">Put a <see cref="PartitionProxy"/> in front of every member, so <see cref="Cut"/> can partition it.</param>
+    public RaftGroup(int size = 3, int snapshotEvery = 64, bool proxied = false)
     {
+        var listen = Enumerable.Range(0, size).Select(_ => FreePort()).ToArray();
+        _proxies = proxied ? [.. listen.Select(port => new PartitionProxy(port))] : [];
         var all = Enumerable.Range(0, size)
             .Select(i => new MonitorGroupMember(
-                new NodeAddress("127.0.0.1", FreePort()),
+                new NodeAddress("127.0.0.1", proxied ? _proxies[i].Port : listen[i]),
                 new NodeAddress("127.0.0.1", 19000 + i),
                 new NodeAddress("127.0.0.1", 19100 + i)))
             .ToArray();
         _options = [.. all.Select((self, i) => new RaftCoordinatorOptions
         {
             Self = self,
+            Listen = new NodeAddress("127.0.0.1", listen[i]),
             Peers = [.. all.Where(m => m != self)],
             DataDirectory = Path.Combine(_root, "m" + i),
             SnapshotEvery = snapshotEvery,
         })];
         _members = new RaftCoordinator?[size];
     }
+
+    /// <summary>Silences (or restores) all traffic to member <paramref name="i"/>; needs a proxied group.</summary>
+    public void Cut(int i, bool cut) => _proxies[i].Cut = cut;
 
     /// <summary>Every line any member logged, "member: message".</summary>
     public ConcurrentQueue<string> Lines { get; } = new();
@@ -83,7 +94,14 @@ internal sealed class RaftGroup : IAsyncDisposable
     public int[] Active() => [.. Running.Where(i => _members[i]!.Leadership.IsActive)];
 
     /// <summary>Waits until exactly one running member is active and every running member names it; returns its index.</summary>
-    public async Task<int> WaitForSingleLeaderAsync(string phase, CancellationToken cancellationToken)
+    public Task<int> WaitForSingleLeaderAsync(string phase, CancellationToken cancellationToken) =>
+        WaitForSingleLeaderAsync(phase, confirmed: false, cancellationToken);
+
+    /// <summary>As <see cref="WaitForSingleLeaderAsync(string, CancellationToken)"/>, and its leadership is confirmed until later than now.</summary>
+    public Task<int> WaitForConfirmedLeaderAsync(string phase, CancellationToken cancellationToken) =>
+        WaitForSingleLeaderAsync(phase, confirmed: true, cancellationToken);
+
+    private async Task<int> WaitForSingleLeaderAsync(string phase, bool confirmed, CancellationToken cancellationToken)
     {
         var leader = -1;
         await Understudy.Orchestration.Polling.Poll.UntilAsync(
@@ -97,13 +115,48 @@ internal sealed class RaftGroup : IAsyncDisposable
 
                 leader = active[0];
                 var heartbeat = _options[leader].Self.Heartbeat;
-                return Running.All(i => _members[i]!.Leadership.Active == heartbeat);
+                return Running.All(i => _members[i]!.Leadership.Active == heartbeat) &&
+                    (!confirmed || _members[leader]!.Leadership.ConfirmedUntil > System.Diagnostics.Stopwatch.GetTimestamp());
             },
             TimeSpan.FromSeconds(30),
-            phase + ": exactly one active monitor that every running member names",
+            phase + ": exactly one active monitor that every running member names" + (confirmed ? ", confirmed" : ""),
             Describe,
             cancellationToken).ConfigureAwait(false);
         return leader;
+    }
+
+    /// <summary>
+    /// A compare-and-set through whichever member is active, as a host would do it: when leadership moves while
+    /// the entry is in flight, it asks the new leader, and a refusal that shows its own configuration means the
+    /// earlier attempt committed. For tests whose point is not the write path itself.
+    /// </summary>
+    public async Task<Understudy.Storage.ConfigWriteResult> CompareAndSetAsync(long expectedVersion, ClusterConfig next, CancellationToken cancellationToken)
+    {
+        var attempts = 0;
+        Exception? lastRefusal = null;
+        var written = await Understudy.Orchestration.Polling.Poll.ForAsync<Understudy.Storage.ConfigWriteResult?>(
+            async t =>
+            {
+                var leader = await WaitForSingleLeaderAsync("compare-and-set", t).ConfigureAwait(false);
+                try
+                {
+                    var result = await this[leader].CompareAndSetAsync(expectedVersion, next, t).ConfigureAwait(false);
+                    return attempts++ > 0 && !result.Committed && result.Current.SameAs(next) ? new(true, next) : result;
+                }
+                catch (NotActiveMonitorException e)
+                {
+                    // Leadership moved (or the views were a round behind): ask again.
+                    attempts++;
+                    lastRefusal = e;
+                    return null;
+                }
+            },
+            result => result is not null,
+            TimeSpan.FromSeconds(30),
+            "compare-and-set through the active monitor",
+            _ => $"{attempts} attempt(s), last refusal: {lastRefusal?.Message}; {Describe()}",
+            cancellationToken).ConfigureAwait(false);
+        return written!.Value;
     }
 
     public string Describe() => string.Join("; ", Enumerable.Range(0, Size).Select(i =>
@@ -114,6 +167,11 @@ internal sealed class RaftGroup : IAsyncDisposable
         for (var i = 0; i < Size; i++)
         {
             await StopAsync(i).ConfigureAwait(false);
+        }
+
+        foreach (var proxy in _proxies)
+        {
+            await proxy.DisposeAsync().ConfigureAwait(false);
         }
 
         try
