@@ -388,18 +388,20 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             return;
         }
 
-        var term = cluster.AuditTrail.Term;
-        var active = IsActive(cluster);
-        var activeAddress = ActiveAddress(cluster);
-        var reached = 1 + cluster.Members.Count(m => m.IsRemote && m.Status == ClusterMemberStatus.Available);
-        var total = cluster.Members.Count;
-
-        // A quorum is behind this member while it leads or follows a leader with one (DotNext's consensus token),
-        // and also during an election while its last requests reached a majority: a candidate loses the token but
-        // not its reach, and /health should not flicker at every election.
-        var hasQuorum = HasConsensus(cluster) || reached > total / 2;
+        // The view is read under the lock too: DotNext's LeaderChanged and the loop both publish, and a view read
+        // earlier must not overwrite a later one (the term would go back).
         lock (_gate)
         {
+            var term = cluster.AuditTrail.Term;
+            var active = IsActive(cluster);
+            var activeAddress = ActiveAddress(cluster);
+            var reached = 1 + cluster.Members.Count(m => m.IsRemote && m.Status == ClusterMemberStatus.Available);
+            var total = cluster.Members.Count;
+
+            // A quorum is behind this member while it leads or follows a leader with one (DotNext's consensus
+            // token), and also during an election while its last requests reached a majority: a candidate loses the
+            // token but not its reach, and /health should not flicker at every election.
+            var hasQuorum = HasConsensus(cluster) || reached > total / 2;
             var confirmed = active && _confirmedTerm == term ? _confirmedUntil : 0;
             var next = new Leadership(term, active, activeAddress, confirmed, hasQuorum);
             var previous = _leadership;
@@ -410,6 +412,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
             _leadership = next;
             var now = Stopwatch.GetTimestamp();
+
             // The first confirmation of a term is a change, not a refresh: it is when this monitor may start granting.
             var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 }) ||
                 (previous.ConfirmedUntil == 0) != (next.ConfirmedUntil == 0);
