@@ -78,6 +78,10 @@ public sealed class MonitorGroupTests
             Assert.True(body.RootElement.GetProperty("quorum").GetBoolean());
         }
 
+        // The dashboard has the group's panel, and its script draws it from the status's monitors object.
+        Assert.Contains("data-testid=\"monitors\"", await http.GetStringAsync(new Uri("/", UriKind.Relative), Cancel), StringComparison.Ordinal);
+        Assert.Contains("status.monitors", await http.GetStringAsync(new Uri("/dashboard.js", UriKind.Relative), Cancel), StringComparison.Ordinal);
+
         var metrics = await http.GetStringAsync(Metrics, Cancel);
         Assert.Contains("understudy_monitor_active 1", metrics, StringComparison.Ordinal);
         Assert.Contains("understudy_monitor_term 1", metrics, StringComparison.Ordinal);
