@@ -50,6 +50,12 @@ internal sealed class LeaseKeeper
     /// <summary>The confirmed-leadership deadline in force at the last grant (what the grant was checked against).</summary>
     public long LastGrantConfirmedUntil { get; private set; } = long.MinValue;
 
+    /// <summary>
+    /// The server the running lease belongs to: the last one granted, or the configured primary when this monitor
+    /// started or became active (the server earlier monitors granted to), or <see cref="NodeAddress.None"/>.
+    /// </summary>
+    public NodeAddress Holder { get; private set; } = NodeAddress.None;
+
     /// <summary>How many leases this monitor has granted (renewals included).</summary>
     public long GrantCount { get; private set; }
 
@@ -71,9 +77,20 @@ internal sealed class LeaseKeeper
         heartbeat.Role == ServerRole.Primary &&
         failoverAllows;
 
-    /// <summary>A lease granted at <paramref name="now"/> while leadership is confirmed until <paramref name="confirmedUntil"/>: the expiry only ever moves later.</summary>
-    public void Grant(long now, long confirmedUntil)
+    /// <summary>
+    /// Whether <paramref name="server"/> may be granted a lease as far as other holders go: it holds the running lease,
+    /// or nobody does, or the holder's lease has surely run out. This is what stops a configuration that changed the
+    /// primary without this monitor's promotion (a write of an earlier term committing late) from putting two leases out.
+    /// </summary>
+    public bool MayGrantTo(NodeAddress server, long now) => server == Holder || Holder.IsNone || !MayStillRun(now);
+
+    /// <summary>The configured primary holds whatever lease is running (at start, and on becoming active).</summary>
+    public void AssumeHolder(NodeAddress primary) => Holder = primary;
+
+    /// <summary>A lease granted to <paramref name="server"/> at <paramref name="now"/> while leadership is confirmed until <paramref name="confirmedUntil"/>: the expiry only ever moves later.</summary>
+    public void Grant(NodeAddress server, long now, long confirmedUntil)
     {
+        Holder = server;
         SurelyExpiresAt = Math.Max(SurelyExpiresAt, now + _durationTicks);
         LastGrantedAt = now;
         LastGrantConfirmedUntil = confirmedUntil;
@@ -84,8 +101,9 @@ internal sealed class LeaseKeeper
     /// A new primary was stored: from now on only its lease counts, so the expiry restarts from <paramref name="now"/>
     /// rather than keeping the old primary's (never before what earlier monitors may have granted, though).
     /// </summary>
-    public void StartTerm(long now)
+    public void StartTerm(NodeAddress primary, long now)
     {
+        Holder = primary;
         SurelyExpiresAt = Math.Max(now + _durationTicks, InheritedUntil);
     }
 

@@ -23,6 +23,12 @@ public sealed partial class MonitorNode
         _leadership = leadership;
         if (leadership.IsActive && (!was.IsActive || leadership.Term != was.Term))
         {
+            if (was.IsActive)
+            {
+                // Elected again in a new term: what the old term started is called off, as on losing leadership.
+                CallOffWork($"this monitor's term {was.Term} ended");
+            }
+
             BecomeActive(now);
         }
         else if (!leadership.IsActive && was.IsActive)
@@ -100,6 +106,7 @@ public sealed partial class MonitorNode
         // primary is promoted before it unless that primary is known dead.
         var othersAt = _leaseRule.OthersMayBePromotedAt(new LeaseWaitView(now, _leadership.Term, _lease.DurationTicks, Ticks(Options.MaxClockDrift)));
         _lease.AwaitEarlierMonitors(othersAt);
+        _lease.AssumeHolder(_config.Primary);
 
         // Rule 4: judge nobody on what was seen as a follower until a failure timeout has passed; a healthy
         // primary heartbeats in that time and is adopted as it is (no new epoch).
@@ -113,6 +120,17 @@ public sealed partial class MonitorNode
     private void BecomeFollower()
     {
         var refusal = NotActiveMessage();
+        CallOffWork(refusal);
+        _grantsWhenFollowerStarted = _lease.GrantCount;
+        Record(MonitorEventKind.BecameFollower, NodeAddress.None, $"term {_leadership.Term}: {refusal}");
+    }
+
+    /// <summary>
+    /// Forgets the proposal in flight (its late answer is adopted like any configuration) and calls off a switchover
+    /// or forced promotion, telling whoever asked; the failover state starts afresh.
+    /// </summary>
+    private void CallOffWork(string refusal)
+    {
         if (_proposals.Settle() is { InSyncRequest: { } request })
         {
             _env.SendToServer(request.From, new InSyncChangeResult(request.RequestId, false, _config, refusal));
@@ -136,7 +154,5 @@ public sealed partial class MonitorNode
         }
 
         _state = new FailoverState(_config.Epoch == 0 ? FailoverPhase.Forming : FailoverPhase.Stable);
-        _grantsWhenFollowerStarted = _lease.GrantCount;
-        Record(MonitorEventKind.BecameFollower, NodeAddress.None, $"term {_leadership.Term}: {refusal}");
     }
 }

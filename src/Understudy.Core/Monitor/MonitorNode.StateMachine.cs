@@ -223,7 +223,7 @@ public sealed partial class MonitorNode
     private void AfterNewPrimary(ConfigProposal proposal)
     {
         var now = Now;
-        _lease.StartTerm(now);
+        _lease.StartTerm(_config.Primary, now);
         _state = _state with { Failure = null };
         _noCandidateReported = false;
         PushConfigToServers();
@@ -264,7 +264,7 @@ public sealed partial class MonitorNode
             // The push to the primary carries a lease: granted only as a heartbeat's answer would be (rule 1).
             if (member.Address == _config.Primary && _members.TryGet(member.Address, out var p) && p.LastHeartbeat is { } hb && p.Liveness == Liveness.Alive && MayGrantNow(now))
             {
-                _lease.Grant(now, _leadership.ConfirmedUntil);
+                _lease.Grant(member.Address, now, _leadership.ConfirmedUntil);
                 _env.SendToServer(member.Address, new ConfigPush(_config, hb.SentAt, _lease.DurationMs));
             }
             else

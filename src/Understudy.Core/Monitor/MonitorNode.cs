@@ -77,6 +77,7 @@ public sealed partial class MonitorNode
         _proposals = new ConfigProposer(environment);
         _state = new FailoverState(stored.Epoch == 0 ? FailoverPhase.Forming : FailoverPhase.Stable);
         _members = new MemberTracker(options, time, environment, _journal, stored.Members, startedAt);
+        _lease.AssumeHolder(stored.Primary);
         if (_leadership.IsActive)
         {
             // Starting active is becoming active: earlier monitors (or this one's previous life) may have granted leases.
@@ -149,10 +150,10 @@ public sealed partial class MonitorNode
 
         // Renewing the configured primary is safe at once after a change of active monitor (rule 3): only
         // confirmed leadership is needed, never the wait for earlier monitors' leases.
-        var grant = IsActive && LeaseKeeper.MayGrant(heartbeat, _config, PrimaryMayServe()) && MayGrantNow(now);
+        var grant = IsActive && LeaseKeeper.MayGrant(heartbeat, _config, PrimaryMayServe()) && _lease.MayGrantTo(heartbeat.From, now) && MayGrantNow(now);
         if (grant)
         {
-            _lease.Grant(now, _leadership.ConfirmedUntil);
+            _lease.Grant(heartbeat.From, now, _leadership.ConfirmedUntil);
         }
 
         _env.SendToServer(heartbeat.From, new HeartbeatAck(_config, heartbeat.SentAt, grant ? _lease.DurationMs : 0, Incarnation, _leadership.Term, IsActive));

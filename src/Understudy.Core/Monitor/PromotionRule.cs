@@ -29,7 +29,11 @@ public interface IPromotionRule
 /// <summary>
 /// The rule: among alive members of the in-sync set (each holds every acknowledged write), the highest
 /// priority (by default the highest port, as in the original project), ties broken by address.
-/// An out-of-sync server is never chosen: that could lose acknowledged writes.
+/// An out-of-sync server is never chosen: that could lose acknowledged writes. One exception to the order:
+/// a primary that has only restarted (it reports itself a backup, with its log fsynced) is chosen again
+/// first, so restarting the cluster (or just the primary) keeps the primary rather than moving it to whichever
+/// server has the highest priority. It must still lead a new epoch: a restarted server never leads the epoch
+/// it recovered with.
 /// </summary>
 public sealed class HighestPriorityInSyncRule : IPromotionRule
 {
@@ -37,6 +41,14 @@ public sealed class HighestPriorityInSyncRule : IPromotionRule
 
     public NodeAddress ChooseCandidate(PromotionView view)
     {
+        foreach (var m in view.Members)
+        {
+            if (m.Address == view.FailedPrimary && m is { Alive: true, InSync: true, LostUnsyncedWrites: false, Durable: true, ReportedRole: ServerRole.Backup })
+            {
+                return m.Address;
+            }
+        }
+
         PromotionCandidate? best = null;
         foreach (var m in view.Members)
         {

@@ -167,6 +167,19 @@ internal sealed partial class PrimaryRole : EpochRole
         }
     }
 
+    /// <summary>
+    /// A different monitor process is active now (a new term, or a restart). If this primary has promised to step
+    /// down, say so again: the new monitor knows nothing of the switchover and, unless it sees the promotion stored,
+    /// releases this primary (a <see cref="StepDown"/> with no target) rather than leave it idle for good.
+    /// </summary>
+    public void OnNewActiveMonitor()
+    {
+        if (_handover is { ReadySent: true } handover)
+        {
+            Env.SendToMonitor(new StepDownResult(Epoch, Self, handover.Target, true, Log.LastIndex, "ready (said again to a new active monitor)"));
+        }
+    }
+
     /// <summary>The monitor's hand-over request for this epoch (the node has checked the epoch).</summary>
     public void OnStepDown(in StepDown request)
     {

@@ -41,6 +41,9 @@ public sealed class ServerNode
     private long _lastTickAt = long.MinValue;
     private long _highestMonitorTerm;
 
+    // The active monitor last heard from (term and process): a change means a new monitor decides from now on.
+    private (long Term, ulong Incarnation) _activeMonitor;
+
     // On the node, not the primary role: request ids stay unique across this process's epochs.
     private long _nextRequestId;
 
@@ -231,6 +234,16 @@ public sealed class ServerNode
     {
         _highestMonitorTerm = Math.Max(_highestMonitorTerm, ack.MonitorTerm);
         OnConfig(ack.Config);
+        if (ack.FromActive && ack.MonitorTerm >= _activeMonitor.Term && (ack.MonitorTerm, ack.MonitorIncarnation) != _activeMonitor)
+        {
+            var changed = _activeMonitor != default;
+            _activeMonitor = (ack.MonitorTerm, ack.MonitorIncarnation);
+            if (changed)
+            {
+                (_role as PrimaryRole)?.OnNewActiveMonitor();
+            }
+        }
+
         if (ack.FromActive && ack.LeaseMs > 0 && ack.MonitorTerm >= _highestMonitorTerm)
         {
             (_role as PrimaryRole)?.GrantLease(ack.Config, ack.EchoSentAt, ack.LeaseMs);

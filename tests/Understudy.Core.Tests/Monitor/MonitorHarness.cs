@@ -27,11 +27,11 @@ public sealed class MonitorHarness
 
     private readonly Dictionary<NodeAddress, ulong> _incarnations = [];
 
-    public MonitorHarness(ClusterConfig stored, MonitorOptions? options = null, FakeTimeProvider? time = null)
+    public MonitorHarness(ClusterConfig stored, MonitorOptions? options = null, FakeTimeProvider? time = null, MonitorLeadership? leadership = null, IMonitorLeaseRule? leaseRule = null)
     {
         Time = time ?? new FakeTimeProvider();
         Env = new RecordingMonitorEnvironment();
-        Node = new MonitorNode(options ?? DefaultOptions, stored, Env, Time, 99);
+        Node = new MonitorNode(options ?? DefaultOptions, stored, Env, Time, 99, leaseRule: leaseRule, leadership: leadership);
         foreach (var m in stored.Members)
         {
             _incarnations[m.Address] = (ulong)m.Address.Port;

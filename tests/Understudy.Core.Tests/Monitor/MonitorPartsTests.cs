@@ -30,18 +30,18 @@ public sealed class MonitorPartsTests
         Assert.Equal(500, lease.RemainingMs(time.GetTimestamp()), 3);
 
         time.Advance(TimeSpan.FromMilliseconds(100));
-        lease.Grant(time.GetTimestamp(), long.MaxValue);
+        lease.Grant(P, time.GetTimestamp(), long.MaxValue);
         Assert.Equal(500, lease.RemainingMs(time.GetTimestamp()), 3);
 
         // A grant dated earlier (an older heartbeat answered late) never shortens what was granted.
-        lease.Grant(time.GetTimestamp() - (time.TimestampFrequency / 10), long.MaxValue);
+        lease.Grant(P, time.GetTimestamp() - (time.TimestampFrequency / 10), long.MaxValue);
         Assert.Equal(500, lease.RemainingMs(time.GetTimestamp()), 3);
 
         time.Advance(TimeSpan.FromMilliseconds(500));
         Assert.False(lease.MayStillRun(time.GetTimestamp()));
         Assert.Equal(0, lease.RemainingMs(time.GetTimestamp()));
 
-        lease.StartTerm(time.GetTimestamp());
+        lease.StartTerm(B1, time.GetTimestamp());
         Assert.True(lease.MayStillRun(time.GetTimestamp()));
     }
 
