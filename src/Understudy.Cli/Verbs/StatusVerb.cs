@@ -70,9 +70,9 @@ internal static class StatusVerb
         }
     }
 
-    /// <summary>The servers' table, and below it the monitor group's when the answering monitor reports one.</summary>
+    /// <summary>The servers' table, and below it the monitor group's when the answering monitor reports a group (a group of one shows as it always did).</summary>
     public static Spectre.Console.Rendering.IRenderable Render(ClusterStatus status, MonitorGroupView? group) =>
-        group is null ? Render(status) : new Rows(Render(status), RenderGroup(group));
+        group is not { Members.Count: > 1 } ? Render(status) : new Rows(Render(status), RenderGroup(group));
 
     /// <summary>Each monitor (by heartbeat address), which is active, and up/lagging/unreachable as the answering one sees it.</summary>
     public static Table RenderGroup(MonitorGroupView group)

@@ -433,6 +433,12 @@ internal static class ControlVerbs
                     throw new UsageException($"{verb} {which} {n}: a second number only follows `monitor` (e.g. `{verb} monitor 2`); for a server give just its number");
                 }
 
+                // A group has at most 5 monitors; the running `up` checks against its own count.
+                if (n is not null && !(int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var m) && m is >= 1 and <= 5))
+                {
+                    throw new UsageException($"{verb} monitor {n}: expected a monitor number from 1 to 5 (as `up` numbers them: 1 = port 9000, 2 = 9010, ...)");
+                }
+
                 var line = n is null ? $"{verb} {which}" : $"{verb} {which} {n}";
                 return await UpVerb.SendAsync(parse.GetValue(data)!, line, quiet: false, cancellationToken);
             });
