@@ -87,6 +87,14 @@ internal sealed class MemberTracker
             _suspectNotBefore = now + Ticks(_options.HeartbeatInterval * 2);
         }
 
+        // The first tick: a host may build the monitor well before it runs (joining its monitor group takes a while),
+        // and nobody can have heartbeated a process that was not reading yet. Judge nobody for a failure timeout from
+        // here, or a restarted monitor would suspect a healthy primary and promote whichever backup is heard first.
+        if (_lastTickAt == long.MinValue)
+        {
+            _suspectNotBefore = Math.Max(_suspectNotBefore, now + Ticks(_options.FailureTimeout));
+        }
+
         _lastTickAt = now;
         var maySuspect = now >= _suspectNotBefore;
         foreach (var m in _members.Values)

@@ -17,7 +17,8 @@ public interface IServerEnvironment
     /// <see cref="Heartbeat"/> to every monitor in its list (each tracks health, and a newly active one already knows
     /// who is alive) and routes every other message (in-sync changes, step-down results) to the active monitor: the
     /// one whose latest <see cref="HeartbeatAck"/> had <see cref="HeartbeatAck.FromActive"/> with the highest
-    /// <see cref="HeartbeatAck.MonitorTerm"/>. A message that reaches a follower is refused or ignored, and retried
+    /// <see cref="HeartbeatAck.MonitorTerm"/> (its <see cref="HeartbeatAck.MonitorIncarnation"/> is
+    /// <see cref="ServerNode.ActiveMonitorIncarnation"/>). A message that reaches a follower is refused or ignored, and retried
     /// by the server as any lost message is.
     /// </summary>
     void SendToMonitor<T>(in T message)

@@ -107,6 +107,12 @@ public sealed class ServerNode
     /// <summary>The highest monitor term seen in a heartbeat answer: lease grants from a lower term are ignored.</summary>
     public long HighestMonitorTerm => _highestMonitorTerm;
 
+    /// <summary>
+    /// The incarnation of the active monitor last heard from (0 before any): the host sends what is not a heartbeat
+    /// to the monitor connection whose last ack carried it (see <see cref="IServerEnvironment.SendToMonitor"/>).
+    /// </summary>
+    public ulong ActiveMonitorIncarnation => _activeMonitor.Incarnation;
+
     /// <summary>True while this server is primary and may serve reads and writes.</summary>
     public bool IsServing => _role is PrimaryRole primary && primary.IsServing;
 

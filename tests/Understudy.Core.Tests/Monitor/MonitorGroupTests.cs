@@ -271,6 +271,23 @@ public class MonitorGroupTests
     }
 
     [Fact]
+    public void Monitor_built_long_before_it_runs_keeps_the_primary()
+    {
+        // The host built the monitor, then took two seconds to join its group before reading heartbeats; a backup's
+        // heartbeat happens to be read first.
+        var m = new MonitorHarness(Config(1, 3, P, All));
+        m.Time.Advance(TimeSpan.FromSeconds(2));
+        m.Beat(B1);
+        m.Node.Tick();
+        m.Beat(P);
+        m.Run(TimeSpan.FromSeconds(1), All);
+
+        Assert.Empty(m.Env.Proposals);
+        Assert.Empty(EventsOf(m, MonitorEventKind.PrimaryFailed));
+        Assert.Equal((1L, P), (m.Node.Config.Epoch, m.Node.Config.Primary));
+    }
+
+    [Fact]
     public void Newly_active_monitor_never_forms_a_formed_cluster_again()
     {
         var m = new MonitorHarness(ClusterConfig.Initial, leadership: Follower());

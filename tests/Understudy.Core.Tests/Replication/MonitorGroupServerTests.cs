@@ -61,6 +61,7 @@ public class MonitorGroupServerTests
         p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 2, MonitorTerm: 2, FromActive: true)));
         p.Input(n => n.Handle(new HeartbeatAck(n.Config, p.Now, LeaseMs, 2, MonitorTerm: 2, FromActive: true)));
 
+        Assert.Equal(2UL, p.Node.ActiveMonitorIncarnation);
         var results = p.Env.ToMonitor<StepDownResult>();
         Assert.Equal(2, results.Count);
         Assert.Equal((1L, P, B1, true), (results[1].Epoch, results[1].From, results[1].Target, results[1].Ready));
