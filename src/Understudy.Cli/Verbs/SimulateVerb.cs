@@ -150,7 +150,7 @@ internal static class SimulateVerb
         Console.WriteLine("faults injected:");
         foreach (var (kind, n) in result.Faults)
         {
-            Console.WriteLine($"  {kind,-22} {n,10}");
+            Console.WriteLine($"  {kind,-30} {n,10}");
         }
 
         foreach (var v in result.Violations.Take(50))
