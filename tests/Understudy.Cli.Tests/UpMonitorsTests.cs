@@ -67,7 +67,8 @@ public sealed class UpMonitorsTests
         var data = new[] { "--data", workspace.Data };
         var group = string.Join(',', Enumerable.Range(0, 3).Select(n => $"127.0.0.1:{Text(monitorPort + 1 + (10 * n))}"));
         using var up = new RunningCli(workspace.Root, upArgs);
-        await up.WaitForLineAsync(l => l.Contains("in sync [1, 2, 3]", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        // A Raft group elects before the first promotion: on a loaded machine that took ~40 s.
+        await up.WaitForLineAsync(l => l.Contains("in sync [1, 2, 3]", StringComparison.Ordinal), TimeSpan.FromSeconds(120));
         Assert.Contains(up.Lines, l => l.Contains($"clients use --monitor {group}", StringComparison.Ordinal));
 
         // `status` over the whole group names an active monitor; kill it, and another takes over.
