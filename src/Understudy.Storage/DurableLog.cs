@@ -150,7 +150,11 @@ public sealed class DurableLog : IAsyncDisposable
     /// </summary>
     public IReadOnlyList<LogEntry> RecoveredEntries { get; }
 
-    /// <summary>The first index recovery was asked for (1, or a snapshot's index + 1).</summary>
+    /// <summary>
+    /// The first index recovery was asked for (1, or a snapshot's index + 1). When the log on disk ends before
+    /// <c>RecoveredFrom - 1</c> (a snapshot was installed past its end), the caller continues it with
+    /// <see cref="ResetTo"/>(<see cref="RecoveredFrom"/>).
+    /// </summary>
     public long RecoveredFrom { get; }
 
     /// <summary>
@@ -164,6 +168,27 @@ public sealed class DurableLog : IAsyncDisposable
 
     /// <summary>Name of the subfolder of the data folder that holds snapshots.</summary>
     public const string SnapshotFolderName = "snapshots";
+
+    /// <summary>What each segment keeps in memory, oldest first (for tests: sealed segments must not hold per-entry offsets).</summary>
+    internal List<(long FirstIndex, long Count, int? Offsets, int? Sparse)> SegmentMemory()
+    {
+        lock (_segmentsLock)
+        {
+            return [.. _segments.Select(s => (s.FirstIndex, s.Count, s.Offsets?.Count, s.Sparse?.Count))];
+        }
+    }
+
+    /// <summary>Read handles open now (for tests).</summary>
+    internal int OpenReadHandles
+    {
+        get
+        {
+            lock (_segmentsLock)
+            {
+                return _readHandles.Count;
+            }
+        }
+    }
 
     /// <summary>
     /// The first index still on disk, as the writer last left it: entries below were removed by
@@ -912,7 +937,15 @@ public sealed class DurableLog : IAsyncDisposable
                 _current ??= File.OpenHandle(segment.Path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
 
                 // A sealed segment becomes the open one again: it needs every offset back (read from the file).
-                segment.Offsets ??= LoadOffsets(segment);
+                if (segment.Offsets is null)
+                {
+                    segment.Offsets = LoadOffsets(segment);
+                    lock (_segmentsLock)
+                    {
+                        segment.Sparse ??= Segment.SparseOf(segment.Offsets, segment.Offsets.Count);
+                    }
+                }
+
                 var keep = (int)(fromIndex - segment.FirstIndex);
                 if (keep < segment.Offsets.Count)
                 {
@@ -966,20 +999,23 @@ public sealed class DurableLog : IAsyncDisposable
             return;
         }
 
+        var deleted = 0;
         _filesLock.EnterWriteLock();
         try
         {
-            for (var i = 0; i < removable; i++)
+            for (; deleted < removable; deleted++)
             {
-                DeleteSegment(_segments[0]);
-                lock (_segmentsLock)
-                {
-                    _segments.RemoveAt(0);
-                }
+                DeleteSegment(_segments[deleted]);
             }
         }
         finally
         {
+            // At once, so FirstIndex moves in one step (or as far as the files went, if a delete failed).
+            lock (_segmentsLock)
+            {
+                _segments.RemoveRange(0, deleted);
+            }
+
             _filesLock.ExitWriteLock();
         }
 

@@ -25,11 +25,12 @@ internal sealed class SegmentHandles(int capacity)
             var handle = File.OpenHandle(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.RandomAccess);
             entry = new Entry(segment, handle);
             _entries.Add(entry);
-            EvictIdle();
         }
 
+        // Rented before evicting, so the handle just opened is not the one closed.
         entry.Rented++;
         entry.LastUsed = ++_clock;
+        EvictIdle();
         return new Lease(entry);
     }
 
