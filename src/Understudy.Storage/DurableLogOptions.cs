@@ -28,7 +28,11 @@ public enum FsyncPolicy
 /// <summary>How a <see cref="DurableLog"/> lays out its files and when it makes them durable.</summary>
 public sealed class DurableLogOptions
 {
-    /// <summary>64 MiB: large enough that rolling over (an fsync and a folder fsync) is rare.</summary>
+    /// <summary>
+    /// 64 MiB: large enough that rolling over (an fsync and a folder fsync) is rare and that a long log is few
+    /// files (20 M entries of 1 KiB are about 300 segments, each keeping only a sparse index in memory), small
+    /// enough that compaction, which removes whole segments, frees space in useful steps.
+    /// </summary>
     public const long DefaultSegmentSize = 64L * 1024 * 1024;
 
     /// <summary>Smallest segment size accepted (tests use small segments to cross boundaries).</summary>

@@ -76,6 +76,10 @@ internal static partial class LogMessages
         Message = "Removed '{Path}': {Reason}")]
     public static partial void SnapshotLeftoverRemoved(this ILogger logger, string path, string reason);
 
+    [LoggerMessage(EventId = 3207, Level = LogLevel.Information,
+        Message = "Removed '{Path}': an unfinished install superseded by snapshot {Index}")]
+    public static partial void SnapshotInstallSuperseded(this ILogger logger, string path, long index);
+
     // 3100-3199: the configuration store.
     [LoggerMessage(EventId = 3100, Level = LogLevel.Information,
         Message = "Loaded cluster configuration from '{Path}': {Config}")]

@@ -256,7 +256,8 @@ public sealed class LogReadTests : IDisposable
         await using var log = Open(segmentSize: 4096, readHandles: 2);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var reads = 0L;
-        var readers = Enumerable.Range(0, 3).Select(r => Task.Run(() =>
+        // Dedicated threads (LongRunning): busy readers on pool threads would starve the log's writer of the pool.
+        var readers = Enumerable.Range(0, 2).Select(r => Task.Factory.StartNew(() =>
         {
             var random = new Random(r);
             while (!stop.IsCancellationRequested)
@@ -288,7 +289,7 @@ public sealed class LogReadTests : IDisposable
 
                 Interlocked.Add(ref reads, got.Length);
             }
-        })).ToArray();
+        }, stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
 
         var epoch = 1L;
         var next = 1L;

@@ -370,5 +370,16 @@ public sealed class SnapshotStore
             TryDelete(path);
             _logger.SnapshotPruned(path, Kept);
         }
+
+        // An unfinished install of a snapshot no newer than this one will never be worth resuming.
+        foreach (var partial in System.IO.Directory.EnumerateFiles(Directory, "*" + SnapshotFile.Extension + SnapshotFile.PartialSuffix))
+        {
+            var name = Path.GetFileName(partial);
+            if (SnapshotFile.TryParseName(name[..^SnapshotFile.PartialSuffix.Length], out var index) && index <= info.Index)
+            {
+                TryDelete(partial);
+                _logger.SnapshotInstallSuperseded(partial, info.Index);
+            }
+        }
     }
 }
