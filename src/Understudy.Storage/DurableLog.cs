@@ -499,7 +499,7 @@ public sealed class DurableLog : IAsyncDisposable
     /// writer works; each record's checksum is checked. Commands are copied out.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="from"/> is below <see cref="FirstIndex"/> (removed by compaction).</exception>
-    /// <exception cref="StorageException">A record on disk is damaged; the message says where.</exception>
+    /// <exception cref="StorageException">A record on disk is damaged, or the disk failed; the message says where.</exception>
     public LogEntry[] Read(long from, int maxCount, int maxBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
@@ -558,6 +558,10 @@ public sealed class DurableLog : IAsyncDisposable
                     }
                 }
             }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw DiskErrors.Describe(e, $"reading log entries from index {next}", _directory);
         }
         finally
         {

@@ -211,6 +211,20 @@ public sealed class SnapshotStoreTests : IDisposable
     }
 
     [Fact]
+    public void An_unfinished_install_is_dropped_once_a_newer_snapshot_exists()
+    {
+        var store = new SnapshotStore(SnapshotsPath);
+        using (var install = store.BeginInstall(300, 2, 1000))
+        {
+            install.Write(0, new byte[400]);
+        }
+
+        Assert.Single(Directory.GetFiles(SnapshotsPath, "*" + SnapshotFile.PartialSuffix));
+        store.Save(400, 3, State(10, 4));
+        Assert.Empty(Directory.GetFiles(SnapshotsPath, "*" + SnapshotFile.PartialSuffix));
+    }
+
+    [Fact]
     public async Task A_server_restarts_from_its_latest_snapshot_and_the_log_after_it()
     {
         var options = new DurableLogOptions { SegmentSize = 2048, FsyncPolicy = FsyncPolicy.Never };
