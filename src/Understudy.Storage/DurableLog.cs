@@ -667,7 +667,7 @@ public sealed class DurableLog : IAsyncDisposable
             startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
         }
 
-        var cursor = new RecordCursor(handle, segment.Path, start, limit, startIndex);
+        using var cursor = new RecordCursor(handle, segment.Path, start, limit, startIndex);
         while (cursor.Index <= last)
         {
             if (!cursor.Next(out var record))
@@ -701,7 +701,7 @@ public sealed class DurableLog : IAsyncDisposable
     private static List<long> IndexSegment(Segment segment, SafeFileHandle handle, long length)
     {
         var sparse = new List<long>((int)((segment.Count + Segment.SparseEvery - 1) / Segment.SparseEvery));
-        var cursor = new RecordCursor(handle, segment.Path, 0, length, segment.FirstIndex);
+        using var cursor = new RecordCursor(handle, segment.Path, 0, length, segment.FirstIndex);
         var n = 0L;
         while (true)
         {
@@ -733,7 +733,7 @@ public sealed class DurableLog : IAsyncDisposable
     {
         using var handle = File.OpenHandle(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         var offsets = new List<long>();
-        var cursor = new RecordCursor(handle, segment.Path, 0, segment.Length, segment.FirstIndex);
+        using var cursor = new RecordCursor(handle, segment.Path, 0, segment.Length, segment.FirstIndex);
         while (true)
         {
             var offset = cursor.Offset;

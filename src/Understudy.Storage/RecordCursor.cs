@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
 using Understudy.Protocol;
@@ -8,15 +9,16 @@ namespace Understudy.Storage;
 /// Walks the records of a segment file from an offset up to a byte limit with positioned reads through a
 /// buffer, checking each record's checksum and index. For reads of written data: anything that is not a whole,
 /// valid record is damage (a <see cref="StorageException"/>), since the limit never covers a write in progress.
+/// The buffer is pooled (reads are frequent and short-lived): dispose the cursor once its records are parsed.
 /// </summary>
-internal sealed class RecordCursor
+internal sealed class RecordCursor : IDisposable
 {
-    private const int ChunkBytes = 256 * 1024;
+    private const int ChunkBytes = 128 * 1024;
 
     private readonly SafeFileHandle _handle;
     private readonly string _path;
     private readonly long _limit;
-    private byte[] _buffer = new byte[ChunkBytes];
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
     private long _bufferStart;
     private int _bufferLength;
 
@@ -96,6 +98,12 @@ internal sealed class RecordCursor
         }
     }
 
+    public void Dispose()
+    {
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = [];
+    }
+
     private StorageException Damaged(string problem) =>
         new($"Segment '{_path}' is damaged at byte {Offset} ({problem}), inside data the log wrote and synced: committed entries there cannot be read. {LogRecovery.Remedy}");
 
@@ -115,7 +123,8 @@ internal sealed class RecordCursor
 
         if (_buffer.Length < count)
         {
-            _buffer = new byte[Math.Max(count, _buffer.Length * 2)];
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(count, _buffer.Length * 2));
         }
 
         var want = (int)Math.Min(_buffer.Length, _limit - Offset);
