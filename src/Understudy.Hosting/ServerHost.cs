@@ -279,6 +279,16 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     public void SaveEpoch(long epoch) => _log.SaveEpoch(epoch);
 
+    public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
+    {
+        // Not stored yet (needs the snapshot store): a restart replays the whole log, as before.
+    }
+
+    public void CompactLog(long belowIndex)
+    {
+        // Not compacted yet: see SaveSnapshot.
+    }
+
     public void Report(in ServerEvent e)
     {
         switch (e.Kind)

