@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using Understudy.Core.StateMachines;
@@ -40,6 +41,13 @@ public sealed class ServerNode
     private long _lastHeartbeatAt = long.MinValue;
     private long _lastTickAt = long.MinValue;
 
+    // Snapshots: the newest one stored, the one being written (0: none), and how far the log was compacted.
+    private long _snapshotIndex;
+    private long _snapshotEpoch;
+    private long _snapshotInFlight;
+    private long _snapshotInFlightEpoch;
+    private long _compactedBelow = 1;
+
     // On the node, not the primary role: request ids stay unique across this process's epochs.
     private long _nextRequestId;
 
@@ -69,8 +77,25 @@ public sealed class ServerNode
         _time = time;
         _commitRule = commitRule ?? AllInSyncCommitRule.Instance;
         _commitView = new CommitView(this);
-        _log = new ReplicatedLog(recoveredLog ?? []);
+        var baseIndex = snapshot?.Index ?? 0;
+        _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
+        (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
         State = new ReplicatedState(stateMachine, options.MaxClientSessions);
+        if (snapshot is { } restored)
+        {
+            // Everything through the snapshot was committed (a snapshot is only taken of applied entries).
+            State.Restore(restored.State.Span);
+            if (State.AppliedIndex != restored.Index)
+            {
+                throw new InvalidOperationException($"snapshot at {restored.Index} holds a state applied through {State.AppliedIndex}");
+            }
+
+            _commitIndex = restored.Index;
+            _snapshotIndex = restored.Index;
+            _snapshotEpoch = restored.Epoch;
+            _compactedBelow = _log.FirstIndex;
+        }
+
         _recoveredEpoch = Math.Max(recoveredEpoch, _log.LastEpoch);
         _epoch = _recoveredEpoch;
         _durableIndex = _log.LastIndex;
@@ -105,6 +130,9 @@ public sealed class ServerNode
     public ReplicatedState State { get; }
 
     public ReplicatedLog Log => _log;
+
+    /// <summary>The last entry the newest stored snapshot covers (0: none).</summary>
+    public long SnapshotIndex => _snapshotIndex;
 
     /// <summary>True while this server is primary and may serve reads and writes.</summary>
     public bool IsServing => _role is PrimaryRole primary && primary.IsServing;
@@ -209,13 +237,29 @@ public sealed class ServerNode
                 break;
         }
 
+        _log.Evict(Math.Min(_commitIndex, _durableIndex));
+
         AssertInvariants();
     }
 
     /// <summary>The snapshot through <paramref name="index"/> asked for with <see cref="IServerEnvironment.SaveSnapshot"/> is durable.</summary>
     public void OnSnapshotSaved(long index)
     {
-        _ = index;
+        if (index != _snapshotInFlight)
+        {
+            return;
+        }
+
+        _snapshotInFlight = 0;
+        if (index > _snapshotIndex)
+        {
+            _snapshotIndex = index;
+            _snapshotEpoch = _snapshotInFlightEpoch;
+            _log.SetBase(_snapshotIndex, _snapshotEpoch);
+        }
+
+        Compact();
+        AssertInvariants();
     }
 
     /// <summary>The transport lost its connection to another server.</summary>
@@ -367,6 +411,12 @@ public sealed class ServerNode
             throw new InvariantViolationException("a primary's epoch > the epoch it recovered with", $"epoch {_epoch}, recovered {_recoveredEpoch}");
         }
 
+        // Nothing above a stored snapshot is compacted, nor anything not yet committed.
+        if (_compactedBelow > _snapshotIndex + 1 || _compactedBelow > _commitIndex + 1)
+        {
+            throw new InvariantViolationException("compacted below <= snapshot index + 1 and <= commit index + 1", $"compacted below {_compactedBelow}, snapshot {_snapshotIndex}, commit index {_commitIndex}");
+        }
+
         _role.CheckInvariants();
     }
 
@@ -465,7 +515,56 @@ public sealed class ServerNode
                 primary.OnApplied(entry, result);
             }
         }
+
+        _log.Evict(Math.Min(_commitIndex, _durableIndex));
+        MaybeSnapshot();
     }
+
+    /// <summary>Asks for a snapshot once enough entries were applied since the last one (one at a time).</summary>
+    private void MaybeSnapshot()
+    {
+        var every = Options.SnapshotEveryEntries;
+        var applied = State.AppliedIndex;
+        if (every == 0 || _snapshotInFlight != 0 || applied - _snapshotIndex < every)
+        {
+            return;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        State.WriteSnapshot(buffer);
+        _snapshotInFlight = applied;
+        _snapshotInFlightEpoch = _log.EpochAt(applied);
+        _env.Report(new ServerEvent(ServerEventKind.SnapshotTaken, _epoch, NodeAddress.None, applied, $"{buffer.WrittenCount} bytes"));
+        _env.SaveSnapshot(applied, _snapshotInFlightEpoch, buffer.WrittenMemory);
+    }
+
+    /// <summary>
+    /// The log may lose what is under the stored snapshot, except what the state machine still reads (retention's
+    /// floor) and what an in-sync backup still needs: below min(snapshot + 1, retention floor, backups' match + 1).
+    /// </summary>
+    private void Compact()
+    {
+        var below = _snapshotIndex + 1;
+        if (State.Machine is ILogBackedStateMachine backed)
+        {
+            below = Math.Min(below, backed.RetainedFromIndex);
+        }
+
+        if (_role is PrimaryRole primary)
+        {
+            below = Math.Min(below, primary.LowestInSyncNeed());
+        }
+
+        below = Math.Min(below, _commitIndex + 1);
+        if (below > _compactedBelow)
+        {
+            _compactedBelow = below;
+            _env.CompactLog(below);
+        }
+    }
+
+    /// <summary>The log was compacted below this index (entries under it may be gone from disk).</summary>
+    public long CompactedBelow => _compactedBelow;
 
     /// <summary>Drops the log from <paramref name="fromIndex"/> on (never a committed entry); syncs in flight no longer count.</summary>
     internal void TruncateLogFrom(long fromIndex)
