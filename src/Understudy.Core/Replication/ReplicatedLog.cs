@@ -125,7 +125,8 @@ public sealed class ReplicatedLog : ILogReader
             return Slot(index - 1).Epoch;
         }
 
-        if (index == _baseIndex && (_archive is null || _archive.FirstIndex > index))
+        // The snapshot's edge: its epoch is known from the snapshot, whether or not the entry is still on disk.
+        if (index == _baseIndex)
         {
             return _baseEpoch;
         }

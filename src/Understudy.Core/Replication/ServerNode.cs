@@ -46,6 +46,11 @@ public sealed class ServerNode
     private long _snapshotEpoch;
     private long _snapshotInFlight;
     private long _snapshotInFlightEpoch;
+
+    // The lowest log index the state machine reads in the stored snapshot's state (and in the one in flight): a
+    // restart from that snapshot needs it, even if the live state's retention has moved past it since.
+    private long _snapshotRetainedFrom = long.MaxValue;
+    private long _snapshotInFlightRetainedFrom = long.MaxValue;
     private long _compactedBelow = 1;
 
     // On the node, not the primary role: request ids stay unique across this process's epochs.
@@ -94,6 +99,7 @@ public sealed class ServerNode
             _snapshotIndex = restored.Index;
             _snapshotEpoch = restored.Epoch;
             _compactedBelow = _log.FirstIndex;
+            _snapshotRetainedFrom = (stateMachine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
         }
 
         _recoveredEpoch = Math.Max(recoveredEpoch, _log.LastEpoch);
@@ -255,10 +261,12 @@ public sealed class ServerNode
         {
             _snapshotIndex = index;
             _snapshotEpoch = _snapshotInFlightEpoch;
+            _snapshotRetainedFrom = _snapshotInFlightRetainedFrom;
             _log.SetBase(_snapshotIndex, _snapshotEpoch);
         }
 
         Compact();
+        MaybeSnapshot();
         AssertInvariants();
     }
 
@@ -534,6 +542,7 @@ public sealed class ServerNode
         State.WriteSnapshot(buffer);
         _snapshotInFlight = applied;
         _snapshotInFlightEpoch = _log.EpochAt(applied);
+        _snapshotInFlightRetainedFrom = (State.Machine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
         _env.Report(new ServerEvent(ServerEventKind.SnapshotTaken, _epoch, NodeAddress.None, applied, $"{buffer.WrittenCount} bytes"));
         _env.SaveSnapshot(applied, _snapshotInFlightEpoch, buffer.WrittenMemory);
     }
@@ -541,10 +550,11 @@ public sealed class ServerNode
     /// <summary>
     /// The log may lose what is under the stored snapshot, except what the state machine still reads (retention's
     /// floor) and what an in-sync backup still needs: below min(snapshot + 1, retention floor, backups' match + 1).
+    /// The floor is the snapshot's, not the live state's: a restart from the snapshot reads from there.
     /// </summary>
     private void Compact()
     {
-        var below = _snapshotIndex + 1;
+        var below = Math.Min(_snapshotIndex + 1, _snapshotRetainedFrom);
         if (State.Machine is ILogBackedStateMachine backed)
         {
             below = Math.Min(below, backed.RetainedFromIndex);

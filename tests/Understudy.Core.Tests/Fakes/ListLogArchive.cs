@@ -8,7 +8,10 @@ public sealed class ListLogArchive : ILogArchive
 {
     private readonly List<LogEntry> _entries = [];
 
-    public long FirstIndex { get; private set; } = 1;
+    /// <summary>An empty log whose next entry will be <paramref name="firstIndex"/> (after a snapshot, its index + 1).</summary>
+    public ListLogArchive(long firstIndex = 1) => FirstIndex = firstIndex;
+
+    public long FirstIndex { get; private set; }
 
     public long LastIndex => FirstIndex + _entries.Count - 1;
 
@@ -27,6 +30,15 @@ public sealed class ListLogArchive : ILogArchive
         }
 
         _entries.Add(entry);
+    }
+
+    public void TruncateFrom(long index)
+    {
+        if (index <= LastIndex)
+        {
+            var from = (int)Math.Max(0, index - FirstIndex);
+            _entries.RemoveRange(from, _entries.Count - from);
+        }
     }
 
     public void RemoveBelow(long index)
