@@ -110,7 +110,16 @@ internal sealed partial class PrimaryRole
         f.Probing = true;
         f.ForgetInflight();
         f.WaitingSince = long.MinValue;
-        f.NextIndex = Math.Clamp(Math.Min(candidate, ack.PrevIndex), 1, Log.LastIndex + 1);
+        // Below the compacted log no frame can be built. Try once from the lowest point still possible (the backup
+        // may hold it, committed); if even that was refused, only a snapshot can help (SendEntries reports it).
+        var next = Math.Min(candidate, ack.PrevIndex);
+        var lowest = Log.LowestReplicablePrev + 1;
+        if (next < lowest && ack.PrevIndex >= lowest)
+        {
+            next = lowest;
+        }
+
+        f.NextIndex = Math.Clamp(next, 1, Log.LastIndex + 1);
     }
 
     private void EnsureFollowers(long now)

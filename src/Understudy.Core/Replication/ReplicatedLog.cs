@@ -143,6 +143,9 @@ public sealed class ReplicatedLog : ILogReader
     /// </summary>
     public bool CanReplicateAfter(long prevIndex) => prevIndex + 1 >= FirstIndex && KnowsEpochAt(prevIndex);
 
+    /// <summary>The lowest previous index a frame can be built on (see <see cref="CanReplicateAfter"/>).</summary>
+    public long LowestReplicablePrev => KnowsEpochAt(FirstIndex - 1) ? FirstIndex - 1 : FirstIndex;
+
     public void Append(in LogEntry entry)
     {
         if (entry.Index != LastIndex + 1)

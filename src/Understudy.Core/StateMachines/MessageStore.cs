@@ -59,7 +59,8 @@ public sealed class MessageStore : ILogBackedStateMachine
     public int RunCount => _runs.Count;
 
     /// <inheritdoc />
-    public long RetainedFromIndex => _firstRetained > _count ? long.MaxValue : IndexOf(_firstRetained);
+    /// <remarks>Until retention has removed a message, the whole log is kept (entries before the first message too).</remarks>
+    public long RetainedFromIndex => _firstRetained == 1 ? 1 : _firstRetained > _count ? long.MaxValue : IndexOf(_firstRetained);
 
     /// <summary>The message with sequence number <paramref name="seq"/> (from 1).</summary>
     public string this[long seq]

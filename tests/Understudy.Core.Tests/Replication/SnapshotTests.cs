@@ -98,7 +98,8 @@ public class SnapshotTests
         var p = Primary(1200);
         SaveSnapshots(p);
 
-        Assert.All(p.Env.Of<CompactedLog>(), c => Assert.True(c.BelowIndex <= 2, $"compacted below {c.BelowIndex}; message 1 is at log index 2"));
+        Assert.Empty(p.Env.Of<CompactedLog>());
+        Assert.Equal(1, p.Node.Log.FirstIndex);
         Assert.Equal(1200, Read(p, 1, 10_000).Count);
     }
 
@@ -154,7 +155,7 @@ public class SnapshotTests
     [Fact]
     public void A_backup_behind_the_compacted_log_is_reported_as_needing_a_snapshot_and_sent_no_frames()
     {
-        var p = new ServerHarness(P, Small, disk: new ListLogArchive());
+        var p = new ServerHarness(P, Small, disk: new ListLogArchive(), machine: new MessageStore(new MessageRetention { Messages = 10 }));
         p.Push(Config(1, 5, P, [P], members: [P, B1]));
         p.SyncDisk();
         for (var i = 1; i <= 1200; i++)
@@ -164,16 +165,24 @@ public class SnapshotTests
 
         p.SyncDisk();
         SaveSnapshots(p);
-        Assert.True(p.Node.Log.FirstIndex > 1, "fixture: the log should be compacted");
+        var lowest = p.Node.Log.LowestReplicablePrev;
+        Assert.True(lowest > 1, "fixture: the log should be compacted");
         p.Forget();
 
-        // The backup's log is empty: it asks from entry 1, which is gone.
-        p.Deliver(new ReplicateAck(1, B1, BackupIncarnation, false, 0, 0, 0, 1000, 0, 0, 0));
+        // The backup's log is empty. The primary tries once from the lowest entry it still has...
+        p.Deliver(new ReplicateAck(1, B1, BackupIncarnation, false, 0, 0, 0, p.Node.LastIndex, 0, 0, 0));
+        p.Advance(TimeSpan.FromMilliseconds(50), renewLease: true);
+        var probe = Assert.Single(p.Env.SentTo<Replicate>(B1));
+        Assert.Equal(lowest, probe.PrevIndex);
+        Assert.Empty(p.Env.EventsOf(ServerEventKind.NeedsSnapshot));
+
+        // ...and when that is refused too, reports it and sends nothing more: only a snapshot can help.
+        p.Deliver(new ReplicateAck(1, B1, BackupIncarnation, false, 0, 0, 0, lowest, 0, 0, 0));
         p.Advance(TimeSpan.FromMilliseconds(300), renewLease: true);
 
         var reported = Assert.Single(p.Env.EventsOf(ServerEventKind.NeedsSnapshot));
         Assert.Equal(B1, reported.Peer);
-        Assert.Empty(p.Env.SentTo<Replicate>(B1));
+        Assert.Single(p.Env.SentTo<Replicate>(B1));
     }
 
     [Fact]
