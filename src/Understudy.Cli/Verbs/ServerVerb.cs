@@ -29,17 +29,18 @@ internal static class ServerVerb
         var snapshotEvery = new Option<string?>("--snapshot-every") { Description = "Take a snapshot every N applied entries, so a restart replays only the log after it (default 100000; 0: never). Env: UNDERSTUDY_SERVER__SNAPSHOTEVERY." };
         var retentionMessages = new Option<string?>("--retention-messages") { Description = "Keep only the newest N messages; older ones are removed and their log compacted (default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONMESSAGES." };
         var retentionBytes = new Option<string?>("--retention-bytes") { Description = "Keep only the newest messages totalling at most B bytes of text (suffix k, m or g for KiB, MiB, GiB; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONBYTES." };
+        var logWindow = new Option<string?>("--log-window") { Description = "Most committed entries kept in memory; older ones are read from disk when needed (default 65536). Env: UNDERSTUDY_SERVER__LOGWINDOW." };
         var retentionAge = new Option<string?>("--retention-age") { Description = "Not available yet: log entries carry no time to age them by." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("server", "Run one server: it holds the log, serves clients as primary or follows as a hot backup, and heartbeats to the monitor.")
         {
-            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, retentionMessages, retentionBytes, retentionAge, logLevel, settings,
+            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, retentionMessages, retentionBytes, retentionAge, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (logLevel, "LogLevel"));
+            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (logLevel, "LogLevel"));
             if (s.Has("RetentionAge"))
             {
                 throw new UsageException("--retention-age is not available yet: log entries carry no time to age them by; use --retention-messages or --retention-bytes");
@@ -63,6 +64,7 @@ internal static class ServerVerb
                     Priority = s.Has("Priority") ? s.Int("Priority", 0, "--priority") : null,
                     HeartbeatInterval = s.Millis("HeartbeatMs", TimeSpan.FromMilliseconds(50), "--heartbeat-ms", 1, 60_000),
                     SnapshotEveryEntries = Count(s.Text("SnapshotEvery", "100000"), "--snapshot-every", 0) ?? 100_000,
+                    LogWindowEntries = (int)Math.Min(int.MaxValue, Count(s.Text("LogWindow", "65536"), "--log-window", 1) ?? 65_536),
                 },
                 Retention = new MessageRetention
                 {
