@@ -122,6 +122,15 @@ public class ServerNodeBenchmarks
         {
         }
 
+        public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
+        {
+            // The benchmark measures the replication path; snapshots are never answered, so none is stored.
+        }
+
+        public void CompactLog(long belowIndex)
+        {
+        }
+
         public void Report(in ServerEvent e)
         {
         }

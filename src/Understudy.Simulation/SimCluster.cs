@@ -130,7 +130,8 @@ internal sealed class SimCluster
     public long CheckCommitted(SimServer server, long checkedThrough)
     {
         var node = server.Node!;
-        for (var i = checkedThrough + 1; i <= node.CommitIndex; i++)
+        // A server restarted from a snapshot holds entries only from its log's first index on.
+        for (var i = Math.Max(checkedThrough + 1, node.Log.FirstIndex); i <= node.CommitIndex; i++)
         {
             var entry = node.Log[i];
             if (i > _committed.Count)

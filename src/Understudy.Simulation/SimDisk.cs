@@ -1,3 +1,4 @@
+using Understudy.Core.Replication;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation;
@@ -5,15 +6,25 @@ namespace Understudy.Simulation;
 /// <summary>
 /// A server's disk. Writes go to the page cache (pending) and become durable, in order, when a sync
 /// completes. A crash keeps the durable image plus a random prefix of the pending writes (the last
-/// append possibly torn) and loses the rest, as a real file system may.
+/// append possibly torn) and loses the rest, as a real file system may. Compactions are writes too (ordered
+/// with appends, lost in a crash unless synced). A snapshot is stored whole or not at all (temp file and
+/// rename): one whose write had not finished at a crash is lost. It is also the node's <see cref="ILogArchive"/>:
+/// durable entries are read back from it.
 /// </summary>
-internal sealed class SimDisk
+internal sealed class SimDisk : ILogArchive
 {
     private readonly List<LogEntry> _durable = [];
     private readonly Queue<DiskOp> _pending = new();
+    private long _first = 1;
     private long _opSeq;
 
     public long SavedEpoch { get; private set; }
+
+    /// <summary>The newest snapshot stored (null: none).</summary>
+    public ServerSnapshot? Snapshot { get; private set; }
+
+    /// <summary>The oldest durable entry's index (the next one's when the log is empty).</summary>
+    public long FirstIndex => _first;
 
     /// <summary>The id of the last write: a sync requested now covers everything up to it.</summary>
     public long SyncPoint => _opSeq;
@@ -21,11 +32,24 @@ internal sealed class SimDisk
     /// <summary>When the last scheduled fsync finishes (fsyncs complete in order).</summary>
     public long LastSyncDone { get; set; }
 
-    public void Append(ReadOnlySpan<LogEntry> entries) => _pending.Enqueue(new DiskOp(++_opSeq, entries.ToArray(), 0));
+    private long LastDurable => _first + _durable.Count - 1;
 
-    public void Truncate(long fromIndex) => _pending.Enqueue(new DiskOp(++_opSeq, null, fromIndex));
+    public void Append(ReadOnlySpan<LogEntry> entries) => _pending.Enqueue(new DiskOp(++_opSeq, entries.ToArray(), 0, 0));
+
+    public void Truncate(long fromIndex) => _pending.Enqueue(new DiskOp(++_opSeq, null, fromIndex, 0));
+
+    public void Compact(long belowIndex) => _pending.Enqueue(new DiskOp(++_opSeq, null, 0, belowIndex));
 
     public void SaveEpoch(long epoch) => SavedEpoch = Math.Max(SavedEpoch, epoch);
+
+    /// <summary>A snapshot write finished (rename done): it replaces an older one.</summary>
+    public void StoreSnapshot(ServerSnapshot snapshot)
+    {
+        if (Snapshot is not { } current || snapshot.Index > current.Index)
+        {
+            Snapshot = snapshot;
+        }
+    }
 
     /// <summary>Everything written up to <paramref name="throughOp"/> is now on disk.</summary>
     public void MakeDurable(long throughOp)
@@ -52,15 +76,61 @@ internal sealed class SimDisk
         return ops.Length - kept;
     }
 
-    public (long Epoch, List<LogEntry> Entries) Recover() => (SavedEpoch, [.. _durable]);
+    /// <summary>What a restart finds: the saved epoch, the newest snapshot, and the log entries after it.</summary>
+    public (long Epoch, ServerSnapshot? Snapshot, List<LogEntry> Entries) Recover()
+    {
+        var after = Snapshot?.Index ?? 0;
+        if (LastDurable < after)
+        {
+            // The snapshot reaches past the log's end (it covered entries applied before they were durable here):
+            // the log continues after it, as DurableLog.ResetTo does.
+            _durable.Clear();
+            _first = after + 1;
+        }
+
+        return (SavedEpoch, Snapshot, [.. _durable.Where(e => e.Index > after)]);
+    }
+
+    /// <inheritdoc />
+    public LogEntry[] Read(long from, int maxCount, int maxBytes)
+    {
+        if (from < _first || from > LastDurable)
+        {
+            return [];
+        }
+
+        var result = new List<LogEntry>();
+        var bytes = 0;
+        for (var i = from; i <= LastDurable && result.Count < maxCount; i++)
+        {
+            var e = _durable[(int)(i - _first)];
+            result.Add(e);
+            bytes += e.WireSize;
+            if (bytes >= maxBytes)
+            {
+                break;
+            }
+        }
+
+        return [.. result];
+    }
 
     private void Apply(DiskOp op, int limit)
     {
+        if (op.CompactBelow > 0)
+        {
+            var drop = (int)Math.Clamp(op.CompactBelow - _first, 0, _durable.Count);
+            _durable.RemoveRange(0, drop);
+            _first += drop;
+            return;
+        }
+
         if (op.Entries is null)
         {
-            if (op.TruncateFrom <= _durable.Count)
+            if (op.TruncateFrom <= LastDurable)
             {
-                _durable.RemoveRange((int)(op.TruncateFrom - 1), (int)(_durable.Count - op.TruncateFrom + 1));
+                var from = (int)Math.Max(0, op.TruncateFrom - _first);
+                _durable.RemoveRange(from, _durable.Count - from);
             }
 
             return;
@@ -70,16 +140,16 @@ internal sealed class SimDisk
         for (var i = 0; i < count; i++)
         {
             var e = op.Entries[i];
-            if (e.Index != _durable.Count + 1)
+            if (e.Index != LastDurable + 1)
             {
-                throw new InvalidOperationException($"simulated disk: entry {e.Index} written after {_durable.Count}; writes must be contiguous");
+                throw new InvalidOperationException($"simulated disk: entry {e.Index} written after {LastDurable}; writes must be contiguous");
             }
 
             _durable.Add(e);
         }
     }
 
-    private sealed record DiskOp(long Seq, LogEntry[]? Entries, long TruncateFrom);
+    private sealed record DiskOp(long Seq, LogEntry[]? Entries, long TruncateFrom, long CompactBelow);
 }
 
 /// <summary>

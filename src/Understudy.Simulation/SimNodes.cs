@@ -37,7 +37,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         Up = true;
         _checkedCommit = 0;
         _activeMonitor = null;
-        var (epoch, entries) = Disk.Recover();
+        var (epoch, snapshot, entries) = Disk.Recover();
         Node = new ServerNode(
             Address,
             World.Random.NextUInt64(),
@@ -47,8 +47,15 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             _clock,
             epoch,
             entries,
-            World.Options.CommitRule?.Invoke());
-        World.Log(Name, $"started: recovered epoch {epoch}, {entries.Count} entries");
+            World.Options.CommitRule?.Invoke(),
+            archive: Disk,
+            snapshot: snapshot);
+        if (snapshot is not null)
+        {
+            World.CountFault("started-from-snapshot");
+        }
+
+        World.Log(Name, $"started: recovered epoch {epoch}, snapshot at {snapshot?.Index ?? 0}, {entries.Count} entries after it");
         ScheduleTicks(() => Node!.Tick());
     }
 
@@ -154,6 +161,24 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     }
 
     public void SaveEpoch(long epoch) => Disk.SaveEpoch(epoch);
+
+    public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
+    {
+        // Written in the background (temp file, fsync, rename): stored whole when done, lost if the server dies first.
+        var life = Life;
+        World.At(World.Now + 100 + World.Random.Next(3000), () =>
+        {
+            if (!Up || life != Life)
+            {
+                return;
+            }
+
+            Disk.StoreSnapshot(new ServerSnapshot(index, epoch, snapshot));
+            Deliver(life, () => Node!.OnSnapshotSaved(index));
+        });
+    }
+
+    public void CompactLog(long belowIndex) => Disk.Compact(belowIndex);
 
     public void Report(in ServerEvent e)
     {

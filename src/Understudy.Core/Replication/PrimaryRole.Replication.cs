@@ -110,7 +110,16 @@ internal sealed partial class PrimaryRole
         f.Probing = true;
         f.ForgetInflight();
         f.WaitingSince = long.MinValue;
-        f.NextIndex = Math.Clamp(Math.Min(candidate, ack.PrevIndex), 1, Log.LastIndex + 1);
+        // Below the compacted log no frame can be built. Try once from the lowest point still possible (the backup
+        // may hold it, committed); if even that was refused, only a snapshot can help (SendEntries reports it).
+        var next = Math.Min(candidate, ack.PrevIndex);
+        var lowest = Log.LowestReplicablePrev + 1;
+        if (next < lowest && ack.PrevIndex >= lowest)
+        {
+            next = lowest;
+        }
+
+        f.NextIndex = Math.Clamp(next, 1, Log.LastIndex + 1);
     }
 
     private void EnsureFollowers(long now)
@@ -124,8 +133,37 @@ internal sealed partial class PrimaryRole
         }
     }
 
+    /// <summary>The lowest log index an in-sync backup may still be sent: compaction stays below it.</summary>
+    internal long LowestInSyncNeed()
+    {
+        var need = long.MaxValue;
+        foreach (var f in _followers.Values)
+        {
+            if (Config.IsInSync(f.Address) || _pendingAdds.ContainsKey(f.Address))
+            {
+                need = Math.Min(need, f.MatchIndex + 1);
+            }
+        }
+
+        return need;
+    }
+
     private void SendEntries(FollowerProgress f, long now, bool keepAlive)
     {
+        if (!Log.CanReplicateAfter(Math.Min(f.NextIndex - 1, Log.LastIndex)))
+        {
+            // The entries it needs are compacted away: only a snapshot can catch it up, and sending one is not
+            // built yet. It gets no frames, so it stays out of (or is asked out of) the in-sync set.
+            if (_needsSnapshot.Add(f.Address))
+            {
+                Env.Report(new ServerEvent(ServerEventKind.NeedsSnapshot, Epoch, f.Address, f.NextIndex, $"needs entry {f.NextIndex}, the log starts at {Log.FirstIndex}"));
+            }
+
+            return;
+        }
+
+        _needsSnapshot.Remove(f.Address);
+
         if (f.Probing)
         {
             if (f.Inflight > 0)
