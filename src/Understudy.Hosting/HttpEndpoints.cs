@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Understudy.Core.StateMachines;
 using Understudy.Protocol;
 
 namespace Understudy.Hosting;
@@ -106,6 +107,10 @@ public static class HttpEndpoints
             m.CommitIndex.Set(n.CommitIndex);
             m.DurableIndex.Set(n.DurableIndex);
             m.InSyncSize.Set(n.Config.InSync.Length);
+            m.FirstIndex.Set(n.Log.FirstIndex);
+            m.WindowEntries.Set(n.Log.WindowCount);
+            m.SnapshotIndex.Set(n.SnapshotIndex);
+            m.RetentionFloor.Set(n.State.Machine is MessageStore store ? store.FirstRetained : 1);
             foreach (var f in n.Followers)
             {
                 m.ReplicaMatchIndex.WithLabels(f.Address.ToString()).Set(f.MatchIndex);

@@ -45,8 +45,11 @@ public sealed record ServerHostOptions
     /// <summary>Shared cluster key (at least 16 bytes) authenticating every member message; empty for none.</summary>
     public ReadOnlyMemory<byte> ClusterKey { get; init; }
 
-    /// <summary>Protocol settings (heartbeat interval, min-in-sync, priority, batching...).</summary>
+    /// <summary>Protocol settings (heartbeat interval, min-in-sync, priority, batching, snapshot interval...).</summary>
     public ServerOptions Protocol { get; init; } = new();
+
+    /// <summary>How many messages the message store keeps (--retention-messages, --retention-bytes); all by default.</summary>
+    public MessageRetention Retention { get; init; } = MessageRetention.KeepEverything;
 
     public NodeAddress Identity => Advertise ?? (Listen.Host is "0.0.0.0" or "::" ? Listen with { Host = "127.0.0.1" } : Listen);
 
@@ -76,6 +79,7 @@ public sealed record ServerHostOptions
         OptionChecks.ClusterKey(ClusterKey);
 
         Protocol.Validate();
+        Retention.Validate();
     }
 }
 
@@ -102,6 +106,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private EventLoop _loop = null!;
     private FrameServer? _server;
     private MonitorLinks? _monitors;
+
+    // The snapshot being written in the background (one at a time: the node asks for the next only once told).
+    private Task _snapshotWrite = Task.CompletedTask;
 
     private ServerHost(ServerHostOptions options, ILoggerFactory loggers)
     {
@@ -149,12 +156,18 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
     {
-        _log = DurableLog.Open(_options.DataDirectory, new DurableLogOptions
+        // The newest valid snapshot (a torn or corrupt one is refused and the one before used) and only the log after it.
+        _log = DurableLog.OpenFromSnapshot(_options.DataDirectory, new DurableLogOptions
         {
             FsyncPolicy = _options.Fsync,
             Synced = (index, generation) => _loop.Post(() => _node.OnLogSynced(index, generation)),
             Faulted = e => _fatal.TrySetResult($"the log's disk failed: {e.Message}"),
         }, _logger);
+        if (_log.LastIndex < _log.RecoveredFrom - 1)
+        {
+            // The snapshot reaches past the log's end (installed from a primary): the log continues after it.
+            _log.ResetTo(_log.RecoveredFrom);
+        }
 
         var protocol = _options.Protocol with
         {
@@ -162,7 +175,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             ProcessId = Environment.ProcessId,
             HttpPort = _options.HttpPort,
         };
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageStore(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries);
+        var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageStore(_options.Retention), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
+        RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
             () =>
             {
@@ -180,6 +195,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     /// <summary>Reads the node's state on its loop (for HTTP endpoints and metrics).</summary>
     public Task<T> ReadAsync<T>(Func<ServerNode, T> read) => _loop.InvokeAsync(() => read(_node));
+
+    /// <summary>Log entries read at start-up (those after the snapshot it started from).</summary>
+    public int RecoveredEntries { get; private set; }
 
     /// <summary>Storage statistics (thread-safe).</summary>
     public DurableLogStats StorageStats => _log.Stats;
@@ -307,6 +325,37 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     public void SaveEpoch(long epoch) => _log.SaveEpoch(epoch);
 
+    public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
+    {
+        // Off the loop: a snapshot is written, fsynced and renamed while the node keeps serving. Until it answers, the
+        // node asks for no other, and nothing is compacted.
+        var store = _log.Snapshots;
+        _snapshotWrite = _snapshotWrite.ContinueWith(
+            _ =>
+            {
+                try
+                {
+                    store.Save(index, epoch, snapshot.Span);
+                    _loop.Post(() => _node.OnSnapshotSaved(index));
+                }
+                catch (Exception e) when (e is StorageException or IOException or UnauthorizedAccessException)
+                {
+                    // Not fatal: the log still holds everything; the next start replays more. No further snapshot is
+                    // asked for in this process (the node waits for this one), which the warning says.
+                    LogMessages.SnapshotFailed(_logger, index, e.Message);
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.None,
+            TaskScheduler.Default);
+    }
+
+    public void CompactLog(long belowIndex)
+    {
+        FlushAppends();
+        _log.RemoveBelow(belowIndex);
+    }
+
     public void Report(in ServerEvent e)
     {
         switch (e.Kind)
@@ -391,9 +440,19 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             await _server.DisposeAsync();
         }
 
+        await _snapshotWrite.ConfigureAwait(false);
         if (_log is not null)
         {
             await _log.DisposeAsync();
         }
+    }
+
+    /// <summary>The log on disk as the node's window reads it (entries it evicted, all durable by then).</summary>
+    private sealed class DiskArchive(DurableLog log) : ILogArchive
+    {
+        public long FirstIndex => log.FirstIndex;
+
+        public LogEntry[] Read(long from, int maxCount, int maxBytes) =>
+            from < log.FirstIndex ? [] : log.Read(from, Math.Max(1, maxCount), Math.Max(1, maxBytes));
     }
 }

@@ -37,6 +37,10 @@ public sealed class ServerMetrics
         FsyncSeconds = f.CreateCounter("understudy_server_fsync_seconds_total", "Total time spent in fsync on the log since start.");
         LastFsyncSeconds = f.CreateGauge("understudy_server_fsync_last_seconds", "Duration of the last fsync on the log.");
         Segments = f.CreateGauge("understudy_server_log_segments", "Segment files of the log.");
+        FirstIndex = f.CreateGauge("understudy_server_log_first_index", "Oldest entry still in the log (on disk); compaction moves it forward.");
+        WindowEntries = f.CreateGauge("understudy_server_log_window_entries", "Entries of the log held in memory.");
+        SnapshotIndex = f.CreateGauge("understudy_server_snapshot_index", "Last entry covered by the newest stored snapshot (0: none).");
+        RetentionFloor = f.CreateGauge("understudy_server_retention_first_message", "First message the store still holds; earlier ones were removed by retention.");
     }
 
     public CollectorRegistry Registry { get; }
@@ -104,4 +108,12 @@ public sealed class ServerMetrics
     public Gauge LastFsyncSeconds { get; }
 
     public Gauge Segments { get; }
+
+    public Gauge FirstIndex { get; }
+
+    public Gauge WindowEntries { get; }
+
+    public Gauge SnapshotIndex { get; }
+
+    public Gauge RetentionFloor { get; }
 }

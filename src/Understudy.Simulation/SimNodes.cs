@@ -155,6 +155,16 @@ internal sealed class SimServer : SimNode, IServerEnvironment
 
     public void SaveEpoch(long epoch) => Disk.SaveEpoch(epoch);
 
+    public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
+    {
+        // Not stored yet: the simulator's servers replay their whole log (SimDisk keeps every entry).
+    }
+
+    public void CompactLog(long belowIndex)
+    {
+        // Not stored yet: see SaveSnapshot.
+    }
+
     public void Report(in ServerEvent e)
     {
         if (e.Kind == ServerEventKind.SafetyViolation)

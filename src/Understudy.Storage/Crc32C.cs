@@ -20,7 +20,14 @@ internal static class Crc32C
     public static uint Compute(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second) =>
         ~Update(Update(uint.MaxValue, first), second);
 
-    private static uint Update(uint crc, ReadOnlySpan<byte> data)
+    /// <summary>The running value to start an incremental checksum with (<see cref="Update"/>, then <see cref="Finish"/>).</summary>
+    public const uint Start = uint.MaxValue;
+
+    /// <summary>The checksum of everything passed to <see cref="Update"/> since <see cref="Start"/>.</summary>
+    public static uint Finish(uint crc) => ~crc;
+
+    /// <summary>Adds <paramref name="data"/> to a running checksum (for data read in chunks).</summary>
+    public static uint Update(uint crc, ReadOnlySpan<byte> data)
     {
         while (data.Length >= 8)
         {

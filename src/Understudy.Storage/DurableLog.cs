@@ -1,5 +1,6 @@
-// Longer than the usual 500 lines on purpose: the writer task, segment rolling, truncation and fsync share the open
-// segment and the work queue. The record format lives in LogRecord.cs and start-up recovery in LogRecovery.cs.
+// Longer than the usual 500 lines on purpose: the writer task, segment rolling, truncation, compaction, fsync and
+// the readers share the segment list and the work queue. The record format lives in LogRecord.cs, record reading in
+// RecordCursor.cs and start-up recovery in LogRecovery.cs.
 using System.Buffers;
 using System.Diagnostics;
 using System.Threading.Channels;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 using Understudy.Protocol;
+using Understudy.Storage.Snapshots;
 
 namespace Understudy.Storage;
 
@@ -31,6 +33,13 @@ namespace Understudy.Storage;
 /// fsync the kernel may have dropped the dirty pages (the "fsyncgate" lesson), so retrying could report data
 /// durable that is not. Restarting recovers from what is really on disk.
 /// </para>
+/// <para>
+/// Reading and compaction: <see cref="Read"/> reads written entries back from the segment files, from any
+/// thread, while the writer appends; only the open segment keeps every record's offset in memory (see
+/// <see cref="Segment"/>), so memory does not grow with the log. <see cref="RemoveBelow"/> deletes whole old
+/// segments in order with the writer's work. The writer's destructive steps (truncation, compaction, reset)
+/// wait for reads in progress to finish, so a read never sees a file cut or deleted under it.
+/// </para>
 /// </remarks>
 public sealed class DurableLog : IAsyncDisposable
 {
@@ -51,7 +60,16 @@ public sealed class DurableLog : IAsyncDisposable
     private readonly Lock _enqueueLock = new();
     private readonly Lock _epochLock = new();
 
-    // Writer state: touched only by the writer task once the constructor has returned.
+    /// <summary>Guards the segment list and each segment's published Length/Count/Sparse, and the read handles.</summary>
+    private readonly Lock _segmentsLock = new();
+
+    /// <summary>Readers hold it shared while they read files; the writer holds it exclusively to cut or delete files.</summary>
+    private readonly ReaderWriterLockSlim _filesLock = new(LockRecursionPolicy.NoRecursion);
+
+    private readonly SegmentHandles _readHandles;
+
+    // Writer state: touched only by the writer task once the constructor has returned, except the segment list,
+    // which the writer changes (and readers read) under _segmentsLock.
     private readonly List<Segment> _segments;
     private readonly ArrayBufferWriter<byte> _pending = new(64 * 1024);
     private SafeFileHandle? _current;
@@ -76,20 +94,28 @@ public sealed class DurableLog : IAsyncDisposable
     private int _segmentCount;
     private long _lastIndex;
     private long _durableIndex;
+    private long _removedSegments;
 
-    private DurableLog(string directory, DurableLogOptions options, ILogger logger, FolderLock folderLock, RecoveredLog recovered, long epoch)
+    // Under _segmentsLock: the last index written to the operating system, so readable.
+    private long _readableIndex;
+
+    private DurableLog(string directory, DurableLogOptions options, ILogger logger, FolderLock folderLock, RecoveredLog recovered, long epoch, long recoverFrom, StoredSnapshot? snapshot)
     {
         _directory = directory;
         _options = options;
         _logger = logger;
         _folderLock = folderLock;
         _segments = recovered.Segments;
+        _readHandles = new SegmentHandles(options.ReadHandles);
         RecoveredEntries = recovered.Entries;
         RecoveredEpoch = epoch;
+        RecoveredFrom = recoverFrom;
+        RecoveredSnapshot = snapshot;
         _savedEpoch = epoch;
 
-        var last = recovered.Entries.Count == 0 ? 0 : recovered.Entries[^1].Index;
+        var last = recovered.LastIndex;
         _writtenIndex = last;
+        _readableIndex = last;
         _enqueuedLastIndex = last;
         _lastIndex = last;
         _durableIndex = last;
@@ -110,13 +136,74 @@ public sealed class DurableLog : IAsyncDisposable
         Truncate,
         Sync,
         FsyncTick,
+        RemoveBelow,
+        Reset,
     }
 
     /// <summary>The data folder (full path).</summary>
     public string Directory => _directory;
 
-    /// <summary>The log as recovered at open: indices from 1, contiguous, commands copied out of the files. For the server core's constructor.</summary>
+    /// <summary>
+    /// The log's tail as recovered at open: the entries from <see cref="RecoveredFrom"/> through the last on disk,
+    /// contiguous, commands copied out of the files (empty when the log ends before that index). For the server
+    /// core's constructor; older entries are read on demand with <see cref="Read"/>.
+    /// </summary>
     public IReadOnlyList<LogEntry> RecoveredEntries { get; }
+
+    /// <summary>
+    /// The first index recovery was asked for (1, or a snapshot's index + 1). When the log on disk ends before
+    /// <c>RecoveredFrom - 1</c> (a snapshot was installed past its end), the caller continues it with
+    /// <see cref="ResetTo"/>(<see cref="RecoveredFrom"/>).
+    /// </summary>
+    public long RecoveredFrom { get; }
+
+    /// <summary>
+    /// With <see cref="OpenFromSnapshot"/>: the newest valid snapshot, which <see cref="RecoveredEntries"/> continue
+    /// (null when there is none, or with the other Open overloads).
+    /// </summary>
+    public StoredSnapshot? RecoveredSnapshot { get; }
+
+    /// <summary>The snapshot store of this data folder (its <see cref="SnapshotFolderName"/> subfolder), under the same folder lock.</summary>
+    public SnapshotStore Snapshots { get; private set; } = null!;
+
+    /// <summary>Name of the subfolder of the data folder that holds snapshots.</summary>
+    public const string SnapshotFolderName = "snapshots";
+
+    /// <summary>What each segment keeps in memory, oldest first (for tests: sealed segments must not hold per-entry offsets).</summary>
+    internal List<(long FirstIndex, long Count, int? Offsets, int? Sparse)> SegmentMemory()
+    {
+        lock (_segmentsLock)
+        {
+            return [.. _segments.Select(s => (s.FirstIndex, s.Count, s.Offsets?.Count, s.Sparse?.Count))];
+        }
+    }
+
+    /// <summary>Read handles open now (for tests).</summary>
+    internal int OpenReadHandles
+    {
+        get
+        {
+            lock (_segmentsLock)
+            {
+                return _readHandles.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The first index still on disk, as the writer last left it: entries below were removed by
+    /// <see cref="RemoveBelow"/> (or the log began above 1 after a snapshot); <see cref="LastIndex"/> + 1 when empty.
+    /// </summary>
+    public long FirstIndex
+    {
+        get
+        {
+            lock (_segmentsLock)
+            {
+                return _segments.Count > 0 ? _segments[0].FirstIndex : _readableIndex + 1;
+            }
+        }
+    }
 
     /// <summary>The highest epoch saved with <see cref="SaveEpoch"/> before this open (0 if none).</summary>
     public long RecoveredEpoch { get; }
@@ -137,22 +224,78 @@ public sealed class DurableLog : IAsyncDisposable
     public StorageException? Fault => _fault;
 
     /// <summary>Counters for metrics.</summary>
-    public DurableLogStats Stats => new(
-        Interlocked.Read(ref _bytesWritten),
-        Interlocked.Read(ref _fsyncCount),
-        Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _fsyncTicksTotal)),
-        Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _fsyncTicksLast)),
-        Volatile.Read(ref _segmentCount),
-        Interlocked.Read(ref _lastIndex),
-        Interlocked.Read(ref _durableIndex));
+    public DurableLogStats Stats
+    {
+        get
+        {
+            long firstIndex;
+            long bytesOnDisk = 0;
+            lock (_segmentsLock)
+            {
+                firstIndex = _segments.Count > 0 ? _segments[0].FirstIndex : _readableIndex + 1;
+                foreach (var segment in _segments)
+                {
+                    bytesOnDisk += segment.Length;
+                }
+            }
+
+            var snapshot = Snapshots.Latest;
+            return new DurableLogStats(
+                Interlocked.Read(ref _bytesWritten),
+                Interlocked.Read(ref _fsyncCount),
+                Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _fsyncTicksTotal)),
+                Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _fsyncTicksLast)),
+                Volatile.Read(ref _segmentCount),
+                Interlocked.Read(ref _lastIndex),
+                Interlocked.Read(ref _durableIndex))
+            {
+                FirstIndex = firstIndex,
+                BytesOnDisk = bytesOnDisk,
+                RemovedSegments = Interlocked.Read(ref _removedSegments),
+                LastSnapshotIndex = snapshot?.Index ?? 0,
+                LastSnapshotBytes = snapshot?.Bytes ?? 0,
+                LastSnapshotTime = snapshot?.Time,
+            };
+        }
+    }
+
+    /// <summary>Opens the log recovering every entry on disk (recoverFrom = 1); see <see cref="Open(string, DurableLogOptions, long, ILogger?)"/>.</summary>
+    /// <exception cref="StorageException">The folder is in use, unreadable, or holds a damaged log; the message says how to fix it.</exception>
+    public static DurableLog Open(string directory, DurableLogOptions options, ILogger? logger = null) =>
+        Open(directory, options, 1, logger);
 
     /// <summary>
     /// Opens (creating if needed) the log in <paramref name="directory"/>, locks the folder against any other
-    /// process, and recovers: every record is checked, a torn tail of the last segment is cut off (and
-    /// logged), and damage anywhere else throws.
+    /// process, and recovers the tail from <paramref name="recoverFrom"/>: the segments holding those entries
+    /// are read and checked (a torn tail of the last segment is cut off and logged, damage anywhere else
+    /// throws); older segments are only listed, and checked when first read. An empty log starts at
+    /// <paramref name="recoverFrom"/>.
     /// </summary>
-    /// <exception cref="StorageException">The folder is in use, unreadable, or holds a damaged log; the message says how to fix it.</exception>
-    public static DurableLog Open(string directory, DurableLogOptions options, ILogger? logger = null)
+    /// <param name="directory">The data folder.</param>
+    /// <param name="options">Segment size, fsync policy, callbacks.</param>
+    /// <param name="recoverFrom">The first index the caller needs in <see cref="RecoveredEntries"/>: its snapshot's index + 1, or 1.</param>
+    /// <param name="logger">Where recovery and disk failures are reported.</param>
+    /// <exception cref="StorageException">The folder is in use, unreadable, holds a damaged log, or the log starts above <paramref name="recoverFrom"/> (the snapshot that covered the gap is missing).</exception>
+    public static DurableLog Open(string directory, DurableLogOptions options, long recoverFrom, ILogger? logger = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(recoverFrom, 1);
+        return OpenCore(directory, options, logger, _ => (recoverFrom, null));
+    }
+
+    /// <summary>
+    /// Opens the log as a restarting server needs it: loads the newest valid snapshot from <see cref="Snapshots"/>
+    /// (a torn or corrupt one is refused, logged, and the one before it used) into <see cref="RecoveredSnapshot"/>,
+    /// then recovers only the entries after it. Without a snapshot this is <c>Open(directory, options, 1, logger)</c>.
+    /// </summary>
+    /// <exception cref="StorageException">As <see cref="Open(string, DurableLogOptions, long, ILogger?)"/>.</exception>
+    public static DurableLog OpenFromSnapshot(string directory, DurableLogOptions options, ILogger? logger = null) =>
+        OpenCore(directory, options, logger, snapshots =>
+        {
+            var snapshot = snapshots.TryLoadLatest();
+            return ((snapshot?.Index ?? 0) + 1, snapshot);
+        });
+
+    private static DurableLog OpenCore(string directory, DurableLogOptions options, ILogger? logger, Func<SnapshotStore, (long RecoverFrom, StoredSnapshot? Snapshot)> start)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         ArgumentNullException.ThrowIfNull(options);
@@ -179,7 +322,9 @@ public sealed class DurableLog : IAsyncDisposable
             }
 
             var epoch = EpochFile.Read(full);
-            var recovered = LogRecovery.Recover(full, logger);
+            var snapshots = new SnapshotStore(Path.Combine(full, SnapshotFolderName), logger);
+            var (recoverFrom, snapshot) = start(snapshots);
+            var recovered = LogRecovery.Recover(full, recoverFrom, logger);
             if (options.FsyncPolicy != FsyncPolicy.Never)
             {
                 // A killed process leaves written-but-unsynced data in the page cache, where recovery just
@@ -193,9 +338,9 @@ public sealed class DurableLog : IAsyncDisposable
                 DiskFiles.FsyncDirectory(full);
             }
 
-            var log = new DurableLog(full, options, logger, folderLock, recovered, epoch);
+            var log = new DurableLog(full, options, logger, folderLock, recovered, epoch, recoverFrom, snapshot) { Snapshots = snapshots };
             var elapsedMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            logger.LogRecovered(recovered.Entries.Count, log._writtenIndex, recovered.Segments.Count, full, epoch, elapsedMs);
+            logger.LogRecovered(recovered.Entries.Count, recovered.FirstIndex, recovered.LastIndex, recovered.Segments.Count, recovered.SegmentsRead, full, epoch, elapsedMs);
             return log;
         }
         catch (Exception e)
@@ -313,6 +458,115 @@ public sealed class DurableLog : IAsyncDisposable
         _logger.EpochSaved(epoch);
     }
 
+    /// <summary>
+    /// Queues removal of every whole segment file whose entries all lie below <paramref name="index"/> (the
+    /// open segment never goes), in order with appends and truncations; <see cref="FirstIndex"/> advances once
+    /// the writer has done it, and stays advanced after a restart. The caller keeps the invariant that matters:
+    /// everything below <paramref name="index"/> is in a saved snapshot, and nothing above the commit index is
+    /// removed. Oldest files go first, so a crash part-way leaves a log that still starts at a segment boundary.
+    /// </summary>
+    public void RemoveBelow(long index)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(index, 1);
+        lock (_enqueueLock)
+        {
+            ThrowIfStopped();
+            Enqueue(new Work(WorkKind.RemoveBelow, null, index, 0));
+        }
+    }
+
+    /// <summary>
+    /// Queues removal of the whole log, which then continues at <paramref name="nextIndex"/>: for a server that
+    /// installed a snapshot through <c>nextIndex - 1</c> (saved first, so a crash right after this leaves an
+    /// empty log that starts after the snapshot). Ordered with appends like <see cref="Truncate"/>.
+    /// </summary>
+    public void ResetTo(long nextIndex)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(nextIndex, 1);
+        lock (_enqueueLock)
+        {
+            ThrowIfStopped();
+            Enqueue(new Work(WorkKind.Reset, null, nextIndex, 0));
+            _enqueuedLastIndex = nextIndex - 1;
+        }
+    }
+
+    /// <summary>
+    /// Reads entries <paramref name="from"/>, <paramref name="from"/> + 1, ... back from the segment files: at
+    /// most <paramref name="maxCount"/> entries and about <paramref name="maxBytes"/> bytes of records (always at
+    /// least one entry when one is there, so a huge entry still makes progress). Only entries the writer has
+    /// already written are returned: fewer (or none) when the log ends sooner. Safe from any thread while the
+    /// writer works; each record's checksum is checked. Commands are copied out.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="from"/> is below <see cref="FirstIndex"/> (removed by compaction).</exception>
+    /// <exception cref="StorageException">A record on disk is damaged; the message says where.</exception>
+    public LogEntry[] Read(long from, int maxCount, int maxBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+
+        var result = new List<LogEntry>(Math.Min(maxCount, 1024));
+        long bytes = 0;
+        var next = from;
+        _filesLock.EnterReadLock();
+        try
+        {
+            while (result.Count < maxCount)
+            {
+                Segment segment;
+                long last;
+                SegmentHandles.Lease lease;
+                lock (_segmentsLock)
+                {
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+                    if (_segments.Count == 0 || next > _readableIndex)
+                    {
+                        break;
+                    }
+
+                    if (next < _segments[0].FirstIndex)
+                    {
+                        throw new ArgumentOutOfRangeException(nameof(from), from, $"entries below index {_segments[0].FirstIndex} were removed from the log (compacted into a snapshot)");
+                    }
+
+                    segment = _segments[FindSegment(next)];
+                    last = Math.Min(segment.LastIndex, _readableIndex);
+                    if (next > last)
+                    {
+                        break;
+                    }
+
+                    lease = _readHandles.Rent(segment);
+                }
+
+                try
+                {
+                    var done = ReadSegment(segment, lease.Handle, next, last, maxCount, maxBytes, result, ref bytes);
+                    next = from + result.Count;
+                    if (done)
+                    {
+                        break;
+                    }
+                }
+                finally
+                {
+                    lock (_segmentsLock)
+                    {
+                        _readHandles.Return(lease);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _filesLock.ExitReadLock();
+        }
+
+        return [.. result];
+    }
+
     /// <summary>Writes and syncs (per policy) everything queued, stops the writer and releases the folder.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -332,8 +586,160 @@ public sealed class DurableLog : IAsyncDisposable
         await _writer;
         _current?.Dispose();
         _current = null;
+        _filesLock.EnterWriteLock();
+        try
+        {
+            lock (_segmentsLock)
+            {
+                _readHandles.CloseAll();
+            }
+        }
+        finally
+        {
+            _filesLock.ExitWriteLock();
+        }
+
+        _filesLock.Dispose();
         _stopTimer.Dispose();
         _folderLock.Dispose();
+    }
+
+    // ------------------------------------------------------------------ readers
+
+    /// <summary>Position in <see cref="_segments"/> of the segment holding <paramref name="index"/> (the last starting at or before it). Under _segmentsLock.</summary>
+    private int FindSegment(long index)
+    {
+        int lo = 0, hi = _segments.Count - 1;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (_segments[mid].FirstIndex <= index)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return lo;
+    }
+
+    /// <summary>Reads from one segment into <paramref name="result"/>; true when a limit was reached. Under the shared files lock.</summary>
+    private bool ReadSegment(Segment segment, SafeFileHandle handle, long from, long last, int maxCount, int maxBytes, List<LogEntry> result, ref long bytes)
+    {
+        long start;
+        long startIndex;
+        long limit;
+        lock (_segmentsLock)
+        {
+            limit = segment.Length;
+            var sparse = segment.Sparse;
+            if (sparse is null)
+            {
+                start = -1;
+                startIndex = 0;
+            }
+            else
+            {
+                var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
+                start = sparse[k];
+                startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
+            }
+        }
+
+        if (start < 0)
+        {
+            // A segment recovery only listed: index it once, checking every record on the way.
+            var sparse = IndexSegment(segment, handle, limit);
+            lock (_segmentsLock)
+            {
+                segment.Sparse ??= sparse;
+            }
+
+            var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
+            start = sparse[k];
+            startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
+        }
+
+        var cursor = new RecordCursor(handle, segment.Path, start, limit, startIndex);
+        while (cursor.Index <= last)
+        {
+            if (!cursor.Next(out var record))
+            {
+                throw new StorageException(
+                    $"Segment '{segment.Path}' ends at byte {limit} before index {cursor.Index}, which it should hold (it holds through {segment.LastIndex}). {LogRecovery.Remedy}");
+            }
+
+            if (cursor.Index - 1 < from)
+            {
+                continue;
+            }
+
+            if (result.Count > 0 && bytes + record.Length > maxBytes)
+            {
+                return true;
+            }
+
+            result.Add(cursor.Parse(record));
+            bytes += record.Length;
+            if (result.Count >= maxCount || bytes >= maxBytes)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Reads a sealed segment whole and returns its sparse index; checks every record and the count its name implies.</summary>
+    private static List<long> IndexSegment(Segment segment, SafeFileHandle handle, long length)
+    {
+        var sparse = new List<long>((int)((segment.Count + Segment.SparseEvery - 1) / Segment.SparseEvery));
+        var cursor = new RecordCursor(handle, segment.Path, 0, length, segment.FirstIndex);
+        var n = 0L;
+        while (true)
+        {
+            var offset = cursor.Offset;
+            if (!cursor.Next(out _))
+            {
+                break;
+            }
+
+            if (n % Segment.SparseEvery == 0)
+            {
+                sparse.Add(offset);
+            }
+
+            n++;
+        }
+
+        if (n != segment.Count)
+        {
+            throw new StorageException(
+                $"Segment '{segment.Path}' holds {n} entries but the next segment's name says it should hold {segment.Count}: the log has a hole. {LogRecovery.Remedy}");
+        }
+
+        return sparse;
+    }
+
+    /// <summary>Every record offset of a segment (to reopen a sealed one for truncation). Writer only.</summary>
+    private static List<long> LoadOffsets(Segment segment)
+    {
+        using var handle = File.OpenHandle(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var offsets = new List<long>();
+        var cursor = new RecordCursor(handle, segment.Path, 0, segment.Length, segment.FirstIndex);
+        while (true)
+        {
+            var offset = cursor.Offset;
+            if (!cursor.Next(out _))
+            {
+                return offsets;
+            }
+
+            offsets.Add(offset);
+        }
     }
 
     // ------------------------------------------------------------------ enqueue side
@@ -413,6 +819,12 @@ public sealed class DurableLog : IAsyncDisposable
                 _syncThrough = work.A;
                 _syncGeneration = work.B;
                 break;
+            case WorkKind.RemoveBelow:
+                RemoveSegmentsBelow(work.A);
+                break;
+            case WorkKind.Reset:
+                ResetLog(work.A);
+                break;
             case WorkKind.FsyncTick:
                 Volatile.Write(ref _tickQueued, 0);
                 WritePending();
@@ -436,7 +848,7 @@ public sealed class DurableLog : IAsyncDisposable
             segment = _segments[^1];
         }
 
-        segment.Offsets.Add(segment.Length + _pending.WrittenCount);
+        segment.Offsets!.Add(segment.Length + _pending.WrittenCount);
         LogRecord.Write(entry, _pending.GetSpan(size)[..size]);
         _pending.Advance(size);
         _writtenIndex = entry.Index;
@@ -463,9 +875,19 @@ public sealed class DurableLog : IAsyncDisposable
             _current = null;
         }
 
-        var segment = new Segment(_directory, firstIndex);
+        var segment = new Segment(_directory, firstIndex) { Offsets = [], Sparse = [] };
         _current = File.OpenHandle(segment.Path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
-        _segments.Add(segment);
+        lock (_segmentsLock)
+        {
+            if (_segments.Count > 0)
+            {
+                // Sealed: its sparse index is complete (WritePending keeps it up to date), the full one goes.
+                _segments[^1].Offsets = null;
+            }
+
+            _segments.Add(segment);
+        }
+
         if (_options.FsyncPolicy != FsyncPolicy.Never)
         {
             DiskFiles.FsyncDirectory(_directory);
@@ -483,50 +905,183 @@ public sealed class DurableLog : IAsyncDisposable
             return;
         }
 
-        // Delete whole segments from the newest back, so a crash part-way leaves a prefix of the log.
         var deleted = 0;
-        while (_segments.Count > 0 && _segments[^1].FirstIndex >= fromIndex)
+        _filesLock.EnterWriteLock();
+        try
         {
-            _current?.Dispose();
-            _current = null;
-            File.Delete(_segments[^1].Path);
-            _segments.RemoveAt(_segments.Count - 1);
-            deleted++;
-        }
-
-        var durable = _options.FsyncPolicy != FsyncPolicy.Never;
-        if (deleted > 0 && durable)
-        {
-            // Before cutting the segment that remains: otherwise a crash could bring a deleted segment back
-            // after a shortened one, and recovery would find a hole.
-            DiskFiles.FsyncDirectory(_directory);
-        }
-
-        if (_segments.Count > 0)
-        {
-            var segment = _segments[^1];
-            _current ??= File.OpenHandle(segment.Path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
-            var keep = (int)(fromIndex - segment.FirstIndex);
-            if (keep < segment.Offsets.Count)
+            // Delete whole segments from the newest back, so a crash part-way leaves a prefix of the log.
+            while (_segments.Count > 0 && _segments[^1].FirstIndex >= fromIndex)
             {
-                segment.Length = segment.Offsets[keep];
-                segment.Offsets.RemoveRange(keep, segment.Offsets.Count - keep);
-                RandomAccess.SetLength(_current, segment.Length);
-                Volatile.Write(ref _unsynced, 1);
+                _current?.Dispose();
+                _current = null;
+                DeleteSegment(_segments[^1]);
+                lock (_segmentsLock)
+                {
+                    _segments.RemoveAt(_segments.Count - 1);
+                }
+
+                deleted++;
             }
 
-            if (durable)
+            var durable = _options.FsyncPolicy != FsyncPolicy.Never;
+            if (deleted > 0 && durable)
             {
-                // Durable now, before any later append lands after the cut (see Truncate).
-                FsyncCurrent();
+                // Before cutting the segment that remains: otherwise a crash could bring a deleted segment back
+                // after a shortened one, and recovery would find a hole.
+                DiskFiles.FsyncDirectory(_directory);
+            }
+
+            if (_segments.Count > 0)
+            {
+                var segment = _segments[^1];
+                _current ??= File.OpenHandle(segment.Path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+
+                // A sealed segment becomes the open one again: it needs every offset back (read from the file).
+                if (segment.Offsets is null)
+                {
+                    segment.Offsets = LoadOffsets(segment);
+                    lock (_segmentsLock)
+                    {
+                        segment.Sparse ??= Segment.SparseOf(segment.Offsets, segment.Offsets.Count);
+                    }
+                }
+
+                var keep = (int)(fromIndex - segment.FirstIndex);
+                if (keep < segment.Offsets.Count)
+                {
+                    lock (_segmentsLock)
+                    {
+                        segment.Length = segment.Offsets[keep];
+                        segment.Offsets.RemoveRange(keep, segment.Offsets.Count - keep);
+                        segment.Count = keep;
+                        segment.Sparse = Segment.SparseOf(segment.Offsets, keep);
+                    }
+
+                    RandomAccess.SetLength(_current, segment.Length);
+                    Volatile.Write(ref _unsynced, 1);
+                }
+
+                if (durable)
+                {
+                    // Durable now, before any later append lands after the cut (see Truncate).
+                    FsyncCurrent();
+                }
+            }
+
+            _writtenIndex = fromIndex - 1;
+            lock (_segmentsLock)
+            {
+                _readableIndex = _writtenIndex;
             }
         }
+        finally
+        {
+            _filesLock.ExitWriteLock();
+        }
 
-        _writtenIndex = fromIndex - 1;
         Interlocked.Exchange(ref _lastIndex, _writtenIndex);
         Interlocked.Exchange(ref _durableIndex, Math.Min(Interlocked.Read(ref _durableIndex), _writtenIndex));
         Volatile.Write(ref _segmentCount, _segments.Count);
         _logger.LogTruncated(fromIndex, deleted);
+    }
+
+    /// <summary>Deletes the old segments holding only entries below <paramref name="index"/>, oldest first, never the open one.</summary>
+    private void RemoveSegmentsBelow(long index)
+    {
+        var removable = 0;
+        while (removable < _segments.Count - 1 && _segments[removable + 1].FirstIndex <= index)
+        {
+            removable++;
+        }
+
+        if (removable == 0)
+        {
+            return;
+        }
+
+        var deleted = 0;
+        _filesLock.EnterWriteLock();
+        try
+        {
+            for (; deleted < removable; deleted++)
+            {
+                DeleteSegment(_segments[deleted]);
+            }
+        }
+        finally
+        {
+            // At once, so FirstIndex moves in one step (or as far as the files went, if a delete failed).
+            lock (_segmentsLock)
+            {
+                _segments.RemoveRange(0, deleted);
+            }
+
+            _filesLock.ExitWriteLock();
+        }
+
+        if (_options.FsyncPolicy != FsyncPolicy.Never)
+        {
+            DiskFiles.FsyncDirectory(_directory);
+        }
+
+        Interlocked.Add(ref _removedSegments, removable);
+        Volatile.Write(ref _segmentCount, _segments.Count);
+        _logger.SegmentsRemoved(removable, index, _segments[0].FirstIndex);
+    }
+
+    /// <summary>Deletes every segment (newest first) and continues the log at <paramref name="nextIndex"/>.</summary>
+    private void ResetLog(long nextIndex)
+    {
+        WritePending();
+        var deleted = _segments.Count;
+        _filesLock.EnterWriteLock();
+        try
+        {
+            _current?.Dispose();
+            _current = null;
+            while (_segments.Count > 0)
+            {
+                DeleteSegment(_segments[^1]);
+                lock (_segmentsLock)
+                {
+                    _segments.RemoveAt(_segments.Count - 1);
+                }
+            }
+
+            _writtenIndex = nextIndex - 1;
+            lock (_segmentsLock)
+            {
+                _readableIndex = _writtenIndex;
+            }
+        }
+        finally
+        {
+            _filesLock.ExitWriteLock();
+        }
+
+        if (_options.FsyncPolicy != FsyncPolicy.Never)
+        {
+            DiskFiles.FsyncDirectory(_directory);
+        }
+
+        // Nothing unsynced remains: the data went with the files.
+        Volatile.Write(ref _unsynced, 0);
+        Interlocked.Add(ref _removedSegments, deleted);
+        Interlocked.Exchange(ref _lastIndex, _writtenIndex);
+        Interlocked.Exchange(ref _durableIndex, _writtenIndex);
+        Volatile.Write(ref _segmentCount, 0);
+        _logger.LogReset(nextIndex, deleted);
+    }
+
+    /// <summary>Closes readers' handle on the segment and deletes its file. Under the exclusive files lock, so no read is using it.</summary>
+    private void DeleteSegment(Segment segment)
+    {
+        lock (_segmentsLock)
+        {
+            _readHandles.Close(segment);
+        }
+
+        File.Delete(segment.Path);
     }
 
     private void WritePending()
@@ -538,7 +1093,21 @@ public sealed class DurableLog : IAsyncDisposable
 
         var segment = _segments[^1];
         RandomAccess.Write(_current!, _pending.WrittenSpan, segment.Length);
-        segment.Length += _pending.WrittenCount;
+        lock (_segmentsLock)
+        {
+            // Published only now that the bytes are in the file: readers never look past them.
+            segment.Length += _pending.WrittenCount;
+            var offsets = segment.Offsets!;
+            segment.Count = offsets.Count;
+            var sparse = segment.Sparse!;
+            for (var k = sparse.Count * Segment.SparseEvery; k < offsets.Count; k += Segment.SparseEvery)
+            {
+                sparse.Add(offsets[k]);
+            }
+
+            _readableIndex = _writtenIndex;
+        }
+
         Interlocked.Add(ref _bytesWritten, _pending.WrittenCount);
         _pending.ResetWrittenCount();
         Volatile.Write(ref _unsynced, 1);

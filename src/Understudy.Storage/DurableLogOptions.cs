@@ -60,6 +60,15 @@ public sealed class DurableLogOptions
     /// </summary>
     public Action<StorageException>? Faulted { get; init; }
 
+    /// <summary>Default for <see cref="ReadHandles"/>.</summary>
+    public const int DefaultReadHandles = 8;
+
+    /// <summary>
+    /// Segment files <see cref="DurableLog.Read"/> keeps open between reads (least recently used closed first):
+    /// readers usually work near the tail or walk forward, so a few handles serve them without an open per read.
+    /// </summary>
+    public int ReadHandles { get; init; } = DefaultReadHandles;
+
     /// <summary>Test hook: runs on the writer just before each fsync (to hold one open and watch requests pile up).</summary>
     internal Action? BeforeFsync { get; init; }
 
@@ -73,6 +82,11 @@ public sealed class DurableLogOptions
         if (!Enum.IsDefined(FsyncPolicy))
         {
             throw new ArgumentOutOfRangeException(nameof(FsyncPolicy), FsyncPolicy, "unknown fsync policy");
+        }
+
+        if (ReadHandles < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReadHandles), ReadHandles, "at least one read handle is needed");
         }
 
         if (BatchInterval <= TimeSpan.Zero)
@@ -97,4 +111,23 @@ public readonly record struct DurableLogStats(
     TimeSpan LastFsyncTime,
     int SegmentCount,
     long LastIndex,
-    long DurableIndex);
+    long DurableIndex)
+{
+    /// <summary>The first index still on disk (entries below were compacted away); <see cref="LastIndex"/> + 1 when empty.</summary>
+    public long FirstIndex { get; init; }
+
+    /// <summary>Bytes in the segment files now.</summary>
+    public long BytesOnDisk { get; init; }
+
+    /// <summary>Segment files removed by compaction (and resets) since open.</summary>
+    public long RemovedSegments { get; init; }
+
+    /// <summary>Index of the newest snapshot on disk, 0 when none.</summary>
+    public long LastSnapshotIndex { get; init; }
+
+    /// <summary>Size of that snapshot's file in bytes, 0 when none.</summary>
+    public long LastSnapshotBytes { get; init; }
+
+    /// <summary>When that snapshot was written (UTC), null when none.</summary>
+    public DateTimeOffset? LastSnapshotTime { get; init; }
+}

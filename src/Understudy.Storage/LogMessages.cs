@@ -8,8 +8,8 @@ internal static partial class LogMessages
 {
     // 3000-3099: the durable log.
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information,
-        Message = "Recovered {Entries} log entries (last index {LastIndex}) from {Segments} segment(s) in '{Directory}', saved epoch {Epoch}, in {ElapsedMs} ms")]
-    public static partial void LogRecovered(this ILogger logger, long entries, long lastIndex, int segments, string directory, long epoch, long elapsedMs);
+        Message = "Recovered {Entries} log entries (log spans {FirstIndex}..{LastIndex}, {Segments} segment(s), {SegmentsRead} read at start-up) in '{Directory}', saved epoch {Epoch}, in {ElapsedMs} ms")]
+    public static partial void LogRecovered(this ILogger logger, long entries, long firstIndex, long lastIndex, int segments, int segmentsRead, string directory, long epoch, long elapsedMs);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
         Message = "Dropped a torn tail of {Bytes} bytes at offset {Offset} of '{Segment}' ({Problem}); the log now ends at index {LastIndex}. This is what an interrupted write leaves behind: those entries were never synced, so never acknowledged")]
@@ -38,6 +38,43 @@ internal static partial class LogMessages
     [LoggerMessage(EventId = 3007, Level = LogLevel.Information,
         Message = "Removed '{Path}', left by a crash before it was renamed into place")]
     public static partial void StaleTempRemoved(this ILogger logger, string path);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Information,
+        Message = "Removed {Segments} old segment file(s) holding only entries below {BelowIndex}; the log now starts at index {FirstIndex}")]
+    public static partial void SegmentsRemoved(this ILogger logger, int segments, long belowIndex, long firstIndex);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Information,
+        Message = "Removed the whole log ({Segments} segment file(s)); it continues at index {NextIndex}")]
+    public static partial void LogReset(this ILogger logger, long nextIndex, int segments);
+
+    // 3200-3299: snapshots.
+    [LoggerMessage(EventId = 3200, Level = LogLevel.Information,
+        Message = "Saved snapshot {Index} (epoch {Epoch}, {Bytes} bytes) to '{Path}'")]
+    public static partial void SnapshotSaved(this ILogger logger, long index, long epoch, long bytes, string path);
+
+    [LoggerMessage(EventId = 3201, Level = LogLevel.Warning,
+        Message = "Refused snapshot '{Path}': {Reason}; trying an older one")]
+    public static partial void SnapshotRefused(this ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 3202, Level = LogLevel.Information,
+        Message = "Loaded snapshot {Index} (epoch {Epoch}, {Bytes} bytes) from '{Path}'")]
+    public static partial void SnapshotLoaded(this ILogger logger, long index, long epoch, long bytes, string path);
+
+    [LoggerMessage(EventId = 3203, Level = LogLevel.Debug,
+        Message = "Deleted old snapshot '{Path}' (the newest {Kept} are kept)")]
+    public static partial void SnapshotPruned(this ILogger logger, string path, int kept);
+
+    [LoggerMessage(EventId = 3204, Level = LogLevel.Information,
+        Message = "Installing snapshot {Index} (epoch {Epoch}, {Total} bytes): resuming at byte {Received}")]
+    public static partial void SnapshotInstallStarted(this ILogger logger, long index, long epoch, long total, long received);
+
+    [LoggerMessage(EventId = 3205, Level = LogLevel.Information,
+        Message = "Installed snapshot {Index} (epoch {Epoch}, {Bytes} bytes) at '{Path}'")]
+    public static partial void SnapshotInstalled(this ILogger logger, long index, long epoch, long bytes, string path);
+
+    [LoggerMessage(EventId = 3206, Level = LogLevel.Information,
+        Message = "Removed '{Path}': {Reason}")]
+    public static partial void SnapshotLeftoverRemoved(this ILogger logger, string path, string reason);
 
     // 3100-3199: the configuration store.
     [LoggerMessage(EventId = 3100, Level = LogLevel.Information,

@@ -4,11 +4,24 @@ namespace Understudy.Storage;
 
 /// <summary>
 /// One segment file: the entries from <see cref="FirstIndex"/> on, one record after another. The name is
-/// the first index, zero-padded to 20 digits, so names sort in log order. Owned by the log's writer.
+/// the first index, zero-padded to 20 digits, so names sort in log order.
 /// </summary>
+/// <remarks>
+/// Memory is O(segments), not O(entries): only the open (last) segment keeps every record's offset
+/// (<see cref="Offsets"/>, which truncation needs), and only for as long as it is open; a sealed segment keeps
+/// one offset every <see cref="SparseEvery"/> records (<see cref="Sparse"/>), enough for a read to start near
+/// any entry, or none at all until something first reads it (segments recovery skipped).
+/// Thread rules: <see cref="Offsets"/> belongs to the log's writer alone; <see cref="Length"/>,
+/// <see cref="Count"/> and <see cref="Sparse"/> are changed only under the log's segment lock, so readers
+/// see what was written, never what is still being written.
+/// </remarks>
 internal sealed class Segment
 {
     public const string Extension = ".log";
+
+    /// <summary>Records between two sparse offsets: a read skips at most this many records to reach its entry.</summary>
+    public const int SparseEvery = 256;
+
     private const int NameDigits = 20;
 
     public Segment(string directory, long firstIndex)
@@ -23,17 +36,27 @@ internal sealed class Segment
 
     public string FileName => System.IO.Path.GetFileName(Path);
 
-    /// <summary>Bytes in the file.</summary>
+    /// <summary>Bytes written to the file (what a reader may read).</summary>
     public long Length { get; set; }
 
+    /// <summary>Records written to the file.</summary>
+    public long Count { get; set; }
+
     /// <summary>
-    /// File offset of each record (entry <c>FirstIndex + i</c> starts at <c>Offsets[i]</c>), so a truncation
-    /// knows where to cut without reading the file. 8 bytes an entry, next to the entry itself in memory.
+    /// File offset of each record while this is the open segment (entry <c>FirstIndex + i</c> starts at
+    /// <c>Offsets[i]</c>, including records still pending in the writer's buffer), so a truncation knows where
+    /// to cut without reading the file. Null once sealed.
     /// </summary>
-    public List<long> Offsets { get; } = [];
+    public List<long>? Offsets { get; set; }
+
+    /// <summary>
+    /// Offset of record <c>i * SparseEvery</c> at position <c>i</c>, for the records written so far; null for
+    /// a sealed segment nothing has read since recovery (built by the first read that needs it).
+    /// </summary>
+    public List<long>? Sparse { get; set; }
 
     /// <summary>The last index held, or <c>FirstIndex - 1</c> when empty.</summary>
-    public long LastIndex => FirstIndex + Offsets.Count - 1;
+    public long LastIndex => FirstIndex + Count - 1;
 
     public static string FileNameFor(long firstIndex) =>
         firstIndex.ToString("D" + NameDigits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) + Extension;
@@ -46,5 +69,17 @@ internal sealed class Segment
             && fileName.EndsWith(Extension, StringComparison.Ordinal)
             && long.TryParse(fileName.AsSpan(0, NameDigits), NumberStyles.None, CultureInfo.InvariantCulture, out firstIndex)
             && firstIndex > 0;
+    }
+
+    /// <summary>The sparse index of a full offset list.</summary>
+    public static List<long> SparseOf(List<long> offsets, int count)
+    {
+        var sparse = new List<long>((count + SparseEvery - 1) / SparseEvery);
+        for (var i = 0; i < count; i += SparseEvery)
+        {
+            sparse.Add(offsets[i]);
+        }
+
+        return sparse;
     }
 }

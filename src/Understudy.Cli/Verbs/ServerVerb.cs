@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
 using Understudy.Core.Replication;
+using Understudy.Core.StateMachines;
 using Understudy.Hosting;
 using Understudy.Protocol;
 using Understudy.Storage;
@@ -26,16 +27,25 @@ internal static class ServerVerb
         var priority = new Option<int?>("--priority") { Description = "Claim to be promoted (default: the port, as in the original). Env: UNDERSTUDY_SERVER__PRIORITY." };
         var heartbeat = new Option<int>("--heartbeat-ms") { Description = "Heartbeat interval. Env: UNDERSTUDY_SERVER__HEARTBEATMS.", DefaultValueFactory = _ => 50 };
         var keyFile = new Option<string?>("--cluster-key-file") { Description = "File with the shared cluster key (hex) authenticating member messages. Env: UNDERSTUDY_CLUSTER__KEYFILE or UNDERSTUDY_CLUSTER__KEY." };
+        var snapshotEvery = new Option<string?>("--snapshot-every") { Description = "Take a snapshot every N applied entries, so a restart replays only the log after it (default 100000; 0: never). Env: UNDERSTUDY_SERVER__SNAPSHOTEVERY." };
+        var retentionMessages = new Option<string?>("--retention-messages") { Description = "Keep only the newest N messages; older ones are removed and their log compacted (default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONMESSAGES." };
+        var retentionBytes = new Option<string?>("--retention-bytes") { Description = "Keep only the newest messages totalling at most B bytes of text (suffix k, m or g for KiB, MiB, GiB; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONBYTES." };
+        var retentionAge = new Option<string?>("--retention-age") { Description = "Not available yet: log entries carry no time to age them by." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("server", "Run one server: it holds the log, serves clients as primary or follows as a hot backup, and heartbeats to the monitor.")
         {
-            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, logLevel, settings,
+            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, retentionMessages, retentionBytes, retentionAge, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (logLevel, "LogLevel"));
+            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (logLevel, "LogLevel"));
+            if (s.Has("RetentionAge"))
+            {
+                throw new UsageException("--retention-age is not available yet: log entries carry no time to age them by; use --retention-messages or --retention-bytes");
+            }
+
             var listenPort = s.Int("Port", 8090, "--port", 1, 65535);
             var bind = new NodeAddress(s.Text("Host", "127.0.0.1"), listenPort);
             var options = new ServerHostOptions
@@ -53,12 +63,37 @@ internal static class ServerVerb
                     MinInSync = s.Int("MinInSync", 1, "--min-in-sync", 1, 9),
                     Priority = s.Has("Priority") ? s.Int("Priority", 0, "--priority") : null,
                     HeartbeatInterval = s.Millis("HeartbeatMs", TimeSpan.FromMilliseconds(50), "--heartbeat-ms", 1, 60_000),
+                    SnapshotEveryEntries = Count(s.Text("SnapshotEvery", "100000"), "--snapshot-every", 0) ?? 100_000,
+                },
+                Retention = new MessageRetention
+                {
+                    Messages = s.Has("RetentionMessages") ? Count(s.Text("RetentionMessages", string.Empty), "--retention-messages", 1) : null,
+                    Bytes = s.Has("RetentionBytes") ? Count(s.Text("RetentionBytes", string.Empty), "--retention-bytes", 1) : null,
                 },
             };
             UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_SERVER__DATA)");
             return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), $"server {options.Identity.Port}", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>A whole number of at least <paramref name="min"/>, with an optional k/m/g (binary) suffix; a usage error otherwise.</summary>
+    private static long? Count(string raw, string flag, long min)
+    {
+        var text = raw.Trim().ToLowerInvariant();
+        long multiplier = 1;
+        if (text.Length > 0 && text[^1] is 'k' or 'm' or 'g')
+        {
+            multiplier = text[^1] switch { 'k' => 1L << 10, 'm' => 1L << 20, _ => 1L << 30 };
+            text = text[..^1];
+        }
+
+        if (!long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value) || value > long.MaxValue / multiplier || value * multiplier < min)
+        {
+            throw new UsageException($"{flag} is '{raw}': expected a whole number of at least {min} (optionally with k, m or g)");
+        }
+
+        return value * multiplier;
     }
 
     private static async Task<int> RunAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)

@@ -62,7 +62,8 @@ internal sealed class BackupRole : EpochRole
             return;
         }
 
-        if (frame.PrevIndex > 0 && Log.EpochAt(frame.PrevIndex) != frame.PrevEpoch)
+        // Below what this log still holds, entries are under its snapshot: committed, so they match any primary's.
+        if (frame.PrevIndex > 0 && Log.KnowsEpochAt(frame.PrevIndex) && Log.EpochAt(frame.PrevIndex) != frame.PrevEpoch)
         {
             var conflictEpoch = Log.EpochAt(frame.PrevIndex);
             Nack(frame, conflictEpoch, Log.FirstIndexOfEpoch(conflictEpoch, frame.PrevIndex));
@@ -76,7 +77,7 @@ internal sealed class BackupRole : EpochRole
             index++;
             if (index <= Log.LastIndex)
             {
-                if (Log.EpochAt(index) == entries[i].Epoch)
+                if (!Log.KnowsEpochAt(index) || Log.EpochAt(index) == entries[i].Epoch)
                 {
                     continue;
                 }

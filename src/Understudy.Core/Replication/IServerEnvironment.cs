@@ -42,6 +42,19 @@ public interface IServerEnvironment
     /// <summary>Records the highest epoch seen; durable when this returns.</summary>
     void SaveEpoch(long epoch);
 
+    /// <summary>
+    /// Stores a snapshot of the replicated state after applying 1..<paramref name="index"/> (entry <paramref name="index"/>
+    /// has <paramref name="epoch"/>). Written in the background; answers with <see cref="ServerNode.OnSnapshotSaved"/>
+    /// once it is durable. A snapshot lost in a crash only means a longer replay at the next start.
+    /// </summary>
+    void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot);
+
+    /// <summary>
+    /// Removes whole log segments holding only entries below <paramref name="belowIndex"/> (never above a durable
+    /// snapshot, never above the commit index); ordered with appends and truncations.
+    /// </summary>
+    void CompactLog(long belowIndex);
+
     /// <summary>Something worth logging or counting happened.</summary>
     void Report(in ServerEvent e);
 }
@@ -62,6 +75,12 @@ public enum ServerEventKind
     HandoverAbandoned,
     StaleFrameRejected,
     LogMismatch,
+
+    /// <summary>A backup needs entries the primary has compacted away: only a snapshot can catch it up (not sent yet).</summary>
+    NeedsSnapshot,
+
+    /// <summary>A snapshot of the replicated state was taken (Index) or stored and the log compacted.</summary>
+    SnapshotTaken,
 
     /// <summary>A safety rule would have broken here; the action was refused. Never expected.</summary>
     SafetyViolation,

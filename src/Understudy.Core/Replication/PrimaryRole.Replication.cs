@@ -124,8 +124,37 @@ internal sealed partial class PrimaryRole
         }
     }
 
+    /// <summary>The lowest log index an in-sync backup may still be sent: compaction stays below it.</summary>
+    internal long LowestInSyncNeed()
+    {
+        var need = long.MaxValue;
+        foreach (var f in _followers.Values)
+        {
+            if (Config.IsInSync(f.Address) || _pendingAdds.ContainsKey(f.Address))
+            {
+                need = Math.Min(need, f.MatchIndex + 1);
+            }
+        }
+
+        return need;
+    }
+
     private void SendEntries(FollowerProgress f, long now, bool keepAlive)
     {
+        if (!Log.CanReplicateAfter(Math.Min(f.NextIndex - 1, Log.LastIndex)))
+        {
+            // The entries it needs are compacted away: only a snapshot can catch it up, and sending one is not
+            // built yet. It gets no frames, so it stays out of (or is asked out of) the in-sync set.
+            if (_needsSnapshot.Add(f.Address))
+            {
+                Env.Report(new ServerEvent(ServerEventKind.NeedsSnapshot, Epoch, f.Address, f.NextIndex, $"needs entry {f.NextIndex}, the log starts at {Log.FirstIndex}"));
+            }
+
+            return;
+        }
+
+        _needsSnapshot.Remove(f.Address);
+
         if (f.Probing)
         {
             if (f.Inflight > 0)

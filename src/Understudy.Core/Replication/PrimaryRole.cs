@@ -18,6 +18,9 @@ internal sealed partial class PrimaryRole : EpochRole
     private readonly Dictionary<(ulong ClientId, long Seq), long> _inflightWrites = [];
     private readonly Dictionary<NodeAddress, long> _pendingAdds = [];
 
+    // Backups reported as needing a snapshot (entries they need are compacted away), so each is reported once.
+    private readonly HashSet<NodeAddress> _needsSnapshot = [];
+
     private long _leaseExpiresAt = long.MinValue;
     private bool _leaseHeld;
     private PendingChange? _pendingChange;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Text;
 using Understudy.Core.StateMachines;
@@ -44,10 +45,26 @@ public sealed class ServerNode
     // The active monitor last heard from (term and process): a change means a new monitor decides from now on.
     private (long Term, ulong Incarnation) _activeMonitor;
 
+    // Snapshots: the newest one stored, the one being written (0: none), and how far the log was compacted.
+    private long _snapshotIndex;
+    private long _snapshotEpoch;
+    private long _snapshotInFlight;
+    private long _snapshotInFlightEpoch;
+
+    // The lowest log index the state machine reads in the stored snapshot's state (and in the one in flight): a
+    // restart from that snapshot needs it, even if the live state's retention has moved past it since.
+    private long _snapshotRetainedFrom = long.MaxValue;
+    private long _snapshotInFlightRetainedFrom = long.MaxValue;
+    private long _compactedBelow = 1;
+
     // On the node, not the primary role: request ids stay unique across this process's epochs.
     private long _nextRequestId;
 
-    /// <summary>Starts a server from what its disk held: the highest epoch it had seen and its log.</summary>
+    /// <summary>
+    /// Starts a server from what its disk held: the highest epoch it had seen, its newest snapshot (if any) and the
+    /// log entries after it (<paramref name="recoveredLog"/>; the whole log without a snapshot). Older entries are
+    /// read from <paramref name="archive"/> when needed.
+    /// </summary>
     public ServerNode(
         NodeAddress self,
         ulong incarnation,
@@ -57,7 +74,9 @@ public sealed class ServerNode
         TimeProvider time,
         long recoveredEpoch = 0,
         IEnumerable<LogEntry>? recoveredLog = null,
-        ICommitRule? commitRule = null)
+        ICommitRule? commitRule = null,
+        ILogArchive? archive = null,
+        ServerSnapshot? snapshot = null)
     {
         options.Validate();
         Self = self;
@@ -67,8 +86,26 @@ public sealed class ServerNode
         _time = time;
         _commitRule = commitRule ?? AllInSyncCommitRule.Instance;
         _commitView = new CommitView(this);
-        _log = new ReplicatedLog(recoveredLog ?? []);
+        var baseIndex = snapshot?.Index ?? 0;
+        _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
+        (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
         State = new ReplicatedState(stateMachine, options.MaxClientSessions);
+        if (snapshot is { } restored)
+        {
+            // Everything through the snapshot was committed (a snapshot is only taken of applied entries).
+            State.Restore(restored.State.Span);
+            if (State.AppliedIndex != restored.Index)
+            {
+                throw new InvalidOperationException($"snapshot at {restored.Index} holds a state applied through {State.AppliedIndex}");
+            }
+
+            _commitIndex = restored.Index;
+            _snapshotIndex = restored.Index;
+            _snapshotEpoch = restored.Epoch;
+            _compactedBelow = _log.FirstIndex;
+            _snapshotRetainedFrom = (stateMachine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
+        }
+
         _recoveredEpoch = Math.Max(recoveredEpoch, _log.LastEpoch);
         _epoch = _recoveredEpoch;
         _durableIndex = _log.LastIndex;
@@ -106,6 +143,9 @@ public sealed class ServerNode
 
     /// <summary>The highest monitor term seen in a heartbeat answer: lease grants from a lower term are ignored.</summary>
     public long HighestMonitorTerm => _highestMonitorTerm;
+
+    /// <summary>The last entry the newest stored snapshot covers (0: none).</summary>
+    public long SnapshotIndex => _snapshotIndex;
 
     /// <summary>True while this server is primary and may serve reads and writes.</summary>
     public bool IsServing => _role is PrimaryRole primary && primary.IsServing;
@@ -210,6 +250,30 @@ public sealed class ServerNode
                 break;
         }
 
+        _log.Evict(Math.Min(_commitIndex, _durableIndex));
+
+        AssertInvariants();
+    }
+
+    /// <summary>The snapshot through <paramref name="index"/> asked for with <see cref="IServerEnvironment.SaveSnapshot"/> is durable.</summary>
+    public void OnSnapshotSaved(long index)
+    {
+        if (index != _snapshotInFlight)
+        {
+            return;
+        }
+
+        _snapshotInFlight = 0;
+        if (index > _snapshotIndex)
+        {
+            _snapshotIndex = index;
+            _snapshotEpoch = _snapshotInFlightEpoch;
+            _snapshotRetainedFrom = _snapshotInFlightRetainedFrom;
+            _log.SetBase(_snapshotIndex, _snapshotEpoch);
+        }
+
+        Compact();
+        MaybeSnapshot();
         AssertInvariants();
     }
 
@@ -382,6 +446,12 @@ public sealed class ServerNode
             throw new InvariantViolationException("a primary's epoch > the epoch it recovered with", $"epoch {_epoch}, recovered {_recoveredEpoch}");
         }
 
+        // Nothing above a stored snapshot is compacted, nor anything not yet committed.
+        if (_compactedBelow > _snapshotIndex + 1 || _compactedBelow > _commitIndex + 1)
+        {
+            throw new InvariantViolationException("compacted below <= snapshot index + 1 and <= commit index + 1", $"compacted below {_compactedBelow}, snapshot {_snapshotIndex}, commit index {_commitIndex}");
+        }
+
         _role.CheckInvariants();
     }
 
@@ -480,7 +550,58 @@ public sealed class ServerNode
                 primary.OnApplied(entry, result);
             }
         }
+
+        _log.Evict(Math.Min(_commitIndex, _durableIndex));
+        MaybeSnapshot();
     }
+
+    /// <summary>Asks for a snapshot once enough entries were applied since the last one (one at a time).</summary>
+    private void MaybeSnapshot()
+    {
+        var every = Options.SnapshotEveryEntries;
+        var applied = State.AppliedIndex;
+        if (every == 0 || _snapshotInFlight != 0 || applied - _snapshotIndex < every)
+        {
+            return;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>();
+        State.WriteSnapshot(buffer);
+        _snapshotInFlight = applied;
+        _snapshotInFlightEpoch = _log.EpochAt(applied);
+        _snapshotInFlightRetainedFrom = (State.Machine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
+        _env.Report(new ServerEvent(ServerEventKind.SnapshotTaken, _epoch, NodeAddress.None, applied, $"{buffer.WrittenCount} bytes"));
+        _env.SaveSnapshot(applied, _snapshotInFlightEpoch, buffer.WrittenMemory);
+    }
+
+    /// <summary>
+    /// The log may lose what is under the stored snapshot, except what the state machine still reads (retention's
+    /// floor) and what an in-sync backup still needs: below min(snapshot + 1, retention floor, backups' match + 1).
+    /// The floor is the snapshot's, not the live state's: a restart from the snapshot reads from there.
+    /// </summary>
+    private void Compact()
+    {
+        var below = Math.Min(_snapshotIndex + 1, _snapshotRetainedFrom);
+        if (State.Machine is ILogBackedStateMachine backed)
+        {
+            below = Math.Min(below, backed.RetainedFromIndex);
+        }
+
+        if (_role is PrimaryRole primary)
+        {
+            below = Math.Min(below, primary.LowestInSyncNeed());
+        }
+
+        below = Math.Min(below, _commitIndex + 1);
+        if (below > _compactedBelow)
+        {
+            _compactedBelow = below;
+            _env.CompactLog(below);
+        }
+    }
+
+    /// <summary>The log was compacted below this index (entries under it may be gone from disk).</summary>
+    public long CompactedBelow => _compactedBelow;
 
     /// <summary>Drops the log from <paramref name="fromIndex"/> on (never a committed entry); syncs in flight no longer count.</summary>
     internal void TruncateLogFrom(long fromIndex)

@@ -54,6 +54,18 @@ public sealed record ServerOptions
     /// <summary>Clients whose deduplication results are kept.</summary>
     public int MaxClientSessions { get; init; } = 100_000;
 
+    /// <summary>
+    /// A snapshot of the replicated state is taken after this many applied entries (0: never), so that a restart
+    /// replays only the entries after it and the log below it can be compacted.
+    /// </summary>
+    public long SnapshotEveryEntries { get; init; } = 100_000;
+
+    /// <summary>Most committed, durable entries kept in memory; older ones are read back from disk when needed.</summary>
+    public int LogWindowEntries { get; init; } = 64 * 1024;
+
+    /// <summary>Most bytes of committed, durable entries kept in memory (whichever of the two limits comes first).</summary>
+    public long LogWindowBytes { get; init; } = 64L * 1024 * 1024;
+
     /// <summary>Process id and HTTP port, reported in heartbeats for status and dashboards.</summary>
     public int ProcessId { get; init; }
 
@@ -84,6 +96,11 @@ public sealed record ServerOptions
         if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1)
         {
             throw new ArgumentException("batch sizes and in-flight frames must be at least 1");
+        }
+
+        if (SnapshotEveryEntries < 0 || LogWindowEntries < 1 || LogWindowBytes < 1)
+        {
+            throw new ArgumentException($"snapshot interval must be >= 0 and the log window at least 1 entry and 1 byte (got {SnapshotEveryEntries}, {LogWindowEntries}, {LogWindowBytes})");
         }
 
         if (MinInSync < 1)

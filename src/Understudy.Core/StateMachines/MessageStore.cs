@@ -14,26 +14,94 @@ public readonly record struct SequencedMessage(long Seq, string Text);
 /// is the payload of one committed command entry, and its sequence number is not the entry's index.
 /// Messages can be read back by range, and counted (the original's <c>messageCount</c>).
 /// </summary>
-public sealed class MessageStore : IStateMachine
+/// <remarks>
+/// The store's data is the log itself, as in Kafka: it keeps no message text, only where each message sits in the
+/// log, as runs of consecutive messages at consecutive log indices (a run ends at any entry that is not a new
+/// message: an epoch's first entry, a retried write deduplication refused). Text is read back through the
+/// <see cref="ILogReader"/> the node attaches. Its snapshot is the runs and counters, a few bytes per run.
+/// Retention (<see cref="MessageRetention"/>) moves the first retained message forward as messages are applied,
+/// from the log alone, so every replica decides the same; the log may then be compacted below it.
+/// Without an attached log (a store used on its own, in tests) it records the commands it applies in memory.
+/// </remarks>
+public sealed class MessageStore : ILogBackedStateMachine
 {
     /// <summary>Longest message accepted, in UTF-8 bytes.</summary>
     public const int MaxMessageBytes = 1024 * 1024;
 
-    private readonly List<byte[]> _messages = [];
+    private readonly List<Run> _runs = [];
+    private readonly MessageRetention _retention;
+    private ILogReader _log;
+    private AppliedCommands? _applied;
+    private long _count;
+    private long _firstRetained = 1;
+    private long _retainedBytes;
 
-    /// <summary>Messages in the store.</summary>
-    public long Count => _messages.Count;
+    public MessageStore()
+        : this(MessageRetention.KeepEverything)
+    {
+    }
+
+    public MessageStore(MessageRetention retention)
+    {
+        retention.Validate();
+        _retention = retention;
+        _applied = new AppliedCommands();
+        _log = _applied;
+    }
+
+    /// <summary>Messages ever stored (the last sequence number), retained or not.</summary>
+    public long Count => _count;
+
+    /// <summary>The first message still held; earlier ones were removed by retention.</summary>
+    public long FirstRetained => _firstRetained;
+
+    /// <summary>Runs in the index (what the store's memory grows with, besides nothing).</summary>
+    public int RunCount => _runs.Count;
+
+    /// <inheritdoc />
+    public long RetainedFromIndex => _firstRetained > _count ? long.MaxValue : IndexOf(_firstRetained);
 
     /// <summary>The message with sequence number <paramref name="seq"/> (from 1).</summary>
-    public string this[long seq] => Encoding.UTF8.GetString(_messages[checked((int)(seq - 1))]);
+    public string this[long seq]
+    {
+        get
+        {
+            if (seq < _firstRetained || seq > _count)
+            {
+                throw new ArgumentOutOfRangeException(nameof(seq), seq, $"messages held: {_firstRetained}..{_count}");
+            }
+
+            var entry = _log.Read(IndexOf(seq), 1, int.MaxValue);
+            return MessageStoreCommands.DecodeAppendText(entry[0].Command.Span);
+        }
+    }
+
+    /// <inheritdoc />
+    public void AttachLog(ILogReader log)
+    {
+        _log = log;
+        _applied = null;
+    }
 
     /// <inheritdoc />
     public ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, long index)
     {
         if (MessageStoreCommands.TryDecodeAppend(command, out var text))
         {
-            _messages.Add(text.ToArray());
-            return MessageStoreCommands.EncodeSeq(_messages.Count);
+            _count++;
+            if (_runs.Count > 0 && _runs[^1].FirstIndex + _runs[^1].Length == index)
+            {
+                _runs[^1] = _runs[^1] with { Length = _runs[^1].Length + 1 };
+            }
+            else
+            {
+                _runs.Add(new Run(_count, index, 1));
+            }
+
+            _applied?.Record(index, command);
+            _retainedBytes += text.Length;
+            ApplyRetention();
+            return MessageStoreCommands.EncodeSeq(_count);
         }
 
         // Validate() keeps these out of the log; a log written by a newer version could still hold one.
@@ -56,16 +124,21 @@ public sealed class MessageStore : IStateMachine
     {
         if (query.Length >= 1 && query[0] == MessageStoreCommands.CountOp)
         {
-            return MessageStoreCommands.EncodeSeq(_messages.Count);
+            return MessageStoreCommands.EncodeSeq(_count);
         }
 
         if (query.Length == 17 && query[0] == MessageStoreCommands.ReadOp)
         {
             var from = Math.Max(1, BinaryPrimitives.ReadInt64LittleEndian(query[1..]));
             var count = BinaryPrimitives.ReadInt64LittleEndian(query[9..]);
-            var available = Math.Max(0, _messages.Count - (from - 1));
-            var n = MessageStoreCommands.PageLength(_messages, (int)Math.Min(from - 1, _messages.Count), (int)Math.Clamp(count, 0, Math.Min(available, MessageStoreCommands.MaxReadCount)));
-            return MessageStoreCommands.EncodeMessages(from, _messages, (int)(from - 1), n);
+            if (from < _firstRetained)
+            {
+                return MessageStoreCommands.EncodeRemoved(_firstRetained);
+            }
+
+            var available = Math.Max(0, _count - (from - 1));
+            var wanted = (int)Math.Clamp(count, 0, Math.Min(available, MessageStoreCommands.MaxReadCount));
+            return MessageStoreCommands.EncodeMessages(from, ReadPage(from, wanted));
         }
 
         return MessageStoreCommands.EncodeSeq(-1);
@@ -74,35 +147,260 @@ public sealed class MessageStore : IStateMachine
     /// <inheritdoc />
     public void WriteSnapshot(IBufferWriter<byte> writer)
     {
-        var header = writer.GetSpan(8);
-        BinaryPrimitives.WriteInt64LittleEndian(header, _messages.Count);
-        writer.Advance(8);
-        foreach (var m in _messages)
+        var size = 8 + 8 + 8 + 4 + (_runs.Count * 24);
+        var w = new WireWriter(writer.GetSpan(size));
+        w.WriteInt64(_count);
+        w.WriteInt64(_firstRetained);
+        w.WriteInt64(_retainedBytes);
+        w.WriteInt32(_runs.Count);
+        foreach (var run in _runs)
         {
-            var span = writer.GetSpan(4 + m.Length);
-            BinaryPrimitives.WriteInt32LittleEndian(span, m.Length);
-            m.CopyTo(span[4..]);
-            writer.Advance(4 + m.Length);
+            w.WriteInt64(run.FirstSeq);
+            w.WriteInt64(run.FirstIndex);
+            w.WriteInt64(run.Length);
         }
+
+        writer.Advance(size);
     }
 
     /// <inheritdoc />
     public void Restore(ReadOnlySpan<byte> snapshot)
     {
-        _messages.Clear();
+        _runs.Clear();
         var r = new WireReader(snapshot, "message-store snapshot");
-        var count = r.ReadInt64("count");
-        for (long i = 0; i < count; i++)
+        _count = r.ReadInt64("count");
+        _firstRetained = r.ReadInt64("firstRetained");
+        _retainedBytes = r.ReadInt64("retainedBytes");
+        var runs = r.ReadCount("runs", 24);
+        for (var i = 0; i < runs; i++)
         {
-            _messages.Add(r.ReadBytes("message"));
+            _runs.Add(new Run(r.ReadInt64("run.firstSeq"), r.ReadInt64("run.firstIndex"), r.ReadInt64("run.length")));
         }
 
         r.End();
     }
 
-    /// <summary>All messages, in order (tests and the simulator's final check).</summary>
-    public IReadOnlyList<SequencedMessage> ToList() =>
-        [.. _messages.Select((m, i) => new SequencedMessage(i + 1, Encoding.UTF8.GetString(m)))];
+    /// <summary>All retained messages, in order (tests and the simulator's final check).</summary>
+    public IReadOnlyList<SequencedMessage> ToList()
+    {
+        var all = new List<SequencedMessage>();
+        var next = _firstRetained;
+        while (next <= _count)
+        {
+            var page = ReadPage(next, (int)Math.Min(MessageStoreCommands.MaxReadCount, _count - next + 1));
+            foreach (var text in page)
+            {
+                all.Add(new SequencedMessage(next++, Encoding.UTF8.GetString(text.Span)));
+            }
+        }
+
+        return all;
+    }
+
+    /// <summary>Up to <paramref name="wanted"/> message texts from <paramref name="from"/>, within <see cref="MessageStoreCommands.MaxReadBytes"/> (but at least one).</summary>
+    private List<ReadOnlyMemory<byte>> ReadPage(long from, int wanted)
+    {
+        var texts = new List<ReadOnlyMemory<byte>>();
+        var bytes = 0L;
+        var seq = from;
+        while (texts.Count < wanted)
+        {
+            var run = _runs[RunOf(seq)];
+            var inRun = (int)Math.Min(wanted - texts.Count, run.FirstSeq + run.Length - seq);
+            var entries = _log.Read(run.FirstIndex + (seq - run.FirstSeq), inRun, MessageStoreCommands.MaxReadBytes);
+            if (entries.Length == 0)
+            {
+                throw new InvalidOperationException($"message {seq} is not in the log (log index {run.FirstIndex + (seq - run.FirstSeq)}, first readable {_log.FirstIndex})");
+            }
+
+            foreach (var entry in entries)
+            {
+                var text = entry.Command[1..];
+                bytes += text.Length;
+                if (bytes > MessageStoreCommands.MaxReadBytes && texts.Count > 0)
+                {
+                    return texts;
+                }
+
+                texts.Add(text);
+                seq++;
+            }
+        }
+
+        return texts;
+    }
+
+    /// <summary>Moves the first retained message forward until what is left keeps the promise (deterministic: counts and bytes from the log).</summary>
+    private void ApplyRetention()
+    {
+        if (_retention.Messages is { } keep && _count - _firstRetained + 1 > keep)
+        {
+            Drop(_count - _firstRetained + 1 - keep);
+        }
+
+        if (_retention.Bytes is { } maxBytes)
+        {
+            while (_retainedBytes > maxBytes && _firstRetained <= _count)
+            {
+                Drop(1);
+            }
+        }
+
+        // Runs wholly below the first retained message are no longer needed.
+        var gone = 0;
+        while (gone < _runs.Count - 1 && _runs[gone].FirstSeq + _runs[gone].Length <= _firstRetained)
+        {
+            gone++;
+        }
+
+        if (gone > 0)
+        {
+            _runs.RemoveRange(0, gone);
+        }
+    }
+
+    private void Drop(long messages)
+    {
+        var through = _firstRetained + messages - 1;
+        if (_retention.Bytes is not null)
+        {
+            // Byte accounting needs each dropped message's size: read them back (they are still in the log).
+            var seq = _firstRetained;
+            while (seq <= through)
+            {
+                var run = _runs[RunOf(seq)];
+                var n = (int)Math.Min(through - seq + 1, run.FirstSeq + run.Length - seq);
+                var entries = _log.Read(run.FirstIndex + (seq - run.FirstSeq), Math.Min(n, 4096), 4 * 1024 * 1024);
+                foreach (var e in entries)
+                {
+                    _retainedBytes -= e.Command.Length - 1;
+                }
+
+                seq += entries.Length;
+            }
+        }
+
+        _firstRetained = through + 1;
+        _applied?.ForgetBelow(_firstRetained > _count ? long.MaxValue : IndexOf(_firstRetained));
+    }
+
+    private long IndexOf(long seq)
+    {
+        var run = _runs[RunOf(seq)];
+        return run.FirstIndex + (seq - run.FirstSeq);
+    }
+
+    /// <summary>The run holding message <paramref name="seq"/> (which must be held).</summary>
+    private int RunOf(long seq)
+    {
+        int lo = 0, hi = _runs.Count - 1;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (_runs[mid].FirstSeq <= seq)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return lo;
+    }
+
+    /// <summary>Messages <see cref="FirstSeq"/>.. at log indices <see cref="FirstIndex"/>.., <see cref="Length"/> of each.</summary>
+    private readonly record struct Run(long FirstSeq, long FirstIndex, long Length);
+
+    /// <summary>The commands a store without an attached log applied, by log index: its stand-in for the log.</summary>
+    private sealed class AppliedCommands : ILogReader
+    {
+        private readonly SortedList<long, LogEntry> _entries = [];
+
+        public long FirstIndex => _entries.Count == 0 ? 1 : _entries.Keys[0];
+
+        public void Record(long index, ReadOnlySpan<byte> command) =>
+            _entries[index] = new LogEntry(index, 0, EntryKind.Command, 0, 0, 0, command.ToArray());
+
+        public void ForgetBelow(long index)
+        {
+            while (_entries.Count > 0 && _entries.Keys[0] < index)
+            {
+                _entries.RemoveAt(0);
+            }
+        }
+
+        public LogEntry[] Read(long from, int maxCount, int maxBytes)
+        {
+            var result = new List<LogEntry>();
+            var bytes = 0;
+            for (var i = from; result.Count < maxCount && _entries.TryGetValue(i, out var e); i++)
+            {
+                result.Add(e);
+                bytes += e.WireSize;
+                if (bytes >= maxBytes)
+                {
+                    break;
+                }
+            }
+
+            return [.. result];
+        }
+    }
+}
+
+/// <summary>
+/// How many messages the store keeps (<c>--retention-messages</c>, <c>--retention-bytes</c>); the default keeps
+/// everything. Age (<c>--retention-age</c>) needs the primary's clock stamped into entries, which the log does not
+/// carry yet, so it is refused for now.
+/// </summary>
+public sealed record MessageRetention
+{
+    public static readonly MessageRetention KeepEverything = new();
+
+    /// <summary>Keep at most the newest this many messages.</summary>
+    public long? Messages { get; init; }
+
+    /// <summary>Keep at most the newest messages whose text totals this many bytes.</summary>
+    public long? Bytes { get; init; }
+
+    /// <summary>Throws with a readable message when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (Messages is < 1)
+        {
+            throw new ArgumentException($"retention by messages must keep at least 1 (got {Messages})");
+        }
+
+        if (Bytes is < 1)
+        {
+            throw new ArgumentException($"retention by bytes must keep at least 1 byte (got {Bytes})");
+        }
+    }
+}
+
+/// <summary>A read asked for messages that retention has removed; <see cref="FirstRetained"/> is where reading can resume.</summary>
+public sealed class MessagesRemovedException : Exception
+{
+    public MessagesRemovedException(long firstRetained)
+        : base($"messages before {firstRetained} were removed by retention (first retained: {firstRetained})") => FirstRetained = firstRetained;
+
+    public MessagesRemovedException()
+    {
+    }
+
+    public MessagesRemovedException(string message)
+        : base(message)
+    {
+    }
+
+    public MessagesRemovedException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    public long FirstRetained { get; }
 }
 
 /// <summary>The byte layout of message-store commands, queries and results, shared by server and client.</summary>
@@ -121,22 +419,6 @@ public static class MessageStoreCommands
     /// available (one message is at most <see cref="MessageStore.MaxMessageBytes"/>), so a reader always makes progress.
     /// </summary>
     public const int MaxReadBytes = 1024 * 1024;
-
-    /// <summary>How many of the <paramref name="wanted"/> messages from <paramref name="start"/> fit in one reply under <see cref="MaxReadBytes"/>.</summary>
-    internal static int PageLength(List<byte[]> messages, int start, int wanted)
-    {
-        var bytes = 0L;
-        for (var i = 0; i < wanted; i++)
-        {
-            bytes += messages[start + i].Length;
-            if (bytes > MaxReadBytes && i > 0)
-            {
-                return i;
-            }
-        }
-
-        return wanted;
-    }
 
     public static byte[] Append(string text)
     {
@@ -182,23 +464,35 @@ public static class MessageStoreCommands
     public static long DecodeSeq(ReadOnlySpan<byte> result) =>
         result.Length == 8 ? BinaryPrimitives.ReadInt64LittleEndian(result) : throw new ProtocolException($"a sequence number is 8 bytes, got {result.Length}");
 
-    internal static byte[] EncodeMessages(long from, List<byte[]> messages, int start, int count)
+    internal static byte[] EncodeMessages(long from, List<ReadOnlyMemory<byte>> texts)
     {
         var size = 8 + 4;
-        for (var i = 0; i < count; i++)
+        foreach (var t in texts)
         {
-            size += 4 + messages[start + i].Length;
+            size += 4 + t.Length;
         }
 
         var bytes = new byte[size];
         var w = new WireWriter(bytes);
         w.WriteInt64(from);
-        w.WriteInt32(count);
-        for (var i = 0; i < count; i++)
+        w.WriteInt32(texts.Count);
+        foreach (var t in texts)
         {
-            w.WriteBytes(messages[start + i]);
+            w.WriteBytes(t.Span);
         }
 
+        return bytes;
+    }
+
+    /// <summary>
+    /// The answer to a read below the first retained message: "from" 0, which no page has (pages start at 1 or
+    /// later), then the first retained sequence number. A client sees it as <see cref="MessagesRemovedException"/>.
+    /// </summary>
+    internal static byte[] EncodeRemoved(long firstRetained)
+    {
+        var bytes = new byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, 0);
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(8), firstRetained);
         return bytes;
     }
 
@@ -206,6 +500,11 @@ public static class MessageStoreCommands
     {
         var r = new WireReader(result, "read result");
         var from = r.ReadInt64("from");
+        if (from == 0)
+        {
+            throw new MessagesRemovedException(r.ReadInt64("firstRetained"));
+        }
+
         var count = r.ReadCount("count", 4);
         var list = new List<SequencedMessage>(count);
         for (var i = 0; i < count; i++)

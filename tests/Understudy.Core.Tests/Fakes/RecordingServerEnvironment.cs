@@ -22,6 +22,10 @@ public sealed record SavedEpoch(long Epoch) : ServerCall;
 
 public sealed record Reported(ServerEvent Event) : ServerCall;
 
+public sealed record SnapshotSaveRequested(long Index, long Epoch, byte[] State) : ServerCall;
+
+public sealed record CompactedLog(long BelowIndex) : ServerCall;
+
 /// <summary>Records every call a server makes, so tests can assert what it did and in which order.</summary>
 public sealed class RecordingServerEnvironment : IServerEnvironment
 {
@@ -75,4 +79,8 @@ public sealed class RecordingServerEnvironment : IServerEnvironment
     public void SaveEpoch(long epoch) => Calls.Add(new SavedEpoch(epoch));
 
     public void Report(in ServerEvent e) => Calls.Add(new Reported(e));
+
+    public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot) => Calls.Add(new SnapshotSaveRequested(index, epoch, snapshot.ToArray()));
+
+    public void CompactLog(long belowIndex) => Calls.Add(new CompactedLog(belowIndex));
 }

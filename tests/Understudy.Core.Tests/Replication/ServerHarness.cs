@@ -19,14 +19,20 @@ public sealed class ServerHarness
     private int _syncsCompleted;
     private int _delivered;
 
-    public ServerHarness(NodeAddress self, ServerOptions? options = null, long recoveredEpoch = 0, IEnumerable<LogEntry>? log = null, FakeTimeProvider? time = null)
+    private int _written;
+
+    public ServerHarness(NodeAddress self, ServerOptions? options = null, long recoveredEpoch = 0, IEnumerable<LogEntry>? log = null, FakeTimeProvider? time = null, ListLogArchive? disk = null, ServerSnapshot? snapshot = null, MessageStore? machine = null)
     {
         Self = self;
         Time = time ?? new FakeTimeProvider();
         Env = new RecordingServerEnvironment();
-        Machine = new MessageStore();
-        Node = new ServerNode(self, BackupIncarnation, options ?? new ServerOptions(), Machine, Env, Time, recoveredEpoch, log);
+        Machine = machine ?? new MessageStore();
+        Disk = disk;
+        Node = new ServerNode(self, BackupIncarnation, options ?? new ServerOptions(), Machine, Env, Time, recoveredEpoch, log, archive: disk, snapshot: snapshot);
     }
+
+    /// <summary>The log on disk, when the test gives one: appends, truncations and compactions reach it when the disk syncs.</summary>
+    public ListLogArchive? Disk { get; }
 
     public NodeAddress Self { get; }
 
@@ -67,6 +73,8 @@ public sealed class ServerHarness
     /// <summary>Clears the recording (every sync requested so far must have been completed or be abandoned).</summary>
     public void Forget()
     {
+        WriteDisk();
+        _written = 0;
         Env.Clear();
         _syncsCompleted = 0;
         _delivered = 0;
@@ -124,12 +132,43 @@ public sealed class ServerHarness
         while (_syncsCompleted < syncs.Count)
         {
             var s = syncs[_syncsCompleted++];
+            WriteDisk();
             Input(n => n.OnLogSynced(s.ThroughIndex, s.Generation));
             syncs = Env.Syncs;
             any = true;
         }
 
         return any;
+    }
+
+    /// <summary>Carries what the node wrote since the last call to <see cref="Disk"/>, in order.</summary>
+    public void WriteDisk()
+    {
+        if (Disk is null)
+        {
+            return;
+        }
+
+        var calls = Env.Calls;
+        for (; _written < calls.Count; _written++)
+        {
+            switch (calls[_written])
+            {
+                case AppendedLog a:
+                    foreach (var e in a.Entries)
+                    {
+                        Disk.Write(e);
+                    }
+
+                    break;
+                case TruncatedLog t:
+                    Disk.TruncateFrom(t.FromIndex);
+                    break;
+                case CompactedLog c:
+                    Disk.RemoveBelow(c.BelowIndex);
+                    break;
+            }
+        }
     }
 
     /// <summary>Advances time in heartbeat-sized steps, ticking (and renewing the lease when asked) at each.</summary>

@@ -1,0 +1,125 @@
+using System.Buffers;
+using Understudy.Core.Replication;
+using Understudy.Core.StateMachines;
+using Understudy.Protocol;
+
+namespace Understudy.Core.Tests.StateMachines;
+
+/// <summary>The message store over the log: an index of runs instead of message text, and retention that keeps what it promises.</summary>
+public class MessageRetentionTests
+{
+    /// <summary>A log with the store attached; every third entry is an epoch start, so messages sit in several runs.</summary>
+    private sealed class Store
+    {
+        public Store(MessageRetention? retention = null)
+        {
+            Machine = new MessageStore(retention ?? MessageRetention.KeepEverything);
+            Machine.AttachLog(Log);
+        }
+
+        public ReplicatedLog Log { get; } = new();
+
+        public MessageStore Machine { get; }
+
+        public long Write(string text)
+        {
+            if (Log.LastIndex % 3 == 2)
+            {
+                Log.Append(new LogEntry(Log.LastIndex + 1, 1, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty));
+            }
+
+            var entry = new LogEntry(Log.LastIndex + 1, 1, EntryKind.Command, 1, Log.LastIndex + 1, 0, MessageStoreCommands.Append(text));
+            Log.Append(entry);
+            return MessageStoreCommands.DecodeSeq(Machine.Apply(entry.Command.Span, entry.Index).Span);
+        }
+
+        public IReadOnlyList<SequencedMessage> Read(long from, long count) =>
+            MessageStoreCommands.DecodeMessages(Machine.Query(MessageStoreCommands.Read(from, count)).Span);
+    }
+
+    [Fact]
+    public void Messages_are_read_back_from_the_log_across_runs_and_the_snapshot_holds_no_text()
+    {
+        var store = new Store();
+        for (var i = 1; i <= 100; i++)
+        {
+            Assert.Equal(i, store.Write($"message {i} " + new string('x', 200)));
+        }
+
+        Assert.Equal(50, store.Machine.RunCount);
+        Assert.Equal(Enumerable.Range(1, 100).Select(i => $"message {i} " + new string('x', 200)), store.Read(1, 1000).Select(m => m.Text));
+        Assert.Equal([41, 42, 43], store.Read(41, 3).Select(m => m.Seq));
+        Assert.StartsWith("message 77 ", store.Machine[77], StringComparison.Ordinal);
+
+        var snapshot = new ArrayBufferWriter<byte>();
+        store.Machine.WriteSnapshot(snapshot);
+        Assert.True(snapshot.WrittenCount < 50 * 24 + 64, $"a snapshot of {snapshot.WrittenCount} bytes for 50 runs holds more than the runs");
+    }
+
+    [Fact]
+    public void Retention_by_messages_keeps_exactly_the_newest_N_and_a_read_before_them_is_told_so()
+    {
+        var store = new Store(new MessageRetention { Messages = 10 });
+        for (var i = 1; i <= 95; i++)
+        {
+            store.Write($"m{i}");
+        }
+
+        Assert.Equal(86, store.Machine.FirstRetained);
+        Assert.Equal(95, store.Machine.Count);
+        Assert.Equal(Enumerable.Range(86, 10).Select(i => $"m{i}"), store.Read(86, 100).Select(m => m.Text));
+        Assert.Equal(Enumerable.Range(86, 10).Select(i => (long)i), store.Machine.ToList().Select(m => m.Seq));
+        Assert.True(store.Machine.RunCount <= 6, $"{store.Machine.RunCount} runs kept for 10 messages");
+
+        var removed = Assert.Throws<MessagesRemovedException>(() => store.Read(85, 10));
+        Assert.Equal(86, removed.FirstRetained);
+        Assert.Equal("messages before 86 were removed by retention (first retained: 86)", removed.Message);
+
+        // The log may be compacted up to (not past) the first retained message's entry.
+        Assert.Equal("m86", MessageStoreCommands.DecodeAppendText(store.Log[store.Machine.RetainedFromIndex].Command.Span));
+    }
+
+    [Fact]
+    public void Retention_by_bytes_keeps_the_newest_messages_that_fit()
+    {
+        var store = new Store(new MessageRetention { Bytes = 1000 });
+        for (var i = 1; i <= 60; i++)
+        {
+            store.Write(new string((char)('a' + (i % 26)), 90 + (i % 7)));
+        }
+
+        var kept = store.Machine.ToList();
+        var bytes = kept.Sum(m => m.Text.Length);
+        Assert.True(bytes <= 1000, $"{bytes} bytes retained, limit 1000");
+
+        // One more older message would not have fit: the floor is as low as the promise allows.
+        var previous = 90 + ((store.Machine.FirstRetained - 1) % 7);
+        Assert.True(bytes + previous > 1000, $"message {store.Machine.FirstRetained - 1} ({previous} bytes) would have fit beside {bytes}");
+        Assert.Equal(60, kept[^1].Seq);
+    }
+
+    [Fact]
+    public void Retention_is_decided_from_the_log_alone_so_replicas_and_a_restored_copy_agree()
+    {
+        var a = new Store(new MessageRetention { Messages = 7, Bytes = 500 });
+        var b = new Store(new MessageRetention { Messages = 7, Bytes = 500 });
+        for (var i = 1; i <= 40; i++)
+        {
+            var text = new string('q', (i * 37) % 150);
+            a.Write(text);
+            b.Write(text);
+        }
+
+        var snapshotA = new ArrayBufferWriter<byte>();
+        a.Machine.WriteSnapshot(snapshotA);
+        var snapshotB = new ArrayBufferWriter<byte>();
+        b.Machine.WriteSnapshot(snapshotB);
+        Assert.Equal(snapshotA.WrittenSpan.ToArray(), snapshotB.WrittenSpan.ToArray());
+
+        var restored = new MessageStore(new MessageRetention { Messages = 7, Bytes = 500 });
+        restored.AttachLog(a.Log);
+        restored.Restore(snapshotA.WrittenSpan);
+        Assert.Equal(a.Machine.ToList(), restored.ToList());
+        Assert.Equal(a.Machine.FirstRetained, restored.FirstRetained);
+    }
+}
