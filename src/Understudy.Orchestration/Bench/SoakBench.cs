@@ -40,7 +40,7 @@ public sealed record SoakOptions
 /// each second. At 60 % of the writes a backup is killed and restarted; at 75 % another backup is killed, its folder
 /// wiped, and restarted (it copies everything from the primary); after the last write every server is killed at once
 /// and started again (the monitor stays up). Then the whole log is read back and judged against what the writers
-/// were told, in memory bounded by a byte per write: see <see cref="Ledger"/>.
+/// were told, in memory bounded by two bytes per write: see <see cref="SoakLedger"/>.
 /// </summary>
 public sealed class SoakBench
 {
@@ -108,7 +108,7 @@ public sealed class SoakBench
             }
 
             // One ledger per writer, and one more for the probe that times the cluster restart.
-            var ledgers = Enumerable.Range(0, _options.Clients + 1).Select(_ => new Ledger()).ToArray();
+            var ledgers = Enumerable.Range(0, _options.Clients + 1).Select(_ => new SoakLedger()).ToArray();
             _clock.Start();
             sampling = SampleAsync(cluster, http, samples, stopSampling.Token);
             var writers = Enumerable.Range(0, _options.Clients)
@@ -223,7 +223,7 @@ public sealed class SoakBench
         return tag.Length >= _options.Payload ? tag : tag.PadRight(_options.Payload, 'x');
     }
 
-    private async Task WriteAsync(UnderstudyClient client, int writer, Ledger ledger)
+    private async Task WriteAsync(UnderstudyClient client, int writer, SoakLedger ledger)
     {
         for (long n = 0; Interlocked.Increment(ref _issued) <= _options.Writes; n++)
         {
@@ -234,20 +234,20 @@ public sealed class SoakBench
         Interlocked.Decrement(ref _issued);
     }
 
-    private async Task<Outcome> WriteOnceAsync(UnderstudyClient client, int writer, long n, Ledger ledger)
+    private async Task<Outcome> WriteOnceAsync(UnderstudyClient client, int writer, long n, SoakLedger ledger)
     {
         try
         {
             // Never abandoned halfway (CancellationToken.None): every write ends acknowledged, failed or timed out.
             await client.SendAsync(RequestKind.Write, MessageStoreCommands.Append(Text(writer, n)), null, CancellationToken.None).ConfigureAwait(false);
-            ledger.Record(n, Ledger.Acked);
+            ledger.Record(n, SoakLedger.Acked);
             Interlocked.Increment(ref _acknowledged);
             return Outcome.Acknowledged;
         }
         catch (UnderstudyException e)
         {
             var failed = e.Outcome == OutcomeKind.Failed;
-            ledger.Record(n, failed ? Ledger.FailedState : Ledger.UnknownState);
+            ledger.Record(n, failed ? SoakLedger.FailedState : SoakLedger.UnknownState);
             return failed ? Outcome.Failed : Outcome.Unknown;
         }
     }
@@ -422,7 +422,7 @@ public sealed class SoakBench
     /// Reads the whole final log back in pages and checks it against the ledgers: every acknowledged write exactly
     /// once, no failed write, nothing nobody wrote, and each writer's writes in the order it sent them.
     /// </summary>
-    private async Task<(long Messages, List<string> Violations)> JudgeAsync(UnderstudyClient client, Ledger[] ledgers, CancellationToken cancellationToken)
+    private async Task<(long Messages, List<string> Violations)> JudgeAsync(UnderstudyClient client, SoakLedger[] ledgers, CancellationToken cancellationToken)
     {
         var violations = new List<string>();
         long from = 1;
@@ -524,87 +524,87 @@ public sealed class SoakBench
             return [.. _events];
         }
     }
+}
 
-    /// <summary>
-    /// What one writer was told about each of its writes (numbered 0, 1, 2...), and how often the final log holds
-    /// each: two bytes per write, so judging 20 M writes takes about 40 MB instead of a history of every call.
-    /// Only its writer records (one write at a time); the judge reads after every writer has finished.
-    /// </summary>
-    internal sealed class Ledger
+/// <summary>
+/// What one writer was told about each of its writes (numbered 0, 1, 2...), and how often the final log holds
+/// each: two bytes per write, so judging 20 M writes takes about 40 MB instead of a history of every call.
+/// Only its writer records (one write at a time); the judge reads after every writer has finished.
+/// </summary>
+public sealed class SoakLedger
+{
+    public const byte Acked = 1;
+    public const byte FailedState = 2;
+    public const byte UnknownState = 3;
+
+    private byte[] _told = new byte[1024];
+    private byte[] _seen = new byte[1024];
+    private long _count;
+
+    public long Acknowledged { get; private set; }
+
+    public long Failed { get; private set; }
+
+    public long Unknown { get; private set; }
+
+    public int Lost { get; private set; }
+
+    public int Duplicated { get; private set; }
+
+    public void Record(long n, byte told)
     {
-        public const byte Acked = 1;
-        public const byte FailedState = 2;
-        public const byte UnknownState = 3;
-
-        private byte[] _told = new byte[1024];
-        private byte[] _seen = new byte[1024];
-        private long _count;
-
-        public long Acknowledged { get; private set; }
-
-        public long Failed { get; private set; }
-
-        public long Unknown { get; private set; }
-
-        public int Lost { get; private set; }
-
-        public int Duplicated { get; private set; }
-
-        public void Record(long n, byte told)
+        if (n >= _told.Length)
         {
-            if (n >= _told.Length)
-            {
-                var size = (int)Math.Min(Array.MaxLength, Math.Max(n + 1, (long)_told.Length * 2));
-                Array.Resize(ref _told, size);
-                Array.Resize(ref _seen, size);
-            }
+            var size = (int)Math.Min(Array.MaxLength, Math.Max(n + 1, (long)_told.Length * 2));
+            Array.Resize(ref _told, size);
+            Array.Resize(ref _seen, size);
+        }
 
-            _told[n] = told;
-            _count = Math.Max(_count, n + 1);
-            switch (told)
+        _told[n] = told;
+        _count = Math.Max(_count, n + 1);
+        switch (told)
+        {
+            case Acked: Acknowledged++; break;
+            case FailedState: Failed++; break;
+            default: Unknown++; break;
+        }
+    }
+
+    /// <summary>Write <paramref name="n"/> is in the log once more; what is wrong with that, or null.</summary>
+    public string? Found(long n)
+    {
+        if (n >= _count || _told[n] == 0)
+        {
+            return "is in the log but was never sent";
+        }
+
+        if (_seen[n] < byte.MaxValue)
+        {
+            _seen[n]++;
+        }
+
+        if (_seen[n] == 2)
+        {
+            Duplicated++;
+            return "is in the log twice";
+        }
+
+        return _told[n] == FailedState && _seen[n] == 1 ? "is in the log although the cluster said it failed" : null;
+    }
+
+    /// <summary>Acknowledged writes the log does not hold (counted into <see cref="Lost"/>).</summary>
+    public IEnumerable<long> Missing()
+    {
+        var missing = new List<long>();
+        for (long n = 0; n < _count; n++)
+        {
+            if (_told[n] == Acked && _seen[n] == 0)
             {
-                case Acked: Acknowledged++; break;
-                case FailedState: Failed++; break;
-                default: Unknown++; break;
+                missing.Add(n);
             }
         }
 
-        /// <summary>Write <paramref name="n"/> is in the log once more; what is wrong with that, or null.</summary>
-        public string? Found(long n)
-        {
-            if (n >= _count || _told[n] == 0)
-            {
-                return "is in the log but was never sent";
-            }
-
-            if (_seen[n] < byte.MaxValue)
-            {
-                _seen[n]++;
-            }
-
-            if (_seen[n] == 2)
-            {
-                Duplicated++;
-                return "is in the log twice";
-            }
-
-            return _told[n] == FailedState && _seen[n] == 1 ? "is in the log although the cluster said it failed" : null;
-        }
-
-        /// <summary>Acknowledged writes the log does not hold (counted into <see cref="Lost"/>).</summary>
-        public IEnumerable<long> Missing()
-        {
-            var missing = new List<long>();
-            for (long n = 0; n < _count; n++)
-            {
-                if (_told[n] == Acked && _seen[n] == 0)
-                {
-                    missing.Add(n);
-                }
-            }
-
-            Lost = missing.Count;
-            return missing;
-        }
+        Lost = missing.Count;
+        return missing;
     }
 }
