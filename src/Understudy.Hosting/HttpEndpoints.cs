@@ -125,6 +125,7 @@ public static class HttpEndpoints
         m.FsyncSeconds.IncTo(stats.TotalFsyncTime.TotalSeconds);
         m.LastFsyncSeconds.Set(stats.LastFsyncTime.TotalSeconds);
         m.Segments.Set(stats.SegmentCount);
+        m.ManagedHeap.Set(GC.GetTotalMemory(forceFullCollection: false));
         await WriteMetricsAsync(http, m.Registry);
     }
 

@@ -41,6 +41,9 @@ public sealed class ServerMetrics
         WindowEntries = f.CreateGauge("understudy_server_log_window_entries", "Entries of the log held in memory.");
         SnapshotIndex = f.CreateGauge("understudy_server_snapshot_index", "Last entry covered by the newest stored snapshot (0: none).");
         RetentionFloor = f.CreateGauge("understudy_server_retention_first_message", "First message the store still holds; earlier ones were removed by retention.");
+
+        // The registry is a custom one, so prometheus-net's default dotnet_* collectors are absent; the soak bench needs the heap.
+        ManagedHeap = f.CreateGauge("understudy_server_managed_heap_bytes", "Bytes the garbage collector counts as allocated (GC.GetTotalMemory), read at scrape time.");
     }
 
     public CollectorRegistry Registry { get; }
@@ -116,4 +119,6 @@ public sealed class ServerMetrics
     public Gauge SnapshotIndex { get; }
 
     public Gauge RetentionFloor { get; }
+
+    public Gauge ManagedHeap { get; }
 }

@@ -20,6 +20,7 @@ internal static class BenchVerb
         command.Subcommands.Add(Throughput());
         command.Subcommands.Add(Failover());
         command.Subcommands.Add(Report());
+        command.Subcommands.Add(Soak());
         return command;
     }
 
@@ -159,6 +160,78 @@ internal static class BenchVerb
                 Row(table, "lost / duplicated", $"{Colour(result.Lost)} / {Colour(result.Duplicated)}");
                 Row(table, "load average", $"{result.LoadBefore} before, {result.LoadAfter} after ({Environment.ProcessorCount} cores)");
                 Row(table, "run folder", Markup.Escape(result.RunFolder ?? string.Empty) + " (result.json, failover.png/svg, history.jsonl, data/logs)");
+                AnsiConsole.Write(table);
+                foreach (var v in result.Violations.Take(20))
+                {
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(v)}[/]");
+                }
+
+                AnsiConsole.MarkupLine(result.Verdict == "valid" ? "verdict: [green bold]valid[/]" : "verdict: [red bold]INVALID[/]");
+            }
+
+            return result.Verdict == "valid" ? 0 : 1;
+        });
+        return command;
+    }
+
+    // `bench soak` (issue 9): kept in one block so the failover-fault work on this file merges cleanly.
+    private static Command Soak()
+    {
+        var writes = new Option<long>("--writes") { Description = "Writes to send in all (each once, closed loop).", DefaultValueFactory = _ => 2_000_000 };
+        var payload = new Option<int>("--payload") { Description = "Message size in bytes.", DefaultValueFactory = _ => 64 };
+        var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
+        fsync.AcceptOnlyFromAmong("always", "never", "batch");
+        var clients = new Option<int>("--clients") { Description = "Concurrent closed-loop writers.", DefaultValueFactory = _ => 64 };
+        var connections = new Option<int>("--connections") { Description = "Client connections the writers share; default min(clients, 4)." };
+        var snapshotEvery = new Option<string?>("--snapshot-every") { Description = "Passed to every server (entries between snapshots)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object: writes, rssMb {server: {start,max,end}}, restartToInSyncMs, wipedCatchUpMBps, clusterRestartMs, lost, ..." };
+        var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-soak-TIME)." };
+        var command = new Command("soak", "Sustained load on a fresh local 3-server cluster, sampling each server's RSS and managed heap every second; near the end a backup is restarted, then another wiped and restarted; at the end the whole cluster is restarted. The whole log is then read back and judged: nothing acknowledged may be lost or duplicated.")
+        {
+            writes, payload, fsync, clients, connections, snapshotEvery, json, output,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var n = parse.GetValue(writes);
+            var c = parse.GetValue(clients);
+            var b = parse.GetValue(payload);
+            if (n is < 100 or > 1_000_000_000 || c is < 1 or > 4096 || b is < 0 or > 1_000_000)
+            {
+                throw new UsageException("--writes must be 100 to 1000000000, --clients 1 to 4096, --payload 0 to 1000000");
+            }
+
+            var quiet = parse.GetValue(json);
+            var options = new SoakOptions
+            {
+                Writes = n,
+                Clients = c,
+                Payload = b,
+                Fsync = parse.GetValue(fsync)!,
+                Connections = parse.GetValue(connections) is > 0 and var k ? Math.Min(k, c) : Math.Min(c, 4),
+                ServerArguments = parse.GetValue(snapshotEvery) is { } every ? ["--snapshot-every", every] : [],
+                RunFolder = Folder(parse.GetValue(output), "soak"),
+            };
+            var result = await new SoakBench(options, Say(quiet)).RunAsync(cancellationToken);
+            if (quiet)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(result, BenchJson.Options));
+            }
+            else
+            {
+                var table = Table();
+                Row(table, "writes", $"{result.Writes} sent, {result.Acknowledged} acknowledged, {result.Failed} failed, {result.Unknown} unknown in {result.Seconds:0.0} s ({result.WritesPerSec:0}/s)");
+                foreach (var (server, rss) in result.RssMb)
+                {
+                    var heap = result.HeapMb.TryGetValue(server, out var h) ? $" · heap {h.Start:0} → max {h.Max:0} → {h.End:0} MiB" : string.Empty;
+                    Row(table, $"{server} RSS", $"{rss.Start:0} → max [bold]{rss.Max:0}[/] → {rss.End:0} MiB{heap}");
+                }
+
+                Row(table, "backup restart → in sync", $"[bold]{result.RestartToInSyncMs:0}[/] ms");
+                Row(table, "wiped backup catch-up", $"{result.WipedCatchUpMb:0.0} MiB in {result.WipedCatchUpMs:0} ms: [bold]{result.WipedCatchUpMBps:0.0}[/] MiB/s; clients saw {result.CatchUpWritesPerSec:0} writes/s (steady {result.SteadyWritesPerSec:0})");
+                Row(table, "cluster restart → first ack", $"[bold]{result.ClusterRestartMs:0}[/] ms (monitor kept up)");
+                Row(table, "lost / duplicated", $"{Colour(result.Lost)} / {Colour(result.Duplicated)} ({result.LogMessages} messages read back)");
+                Row(table, "load average", $"{result.LoadBefore} before, {result.LoadAfter} after ({Environment.ProcessorCount} cores)");
+                Row(table, "run folder", Markup.Escape(result.RunFolder ?? string.Empty) + " (result.json, samples.json, rss.png/svg, data/logs)");
                 AnsiConsole.Write(table);
                 foreach (var v in result.Violations.Take(20))
                 {

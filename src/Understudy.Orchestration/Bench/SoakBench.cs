@@ -1,0 +1,610 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Understudy.Client;
+using Understudy.Core.Client;
+using Understudy.Core.StateMachines;
+using Understudy.Orchestration.Clusters;
+using Understudy.Orchestration.Polling;
+using Understudy.Protocol;
+
+namespace Understudy.Orchestration.Bench;
+
+/// <summary>What one soak run does.</summary>
+public sealed record SoakOptions
+{
+    /// <summary>Writes to send in all, each once.</summary>
+    public long Writes { get; init; } = 2_000_000;
+
+    public int Clients { get; init; } = 64;
+
+    /// <summary>Message size in bytes (at least the writer's tag, "sW-N.", is sent).</summary>
+    public int Payload { get; init; } = 64;
+
+    public string Fsync { get; init; } = "always";
+
+    /// <summary>UnderstudyClient instances (each one connection to the primary) the writers share.</summary>
+    public int Connections { get; init; } = 4;
+
+    /// <summary>Extra flags for every server (--snapshot-every..., small thresholds in tests).</summary>
+    public IReadOnlyList<string> ServerArguments { get; init; } = [];
+
+    /// <summary>How long each phase (a backup back in sync, the cluster serving again) may take.</summary>
+    public TimeSpan PhaseTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    public required string RunFolder { get; init; }
+}
+
+/// <summary>
+/// Sustained closed-loop load on a fresh local three-server cluster, sampling every server's RSS and managed heap
+/// each second. At 60 % of the writes a backup is killed and restarted; at 75 % another backup is killed, its folder
+/// wiped, and restarted (it copies everything from the primary); after the last write every server is killed at once
+/// and started again (the monitor stays up). Then the whole log is read back and judged against what the writers
+/// were told, in memory bounded by two bytes per write: see <see cref="SoakLedger"/>.
+/// </summary>
+public sealed class SoakBench
+{
+    private const double RestartAt = 0.60;
+    private const double WipeAt = 0.75;
+
+    private readonly SoakOptions _options;
+    private readonly Action<string> _say;
+    private readonly Stopwatch _clock = new();
+    private readonly Lock _eventsLock = new();
+    private readonly List<SoakEvent> _events = [];
+    private long _acknowledged;
+    private long _issued;
+
+    public SoakBench(SoakOptions options, Action<string> say)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Writes < 1 || options.Clients < 1 || options.Connections < 1 || options.Payload < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "writes, clients and connections must be at least 1 and the payload at least 0");
+        }
+
+        _options = options;
+        _say = say;
+    }
+
+    public async Task<SoakResult> RunAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_options.RunFolder);
+        var loadBefore = BenchJson.LoadAverage();
+        var data = Path.Combine(_options.RunFolder, "data");
+        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(3, data) with
+        {
+            Fsync = _options.Fsync,
+
+            // Server HTTP on free ports: /metrics gives the managed heap.
+            ServerHttp = true,
+            ServerHttpPorts = LocalClusterOptions.FreePorts(3),
+            ServerArguments = ["--log-level", "warning", .. _options.ServerArguments],
+            MonitorArguments = ["--log-level", "info"],
+        });
+        await using var clusterScope = cluster.ConfigureAwait(false);
+        var healthy = await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        _say($"cluster up: primary {healthy.Primary}, fsync {_options.Fsync}; {_options.Writes} writes from {_options.Clients} writers");
+
+        var clients = new List<UnderstudyClient>();
+        for (var i = 0; i < _options.Connections; i++)
+        {
+            clients.Add(new UnderstudyClient(new UnderstudyClientOptions
+            {
+                Monitor = cluster.MonitorAddress,
+                Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) },
+            }));
+        }
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var stopSampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var samples = new List<SoakSample>();
+        Task sampling = Task.CompletedTask;
+        try
+        {
+            foreach (var c in clients)
+            {
+                await c.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            // One ledger per writer, and one more for the probe that times the cluster restart.
+            var ledgers = Enumerable.Range(0, _options.Clients + 1).Select(_ => new SoakLedger()).ToArray();
+            _clock.Start();
+            sampling = SampleAsync(cluster, http, samples, stopSampling.Token);
+            var writers = Enumerable.Range(0, _options.Clients)
+                .Select(w => Task.Run(() => WriteAsync(clients[w % clients.Count], w, ledgers[w]), CancellationToken.None))
+                .ToArray();
+
+            // Faults, while the writers write.
+            var restart = await RestartBackupAsync(cluster, wipe: false, (long)(_options.Writes * RestartAt), writers, cancellationToken).ConfigureAwait(false);
+            var steady = restart.AckedAtFault / Math.Max(0.001, restart.FaultAt);
+            var wiped = await RestartBackupAsync(cluster, wipe: true, (long)(_options.Writes * WipeAt), writers, cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(writers).ConfigureAwait(false);
+            var loadSeconds = _clock.Elapsed.TotalSeconds;
+            _say($"{Volatile.Read(ref _acknowledged)} of {_options.Writes} writes acknowledged in {loadSeconds:0.0} s");
+
+            // Every server at once; the monitor stays up and must bring back a primary from the last configuration.
+            Mark("cluster killed");
+            foreach (var s in cluster.Servers)
+            {
+                s.Process.Kill();
+            }
+
+            Mark("cluster started");
+            var restartClock = Stopwatch.StartNew();
+            foreach (var s in cluster.Servers)
+            {
+                s.Process.Start();
+            }
+
+            var probe = ledgers[_options.Clients];
+            var served = false;
+            for (long n = 0; !served && restartClock.Elapsed < _options.PhaseTimeout; n++)
+            {
+                served = await WriteOnceAsync(clients[0], _options.Clients, n, probe).ConfigureAwait(false) == Outcome.Acknowledged;
+            }
+
+            var clusterRestartMs = restartClock.Elapsed.TotalMilliseconds;
+            if (!served)
+            {
+                throw new TimeoutException($"cluster restart: no write was acknowledged within {_options.PhaseTimeout.TotalSeconds:0} s of starting every server again; logs in {Path.Combine(data, "logs")}");
+            }
+
+            Mark("cluster served");
+            _say($"cluster restart: first acknowledged write {clusterRestartMs:0} ms after starting every server");
+            await cluster.WaitForHealthyAsync(_options.PhaseTimeout, cancellationToken).ConfigureAwait(false);
+            await stopSampling.CancelAsync().ConfigureAwait(false);
+            await sampling.ConfigureAwait(false);
+
+            var (logMessages, violations) = await JudgeAsync(clients[0], ledgers, cancellationToken).ConfigureAwait(false);
+            var lost = ledgers.Sum(l => l.Lost);
+            var duplicated = ledgers.Sum(l => l.Duplicated);
+            var catchUpWrites = wiped.AckedAtInSync - wiped.AckedAtStart;
+            var result = new SoakResult
+            {
+                Writes = Volatile.Read(ref _issued),
+                Acknowledged = ledgers.Sum(l => l.Acknowledged),
+                Failed = ledgers.Sum(l => l.Failed),
+                Unknown = ledgers.Sum(l => l.Unknown),
+                RssMb = Memory(samples, s => s.RssMb),
+                HeapMb = Memory(samples, s => s.HeapMb),
+                RestartToInSyncMs = Math.Round(restart.ToInSyncMs, 1),
+                WipedCatchUpMs = Math.Round(wiped.ToInSyncMs, 1),
+                WipedCatchUpMb = Math.Round(wiped.PrimaryBytes / 1048576.0, 2),
+                WipedCatchUpMBps = Math.Round(wiped.PrimaryBytes / 1048576.0 / Math.Max(0.001, wiped.ToInSyncMs / 1000), 2),
+                SteadyWritesPerSec = Math.Round(steady, 0),
+                CatchUpWritesPerSec = Math.Round(catchUpWrites / Math.Max(0.001, wiped.ToInSyncMs / 1000), 0),
+                ClusterRestartMs = Math.Round(clusterRestartMs, 1),
+                Lost = lost,
+                Duplicated = duplicated,
+                Verdict = violations.Count == 0 ? "valid" : "invalid",
+                Violations = violations,
+                LogMessages = logMessages,
+                Seconds = Math.Round(loadSeconds, 2),
+                WritesPerSec = Math.Round(Volatile.Read(ref _acknowledged) / Math.Max(0.001, loadSeconds), 0),
+                Clients = _options.Clients,
+                Payload = _options.Payload,
+                Fsync = _options.Fsync,
+                Events = Events(),
+                LoadBefore = loadBefore,
+                LoadAfter = BenchJson.LoadAverage(),
+                RunFolder = _options.RunFolder,
+            };
+            File.WriteAllText(Path.Combine(_options.RunFolder, "result.json"), JsonSerializer.Serialize(result, BenchJson.Options));
+            File.WriteAllText(Path.Combine(_options.RunFolder, "samples.json"), JsonSerializer.Serialize(samples, BenchJson.Options));
+            PlotMemory(result, samples, Path.Combine(_options.RunFolder, "rss"));
+            return result;
+        }
+        finally
+        {
+            await stopSampling.CancelAsync().ConfigureAwait(false);
+            await sampling.ConfigureAwait(false);
+            foreach (var c in clients)
+            {
+                await c.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private enum Outcome
+    {
+        Acknowledged,
+        Failed,
+        Unknown,
+    }
+
+    /// <summary>What one backup restart measured.</summary>
+    private readonly record struct BackupRestart(double FaultAt, long AckedAtFault, double ToInSyncMs, long AckedAtStart, long AckedAtInSync, long PrimaryBytes);
+
+    /// <summary>The text of writer <paramref name="writer"/>'s write <paramref name="n"/>: its tag, padded to the payload size.</summary>
+    private string Text(int writer, long n)
+    {
+        var tag = string.Create(CultureInfo.InvariantCulture, $"s{writer}-{n}.");
+        return tag.Length >= _options.Payload ? tag : tag.PadRight(_options.Payload, 'x');
+    }
+
+    private async Task WriteAsync(UnderstudyClient client, int writer, SoakLedger ledger)
+    {
+        for (long n = 0; Interlocked.Increment(ref _issued) <= _options.Writes; n++)
+        {
+            await WriteOnceAsync(client, writer, n, ledger).ConfigureAwait(false);
+        }
+
+        // The increment that found the budget spent sent nothing.
+        Interlocked.Decrement(ref _issued);
+    }
+
+    private async Task<Outcome> WriteOnceAsync(UnderstudyClient client, int writer, long n, SoakLedger ledger)
+    {
+        try
+        {
+            // Never abandoned halfway (CancellationToken.None): every write ends acknowledged, failed or timed out.
+            await client.SendAsync(RequestKind.Write, MessageStoreCommands.Append(Text(writer, n)), null, CancellationToken.None).ConfigureAwait(false);
+            ledger.Record(n, SoakLedger.Acked);
+            Interlocked.Increment(ref _acknowledged);
+            return Outcome.Acknowledged;
+        }
+        catch (UnderstudyException e)
+        {
+            var failed = e.Outcome == OutcomeKind.Failed;
+            ledger.Record(n, failed ? SoakLedger.FailedState : SoakLedger.UnknownState);
+            return failed ? Outcome.Failed : Outcome.Unknown;
+        }
+    }
+
+    /// <summary>
+    /// Once <paramref name="atAcked"/> writes are acknowledged: kills a backup, waits until the monitor has taken it
+    /// out of the in-sync set (so its return is a real catch-up), wipes its folder if asked, starts it and times it
+    /// back into the in-sync set.
+    /// </summary>
+    private async Task<BackupRestart> RestartBackupAsync(LocalCluster cluster, bool wipe, long atAcked, Task[] writers, CancellationToken cancellationToken)
+    {
+        var what = wipe ? "wiped backup" : "restarted backup";
+        var all = Task.WhenAll(writers);
+        await Poll.UntilAsync(
+            () => Volatile.Read(ref _acknowledged) >= atAcked || all.IsCompleted,
+            _options.PhaseTimeout * 4,
+            $"{what}: waiting for {atAcked} acknowledged writes",
+            () => $"expected {atAcked} acknowledged writes, have {Volatile.Read(ref _acknowledged)}",
+            cancellationToken).ConfigureAwait(false);
+        var status = await cluster.WaitForHealthyAsync(_options.PhaseTimeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"{what}: the cluster was not healthy (a primary, every server in sync) within {_options.PhaseTimeout.TotalSeconds:0} s");
+
+        // The restarted backup is the first backup, the wiped one the last: two different servers.
+        var backups = cluster.Servers.Where(s => s.Address.ToString() != status.Primary).ToList();
+        var backup = wipe ? backups[^1] : backups[0];
+        var primary = cluster.Servers.First(s => s.Address.ToString() == status.Primary);
+        var faultAt = _clock.Elapsed.TotalSeconds;
+        var ackedAtFault = Volatile.Read(ref _acknowledged);
+        Mark($"{what}: server{backup.Number} killed");
+        backup.Process.Kill();
+        var name = backup.Address.ToString();
+        _ = await cluster.WaitForAsync(s => !s.InSync.Contains(name), _options.PhaseTimeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"{what}: server{backup.Number} was still in the in-sync set {_options.PhaseTimeout.TotalSeconds:0} s after it was killed");
+        var folder = Path.Combine(cluster.Options.DataDirectory, $"server-{backup.Address.Port}");
+        if (wipe)
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        var primaryBytes = FolderBytes(Path.Combine(cluster.Options.DataDirectory, $"server-{primary.Address.Port}"));
+        var ackedAtStart = Volatile.Read(ref _acknowledged);
+        Mark($"{what}: server{backup.Number} started");
+        var clock = Stopwatch.StartNew();
+        backup.Process.Start();
+        _ = await cluster.WaitForAsync(s => s.InSync.Contains(name), _options.PhaseTimeout, cancellationToken).ConfigureAwait(false)
+            ?? throw new TimeoutException($"{what}: server{backup.Number} was not back in the in-sync set {_options.PhaseTimeout.TotalSeconds:0} s after it started; logs in {Path.Combine(cluster.Options.DataDirectory, "logs")}");
+        var toInSync = clock.Elapsed.TotalMilliseconds;
+        var ackedAtInSync = Volatile.Read(ref _acknowledged);
+        Mark($"{what}: server{backup.Number} in sync");
+        _say($"{what}: server{backup.Number} in sync {toInSync:0} ms after its start{(wipe ? $" ({primaryBytes / 1048576.0:0.0} MiB on the primary)" : string.Empty)}");
+        return new BackupRestart(faultAt, ackedAtFault, toInSync, ackedAtStart, ackedAtInSync, primaryBytes);
+    }
+
+    /// <summary>Each second: every running server's VmRSS and managed heap.</summary>
+    private async Task SampleAsync(LocalCluster cluster, HttpClient http, List<SoakSample> samples, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            do
+            {
+                var at = Math.Round(_clock.Elapsed.TotalSeconds, 2);
+                foreach (var s in cluster.Servers)
+                {
+                    if (!s.Process.Running || RssBytes(s.Process.Pid) is not { } rss)
+                    {
+                        continue;
+                    }
+
+                    var heap = await HeapBytesAsync(http, cluster.Options.HostOf(s.Number), cluster.Options.HttpPortOf(s.Number), cancellationToken).ConfigureAwait(false);
+                    samples.Add(new SoakSample(at, $"server{s.Number}", Math.Round(rss / 1048576.0, 1), heap is { } h ? Math.Round(h / 1048576.0, 1) : null));
+                }
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+            // Sampling ends with the run.
+        }
+    }
+
+    private static long? RssBytes(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                {
+                    var kb = line["VmRSS:".Length..].Trim().Split(' ')[0];
+                    return long.Parse(kb, CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            // The process exited between the check and the read.
+        }
+
+        return null;
+    }
+
+    private static async Task<double?> HeapBytesAsync(HttpClient http, string host, int port, CancellationToken cancellationToken)
+    {
+        const string Name = "understudy_server_managed_heap_bytes ";
+        try
+        {
+            var text = await http.GetStringAsync(new Uri($"http://{host}:{port}/metrics"), cancellationToken).ConfigureAwait(false);
+            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(Name, StringComparison.Ordinal));
+            return line is null ? null : double.Parse(line[Name.Length..], NumberStyles.Float, CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
+        {
+            // A server starting or stopping does not answer; the sample has no heap then.
+            return null;
+        }
+    }
+
+    /// <summary>The RSS curve of each server (solid) and its managed heap (dashed), with the faults marked; PNG and SVG.</summary>
+    private static void PlotMemory(SoakResult result, List<SoakSample> samples, string pathWithoutExtension)
+    {
+        if (samples.Count == 0)
+        {
+            return;
+        }
+
+        var plot = new ScottPlot.Plot();
+        var colours = new[] { ScottPlot.Colors.SteelBlue, ScottPlot.Colors.DarkOrange, ScottPlot.Colors.SeaGreen };
+        foreach (var (group, i) in samples.GroupBy(s => s.Server).OrderBy(g => g.Key, StringComparer.Ordinal).Select((g, i) => (g, i)))
+        {
+            var colour = colours[i % colours.Length];
+            var rss = plot.Add.ScatterLine(group.Select(s => s.Seconds).ToArray(), group.Select(s => s.RssMb).ToArray());
+            rss.Color = colour;
+            rss.LegendText = $"{group.Key} RSS";
+            var withHeap = group.Where(s => s.HeapMb is not null).ToList();
+            if (withHeap.Count > 0)
+            {
+                var heap = plot.Add.ScatterLine(withHeap.Select(s => s.Seconds).ToArray(), withHeap.Select(s => s.HeapMb!.Value).ToArray());
+                heap.Color = colour;
+                heap.LinePattern = ScottPlot.LinePattern.Dashed;
+                heap.LegendText = $"{group.Key} managed heap";
+            }
+        }
+
+        foreach (var e in result.Events.Where(e => e.What.EndsWith("started", StringComparison.Ordinal)))
+        {
+            var line = plot.Add.VerticalLine(e.Seconds);
+            line.LinePattern = ScottPlot.LinePattern.Dotted;
+            line.Color = ScottPlot.Colors.DarkRed;
+            line.Text = e.What;
+            line.LabelFontSize = 10;
+        }
+
+        plot.Axes.SetLimitsY(0, samples.Max(s => s.RssMb) * 1.15);
+        plot.XLabel("seconds since load began");
+        plot.YLabel("MiB");
+        plot.Title($"Understudy soak: {result.Writes} writes of {result.Payload} B, fsync {result.Fsync}, {result.WritesPerSec:0} writes/s, lost {result.Lost}, duplicated {result.Duplicated}");
+        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+        plot.SavePng(pathWithoutExtension + ".png", 1100, 550);
+        plot.SaveSvg(pathWithoutExtension + ".svg", 1100, 550);
+    }
+
+    private static long FolderBytes(string folder) =>
+        Directory.Exists(folder) ? new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
+
+    private static Dictionary<string, SoakMemory> Memory(List<SoakSample> samples, Func<SoakSample, double?> value) =>
+        samples.Where(s => value(s) is not null).GroupBy(s => s.Server).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(
+            g => g.Key,
+            g => new SoakMemory(value(g.First())!.Value, g.Max(s => value(s)!.Value), value(g.Last())!.Value));
+
+    /// <summary>
+    /// Reads the whole final log back in pages and checks it against the ledgers: every acknowledged write exactly
+    /// once, no failed write, nothing nobody wrote, and each writer's writes in the order it sent them.
+    /// </summary>
+    private async Task<(long Messages, List<string> Violations)> JudgeAsync(UnderstudyClient client, SoakLedger[] ledgers, CancellationToken cancellationToken)
+    {
+        var violations = new List<string>();
+        long from = 1;
+        long messages = 0;
+        var lastN = Enumerable.Repeat(-1L, ledgers.Length).ToArray();
+        while (true)
+        {
+            IReadOnlyList<SequencedMessage>? page = null;
+            for (var attempt = 0; page is null; attempt++)
+            {
+                try
+                {
+                    var reply = await client.SendAsync(RequestKind.Read, MessageStoreCommands.Read(from, MessageStoreCommands.MaxReadCount), null, cancellationToken).ConfigureAwait(false);
+                    page = MessageStoreCommands.DecodeMessages(reply.Payload.Span);
+                }
+                catch (UnderstudyException) when (attempt < 5)
+                {
+                    // A failover during the read-back: the client finds the new primary; read the page again.
+                }
+            }
+
+            if (page.Count == 0)
+            {
+                break;
+            }
+
+            foreach (var m in page)
+            {
+                messages++;
+                if (!TryParse(m.Text, out var writer, out var n) || writer >= ledgers.Length)
+                {
+                    Violate(violations, $"seq {m.Seq}: '{Shorten(m.Text)}' was written by no writer");
+                    continue;
+                }
+
+                var problem = ledgers[writer].Found(n);
+                if (problem is not null)
+                {
+                    Violate(violations, $"seq {m.Seq}: writer {writer} write {n} {problem}");
+                }
+
+                if (n <= lastN[writer])
+                {
+                    Violate(violations, $"seq {m.Seq}: writer {writer} write {n} follows its write {lastN[writer]} in the log");
+                }
+
+                lastN[writer] = Math.Max(lastN[writer], n);
+            }
+
+            from = page[^1].Seq + 1;
+        }
+
+        for (var w = 0; w < ledgers.Length; w++)
+        {
+            foreach (var n in ledgers[w].Missing().Take(5))
+            {
+                Violate(violations, $"writer {w} write {n} was acknowledged but is not in the log");
+            }
+        }
+
+        return (messages, violations);
+    }
+
+    private static void Violate(List<string> violations, string what)
+    {
+        // The first hundred say what went wrong; the counts say how much.
+        if (violations.Count < 100)
+        {
+            violations.Add(what);
+        }
+    }
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
+
+    /// <summary>Parses "sW-N." (then padding) into writer W and write N.</summary>
+    internal static bool TryParse(string text, out int writer, out long n)
+    {
+        writer = 0;
+        n = 0;
+        var dash = text.IndexOf('-', StringComparison.Ordinal);
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        return text.StartsWith('s') && dash > 1 && dot > dash + 1 &&
+               int.TryParse(text.AsSpan(1, dash - 1), NumberStyles.None, CultureInfo.InvariantCulture, out writer) &&
+               long.TryParse(text.AsSpan(dash + 1, dot - dash - 1), NumberStyles.None, CultureInfo.InvariantCulture, out n);
+    }
+
+    private void Mark(string what)
+    {
+        lock (_eventsLock)
+        {
+            _events.Add(new SoakEvent(Math.Round(_clock.Elapsed.TotalSeconds, 2), what));
+        }
+    }
+
+    private List<SoakEvent> Events()
+    {
+        lock (_eventsLock)
+        {
+            return [.. _events];
+        }
+    }
+}
+
+/// <summary>
+/// What one writer was told about each of its writes (numbered 0, 1, 2...), and how often the final log holds
+/// each: two bytes per write, so judging 20 M writes takes about 40 MB instead of a history of every call.
+/// Only its writer records (one write at a time); the judge reads after every writer has finished.
+/// </summary>
+public sealed class SoakLedger
+{
+    public const byte Acked = 1;
+    public const byte FailedState = 2;
+    public const byte UnknownState = 3;
+
+    private byte[] _told = new byte[1024];
+    private byte[] _seen = new byte[1024];
+    private long _count;
+
+    public long Acknowledged { get; private set; }
+
+    public long Failed { get; private set; }
+
+    public long Unknown { get; private set; }
+
+    public int Lost { get; private set; }
+
+    public int Duplicated { get; private set; }
+
+    public void Record(long n, byte told)
+    {
+        if (n >= _told.Length)
+        {
+            var size = (int)Math.Min(Array.MaxLength, Math.Max(n + 1, (long)_told.Length * 2));
+            Array.Resize(ref _told, size);
+            Array.Resize(ref _seen, size);
+        }
+
+        _told[n] = told;
+        _count = Math.Max(_count, n + 1);
+        switch (told)
+        {
+            case Acked: Acknowledged++; break;
+            case FailedState: Failed++; break;
+            default: Unknown++; break;
+        }
+    }
+
+    /// <summary>Write <paramref name="n"/> is in the log once more; what is wrong with that, or null.</summary>
+    public string? Found(long n)
+    {
+        if (n >= _count || _told[n] == 0)
+        {
+            return "is in the log but was never sent";
+        }
+
+        if (_seen[n] < byte.MaxValue)
+        {
+            _seen[n]++;
+        }
+
+        if (_seen[n] == 2)
+        {
+            Duplicated++;
+            return "is in the log twice";
+        }
+
+        return _told[n] == FailedState && _seen[n] == 1 ? "is in the log although the cluster said it failed" : null;
+    }
+
+    /// <summary>Acknowledged writes the log does not hold (counted into <see cref="Lost"/>).</summary>
+    public IEnumerable<long> Missing()
+    {
+        var missing = new List<long>();
+        for (long n = 0; n < _count; n++)
+        {
+            if (_told[n] == Acked && _seen[n] == 0)
+            {
+                missing.Add(n);
+            }
+        }
+
+        Lost = missing.Count;
+        return missing;
+    }
+}
