@@ -329,14 +329,35 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         var response = await AskMonitorAsync(command, target, NodeAddress.None, cancellationToken).ConfigureAwait(false);
         for (var redirect = 0; redirect < MaxAdminRedirects && ActiveNamedBy(response) is { IsNone: false } active; redirect++)
         {
-            var address = ClientAddressOf(active);
-            try
+            // The refusal names the active monitor by its heartbeat address. When its client address cannot be told from
+            // the list this client was given (monitors on arbitrary ports), every listed monitor is asked in turn: only
+            // the active one takes the command.
+            var mapped = ClientAddressOf(active);
+            var candidates = _options.Monitors.Contains(mapped) ? [mapped] : (List<NodeAddress>)[mapped, .. _options.Monitors];
+            TransportException? lastFailure = null;
+            var answered = false;
+            foreach (var address in candidates)
             {
-                response = await AskMonitorAsync(command, target, address, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    response = await AskMonitorAsync(command, target, address, cancellationToken).ConfigureAwait(false);
+                    answered = true;
+                }
+                catch (TransportException e)
+                {
+                    lastFailure = e;
+                    continue;
+                }
+
+                if (!response.IsNotActiveRefusal)
+                {
+                    return response;
+                }
             }
-            catch (TransportException e)
+
+            if (!answered)
             {
-                throw new UnderstudyException($"the active monitor is {active} (client address {address}), which did not take the command: {e.Message}", OutcomeKind.Failed);
+                throw new UnderstudyException($"the active monitor is {active} (client address {mapped}), which did not take the command: {lastFailure?.Message}", OutcomeKind.Failed);
             }
         }
 

@@ -8,7 +8,7 @@ internal static partial class LogMessages
     [LoggerMessage(4000, LogLevel.Information, "server {Address} starting: {Entries} entries recovered, epoch {Epoch}, data in {Data}, fsync={Fsync}")]
     public static partial void ServerStarting(ILogger logger, string address, int entries, long epoch, string data, string fsync);
 
-    [LoggerMessage(4017, LogLevel.Warning, "snapshot through {Index} could not be saved ({Reason}); the log is not compacted and no further snapshot is taken until restart")]
+    [LoggerMessage(4031, LogLevel.Warning, "snapshot through {Index} could not be saved ({Reason}); the log is not compacted and no further snapshot is taken until restart")]
     public static partial void SnapshotFailed(ILogger logger, long index, string reason);
 
     [LoggerMessage(4001, LogLevel.Information, "connected to the monitor at {Monitor}")]

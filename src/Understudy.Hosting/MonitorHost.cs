@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Understudy.Coordination;
+using Understudy.Coordination.Etcd;
 using Understudy.Coordination.Raft;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
@@ -261,7 +262,13 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
     {
         CoordinatorKind.File => new SingleMonitorCoordinator(FileConfigurationStore.Open(options.DataDirectory, loggers.CreateLogger("Understudy.Monitor")), self),
         CoordinatorKind.Raft => new RaftCoordinator(RaftOptions(options), loggers),
-        _ => throw new InvalidOperationException($"the {options.Coordinator.ToString().ToLowerInvariant()} coordinator is not part of this build yet; use --coordinator raft"),
+        CoordinatorKind.Etcd => new EtcdCoordinator(new EtcdCoordinatorOptions
+        {
+            Endpoints = [.. options.EtcdEndpoints.Select(e => new Uri(e))],
+            Self = self,
+            Logger = loggers.CreateLogger("Understudy.Coordination.Etcd"),
+        }),
+        _ => throw new ArgumentOutOfRangeException(nameof(options), $"coordinator {(int)options.Coordinator} is not one of file, raft, etcd"),
     };
 
     /// <summary>The Raft group <paramref name="options"/> describe, this monitor first.</summary>
