@@ -397,7 +397,9 @@ public sealed class SoakBench
             var line = plot.Add.VerticalLine(e.Seconds);
             line.LinePattern = ScottPlot.LinePattern.Dotted;
             line.Color = ScottPlot.Colors.DarkRed;
-            line.Text = e.What;
+            // "wiped backup: server3 started" → "wiped backup": the three labels must fit side by side.
+            var label = e.What.Split(':')[0];
+            line.Text = label == "cluster started" ? "cluster restart" : label;
             line.LabelFontSize = 10;
         }
 
