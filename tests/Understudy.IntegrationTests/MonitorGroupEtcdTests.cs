@@ -83,6 +83,7 @@ public sealed class MonitorGroupEtcdTests
             }
 
             var lost = acked.Where(a => !bySeq.TryGetValue(a.Seq, out var text) || text != a.Text).ToList();
+            TestContext.Current.TestOutputHelper?.WriteLine($"killed {active.Process.Name} (term {before.Monitors.Term}); {next.Process.Name} active in term {after.Monitors.Term}; primary {before.Primary} epoch {before.Epoch} throughout; {acked.Count} writes acknowledged ({ackedAtKill} before the kill), log {log.Count}");
             Assert.True(lost.Count == 0, $"{lost.Count} of {acked.Count} acknowledged writes are not in the log at their sequence number (log has {log.Count}): {string.Join(", ", lost.Take(5))}");
         }
         finally
@@ -125,13 +126,13 @@ public sealed class MonitorGroupEtcdTests
         }
     }
 
-    private static Task WaitForAcknowledgedAsync(List<(long Seq, string Text)> acknowledged, int count, string phase, Task writer) =>
-        Poll.UntilAsync(
-            () => Count(acknowledged) >= count || writer.IsCompleted,
-            Poll.DefaultTimeout,
-            phase,
-            () => $"expected {count} acknowledged writes, saw {Count(acknowledged)} (writer {writer.Status}{(writer.Exception is { } e ? ": " + e.GetBaseException().Message : string.Empty)})",
-            Cancel);
+    /// <summary>Waits for <paramref name="count"/> acknowledged writes; a writer that stopped early fails at once, saying why.</summary>
+    private static async Task WaitForAcknowledgedAsync(List<(long Seq, string Text)> acknowledged, int count, string phase, Task writer)
+    {
+        string Seen() => $"expected {count} acknowledged writes, saw {Count(acknowledged)} (writer {writer.Status}{(writer.Exception is { } e ? ": " + e.GetBaseException().Message : string.Empty)})";
+        await Poll.UntilAsync(() => Count(acknowledged) >= count || writer.IsCompleted, Poll.DefaultTimeout, phase, Seen, Cancel);
+        Assert.True(Count(acknowledged) >= count, $"{phase}: {Seen()}");
+    }
 
     /// <summary>Polls every running monitor's /cluster until one (not <paramref name="excluded"/>) says it is active with a primary.</summary>
     private static async Task<(LocalMonitor Monitor, ClusterStatus Status)> ActiveAsync(HttpClient http, LocalCluster cluster, LocalMonitor? excluded, string phase)
