@@ -5,6 +5,7 @@ using System.Text.Json;
 using Understudy.Client;
 using Understudy.Core.StateMachines;
 using Understudy.IntegrationTests;
+using Understudy.Orchestration.Polling;
 using Understudy.Orchestration.Processes;
 using Understudy.Protocol;
 
@@ -86,9 +87,21 @@ public class SwitchoverTests(ITestOutputHelper output)
                     break;
                 }
 
-                // A monitor that has just started waits out leases an earlier monitor could have granted before it hands the
-                // primary role to anyone: that refusal, like "not stable", says to try again.
-                Assert.True((refusal.Contains("not stable", StringComparison.Ordinal) || refusal.Contains("became active recently", StringComparison.Ordinal)) && attempt < 5, $"switchover {round} refused: {refusal}");
+                // A monitor that has just started promotes nobody (a switchover included) until leases an earlier monitor
+                // could have granted have surely run out; its refusal says so. Poll until that wait is over: it does
+                // not count as a failed attempt.
+                const string waitingOut = "became active recently";
+                if (refusal.Contains(waitingOut, StringComparison.Ordinal))
+                {
+                    var started = Stopwatch.StartNew();
+                    var monitorWait = ParseRemainingMs(refusal);
+                    output.WriteLine($"switchover {round}: the monitor is waiting out earlier leases ({refusal})");
+                    await Poll.UntilAsync(() => started.Elapsed.TotalMilliseconds > monitorWait, TimeSpan.FromSeconds(10), $"switchover {round}: the monitor's wait for earlier leases", () => $"{started.Elapsed.TotalMilliseconds:0} ms of {monitorWait:0} ms", ct);
+                    attempt--;
+                    continue;
+                }
+
+                Assert.True(refusal.Contains("not stable", StringComparison.Ordinal) && attempt < 5, $"switchover {round} refused: {refusal}");
                 output.WriteLine($"switchover {round}: attempt {attempt} refused ({refusal}); retrying once the cluster is healthy");
                 before = await test.WaitHealthyAsync($"switchover {round}: healthy again after a refusal");
                 watch.Restart();
@@ -182,5 +195,12 @@ public class SwitchoverTests(ITestOutputHelper output)
         var text = await stdout;
         Assert.True(process.ExitCode is 0 or 1, $"`understudy {string.Join(' ', arguments)}` exited {process.ExitCode}: {text} {await stderr}");
         return (process.ExitCode, text);
+    }
+
+    /// <summary>The milliseconds a "became active recently" refusal says the monitor still waits (its "may run N ms more").</summary>
+    private static double ParseRemainingMs(string refusal)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(refusal, @"may run (\d+) ms more");
+        return match.Success ? double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : 1000;
     }
 }
