@@ -83,32 +83,15 @@ internal sealed class MonitorRotation : IAsyncDisposable
         {
             var address = _monitors[_index];
             var started = _reconnect.TimeProvider.GetTimestamp();
-            FrameConnection? connection = null;
+            FrameConnection? connection;
             ConnectionClosed failure;
-            using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(token))
+            try
             {
-                attempt.CancelAfter(_reconnect.ConnectTimeout);
-                try
-                {
-                    connection = await FrameConnection.ConnectAsync(_transport, address, _options, _handler, attempt.Token).ConfigureAwait(false);
-                    failure = default;
-                }
-                catch (OperationCanceledException) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (OperationCanceledException)
-                {
-                    failure = new ConnectionClosed(TransportError.TimedOut, $"no connection within {_reconnect.ConnectTimeout.TotalSeconds:0.###} s");
-                }
-                catch (TransportException e)
-                {
-                    failure = new ConnectionClosed(e.Error, e.Message);
-                }
-                catch (Exception e)
-                {
-                    failure = new ConnectionClosed(TransportError.Reset, e.Message);
-                }
+                (connection, failure) = await ConnectAttempt.RunAsync(attempt => FrameConnection.ConnectAsync(_transport, address, _options, _handler, attempt), _reconnect.ConnectTimeout, token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                return;
             }
 
             if (connection is not null)

@@ -95,32 +95,15 @@ public sealed class ReconnectingPeer : IAsyncDisposable
         while (!token.IsCancellationRequested)
         {
             var started = _reconnect.TimeProvider.GetTimestamp();
-            FrameConnection? connection = null;
+            FrameConnection? connection;
             ConnectionClosed failure;
-            using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(token))
+            try
             {
-                attempt.CancelAfter(_reconnect.ConnectTimeout);
-                try
-                {
-                    connection = await FrameConnection.ConnectWithoutReadingAsync(_transport, Endpoint, _options, _handler, attempt.Token).ConfigureAwait(false);
-                    failure = default;
-                }
-                catch (OperationCanceledException) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (OperationCanceledException)
-                {
-                    failure = new ConnectionClosed(TransportError.TimedOut, $"no connection within {_reconnect.ConnectTimeout.TotalSeconds:0.###} s");
-                }
-                catch (TransportException e)
-                {
-                    failure = new ConnectionClosed(e.Error, e.Message);
-                }
-                catch (Exception e)
-                {
-                    failure = new ConnectionClosed(TransportError.Reset, e.Message);
-                }
+                (connection, failure) = await ConnectAttempt.RunAsync(attempt => FrameConnection.ConnectWithoutReadingAsync(_transport, Endpoint, _options, _handler, attempt), _reconnect.ConnectTimeout, token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                return;
             }
 
             if (connection is not null)
