@@ -73,4 +73,7 @@ internal static partial class LogMessages
 
     [LoggerMessage(4030, LogLevel.Information, "the active monitor is {Monitor} (term {Term}); in-sync changes and step-down results go there")]
     public static partial void ActiveMonitor(ILogger logger, string monitor, long term);
+
+    [LoggerMessage(4032, LogLevel.Warning, "became active in term {Term} but could not load the committed configuration ({Reason}); staying a follower and trying again")]
+    public static partial void TermLoadFailed(ILogger logger, long term, string reason);
 }

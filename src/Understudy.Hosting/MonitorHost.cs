@@ -205,6 +205,11 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
 
     // On the loop: the leadership the node was last told, and whether this monitor last reached a quorum.
     private Leadership _applied = Leadership.Unknown;
+
+    // The term in which a linearizable load of the configuration reached the node (a group of one: always), and whether
+    // one is under way: the node is told it is active only after it (see RefreshLeadership).
+    private long _configLoadedInTerm = -1;
+    private bool _termLoadInFlight;
     private bool? _hadQuorum;
     private EventLoop _loop = null!;
     private FrameServer? _heartbeats;
@@ -297,6 +302,16 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         await _coordinator.StartAsync(cancellationToken);
         var stored = await _coordinator.LoadAsync(cancellationToken);
         _applied = _coordinator.Leadership;
+        if (_coordinator is SingleMonitorCoordinator)
+        {
+            _configLoadedInTerm = _applied.Term;
+        }
+        else if (_applied.IsActive)
+        {
+            // Which came first, the load or the election, is unknown: start as a follower; the first tick loads again.
+            _applied = _applied with { IsActive = false, ConfirmedUntil = 0 };
+        }
+
         _node = new MonitorNode(_options.Protocol, stored, this, TimeProvider.System, Incarnation, leadership: ToCore(_applied));
         LogMessages.MonitorStarting(_logger, _heartbeats.LocalAddress.ToString(), _clientApi.LocalAddress.ToString(), stored.ToString());
         LogMessages.MonitorGroup(_logger, _options.Coordinator.ToString().ToLowerInvariant(), _coordinator.Peers.Count, string.Join(',', _coordinator.Peers.Select(p => p.Address)));
@@ -342,6 +357,16 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
             _hadQuorum = current.HasQuorum;
         }
 
+        // A member that has just won leadership may not have replayed the committed configuration into its copy yet; acting
+        // on a stale copy could renew the lease of a primary that was already replaced. So the node is told it is active
+        // only once a linearizable load in this term has been handed to it (OnConfigObserved); until then it stays a
+        // follower, which renews nobody. A group of one's file is never stale.
+        if (current.IsActive && _configLoadedInTerm != current.Term)
+        {
+            StartTermLoad(current.Term);
+            current = current with { IsActive = false, ConfirmedUntil = 0 };
+        }
+
         if (current == _applied)
         {
             return;
@@ -354,6 +379,54 @@ public sealed class MonitorHost : IMonitorEnvironment, IAsyncDisposable
 
         _applied = current;
         ApplyLeadership(current);
+    }
+
+    // On the loop.
+    private void StartTermLoad(long term)
+    {
+        if (_termLoadInFlight)
+        {
+            return;
+        }
+
+        _termLoadInFlight = true;
+        _ = LoadForTermAsync(term);
+    }
+
+    private async Task LoadForTermAsync(long term)
+    {
+        ClusterConfig? loaded = null;
+        try
+        {
+            loaded = await _coordinator!.LoadAsync(_stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            // Leadership moved or the quorum went away mid-read: the next refresh tries again if still active.
+            LogMessages.TermLoadFailed(_logger, term, e.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        _loop.Post(() =>
+        {
+            _termLoadInFlight = false;
+            if (loaded is null)
+            {
+                return;
+            }
+
+            OnConfigObserved(loaded);
+            var now = _coordinator!.Leadership;
+            if (now.IsActive && now.Term == term)
+            {
+                _configLoadedInTerm = term;
+            }
+
+            RefreshLeadership();
+        });
     }
 
     // On the loop.

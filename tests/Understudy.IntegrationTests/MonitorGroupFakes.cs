@@ -219,9 +219,12 @@ internal sealed class FakeMonitorCoordinator(FakeMonitorGroup group, NodeAddress
 
     internal void RaiseLeadershipChanged() => LeadershipChanged?.Invoke(Leadership);
 
+    /// <summary>Hears no committed configuration (its copy goes stale) while it still follows the leadership.</summary>
+    public bool DeafToConfig { get; set; }
+
     internal void RaiseConfigChanged(ClusterConfig config)
     {
-        if (!IsIsolated)
+        if (!IsIsolated && !DeafToConfig)
         {
             ConfigChanged?.Invoke(config);
         }

@@ -58,6 +58,39 @@ public sealed class MonitorGroupTests
     }
 
     [Fact]
+    public async Task A_monitor_that_becomes_active_with_a_stale_copy_is_active_only_once_it_has_the_committed_configuration()
+    {
+        await using var group = await MonitorGroup.StartAsync(3);
+        var (first, second) = (group.Hosts[0], group.Hosts[1]);
+        group.Fake.MakeActive(first.HeartbeatAddress);
+        await Poll.UntilAsync(async _ => await first.ReadAsync(n => n.IsActive), Poll.DefaultTimeout, "monitor 1 active", _ => Task.FromResult("not yet"), TestContext.Current.CancellationToken);
+
+        // Monitor 2 misses a committed change: its copy is stale when it wins the next term.
+        group.Fake.Member(second.HeartbeatAddress).DeafToConfig = true;
+        var before = group.Fake.Config;
+        var next = before with { Version = before.Version + 1 };
+        Assert.True((await group.Fake.Member(first.HeartbeatAddress).CompareAndSetAsync(before.Version, next, TestContext.Current.CancellationToken)).Committed);
+        Assert.Equal(before.Version, await second.ReadAsync(n => n.Config.Version));
+
+        group.Fake.MakeActive(second.HeartbeatAddress);
+        var samples = new List<(bool Active, long Version)>();
+        await Poll.UntilAsync(
+            async _ =>
+            {
+                var sample = await second.ReadAsync(n => (n.IsActive, n.Config.Version));
+                samples.Add(sample);
+                return sample.IsActive;
+            },
+            Poll.DefaultTimeout,
+            "monitor 2 active",
+            _ => Task.FromResult(string.Join(", ", samples.TakeLast(5))),
+            TestContext.Current.CancellationToken);
+
+        // Acting on the stale copy could renew a replaced primary's lease: active only with the committed version.
+        Assert.All(samples.Where(s => s.Active), s => Assert.True(s.Version >= next.Version, $"active with configuration version {s.Version}, committed {next.Version}"));
+    }
+
+    [Fact]
     public async Task A_monitor_without_a_quorum_answers_health_with_503_and_the_reason_and_its_gauges_say_so()
     {
         await using var group = await MonitorGroup.StartAsync(3, http: true);
