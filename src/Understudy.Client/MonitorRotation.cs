@@ -134,7 +134,7 @@ internal sealed class MonitorRotation : IAsyncDisposable
             _index = (_index + 1) % _monitors.Count;
             try
             {
-                await Task.Delay(NextBackoff(failures++), _reconnect.TimeProvider, token).ConfigureAwait(false);
+                await Task.Delay(_reconnect.Backoff(failures++, _random), _reconnect.TimeProvider, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -154,13 +154,6 @@ internal sealed class MonitorRotation : IAsyncDisposable
         {
             ClientLog.LoopError(_logger, e);
         }
-    }
-
-    private TimeSpan NextBackoff(int failures)
-    {
-        var ceiling = _reconnect.InitialBackoff.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 30));
-        ceiling = Math.Min(ceiling, _reconnect.MaxBackoff.TotalMilliseconds);
-        return TimeSpan.FromMilliseconds(_random.NextDouble() * ceiling);
     }
 
     /// <summary>Stops rotating, closes the connection and waits for both; raises no more events.</summary>

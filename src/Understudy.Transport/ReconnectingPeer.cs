@@ -19,6 +19,15 @@ public sealed class ReconnectOptions
 
     /// <summary>Times the waits between attempts.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>The wait before retry number <paramref name="failures"/> + 1, full jitter: uniform in [0, min(max, initial·2ⁿ)].</summary>
+    public TimeSpan Backoff(int failures, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        var ceiling = InitialBackoff.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 30));
+        ceiling = Math.Min(ceiling, MaxBackoff.TotalMilliseconds);
+        return TimeSpan.FromMilliseconds(random.NextDouble() * ceiling);
+    }
 }
 
 /// <summary>
@@ -150,7 +159,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
 
             try
             {
-                await Task.Delay(NextBackoff(failures++), _reconnect.TimeProvider, token).ConfigureAwait(false);
+                await Task.Delay(_reconnect.Backoff(failures++, _random), _reconnect.TimeProvider, token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -170,14 +179,6 @@ public sealed class ReconnectingPeer : IAsyncDisposable
         {
             LogMessages.PeerEventFailed(_options.Logger, e, Endpoint);
         }
-    }
-
-    /// <summary>Full jitter: uniform in [0, min(max, initial·2ⁿ)].</summary>
-    private TimeSpan NextBackoff(int failures)
-    {
-        var ceiling = _reconnect.InitialBackoff.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 30));
-        ceiling = Math.Min(ceiling, _reconnect.MaxBackoff.TotalMilliseconds);
-        return TimeSpan.FromMilliseconds(_random.NextDouble() * ceiling);
     }
 
     /// <summary>Stops reconnecting, closes the connection and waits for both; raises no more events.</summary>
