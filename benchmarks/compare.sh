@@ -8,13 +8,18 @@
 # connection per writer; each SECONDS (10) long with 64 clients and 64-byte messages (Understudy's writers share
 # 4 client connections unless said otherwise). Then failover: Understudy kill -9 (KILL_ROUNDS, 50) and pause (10 rounds), Redis Sentinel
 # (down-after 200 ms) and etcd (heartbeat 50 / election 250 ms), PEER_ROUNDS (5) each, alternating.
-# Needs Debian's redis-server redis-sentinel etcd-server (apt-get install -y ...) and the peers' scripts in
-# ../shared/anchors (or ANCHORS=DIR). Everything goes to runs/compare-TIME/: results.jsonl, each run's output,
+# Needs Debian's redis-server redis-sentinel etcd-server (apt-get install -y ...) and the peers' scripts
+# (redis_cluster.sh, RedisLoad, sentinel_failover.py, etcd_failover.py), which live outside this repository: pass
+# their folder as ANCHORS=DIR. Everything goes to runs/compare-TIME/: results.jsonl, each run's output,
 # and `understudy bench report` makes summary.md and the plots from it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-anchors="${ANCHORS:-$here/../shared/anchors}"
+anchors="${ANCHORS:-}"
+if [ -z "$anchors" ] || [ ! -d "$anchors" ]; then
+  echo "compare: set ANCHORS to the folder holding the peers' scripts (redis_cluster.sh, RedisLoad, ...), e.g. ANCHORS=/path/to/anchors benchmarks/compare.sh" >&2
+  exit 2
+fi
 reps="${1:-3}"
 seconds="${2:-10}"
 kill_rounds="${3:-50}"
