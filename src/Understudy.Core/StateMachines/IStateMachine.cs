@@ -8,8 +8,8 @@ namespace Understudy.Core.StateMachines;
 /// </summary>
 public interface IStateMachine
 {
-    /// <summary>Applies a committed command at log position <paramref name="index"/> and returns its result.</summary>
-    ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, long index);
+    /// <summary>Applies a committed command at <see cref="ApplyContext.Index"/> and returns its result.</summary>
+    ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, in ApplyContext context);
 
     /// <summary>Answers a read against the current state without changing it.</summary>
     ReadOnlyMemory<byte> Query(ReadOnlySpan<byte> query);

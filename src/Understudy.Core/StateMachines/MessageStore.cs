@@ -85,8 +85,9 @@ public sealed class MessageStore : ILogBackedStateMachine
     }
 
     /// <inheritdoc />
-    public ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, long index)
+    public ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, in ApplyContext context)
     {
+        var index = context.Index;
         if (MessageStoreCommands.TryDecodeAppend(command, out var text))
         {
             _count++;

@@ -42,7 +42,7 @@ public sealed class ReplicatedState
             return previous;
         }
 
-        var result = Machine.Apply(entry.Command.Span, entry.Index);
+        var result = Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, 0));
         Sessions.Complete(entry.ClientId, entry.RequestSeq, result);
         return result;
     }

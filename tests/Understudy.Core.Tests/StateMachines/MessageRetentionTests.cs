@@ -30,7 +30,7 @@ public class MessageRetentionTests
 
             var entry = new LogEntry(Log.LastIndex + 1, 1, EntryKind.Command, 1, Log.LastIndex + 1, 0, MessageStoreCommands.Append(text));
             Log.Append(entry);
-            return MessageStoreCommands.DecodeSeq(Machine.Apply(entry.Command.Span, entry.Index).Span);
+            return MessageStoreCommands.DecodeSeq(Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, 0)).Span);
         }
 
         public IReadOnlyList<SequencedMessage> Read(long from, long count) =>

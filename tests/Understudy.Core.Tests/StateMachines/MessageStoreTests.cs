@@ -13,9 +13,9 @@ public class MessageStoreTests
     {
         var log = new MessageStore();
 
-        Assert.Equal(1, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("a"), 5).Span));
-        Assert.Equal(2, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("b"), 6).Span));
-        Assert.Equal(3, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("c"), 9).Span));
+        Assert.Equal(1, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("a"), new ApplyContext(5, 0)).Span));
+        Assert.Equal(2, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("b"), new ApplyContext(6, 0)).Span));
+        Assert.Equal(3, MessageStoreCommands.DecodeSeq(log.Apply(MessageStoreCommands.Append("c"), new ApplyContext(9, 0)).Span));
 
         Assert.Equal(3, log.Count);
         Assert.Equal("b", log[2]);
@@ -29,7 +29,7 @@ public class MessageStoreTests
     public void MessageStore_query_does_not_change_the_state()
     {
         var log = new MessageStore();
-        log.Apply(MessageStoreCommands.Append("a"), 1);
+        log.Apply(MessageStoreCommands.Append("a"), new ApplyContext(1, 0));
         var before = Snapshot(log);
 
         log.Query(MessageStoreCommands.Count());
@@ -61,18 +61,18 @@ public class MessageStoreTests
         {
             var entry = new LogEntry(++index, 1, EntryKind.Command, 1, index, index, MessageStoreCommands.Append(text));
             entries.Append(entry);
-            log.Apply(entry.Command.Span, entry.Index);
+            log.Apply(entry.Command.Span, new ApplyContext(entry.Index, 0));
         }
 
         var snapshot = Snapshot(log);
         var restored = new MessageStore();
         restored.AttachLog(entries);
-        restored.Apply(MessageStoreCommands.Append("to be replaced"), 1);
+        restored.Apply(MessageStoreCommands.Append("to be replaced"), new ApplyContext(1, 0));
         restored.Restore(snapshot);
 
         Assert.Equal(snapshot, Snapshot(restored));
         Assert.Equal(log.ToList(), restored.ToList());
-        Assert.Equal(5, MessageStoreCommands.DecodeSeq(restored.Apply(MessageStoreCommands.Append("next"), 5).Span));
+        Assert.Equal(5, MessageStoreCommands.DecodeSeq(restored.Apply(MessageStoreCommands.Append("next"), new ApplyContext(5, 0)).Span));
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public class MessageStoreTests
         var log = new MessageStore();
         for (var i = 0; i < MessageStoreCommands.MaxReadCount + 5; i++)
         {
-            log.Apply(MessageStoreCommands.Append("m"), i + 1);
+            log.Apply(MessageStoreCommands.Append("m"), new ApplyContext(i + 1, 0));
         }
 
         var page = MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(1, long.MaxValue)).Span);
@@ -98,7 +98,7 @@ public class MessageStoreTests
         var text = new string('x', 100 * 1024);
         for (var i = 0; i < 25; i++)
         {
-            log.Apply(MessageStoreCommands.Append(text + i), i + 1);
+            log.Apply(MessageStoreCommands.Append(text + i), new ApplyContext(i + 1, 0));
         }
 
         var reply = log.Query(MessageStoreCommands.Read(1, 1000));
@@ -121,10 +121,10 @@ public class MessageStoreTests
     {
         var log = new MessageStore();
         var huge = new string('h', MessageStore.MaxMessageBytes);
-        log.Apply(MessageStoreCommands.Append("small"), 1);
-        log.Apply(MessageStoreCommands.Append(huge), 2);
-        log.Apply(MessageStoreCommands.Append(huge), 3);
-        log.Apply(MessageStoreCommands.Append("tail"), 4);
+        log.Apply(MessageStoreCommands.Append("small"), new ApplyContext(1, 0));
+        log.Apply(MessageStoreCommands.Append(huge), new ApplyContext(2, 0));
+        log.Apply(MessageStoreCommands.Append(huge), new ApplyContext(3, 0));
+        log.Apply(MessageStoreCommands.Append("tail"), new ApplyContext(4, 0));
 
         Assert.Equal([new SequencedMessage(1, "small")], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(1, 10)).Span));
         Assert.Equal([new SequencedMessage(2, huge)], MessageStoreCommands.DecodeMessages(log.Query(MessageStoreCommands.Read(2, 10)).Span));
