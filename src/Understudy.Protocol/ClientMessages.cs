@@ -21,6 +21,13 @@ public enum ResponseStatus : byte
 
     /// <summary>The request itself is wrong and was not applied; retrying will not help.</summary>
     Rejected = 4,
+
+    /// <summary>
+    /// The client's session expired (idle past the servers' timeout, or evicted): the server no longer knows whether
+    /// this write was applied, so it is refused, never applied twice; its outcome is unknown. The client starts a new
+    /// session for later writes.
+    /// </summary>
+    SessionExpired = 5,
 }
 
 /// <summary>
@@ -74,7 +81,7 @@ public readonly record struct ClientResponse(ulong ClientId, long Seq, ResponseS
     public static ClientResponse Parse(ReadOnlySpan<byte> source)
     {
         var r = new WireReader(source, nameof(ClientResponse));
-        var m = new ClientResponse(r.ReadUInt64("clientId"), r.ReadInt64("seq"), r.ReadEnum("status", ResponseStatus.Rejected), r.ReadInt64("epoch"), r.ReadAddress("primary"), r.ReadBytes("payload"));
+        var m = new ClientResponse(r.ReadUInt64("clientId"), r.ReadInt64("seq"), r.ReadEnum("status", ResponseStatus.SessionExpired), r.ReadInt64("epoch"), r.ReadAddress("primary"), r.ReadBytes("payload"));
         r.End();
         return m;
     }

@@ -13,7 +13,9 @@ public enum EntryKind : byte
 /// <summary>
 /// One entry of the replicated log. <see cref="Index"/> is its position (from 1) and
 /// <see cref="Epoch"/> the epoch of the primary that wrote it: two logs holding an entry with the
-/// same index and epoch are identical up to there (Raft's log matching).
+/// same index and epoch are identical up to there (Raft's log matching). <see cref="LogTimeMs"/> is the clock of
+/// the primary that created it (Unix milliseconds), never decreasing along the log, so that every replica decides
+/// time-dependent things (session expiry, retention by age) from the log rather than from its own clock.
 /// </summary>
 public readonly record struct LogEntry(
     long Index,
@@ -22,10 +24,11 @@ public readonly record struct LogEntry(
     ulong ClientId,
     long RequestSeq,
     long FirstIncomplete,
-    ReadOnlyMemory<byte> Command)
+    ReadOnlyMemory<byte> Command,
+    long LogTimeMs)
 {
     /// <summary>Bytes on the wire, index excluded (it follows from the frame's prevIndex).</summary>
-    public int WireSize => 8 + 1 + 8 + 8 + 8 + 4 + Command.Length;
+    public int WireSize => 8 + 1 + 8 + 8 + 8 + 8 + 4 + Command.Length;
 
     internal void Format(ref WireWriter w)
     {
@@ -34,6 +37,7 @@ public readonly record struct LogEntry(
         w.WriteUInt64(ClientId);
         w.WriteInt64(RequestSeq);
         w.WriteInt64(FirstIncomplete);
+        w.WriteInt64(LogTimeMs);
         w.WriteBytes(Command.Span);
     }
 
@@ -44,8 +48,9 @@ public readonly record struct LogEntry(
         var clientId = r.ReadUInt64("entry.clientId");
         var seq = r.ReadInt64("entry.requestSeq");
         var firstIncomplete = r.ReadInt64("entry.firstIncomplete");
+        var logTimeMs = r.ReadInt64("entry.logTimeMs");
         var command = r.ReadBytes("entry.command");
-        return new LogEntry(index, epoch, kind, clientId, seq, firstIncomplete, command);
+        return new LogEntry(index, epoch, kind, clientId, seq, firstIncomplete, command, logTimeMs);
     }
 
     public override string ToString() => $"{Index}@{Epoch}:{Kind}";

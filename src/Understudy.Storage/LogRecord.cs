@@ -20,7 +20,7 @@ internal enum RecordState
 /// The on-disk layout of one log entry. Little-endian throughout:
 /// <code>
 /// u32 payloadLength | u32 crc32c(payloadLength bytes ++ payload) | payload
-/// payload = i64 index | i64 epoch | u8 kind | u64 clientId | i64 requestSeq | i64 firstIncomplete | i32 commandLength | command
+/// payload = i64 index | i64 epoch | u8 kind | u64 clientId | i64 requestSeq | i64 firstIncomplete | i64 logTimeMs | i32 commandLength | command
 /// </code>
 /// The checksum covers the length field too, so a flipped bit in the length is caught rather than read as a
 /// short record. The index is stored (unlike on the wire) so recovery can prove the log is contiguous.
@@ -29,7 +29,7 @@ internal static class LogRecord
 {
     public const int HeaderSize = 8;
 
-    public const int FixedPayloadSize = 8 + 8 + 1 + 8 + 8 + 8 + 4;
+    public const int FixedPayloadSize = 8 + 8 + 1 + 8 + 8 + 8 + 8 + 4;
 
     /// <summary>
     /// Largest command a record holds: well above the protocol's 16 MiB frame limit, and small enough that
@@ -53,6 +53,7 @@ internal static class LogRecord
         w.WriteUInt64(entry.ClientId);
         w.WriteInt64(entry.RequestSeq);
         w.WriteInt64(entry.FirstIncomplete);
+        w.WriteInt64(entry.LogTimeMs);
         w.WriteBytes(entry.Command.Span);
 
         BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)payloadLength);
@@ -108,9 +109,10 @@ internal static class LogRecord
         var clientId = r.ReadUInt64("clientId");
         var requestSeq = r.ReadInt64("requestSeq");
         var firstIncomplete = r.ReadInt64("firstIncomplete");
+        var logTimeMs = r.ReadInt64("logTimeMs");
         var command = r.ReadBytes("command");
         r.End();
-        return new LogEntry(index, epoch, kind, clientId, requestSeq, firstIncomplete, command);
+        return new LogEntry(index, epoch, kind, clientId, requestSeq, firstIncomplete, command, logTimeMs);
     }
 
     /// <summary>

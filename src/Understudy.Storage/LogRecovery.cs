@@ -29,8 +29,15 @@ internal static class LogRecovery
     public static RecoveredLog Recover(string directory, long recoverFrom, ILogger logger)
     {
         var segments = new List<Segment>();
-        foreach (var file in Directory.EnumerateFiles(directory, "*" + Segment.Extension))
+        foreach (var file in Directory.EnumerateFiles(directory, "*" + Segment.LegacyExtension))
         {
+            // Format-1 records lack the log time: read as format 2 they would parse into garbage, so refuse the folder whole.
+            if (Segment.IsLegacyName(Path.GetFileName(file)))
+            {
+                throw new StorageException(
+                    $"The data folder '{directory}' holds a log in format 1 (segment '{Path.GetFileName(file)}'), written by an earlier version of Understudy before log entries carried the primary's time; this version reads format 2 only. Move the folder aside and start this server with an empty one: it rejoins as a backup and copies the log from the primary.");
+            }
+
             if (Segment.TryParseName(Path.GetFileName(file), out var first))
             {
                 segments.Add(new Segment(directory, first));

@@ -4,7 +4,9 @@ namespace Understudy.Storage;
 
 /// <summary>
 /// One segment file: the entries from <see cref="FirstIndex"/> on, one record after another. The name is
-/// the first index, zero-padded to 20 digits, so names sort in log order.
+/// the first index, zero-padded to 20 digits, so names sort in log order, then the record format's extension
+/// (<see cref="Extension"/>): a segment names its own format, so a folder written by an older version is
+/// recognised by its file names (<see cref="IsLegacyName"/>) before any record is misread.
 /// </summary>
 /// <remarks>
 /// Memory is O(segments), not O(entries): only the open (last) segment keeps every record's offset
@@ -17,7 +19,11 @@ namespace Understudy.Storage;
 /// </remarks>
 internal sealed class Segment
 {
-    public const string Extension = ".log";
+    /// <summary>Format 2: records carry the primary's log time (format 1, <see cref="LegacyExtension"/>, did not).</summary>
+    public const string Extension = ".v2.log";
+
+    /// <summary>Segments of format 1, written before entries carried log time; this version does not read them.</summary>
+    public const string LegacyExtension = ".log";
 
     /// <summary>Records between two sparse offsets: a read skips at most this many records to reach its entry.</summary>
     public const int SparseEvery = 256;
@@ -70,6 +76,12 @@ internal sealed class Segment
             && long.TryParse(fileName.AsSpan(0, NameDigits), NumberStyles.None, CultureInfo.InvariantCulture, out firstIndex)
             && firstIndex > 0;
     }
+
+    /// <summary>True for a segment of format 1 (20 digits then <see cref="LegacyExtension"/>), which this version refuses.</summary>
+    public static bool IsLegacyName(string fileName) =>
+        fileName.Length == NameDigits + LegacyExtension.Length
+        && fileName.EndsWith(LegacyExtension, StringComparison.Ordinal)
+        && long.TryParse(fileName.AsSpan(0, NameDigits), NumberStyles.None, CultureInfo.InvariantCulture, out _);
 
     /// <summary>The sparse index of a full offset list.</summary>
     public static List<long> SparseOf(List<long> offsets, int count)

@@ -31,21 +31,18 @@ internal static class ServerVerb
         var retentionMessages = new Option<string?>("--retention-messages") { Description = "Keep only the newest N messages; older ones are removed and their log compacted (default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONMESSAGES." };
         var retentionBytes = new Option<string?>("--retention-bytes") { Description = "Keep only the newest messages totalling at most B bytes of text (suffix k, m or g for KiB, MiB, GiB; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONBYTES." };
         var logWindow = new Option<string?>("--log-window") { Description = "Most committed entries kept in memory; older ones are read from disk when needed (default 65536). Env: UNDERSTUDY_SERVER__LOGWINDOW." };
-        var retentionAge = new Option<string?>("--retention-age") { Description = "Not available yet: log entries carry no time to age them by." };
+        var retentionAge = new Option<string?>("--retention-age") { Description = "Keep only messages at most this old, by the log time the primary stamped into them (e.g. 7d, 12h, 30m; units ms, s, m, h, d; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONAGE." };
+        var sessionIdle = new Option<string?>("--session-idle-timeout") { Description = "A client session idle this long (in log time) expires; a retry from it is refused as 'session expired' (e.g. 30m, 1h; units ms, s, m, h, d; default 1h). Env: UNDERSTUDY_SERVER__SESSIONIDLETIMEOUT." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("server", "Run one server: it holds the log, serves clients as primary or follows as a hot backup, and heartbeats to the monitor.")
         {
-            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, retentionMessages, retentionBytes, retentionAge, logLevel, settings,
+            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, retentionMessages, retentionBytes, retentionAge, sessionIdle, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (logLevel, "LogLevel"));
-            if (s.Has("RetentionAge"))
-            {
-                throw new UsageException("--retention-age is not available yet: log entries carry no time to age them by; use --retention-messages or --retention-bytes");
-            }
+            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (sessionIdle, "SessionIdleTimeout"), (logLevel, "LogLevel"));
 
             var listenPort = s.Int("Port", 8090, "--port", 1, 65535);
             var bind = new NodeAddress(s.Text("Host", "127.0.0.1"), listenPort);
@@ -66,11 +63,13 @@ internal static class ServerVerb
                     HeartbeatInterval = s.Millis("HeartbeatMs", TimeSpan.FromMilliseconds(50), "--heartbeat-ms", 1, 60_000),
                     SnapshotEveryEntries = Count(s.Text("SnapshotEvery", "100000"), "--snapshot-every", 0) ?? 100_000,
                     LogWindowEntries = (int)Math.Min(int.MaxValue, Count(s.Text("LogWindow", "65536"), "--log-window", 1) ?? 65_536),
+                    SessionIdleTimeout = Age(s.Text("SessionIdleTimeout", "1h"), "--session-idle-timeout"),
                 },
                 Retention = new MessageRetention
                 {
                     Messages = s.Has("RetentionMessages") ? Count(s.Text("RetentionMessages", string.Empty), "--retention-messages", 1) : null,
                     Bytes = s.Has("RetentionBytes") ? Count(s.Text("RetentionBytes", string.Empty), "--retention-bytes", 1) : null,
+                    MaxAge = s.Has("RetentionAge") ? Age(s.Text("RetentionAge", string.Empty), "--retention-age") : null,
                 },
             };
             UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_SERVER__DATA)");
@@ -96,6 +95,36 @@ internal static class ServerVerb
         }
 
         return value * multiplier;
+    }
+
+    /// <summary>A positive duration: a whole number with a unit (ms, s, m, h or d), e.g. 30m or 7d; a usage error otherwise.</summary>
+    internal static TimeSpan Age(string raw, string flag)
+    {
+        var text = raw.Trim().ToLowerInvariant();
+        var unitAt = 0;
+        while (unitAt < text.Length && char.IsAsciiDigit(text[unitAt]))
+        {
+            unitAt++;
+        }
+
+        TimeSpan? unit = text[unitAt..] switch
+        {
+            "ms" => TimeSpan.FromMilliseconds(1),
+            "s" => TimeSpan.FromSeconds(1),
+            "m" => TimeSpan.FromMinutes(1),
+            "h" => TimeSpan.FromHours(1),
+            "d" => TimeSpan.FromDays(1),
+            _ => null,
+        };
+        if (unit is not { } u
+            || !long.TryParse(text.AsSpan(0, unitAt), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            || value < 1
+            || value > TimeSpan.MaxValue.Ticks / u.Ticks / 2)
+        {
+            throw new UsageException($"{flag} is '{raw}': expected a positive whole number with a unit ms, s, m, h or d (e.g. 30m, 7d)");
+        }
+
+        return TimeSpan.FromTicks(value * u.Ticks);
     }
 
     private static async Task<int> RunAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)

@@ -16,6 +16,11 @@ public sealed class ClientSession
     private readonly Random _random;
     private readonly SortedDictionary<long, Pending> _pending = [];
     private long _nextSeq = 1;
+
+    // The first write of this session that may have reached a server (0: none yet). Until that write has finished,
+    // requests say FirstIncomplete 1: servers take an unknown client with FirstIncomplete above 1 for one whose session
+    // expired, so only a client that may have had a write applied before may send more.
+    private long _firstSentWrite;
     private long _lastMonitorQueryAt = long.MinValue;
 
     public ClientSession(ulong clientId, ClientOptions options, IClientEnvironment environment, TimeProvider time, Random random)
@@ -28,7 +33,8 @@ public sealed class ClientSession
         _random = random;
     }
 
-    public ulong ClientId { get; }
+    /// <summary>The session's id; a new one once the servers expired the previous session.</summary>
+    public ulong ClientId { get; private set; }
 
     /// <summary>The primary this client currently sends to, or none.</summary>
     public NodeAddress Primary { get; private set; } = NodeAddress.None;
@@ -71,7 +77,17 @@ public sealed class ClientSession
                 Finish(p, OutcomeKind.Ok, response.Payload, response.Epoch, from, string.Empty);
                 return;
             case ResponseStatus.Rejected:
+                if (p.Seq == _firstSentWrite)
+                {
+                    // Refused before it reached the log: it cannot have started a session on the servers.
+                    _firstSentWrite = 0;
+                }
+
                 Finish(p, OutcomeKind.Failed, default, response.Epoch, from, response.PayloadText);
+                return;
+            case ResponseStatus.SessionExpired:
+                Finish(p, OutcomeKind.Unknown, default, response.Epoch, from, $"session expired: the outcome of request {p.Seq} is unknown");
+                StartNewSession(now);
                 return;
         }
 
@@ -201,11 +217,61 @@ public sealed class ClientSession
         }
 
         p.Target = Primary;
+        if (p.Kind == RequestKind.Write && _firstSentWrite == 0)
+        {
+            _firstSentWrite = p.Seq;
+        }
+
         p.Sent = true;
         p.Attempts++;
         p.NextAttemptAt = long.MaxValue;
         p.AttemptDeadline = now + Ticks(_options.AttemptTimeout);
-        _env.SendToServer(Primary, new ClientRequest(ClientId, p.Seq, FirstIncomplete(), p.Kind, p.Payload));
+        _env.SendToServer(Primary, new ClientRequest(ClientId, p.Seq, WireFirstIncomplete(), p.Kind, p.Payload));
+    }
+
+    /// <summary>
+    /// The servers dropped this client's session: every write already sent may or may not have been applied under
+    /// it, so each ends as unknown (retrying it under a new id could apply it twice). Writes not yet sent and reads
+    /// go on under a fresh id, a new session.
+    /// </summary>
+    private void StartNewSession(long now)
+    {
+        foreach (var p in _pending.Values.ToList())
+        {
+            if (p.Kind == RequestKind.Write && p.Sent)
+            {
+                Finish(p, OutcomeKind.Unknown, default, Epoch, p.Target, $"session expired: the outcome of request {p.Seq} is unknown");
+            }
+        }
+
+        var previous = ClientId;
+        ClientId = NewClientId(previous);
+        _firstSentWrite = 0;
+        _env.Report(new ClientEvent(ClientEventKind.SessionRenewed, Epoch, Primary, $"session {previous:x} expired on the servers; new session {ClientId:x}"));
+        foreach (var p in _pending.Values.ToList())
+        {
+            p.Backoff = 0;
+            Attempt(p, now);
+        }
+    }
+
+    private ulong NewClientId(ulong previous)
+    {
+        while (true)
+        {
+            var id = (ulong)_random.NextInt64() | 1;
+            if (id != previous)
+            {
+                return id;
+            }
+        }
+    }
+
+    /// <summary>What requests carry as FirstIncomplete: 1 while this session's first sent write is unfinished (see <see cref="_firstSentWrite"/>).</summary>
+    private long WireFirstIncomplete()
+    {
+        var first = FirstIncomplete();
+        return _firstSentWrite == 0 || first <= _firstSentWrite ? 1 : first;
     }
 
     private void Backoff(Pending p, long now)

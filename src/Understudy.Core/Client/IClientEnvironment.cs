@@ -25,6 +25,9 @@ public enum ClientEventKind
 {
     PrimaryChanged,
     Retrying,
+
+    /// <summary>The servers expired this client's session; it goes on under a new client id.</summary>
+    SessionRenewed,
 }
 
 /// <summary>What a <see cref="ClientSession"/> asks of the world.</summary>

@@ -246,8 +246,11 @@ internal sealed partial class PrimaryRole : EpochRole
             return;
         }
 
-        switch (_node.State.Sessions.Lookup(request.ClientId, request.Seq, out var previous))
+        switch (_node.State.Sessions.Lookup(request.ClientId, request.Seq, request.FirstIncomplete, out var previous))
         {
+            case DedupLookup.Expired:
+                _node.Answer(client, request, ResponseStatus.SessionExpired, ReplicatedState.SessionExpiredText(request.Seq));
+                return;
             case DedupLookup.Applied:
                 _node.Answer(client, request, ResponseStatus.Ok, previous);
                 return;
@@ -268,7 +271,7 @@ internal sealed partial class PrimaryRole : EpochRole
             return;
         }
 
-        var entry = new LogEntry(Log.LastIndex + 1, Epoch, EntryKind.Command, request.ClientId, request.Seq, request.FirstIncomplete, request.Payload);
+        var entry = new LogEntry(Log.LastIndex + 1, Epoch, EntryKind.Command, request.ClientId, request.Seq, request.FirstIncomplete, request.Payload, _node.NextLogTimeMs());
         Log.Append(entry);
         Env.AppendLog(new ReadOnlySpan<LogEntry>(in entry));
         _inflightWrites[(request.ClientId, request.Seq)] = entry.Index;
@@ -287,21 +290,35 @@ internal sealed partial class PrimaryRole : EpochRole
         }
     }
 
-    /// <summary>A committed command was applied: it is no longer in flight, and whoever waits for it gets the result.</summary>
-    public void OnApplied(in LogEntry entry, ReadOnlyMemory<byte> result)
+    /// <summary>
+    /// A committed command was applied: it is no longer in flight, and whoever waits for it gets the result, or, when
+    /// its session had expired by then (<paramref name="sessionExpired"/>, so it was not applied), the refusal.
+    /// </summary>
+    public void OnApplied(in LogEntry entry, ReadOnlyMemory<byte> result, bool sessionExpired)
     {
         _inflightWrites.Remove((entry.ClientId, entry.RequestSeq));
         if (_waiters.Remove(entry.Index, out var waiter))
         {
-            ReplyOk(waiter, result);
+            Reply(waiter, result, sessionExpired);
             if (_extraWaiters.Remove(entry.Index, out var more))
             {
                 foreach (var w in more)
                 {
-                    ReplyOk(w, result);
+                    Reply(w, result, sessionExpired);
                 }
             }
         }
+    }
+
+    private void Reply(in Waiter waiter, ReadOnlyMemory<byte> result, bool sessionExpired)
+    {
+        if (sessionExpired)
+        {
+            Env.Reply(waiter.Client, new ClientResponse(waiter.ClientId, waiter.Seq, ResponseStatus.SessionExpired, Epoch, Self, result));
+            return;
+        }
+
+        ReplyOk(waiter, result);
     }
 
     /// <summary>Stepping down: every client still waiting is told to retry at the new primary.</summary>

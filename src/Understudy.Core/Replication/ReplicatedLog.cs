@@ -93,6 +93,12 @@ public sealed class ReplicatedLog : ILogReader
 
     public long LastEpoch => _count == 0 ? 0 : EpochAt(_count);
 
+    /// <summary>
+    /// The highest log time of any entry appended (Unix ms; 0 if none): a primary stamps new entries no lower. Kept
+    /// through truncation, which only makes it err high, and log time only has to never decrease.
+    /// </summary>
+    public long HighestLogTimeMs { get; private set; }
+
     public LogEntry this[long index]
     {
         get
@@ -166,6 +172,7 @@ public sealed class ReplicatedLog : ILogReader
         }
 
         Slot(position) = entry;
+        HighestLogTimeMs = Math.Max(HighestLogTimeMs, entry.LogTimeMs);
         _chunkBytes[ChunkOf(position)] += entry.WireSize;
         _bytesInWindow += entry.WireSize;
         _count++;

@@ -89,7 +89,7 @@ public sealed class ServerNode
         var baseIndex = snapshot?.Index ?? 0;
         _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
         (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
-        State = new ReplicatedState(stateMachine, options.MaxClientSessions);
+        State = new ReplicatedState(stateMachine, options.MaxClientSessions, options.SessionIdleTimeout);
         if (snapshot is { } restored)
         {
             // Everything through the snapshot was committed (a snapshot is only taken of applied entries).
@@ -182,6 +182,14 @@ public sealed class ServerNode
     private int Priority => Options.Priority ?? Self.Port;
 
     internal long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
+
+    /// <summary>
+    /// The log time for an entry this server (as primary) creates now: its wall clock in Unix ms, but never below
+    /// the highest time already in its log or applied state, so log time never decreases along the log, also
+    /// across a failover to a server whose clock is behind.
+    /// </summary>
+    internal long NextLogTimeMs() =>
+        Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), Math.Max(_log.HighestLogTimeMs, State.LastLogTimeMs));
 
     // ------------------------------------------------------------------ inputs
 
@@ -508,7 +516,7 @@ public sealed class ServerNode
         _role = primary;
 
         // The epoch's first entry: once it commits, everything before it has too, and reads may be served.
-        var start = new LogEntry(primary.EpochStartIndex, epoch, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty);
+        var start = new LogEntry(primary.EpochStartIndex, epoch, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty, NextLogTimeMs());
         _log.Append(start);
         _env.AppendLog(new ReadOnlySpan<LogEntry>(in start));
         _env.Report(new ServerEvent(ServerEventKind.BecamePrimary, epoch, Self, start.Index, $"log ends at {_log.LastIndex}, commit index {_commitIndex}"));
@@ -550,10 +558,10 @@ public sealed class ServerNode
         while (State.AppliedIndex < _commitIndex)
         {
             var entry = _log[State.AppliedIndex + 1];
-            var result = State.Apply(entry);
+            var result = State.Apply(entry, out var outcome);
             if (entry.Kind == EntryKind.Command && _role is PrimaryRole primary)
             {
-                primary.OnApplied(entry, result);
+                primary.OnApplied(entry, result, outcome == SessionWrite.Expired);
             }
         }
 

@@ -55,6 +55,13 @@ public sealed record ServerOptions
     public int MaxClientSessions { get; init; } = 100_000;
 
     /// <summary>
+    /// A client session whose last write is this much older, in log time (the primary's clock stamped into entries),
+    /// than the entry being applied expires, the same on every replica; a retry from it is refused with "session
+    /// expired" rather than applied twice. <see cref="Timeout.InfiniteTimeSpan"/>: never.
+    /// </summary>
+    public TimeSpan SessionIdleTimeout { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>
     /// A snapshot of the replicated state is taken after this many applied entries (0: never), so that a restart
     /// replays only the entries after it and the log below it can be compacted.
     /// </summary>
@@ -101,6 +108,11 @@ public sealed record ServerOptions
         if (SnapshotEveryEntries < 0 || LogWindowEntries < 1 || LogWindowBytes < 1)
         {
             throw new ArgumentException($"snapshot interval must be >= 0 and the log window at least 1 entry and 1 byte (got {SnapshotEveryEntries}, {LogWindowEntries}, {LogWindowBytes})");
+        }
+
+        if (SessionIdleTimeout != Timeout.InfiniteTimeSpan && SessionIdleTimeout < TimeSpan.FromMilliseconds(1))
+        {
+            throw new ArgumentException($"the session idle timeout must be at least 1 ms (got {SessionIdleTimeout})");
         }
 
         if (MinInSync < 1)

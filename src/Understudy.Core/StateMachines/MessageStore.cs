@@ -36,6 +36,10 @@ public sealed class MessageStore : ILogBackedStateMachine
     private long _firstRetained = 1;
     private long _retainedBytes;
 
+    // The log time of the first retained message, once retention by age has read it (-1: not known). Derived from
+    // the log, so it is not part of the snapshot: a restored store reads it again.
+    private long _firstRetainedTimeMs = -1;
+
     public MessageStore()
         : this(MessageRetention.KeepEverything)
     {
@@ -100,9 +104,9 @@ public sealed class MessageStore : ILogBackedStateMachine
                 _runs.Add(new Run(_count, index, 1));
             }
 
-            _applied?.Record(index, command);
+            _applied?.Record(index, command, context.LogTimeMs);
             _retainedBytes += text.Length;
-            ApplyRetention();
+            ApplyRetention(context.LogTimeMs);
             return MessageStoreCommands.EncodeSeq(_count);
         }
 
@@ -180,6 +184,7 @@ public sealed class MessageStore : ILogBackedStateMachine
         }
 
         r.End();
+        _firstRetainedTimeMs = -1;
     }
 
     /// <summary>All retained messages, in order (tests and the simulator's final check).</summary>
@@ -232,9 +237,17 @@ public sealed class MessageStore : ILogBackedStateMachine
         return texts;
     }
 
-    /// <summary>Moves the first retained message forward until what is left keeps the promise (deterministic: counts and bytes from the log).</summary>
-    private void ApplyRetention()
+    /// <summary>
+    /// Moves the first retained message forward until what is left keeps the promise (deterministic: counts, bytes and
+    /// log times from the log; <paramref name="logTimeMs"/> is the time of the entry being applied, the newest).
+    /// </summary>
+    private void ApplyRetention(long logTimeMs)
     {
+        if (_retention.MaxAge is { } age)
+        {
+            DropOlderThan(logTimeMs - (long)age.TotalMilliseconds);
+        }
+
         if (_retention.Messages is { } keep && _count - _firstRetained + 1 > keep)
         {
             Drop(_count - _firstRetained + 1 - keep);
@@ -261,8 +274,54 @@ public sealed class MessageStore : ILogBackedStateMachine
         }
     }
 
+    /// <summary>
+    /// Removes the messages whose log time is below <paramref name="horizonMs"/>. Log time never decreases along the log,
+    /// so they are a prefix of the retained ones; the newest message (just applied) is never among them.
+    /// </summary>
+    private void DropOlderThan(long horizonMs)
+    {
+        if (_firstRetained > _count || (_firstRetainedTimeMs >= 0 && _firstRetainedTimeMs >= horizonMs))
+        {
+            return;
+        }
+
+        var old = 0L;
+        var firstKeptTime = -1L;
+        var seq = _firstRetained;
+        while (seq <= _count && firstKeptTime < 0)
+        {
+            var run = _runs[RunOf(seq)];
+            var n = (int)Math.Min(4096, run.FirstSeq + run.Length - seq);
+            var entries = _log.Read(run.FirstIndex + (seq - run.FirstSeq), n, 4 * 1024 * 1024);
+            if (entries.Length == 0)
+            {
+                throw new InvalidOperationException($"message {seq} is not in the log (log index {run.FirstIndex + (seq - run.FirstSeq)}, first readable {_log.FirstIndex})");
+            }
+
+            foreach (var e in entries)
+            {
+                if (e.LogTimeMs >= horizonMs)
+                {
+                    firstKeptTime = e.LogTimeMs;
+                    break;
+                }
+
+                old++;
+                seq++;
+            }
+        }
+
+        if (old > 0)
+        {
+            Drop(old);
+        }
+
+        _firstRetainedTimeMs = firstKeptTime;
+    }
+
     private void Drop(long messages)
     {
+        _firstRetainedTimeMs = -1;
         var through = _firstRetained + messages - 1;
         if (_retention.Bytes is not null)
         {
@@ -322,8 +381,8 @@ public sealed class MessageStore : ILogBackedStateMachine
 
         public long FirstIndex => _entries.Count == 0 ? 1 : _entries.Keys[0];
 
-        public void Record(long index, ReadOnlySpan<byte> command) =>
-            _entries[index] = new LogEntry(index, 0, EntryKind.Command, 0, 0, 0, command.ToArray());
+        public void Record(long index, ReadOnlySpan<byte> command, long logTimeMs) =>
+            _entries[index] = new LogEntry(index, 0, EntryKind.Command, 0, 0, 0, command.ToArray(), logTimeMs);
 
         public void ForgetBelow(long index)
         {
@@ -353,9 +412,9 @@ public sealed class MessageStore : ILogBackedStateMachine
 }
 
 /// <summary>
-/// How many messages the store keeps (<c>--retention-messages</c>, <c>--retention-bytes</c>); the default keeps
-/// everything. Age (<c>--retention-age</c>) needs the primary's clock stamped into entries, which the log does not
-/// carry yet, so it is refused for now.
+/// How many messages the store keeps (<c>--retention-messages</c>, <c>--retention-bytes</c>, <c>--retention-age</c>);
+/// the default keeps everything. Each limit is applied as every message is applied, from the log alone (counts, text
+/// bytes, and the log time the primary stamped into each entry), so every replica removes the same messages.
 /// </summary>
 public sealed record MessageRetention
 {
@@ -366,6 +425,12 @@ public sealed record MessageRetention
 
     /// <summary>Keep at most the newest messages whose text totals this many bytes.</summary>
     public long? Bytes { get; init; }
+
+    /// <summary>
+    /// Keep only messages whose log time is at most this much older than the newest message's: when a message is
+    /// applied, those older than its log time minus this age are removed.
+    /// </summary>
+    public TimeSpan? MaxAge { get; init; }
 
     /// <summary>Throws with a readable message when a value is out of range.</summary>
     public void Validate()
@@ -378,6 +443,11 @@ public sealed record MessageRetention
         if (Bytes is < 1)
         {
             throw new ArgumentException($"retention by bytes must keep at least 1 byte (got {Bytes})");
+        }
+
+        if (MaxAge is { } age && age < TimeSpan.FromMilliseconds(1))
+        {
+            throw new ArgumentException($"retention by age must keep at least 1 ms (got {age})");
         }
     }
 }

@@ -11,9 +11,17 @@ namespace Understudy.Core.StateMachines;
 public sealed class ReplicatedState
 {
     public ReplicatedState(IStateMachine machine, int maxSessions = 100_000)
+        : this(machine, maxSessions, Timeout.InfiniteTimeSpan)
+    {
+    }
+
+    /// <param name="machine">The user's state machine.</param>
+    /// <param name="maxSessions">Most client sessions kept.</param>
+    /// <param name="sessionIdleTimeout">A client session idle this long in log time expires (<see cref="Timeout.InfiniteTimeSpan"/>: never).</param>
+    public ReplicatedState(IStateMachine machine, int maxSessions, TimeSpan sessionIdleTimeout)
     {
         Machine = machine;
-        Sessions = new ClientSessions(maxSessions);
+        Sessions = new ClientSessions(maxSessions, sessionIdleTimeout);
     }
 
     public IStateMachine Machine { get; }
@@ -23,8 +31,21 @@ public sealed class ReplicatedState
     /// <summary>Index of the last entry applied.</summary>
     public long AppliedIndex { get; private set; }
 
+    /// <summary>
+    /// The highest log time applied (Unix ms): a new primary never stamps an entry below it, even when the log entries
+    /// that carried it were compacted under a snapshot.
+    /// </summary>
+    public long LastLogTimeMs { get; private set; }
+
     /// <summary>Applies the next committed entry; returns the result owed to the client that sent it.</summary>
-    public ReadOnlyMemory<byte> Apply(in LogEntry entry)
+    public ReadOnlyMemory<byte> Apply(in LogEntry entry) => Apply(entry, out _);
+
+    /// <summary>
+    /// Applies the next committed entry; returns the result owed to the client that sent it. Sessions idle past the
+    /// timeout at the entry's log time expire first, on every replica at the same index. <paramref name="outcome"/>
+    /// says whether the command was applied, recognised as a duplicate, or refused because its session expired.
+    /// </summary>
+    public ReadOnlyMemory<byte> Apply(in LogEntry entry, out SessionWrite outcome)
     {
         if (entry.Index != AppliedIndex + 1)
         {
@@ -32,40 +53,50 @@ public sealed class ReplicatedState
         }
 
         AppliedIndex = entry.Index;
+        LastLogTimeMs = Math.Max(LastLogTimeMs, entry.LogTimeMs);
+        Sessions.ExpireIdle(LastLogTimeMs);
+        outcome = SessionWrite.Apply;
         if (entry.Kind != EntryKind.Command)
         {
             return ReadOnlyMemory<byte>.Empty;
         }
 
-        if (!Sessions.TryBegin(entry.ClientId, entry.RequestSeq, entry.FirstIncomplete, entry.Index, out var previous))
+        outcome = Sessions.Begin(entry.ClientId, entry.RequestSeq, entry.FirstIncomplete, entry.Index, LastLogTimeMs, out var previous);
+        if (outcome != SessionWrite.Apply)
         {
-            return previous;
+            return outcome == SessionWrite.Expired ? SessionExpiredText(entry.RequestSeq) : previous;
         }
 
-        var result = Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, 0));
+        var result = Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, LastLogTimeMs));
         Sessions.Complete(entry.ClientId, entry.RequestSeq, result);
         return result;
     }
 
+    /// <summary>What a client is told when its session expired: the write may or may not have been applied before.</summary>
+    public static byte[] SessionExpiredText(long seq) =>
+        System.Text.Encoding.UTF8.GetBytes($"session expired: the outcome of request {seq} is unknown");
+
     public void WriteSnapshot(IBufferWriter<byte> writer)
     {
-        var header = writer.GetSpan(8);
+        var header = writer.GetSpan(16);
         BinaryPrimitives.WriteInt64LittleEndian(header, AppliedIndex);
-        writer.Advance(8);
+        BinaryPrimitives.WriteInt64LittleEndian(header[8..], LastLogTimeMs);
+        writer.Advance(16);
         Sessions.WriteSnapshot(writer);
         Machine.WriteSnapshot(writer);
     }
 
     public void Restore(ReadOnlySpan<byte> snapshot)
     {
-        if (snapshot.Length < 8)
+        if (snapshot.Length < 16)
         {
             throw new ProtocolException("snapshot is shorter than its header");
         }
 
         AppliedIndex = BinaryPrimitives.ReadInt64LittleEndian(snapshot);
-        var used = Sessions.Restore(snapshot[8..]);
-        Machine.Restore(snapshot[(8 + used)..]);
+        LastLogTimeMs = BinaryPrimitives.ReadInt64LittleEndian(snapshot[8..]);
+        var used = Sessions.Restore(snapshot[16..]);
+        Machine.Restore(snapshot[(16 + used)..]);
     }
 
     /// <summary>The snapshot as one array (comparisons in tests and the simulator).</summary>

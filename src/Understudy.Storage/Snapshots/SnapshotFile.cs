@@ -15,7 +15,8 @@ namespace Understudy.Storage.Snapshots;
 internal static class SnapshotFile
 {
     public const int HeaderSize = 40;
-    public const int Version = 1;
+    // 2: the state inside carries log time (client sessions' last write time, expired sessions).
+    public const int Version = 2;
     public const string Extension = ".snapshot";
     public const string TempSuffix = ".tmp";
     public const string PartialSuffix = ".partial";
