@@ -246,7 +246,7 @@ internal sealed partial class PrimaryRole : EpochRole
             return;
         }
 
-        switch (_node.State.Sessions.Lookup(request.ClientId, request.Seq, request.FirstIncomplete, out var previous))
+        switch (_node.State.Sessions.Lookup(request.ClientId, request.Seq, out var previous))
         {
             case DedupLookup.Expired:
                 _node.Answer(client, request, ResponseStatus.SessionExpired, ReplicatedState.SessionExpiredText(request.Seq));

@@ -61,13 +61,18 @@ public sealed class ClientSessions
     /// <summary>True when <paramref name="clientId"/> has a session.</summary>
     public bool Contains(ulong clientId) => _sessions.ContainsKey(clientId);
 
-    /// <summary>What is known of (client, seq) before logging a write.</summary>
-    public DedupLookup Lookup(ulong clientId, long seq, long firstIncomplete, out ReadOnlyMemory<byte> result)
+    /// <summary>
+    /// What is known of (client, seq) before logging a write. An unknown client is <see cref="DedupLookup.Expired"/> here
+    /// only when its id is remembered as expired; the <c>FirstIncomplete</c> rule waits for <see cref="Begin"/>, because a
+    /// primary may look up before it has applied the entry that created the session (pipelined writes, or a new
+    /// primary still committing its predecessor's entries), while applying in log order always sees it.
+    /// </summary>
+    public DedupLookup Lookup(ulong clientId, long seq, out ReadOnlyMemory<byte> result)
     {
         result = default;
         if (!_sessions.TryGetValue(clientId, out var session))
         {
-            return IsExpired(clientId, firstIncomplete) ? DedupLookup.Expired : DedupLookup.New;
+            return _expired.Contains(clientId) ? DedupLookup.Expired : DedupLookup.New;
         }
 
         if (seq < session.LowWatermark)

@@ -314,6 +314,33 @@ public class ClientSessionTests
         Assert.True(r3 < w6);
     }
 
+    [Fact]
+    public void Client_reports_a_session_expired_refusal_as_unknown_and_writes_on_under_a_new_session()
+    {
+        var c = Session();
+        c.Handle(new PrimaryUpdate(1, 3, P));
+        var w1 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("a"));
+        c.Handle(P, Ok(w1, 1));
+        var w2 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("b"));
+        var w3 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("c"));
+        Assert.Equal(w2, _env.Sent[^1].Request.FirstIncomplete);
+
+        c.Handle(P, new ClientResponse(Id, w2, ResponseStatus.SessionExpired, 1, P, Text($"session expired: the outcome of request {w2} is unknown")));
+
+        // Both sent writes may have been applied under the old session: unknown, never retried under a new id.
+        Assert.Equal([(w2, OutcomeKind.Unknown), (w3, OutcomeKind.Unknown)], _env.Completed.Skip(1).Select(r => (r.Seq, r.Outcome)));
+        Assert.Equal($"session expired: the outcome of request {w2} is unknown", _env.Completed[1].Error);
+        Assert.NotEqual(Id, c.ClientId);
+        Assert.Equal(0, c.PendingCount);
+
+        // The next write starts the new session: a new id, and FirstIncomplete 1 so the servers take it as new.
+        var sentBefore = _env.Sent.Count;
+        var w4 = c.Submit(RequestKind.Write, MessageStoreCommands.Append("d"));
+        var next = _env.Sent[^1].Request;
+        Assert.Equal(sentBefore + 1, _env.Sent.Count);
+        Assert.Equal((c.ClientId, w4, 1L), (next.ClientId, next.Seq, next.FirstIncomplete));
+    }
+
     private ClientSession Session(ClientOptions? options = null, Random? random = null) =>
         new(Id, options ?? new ClientOptions(), _env, _time, random ?? new Random(1));
 

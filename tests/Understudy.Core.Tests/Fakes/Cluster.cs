@@ -31,7 +31,7 @@ public static class Cluster
 
     /// <summary>A message-store append entry, written by client 1 with the entry's index as request seq.</summary>
     public static LogEntry Entry(long index, long epoch, string? text = null) =>
-        new(index, epoch, EntryKind.Command, 1, index, index, MessageStoreCommands.Append(text ?? $"m{index}"));
+        new(index, epoch, EntryKind.Command, 1, index, index, MessageStoreCommands.Append(text ?? $"m{index}"), 0);
 
     /// <summary>A log of entries with the given epochs, indexed from 1.</summary>
     public static ImmutableArray<LogEntry> Log(params long[] epochs) =>

@@ -7,7 +7,7 @@ namespace Understudy.Core.Tests.Replication;
 /// <summary>The log's bounded window: old entries leave memory only when committed and durable, and are read back from disk.</summary>
 public class LogWindowTests
 {
-    private static LogEntry E(long index, long epoch) => new(index, epoch, EntryKind.Command, 7, index, index, new byte[] { (byte)index });
+    private static LogEntry E(long index, long epoch) => new(index, epoch, EntryKind.Command, 7, index, index, new byte[] { (byte)index }, 0);
 
     private static long EpochOf(long index) => index <= 3000 ? 1 : index <= 6000 ? 4 : 9;
 

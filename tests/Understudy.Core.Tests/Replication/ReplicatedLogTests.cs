@@ -13,7 +13,7 @@ public class ReplicatedLogTests
     [Fact]
     public void ReplicatedLog_keeps_order_across_its_storage_chunks_through_truncations_and_slices()
     {
-        static LogEntry E(long index, long epoch) => new(index, epoch, EntryKind.Command, 7, index, index, new byte[] { (byte)index });
+        static LogEntry E(long index, long epoch) => new(index, epoch, EntryKind.Command, 7, index, index, new byte[] { (byte)index }, 0);
 
         var log = new ReplicatedLog();
         for (var i = 1; i <= 3000; i++)
@@ -116,7 +116,7 @@ public class ReplicatedLogTests
         Assert.Equal(2, log.LastEpoch);
         Assert.Equal(0, log.EpochAt(0));
         Assert.Equal([1L, 2L, 3L], log.Range(-5, 99).Select(e => e.Index));
-        log.Append(new LogEntry(4, 6, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty));
+        log.Append(new LogEntry(4, 6, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty, 0));
         Assert.Equal(6, log.LastEpoch);
     }
 }

@@ -108,7 +108,7 @@ public sealed class ServerHarness
     public void Request(ClientRef client, ClientRequest request) => Input(n => n.Handle(client, request));
 
     public void Write(ClientRef client, ulong clientId, long seq, string text, long? firstIncomplete = null) =>
-        Request(client, new ClientRequest(clientId, seq, firstIncomplete ?? seq, RequestKind.Write, MessageStoreCommands.Append(text)));
+        Request(client, new ClientRequest(clientId, seq, firstIncomplete ?? 1, RequestKind.Write, MessageStoreCommands.Append(text)));
 
     public void Read(ClientRef client, ulong clientId, long seq) =>
         Request(client, new ClientRequest(clientId, seq, seq, RequestKind.Read, MessageStoreCommands.Count()));

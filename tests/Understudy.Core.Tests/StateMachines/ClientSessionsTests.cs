@@ -42,10 +42,11 @@ public class ClientSessionsTests
     public void ClientSessions_a_write_first_seen_below_the_watermark_is_never_applied()
     {
         var sessions = new ClientSessions(10);
-        Assert.True(sessions.TryBegin(7, 5, 5, 1, out _));
+        Assert.True(sessions.TryBegin(7, 1, 1, 1, out _));
+        Assert.True(sessions.TryBegin(7, 5, 5, 2, out _));
 
         // A delayed copy of an older request the client already gave up on.
-        Assert.False(sessions.TryBegin(7, 3, 3, 2, out _));
+        Assert.False(sessions.TryBegin(7, 3, 3, 3, out _));
     }
 
     [Fact]
@@ -58,7 +59,7 @@ public class ClientSessionsTests
         Begin(sessions, client: 3, seq: 1, index: 4);
 
         Assert.Equal(2, sessions.Count);
-        Assert.Equal(DedupLookup.New, sessions.Lookup(2, 1, out _)); // evicted: the least recent
+        Assert.Equal(DedupLookup.Expired, sessions.Lookup(2, 1, out _)); // evicted (the least recent): its retry is refused, not applied again
         Assert.Equal(DedupLookup.Applied, sessions.Lookup(1, 2, out _));
         Assert.Equal(DedupLookup.Applied, sessions.Lookup(3, 1, out _));
     }
@@ -73,7 +74,7 @@ public class ClientSessionsTests
 
         foreach (var (client, index) in log)
         {
-            var entry = new Understudy.Protocol.LogEntry(index, 1, Understudy.Protocol.EntryKind.Command, client, index, index, MessageStoreCommands.Append($"{client}:{index}"));
+            var entry = new Understudy.Protocol.LogEntry(index, 1, Understudy.Protocol.EntryKind.Command, client, index, 1, MessageStoreCommands.Append($"{client}:{index}"), 0);
             a.Apply(entry);
             b.Apply(entry);
         }

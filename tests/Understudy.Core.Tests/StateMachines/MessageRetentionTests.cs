@@ -21,16 +21,16 @@ public class MessageRetentionTests
 
         public MessageStore Machine { get; }
 
-        public long Write(string text)
+        public long Write(string text, long logTimeMs = 0)
         {
             if (Log.LastIndex % 3 == 2)
             {
-                Log.Append(new LogEntry(Log.LastIndex + 1, 1, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty));
+                Log.Append(new LogEntry(Log.LastIndex + 1, 1, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty, logTimeMs));
             }
 
-            var entry = new LogEntry(Log.LastIndex + 1, 1, EntryKind.Command, 1, Log.LastIndex + 1, 0, MessageStoreCommands.Append(text));
+            var entry = new LogEntry(Log.LastIndex + 1, 1, EntryKind.Command, 1, Log.LastIndex + 1, 0, MessageStoreCommands.Append(text), logTimeMs);
             Log.Append(entry);
-            return MessageStoreCommands.DecodeSeq(Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, 0)).Span);
+            return MessageStoreCommands.DecodeSeq(Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, logTimeMs)).Span);
         }
 
         public IReadOnlyList<SequencedMessage> Read(long from, long count) =>
@@ -121,5 +121,80 @@ public class MessageRetentionTests
         restored.Restore(snapshotA.WrittenSpan);
         Assert.Equal(a.Machine.ToList(), restored.ToList());
         Assert.Equal(a.Machine.FirstRetained, restored.FirstRetained);
+    }
+    [Fact]
+    public void Retention_by_age_keeps_exactly_the_messages_within_the_age_of_the_newest_by_log_time()
+    {
+        // One message a second (log time), several per second at times; keep 10 s.
+        var store = new Store(new MessageRetention { MaxAge = TimeSpan.FromSeconds(10) });
+        var times = new List<long>();
+        var t = 1_000_000L;
+        for (var i = 1; i <= 200; i++)
+        {
+            t += i % 4 == 0 ? 0 : 1000;
+            times.Add(t);
+            store.Write($"m{i}", t);
+
+            // After every write: exactly the messages no older than newest - 10 s are held.
+            var horizon = t - 10_000;
+            var expectedFirst = times.FindIndex(x => x >= horizon) + 1;
+            Assert.Equal(expectedFirst, store.Machine.FirstRetained);
+        }
+
+        var kept = store.Machine.ToList();
+        Assert.All(kept, m => Assert.True(times[(int)m.Seq - 1] >= t - 10_000, $"message {m.Seq} at {times[(int)m.Seq - 1]} is older than {t - 10_000}"));
+        Assert.Equal(times.Count(x => x >= t - 10_000), kept.Count);
+        Assert.Throws<MessagesRemovedException>(() => store.Read(store.Machine.FirstRetained - 1, 1));
+    }
+
+    [Fact]
+    public void Retention_by_age_removes_nothing_while_the_log_time_stands_still_and_everything_but_the_newest_after_a_long_gap()
+    {
+        var store = new Store(new MessageRetention { MaxAge = TimeSpan.FromMinutes(1) });
+        for (var i = 1; i <= 50; i++)
+        {
+            store.Write($"m{i}", 5_000);
+        }
+
+        Assert.Equal(1, store.Machine.FirstRetained);
+
+        // An hour later (by the log): all 50 are older than the age; the new one stays.
+        store.Write("late", 5_000 + 3_600_000);
+        Assert.Equal(51, store.Machine.FirstRetained);
+        Assert.Equal(["late"], store.Machine.ToList().Select(m => m.Text));
+    }
+
+    [Fact]
+    public void Retention_by_age_decides_the_same_after_a_restore_from_a_snapshot()
+    {
+        var a = new Store(new MessageRetention { MaxAge = TimeSpan.FromSeconds(5) });
+        for (var i = 1; i <= 30; i++)
+        {
+            a.Write($"m{i}", i * 1000L);
+        }
+
+        var snapshot = new ArrayBufferWriter<byte>();
+        a.Machine.WriteSnapshot(snapshot);
+        var b = new MessageStore(new MessageRetention { MaxAge = TimeSpan.FromSeconds(5) });
+        b.AttachLog(a.Log);
+        b.Restore(snapshot.WrittenSpan);
+
+        // Both apply the same next entries: the restored one must remove the same messages.
+        for (var i = 31; i <= 40; i++)
+        {
+            var entry = new LogEntry(a.Log.LastIndex + 1, 1, EntryKind.Command, 1, a.Log.LastIndex + 1, 0, MessageStoreCommands.Append($"m{i}"), i * 1000L);
+            a.Log.Append(entry);
+            a.Machine.Apply(entry.Command.Span, new ApplyContext(entry.Index, entry.LogTimeMs));
+            b.Apply(entry.Command.Span, new ApplyContext(entry.Index, entry.LogTimeMs));
+            Assert.Equal(a.Machine.FirstRetained, b.FirstRetained);
+        }
+
+        Assert.Equal(35, b.FirstRetained);
+    }
+
+    [Fact]
+    public void Retention_by_age_refuses_a_zero_age()
+    {
+        Assert.Throws<ArgumentException>(() => new MessageStore(new MessageRetention { MaxAge = TimeSpan.Zero }));
     }
 }

@@ -59,7 +59,7 @@ public class MessageStoreTests
         var index = 0L;
         foreach (var text in new[] { "first", string.Empty, "ünïcödé ✓", new string('z', 5000) })
         {
-            var entry = new LogEntry(++index, 1, EntryKind.Command, 1, index, index, MessageStoreCommands.Append(text));
+            var entry = new LogEntry(++index, 1, EntryKind.Command, 1, index, index, MessageStoreCommands.Append(text), 0);
             entries.Append(entry);
             log.Apply(entry.Command.Span, new ApplyContext(entry.Index, 0));
         }

@@ -39,7 +39,7 @@ public class ReplicatedStateTests
     {
         var state = new ReplicatedState(new MessageStore());
 
-        state.Apply(new LogEntry(1, 2, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty));
+        state.Apply(new LogEntry(1, 2, EntryKind.EpochStart, 0, 0, 0, ReadOnlyMemory<byte>.Empty, 0));
 
         Assert.Equal(1, state.AppliedIndex);
         Assert.Equal(0, ((MessageStore)state.Machine).Count);
@@ -67,5 +67,5 @@ public class ReplicatedStateTests
     }
 
     private static LogEntry Write(long index, ulong client, long seq, string text, long? firstIncomplete = null) =>
-        new(index, 1, EntryKind.Command, client, seq, firstIncomplete ?? seq, MessageStoreCommands.Append(text));
+        new(index, 1, EntryKind.Command, client, seq, firstIncomplete ?? 1, MessageStoreCommands.Append(text), 0);
 }
