@@ -28,12 +28,13 @@ public class MessageRoundTripTests
         new StepDownResult(3, A, B, true, 100, "caught up"),
         new Replicate(3, A, 10, 2, 9, 77, new[]
         {
-            new LogEntry(11, 3, EntryKind.Command, 99, 1, 1, new byte[] { 1, 2, 3 }),
-            new LogEntry(12, 2, EntryKind.EpochStart, 98, 2, 2, new byte[] { 4 }),
+            new LogEntry(11, 3, EntryKind.Command, 99, 1, 1, new byte[] { 1, 2, 3 }, 1_764_650_000_123),
+            new LogEntry(12, 2, EntryKind.EpochStart, 98, 2, 2, new byte[] { 4 }, long.MaxValue),
         }),
         new ReplicateAck(3, B, 11, true, 12, 13, 14, 10, 2, 5, 77),
         new ClientRequest(99, 4, 3, RequestKind.Write, new byte[] { 1, 104, 105 }),
         new ClientResponse(99, 4, ResponseStatus.NotPrimary, 3, A, "not me"u8.ToArray()),
+        new ClientResponse(99, 5, ResponseStatus.SessionExpired, 3, A, "session expired: the outcome of request 5 is unknown"u8.ToArray()),
         new PrimaryQuery(99, true),
         new PrimaryUpdate(3, 9, A),
         new AdminRequest(1, AdminCommand.Switchover, B),

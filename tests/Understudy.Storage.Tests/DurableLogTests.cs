@@ -22,7 +22,7 @@ public sealed class DurableLogTests : IDisposable
     [Fact]
     public async Task Appended_entries_read_back_after_sync_and_reopen()
     {
-        var entries = Entries.Range(1, 50, epoch: 2, commandSize: 100);
+        var entries = Entries.Range(1, 50, epoch: 2, commandSize: 92);
         entries[7] = entries[7] with { Kind = EntryKind.EpochStart, Command = Array.Empty<byte>() };
         await using (var log = Open())
         {
@@ -73,7 +73,7 @@ public sealed class DurableLogTests : IDisposable
     public async Task Segments_roll_over_at_the_configured_size_and_names_sort()
     {
         const long segmentSize = 1024;
-        var entries = Entries.Range(1, 100, commandSize: 100); // 153 bytes a record: 6 to a segment
+        var entries = Entries.Range(1, 100, commandSize: 92); // 153 bytes a record: 6 to a segment
         await using (var log = Open(segmentSize: segmentSize))
         {
             log.Append(entries);
@@ -84,8 +84,8 @@ public sealed class DurableLogTests : IDisposable
 
         var names = _folder.Segments();
         Assert.Equal(17, names.Length);
-        Assert.Equal("00000000000000000001.log", names[0]);
-        Assert.Equal("00000000000000000007.log", names[1]);
+        Assert.Equal("00000000000000000001.v2.log", names[0]);
+        Assert.Equal("00000000000000000007.v2.log", names[1]);
         Assert.All(names, n => Assert.True(new FileInfo(_folder.File(n)).Length <= segmentSize));
 
         await using var reopened = Open(segmentSize: segmentSize);
@@ -103,7 +103,7 @@ public sealed class DurableLogTests : IDisposable
             await _synced.WaitForAsync(3);
         }
 
-        Assert.Equal(["00000000000000000001.log", "00000000000000000002.log", "00000000000000000003.log"], _folder.Segments());
+        Assert.Equal(["00000000000000000001.v2.log", "00000000000000000002.v2.log", "00000000000000000003.v2.log"], _folder.Segments());
         await using var reopened = Open(segmentSize: 1024);
         Entries.AssertSame(entries, reopened.RecoveredEntries);
     }
@@ -111,7 +111,7 @@ public sealed class DurableLogTests : IDisposable
     [Fact]
     public async Task Truncate_across_a_segment_boundary_deletes_later_segments()
     {
-        var entries = Entries.Range(1, 60, commandSize: 100); // segments start at 1, 7, 13, ..., 55
+        var entries = Entries.Range(1, 60, commandSize: 92); // segments start at 1, 7, 13, ..., 55
         await using (var log = Open(segmentSize: 1024))
         {
             log.Append(entries);
@@ -122,7 +122,7 @@ public sealed class DurableLogTests : IDisposable
             Assert.Equal(2, log.Stats.SegmentCount);
         }
 
-        Assert.Equal(["00000000000000000001.log", "00000000000000000007.log"], _folder.Segments());
+        Assert.Equal(["00000000000000000001.v2.log", "00000000000000000007.v2.log"], _folder.Segments());
         await using var reopened = Open(segmentSize: 1024);
         Entries.AssertSame(entries[..9], reopened.RecoveredEntries);
     }
@@ -132,15 +132,15 @@ public sealed class DurableLogTests : IDisposable
     {
         await using (var log = Open(segmentSize: 1024))
         {
-            log.Append(Entries.Range(1, 20, commandSize: 100));
+            log.Append(Entries.Range(1, 20, commandSize: 92));
             log.Truncate(13);
-            log.Append(Entries.Range(13, 14, epoch: 2, commandSize: 100));
+            log.Append(Entries.Range(13, 14, epoch: 2, commandSize: 92));
             log.RequestSync(14, 1);
             await _synced.WaitForAsync(14, generation: 1);
         }
 
         await using var reopened = Open(segmentSize: 1024);
-        Entries.AssertSame([.. Entries.Range(1, 12, commandSize: 100), .. Entries.Range(13, 14, epoch: 2, commandSize: 100)], reopened.RecoveredEntries);
+        Entries.AssertSame([.. Entries.Range(1, 12, commandSize: 92), .. Entries.Range(13, 14, epoch: 2, commandSize: 92)], reopened.RecoveredEntries);
     }
 
     [Fact]
@@ -167,7 +167,7 @@ public sealed class DurableLogTests : IDisposable
     {
         await using (var log = Open(segmentSize: 1024))
         {
-            log.Append(Entries.Range(1, 30, commandSize: 100));
+            log.Append(Entries.Range(1, 30, commandSize: 92));
             log.Truncate(1);
             log.RequestSync(0, 1);
             await _synced.WaitForAsync(0, generation: 1);
@@ -282,7 +282,7 @@ public sealed class DurableLogTests : IDisposable
     {
         await using (var log = Open(FsyncPolicy.Never, segmentSize: 1024))
         {
-            log.Append(Entries.Range(1, 40, commandSize: 100));
+            log.Append(Entries.Range(1, 40, commandSize: 92));
             log.Truncate(30);
             log.RequestSync(29, 0);
             await _synced.WaitForAsync(29);
@@ -331,7 +331,7 @@ public sealed class DurableLogTests : IDisposable
     public async Task Stats_count_bytes_and_fsync_time()
     {
         await using var log = Open();
-        log.Append(Entries.Range(1, 10, commandSize: 47)); // 100 bytes a record
+        log.Append(Entries.Range(1, 10, commandSize: 39)); // 100 bytes a record
         log.RequestSync(10, 0);
         await _synced.WaitForAsync(10);
         var stats = log.Stats;
@@ -348,7 +348,7 @@ public sealed class DurableLogTests : IDisposable
         Assert.SkipUnless(OperatingSystem.IsLinux(), "/dev/full is Linux's always-full device");
 
         // The segment file is /dev/full: every write fails with ENOSPC, like a full disk.
-        File.CreateSymbolicLink(_folder.File("00000000000000000001.log"), "/dev/full");
+        File.CreateSymbolicLink(_folder.File("00000000000000000001.v2.log"), "/dev/full");
         var faulted = new TaskCompletionSource<StorageException>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var log = Open(FsyncPolicy.Never, faulted: e => faulted.TrySetResult(e));
 

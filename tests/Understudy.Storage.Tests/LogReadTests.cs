@@ -5,7 +5,7 @@ namespace Understudy.Storage.Tests;
 /// <summary>Reading the log back from disk, removing old segments, and restarting from the tail.</summary>
 public sealed class LogReadTests : IDisposable
 {
-    private const int CommandSize = 16; // 69-byte records
+    private const int CommandSize = 8; // 69-byte records (8 header + 53 fixed + 8)
     private const int RecordSize = LogRecord.HeaderSize + LogRecord.FixedPayloadSize + CommandSize;
     private readonly TempFolder _folder = new();
     private readonly SyncRecorder _synced = new();
@@ -128,12 +128,12 @@ public sealed class LogReadTests : IDisposable
 
         // Damage the middle of the second segment (entries 30..58): full recovery refuses the log...
         var second = _folder.File(_folder.Segments()[1]);
-        Assert.EndsWith("00000000000000000030.log", second, StringComparison.Ordinal);
+        Assert.EndsWith("00000000000000000030.v2.log", second, StringComparison.Ordinal);
         var bytes = await File.ReadAllBytesAsync(second, TestContext.Current.CancellationToken);
         bytes[(RecordSize * 10) + 30] ^= 0xFF; // inside entry 40's record
         await File.WriteAllBytesAsync(second, bytes, TestContext.Current.CancellationToken);
         var refused = Assert.Throws<StorageException>(() => Open(segmentSize: 2048));
-        Assert.Contains("00000000000000000030.log", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("00000000000000000030.v2.log", refused.Message, StringComparison.Ordinal);
 
         // ...but recovery from the tail never opens that file.
         await using var tail = Open(segmentSize: 2048, recoverFrom: 1500);
@@ -143,7 +143,7 @@ public sealed class LogReadTests : IDisposable
 
         // The damage shows when that range is read, with where it is.
         var damaged = Assert.Throws<StorageException>(() => tail.Read(35, 10, 1024 * 1024));
-        Assert.Contains("00000000000000000030.log", damaged.Message, StringComparison.Ordinal);
+        Assert.Contains("00000000000000000030.v2.log", damaged.Message, StringComparison.Ordinal);
         Assert.Contains($"byte {RecordSize * 10}", damaged.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', damaged.Message);
 

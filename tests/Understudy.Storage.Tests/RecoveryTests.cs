@@ -6,7 +6,7 @@ namespace Understudy.Storage.Tests;
 /// <summary>What a crash can leave on disk, and what recovery makes of it.</summary>
 public sealed class RecoveryTests : IDisposable
 {
-    private const int CommandSize = 40; // 93-byte records
+    private const int CommandSize = 32; // 93-byte records (8 header + 53 fixed + 32)
     private const int RecordSize = LogRecord.HeaderSize + LogRecord.FixedPayloadSize + CommandSize;
     private readonly TempFolder _folder = new();
 
@@ -25,6 +25,32 @@ public sealed class RecoveryTests : IDisposable
     }
 
     private string LastSegment() => _folder.File(_folder.Segments()[^1]);
+
+    [Fact]
+    public void A_folder_of_format_1_segments_is_refused_with_one_line_naming_the_folder_and_what_to_do()
+    {
+        // Format 1 (before entries carried log time) named its segments 20 digits + ".log"; its records would
+        // parse as format 2 into garbage, so the folder is refused before any record is read.
+        File.WriteAllBytes(_folder.File("00000000000000000001.log"), new byte[200]);
+
+        var refused = Assert.Throws<StorageException>(() => Open());
+
+        Assert.DoesNotContain('\n', refused.Message);
+        Assert.Contains(_folder.Path, refused.Message, StringComparison.Ordinal);
+        Assert.Contains("format 1", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("start this server with an empty one", refused.Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(_folder.File("00000000000000000001.log")), "the old segment must be left as it was");
+    }
+
+    [Fact]
+    public async Task Log_time_survives_a_restart()
+    {
+        var entries = await WriteAsync(5);
+        await using var reopened = Open();
+
+        Assert.Equal(entries.Select(e => e.LogTimeMs), reopened.RecoveredEntries.Select(e => e.LogTimeMs));
+        Assert.All(reopened.RecoveredEntries, e => Assert.NotEqual(0, e.LogTimeMs));
+    }
 
     [Fact]
     public async Task Torn_tail_is_truncated_on_recovery()

@@ -32,14 +32,18 @@ internal sealed class TempFolder : IDisposable
 /// <summary>Log entries with recognisable, deterministic content.</summary>
 internal static class Entries
 {
-    public static LogEntry Make(long index, long epoch = 1, int commandSize = 16)
+    // 8-byte commands make 69-byte records (8 header + 53 fixed + 8), the record size the tests' segment boundaries and
+    // byte counts were worked out for (format 1 had 16-byte commands and 8 fewer fixed bytes).
+    public const int DefaultCommandSize = 8;
+
+    public static LogEntry Make(long index, long epoch = 1, int commandSize = DefaultCommandSize)
     {
         var command = new byte[commandSize];
         new Random((int)index * 31 + (int)epoch).NextBytes(command);
-        return new LogEntry(index, epoch, EntryKind.Command, (ulong)(1000 + index), index, index - 1, command);
+        return new LogEntry(index, epoch, EntryKind.Command, (ulong)(1000 + index), index, index - 1, command, 1_764_650_000_000 + index);
     }
 
-    public static LogEntry[] Range(long first, long last, long epoch = 1, int commandSize = 16)
+    public static LogEntry[] Range(long first, long last, long epoch = 1, int commandSize = DefaultCommandSize)
     {
         var result = new LogEntry[last - first + 1];
         for (var i = first; i <= last; i++)
@@ -58,7 +62,7 @@ internal static class Entries
         {
             var e = expected[i];
             var a = actual[i];
-            Assert.Equal((e.Index, e.Epoch, e.Kind, e.ClientId, e.RequestSeq, e.FirstIncomplete), (a.Index, a.Epoch, a.Kind, a.ClientId, a.RequestSeq, a.FirstIncomplete));
+            Assert.Equal((e.Index, e.Epoch, e.Kind, e.ClientId, e.RequestSeq, e.FirstIncomplete, e.LogTimeMs), (a.Index, a.Epoch, a.Kind, a.ClientId, a.RequestSeq, a.FirstIncomplete, a.LogTimeMs));
             Assert.Equal(e.Command.ToArray(), a.Command.ToArray());
         }
     }
