@@ -22,7 +22,12 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     {
         _cluster = cluster;
         Address = address;
-        _clock = new NodeClock(cluster.World, cluster.World.Random.NextInt64(1_000_000, 1_000_000_000), (cluster.World.Random.NextDouble() - 0.5) * 0.01);
+        var offset = cluster.World.Random.NextInt64(1_000_000, 1_000_000_000);
+
+        // Skewed wall clocks (derived from the offset, so other seeds draw the same random numbers as before): a new
+        // primary behind its predecessor must not stamp log time backwards, one ahead makes sessions expire at once.
+        var wallOffset = cluster.World.Options.ShortSessions ? (offset % 4_000_000) - 2_000_000 : 0;
+        _clock = new NodeClock(cluster.World, offset, (cluster.World.Random.NextDouble() - 0.5) * 0.01, wallOffset);
     }
 
     public NodeAddress Address { get; }
@@ -41,7 +46,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         Node = new ServerNode(
             Address,
             World.Random.NextUInt64(),
-            World.Options.Server,
+            World.Options.ServerForSeed,
             new MessageStore(),
             this,
             _clock,
@@ -136,7 +141,15 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     public void SendToServer<T>(NodeAddress to, in T message)
         where T : IMessage => World.Send(this, _cluster.Server(to), message);
 
-    public void Reply(ClientRef client, in ClientResponse response) => World.Send(this, _cluster.Client(client), response);
+    public void Reply(ClientRef client, in ClientResponse response)
+    {
+        if (response.Status == ResponseStatus.SessionExpired)
+        {
+            World.CountFault("session-expired-refusal");
+        }
+
+        World.Send(this, _cluster.Client(client), response);
+    }
 
     public void AppendLog(ReadOnlySpan<LogEntry> entries) => Disk.Append(entries);
 

@@ -59,6 +59,22 @@ public sealed record SimulationOptions
 
     public MonitorOptions Monitor { get; init; } = new();
 
+    /// <summary>
+    /// Every this many seeds (seed divisible by it; 0: never) the servers run with <see cref="ShortSessionIdleTimeout"/>
+    /// and wall clocks up to 2 s apart, so client sessions expire during the run, log time jumps at a failover, and
+    /// the checker judges expired-session refusals (unknown outcomes) like any other.
+    /// </summary>
+    public int ShortSessionsEvery { get; init; } = 3;
+
+    /// <summary>The session idle timeout of the seeds <see cref="ShortSessionsEvery"/> picks.</summary>
+    public TimeSpan ShortSessionIdleTimeout { get; init; } = TimeSpan.FromMilliseconds(400);
+
+    /// <summary>True when this seed runs short sessions and skewed server wall clocks (see <see cref="ShortSessionsEvery"/>).</summary>
+    public bool ShortSessions => ShortSessionsEvery > 0 && Seed % ShortSessionsEvery == 0;
+
+    /// <summary>The servers' options for this seed: <see cref="Server"/>, with the short session timeout when <see cref="ShortSessions"/>.</summary>
+    public ServerOptions ServerForSeed => ShortSessions ? Server with { SessionIdleTimeout = ShortSessionIdleTimeout } : Server;
+
     public ClientOptions Client { get; init; } = new()
     {
         RequestTimeout = TimeSpan.FromSeconds(3),

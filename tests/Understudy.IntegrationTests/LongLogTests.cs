@@ -7,7 +7,8 @@ namespace Understudy.IntegrationTests;
 
 /// <summary>
 /// Long-running servers as real processes with tiny thresholds: a one-entry log window (old entries are read from
-/// disk), a snapshot every 100 entries, and retention of the newest 500 messages.
+/// disk), a snapshot every 100 entries, and retention of the newest 500 messages (with a retention age and a session
+/// idle timeout far longer than the test, so the CLI parses them and they remove nothing).
 /// </summary>
 public partial class LongLogTests(ITestOutputHelper output)
 {
@@ -17,7 +18,7 @@ public partial class LongLogTests(ITestOutputHelper output)
     [Fact]
     public async Task Retention_keeps_exactly_the_newest_messages_reads_below_the_window_come_from_disk_and_a_restart_reads_only_the_tail()
     {
-        await using var test = await TestCluster.StartAsync(serverArgs: ["--snapshot-every", "100", "--log-window", "1", "--retention-messages", Kept.ToString(CultureInfo.InvariantCulture)]);
+        await using var test = await TestCluster.StartAsync(serverArgs: ["--snapshot-every", "100", "--log-window", "1", "--retention-messages", Kept.ToString(CultureInfo.InvariantCulture), "--retention-age", "7d", "--session-idle-timeout", "30m"]);
         var client = test.NewClient(TimeSpan.FromSeconds(30));
         var ct = TestContext.Current.CancellationToken;
 
