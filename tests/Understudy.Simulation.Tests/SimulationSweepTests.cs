@@ -58,7 +58,7 @@ public class SimulationSweepTests(ITestOutputHelper output)
             "crash-primary", "crash-backup", "restart-server", "crash-monitor", "restart-monitor",
             "pause-server", "pause-monitor", "partition-primary", "partition-server", "partition-monitor",
             "partition-split", "partition-link", "heal", "drop", "duplicate", "reorder", "latency-spike",
-            "disk-unsynced-lost",
+            "disk-unsynced-lost", "session-expired-refusal",
         ];
         foreach (var kind in everyKind)
         {
