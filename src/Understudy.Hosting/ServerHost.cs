@@ -102,6 +102,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
     private readonly List<LogEntry> _appends = [];
     private DurableLog _log = null!;
+    private SnapshotShipping _shipping = null!;
     private ServerNode _node = null!;
     private EventLoop _loop = null!;
     private FrameServer? _server;
@@ -169,6 +170,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             _log.ResetTo(_log.RecoveredFrom);
         }
 
+        _shipping = new SnapshotShipping(_log.Snapshots, _logger);
         var protocol = _options.Protocol with
         {
             Durable = _options.Fsync == FsyncPolicy.Always,
@@ -356,12 +358,59 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _log.RemoveBelow(belowIndex);
     }
 
+    public long SnapshotLength(long index) => _shipping.Length(index);
+
+    public int ReadSnapshot(long index, long offset, Span<byte> destination) => _shipping.Read(index, offset, destination);
+
+    public long BeginSnapshotInstall(long index, long epoch, long totalLength)
+    {
+        try
+        {
+            return _shipping.BeginInstall(index, epoch, totalLength);
+        }
+        catch (StorageException e)
+        {
+            _fatal.TrySetResult($"the snapshot folder's disk failed: {e.Message}");
+            throw;
+        }
+    }
+
+    public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk)
+    {
+        try
+        {
+            _shipping.Write(index, offset, chunk);
+        }
+        catch (StorageException e)
+        {
+            _fatal.TrySetResult($"the snapshot folder's disk failed: {e.Message}");
+            throw;
+        }
+    }
+
+    public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => _shipping.Complete(index);
+
+    public void ResetLog(long afterIndex)
+    {
+        // Appends buffered before the reset belong to the old log; ordered with it, they are removed with it.
+        FlushAppends();
+        _log.ResetTo(afterIndex + 1);
+    }
+
     public void Report(in ServerEvent e)
     {
         switch (e.Kind)
         {
             case ServerEventKind.SafetyViolation:
                 LogMessages.SafetyViolation(_logger, e.Epoch, e.Detail);
+                break;
+            case ServerEventKind.SnapshotTransferStarted or ServerEventKind.SnapshotInstalled:
+                Metrics.SnapshotTransfers.WithLabels(e.Kind == ServerEventKind.SnapshotInstalled ? "installed" : "started").Inc();
+                LogMessages.ServerEvent(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
+                break;
+            case ServerEventKind.SnapshotChunkRefused:
+                Metrics.SnapshotTransfers.WithLabels("refused").Inc();
+                LogMessages.ServerEventDebug(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
                 break;
             case ServerEventKind.BecamePrimary or ServerEventKind.SteppedDown or ServerEventKind.HandoverReady or ServerEventKind.HandoverAbandoned or ServerEventKind.LeaseLapsed or ServerEventKind.Truncated or ServerEventKind.InSyncChangeAnswered:
                 LogMessages.ServerEvent(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
@@ -441,6 +490,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         }
 
         await _snapshotWrite.ConfigureAwait(false);
+        _shipping?.Dispose();
         if (_log is not null)
         {
             await _log.DisposeAsync();

@@ -180,6 +180,27 @@ internal sealed class SimServer : SimNode, IServerEnvironment
 
     public void CompactLog(long belowIndex) => Disk.Compact(belowIndex);
 
+    public long SnapshotLength(long index) => Disk.SnapshotLength(index);
+
+    public int ReadSnapshot(long index, long offset, Span<byte> destination) => Disk.ReadSnapshot(index, offset, destination);
+
+    public long BeginSnapshotInstall(long index, long epoch, long totalLength) => Disk.BeginInstall(index, epoch, totalLength);
+
+    public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk) => Disk.WriteChunk(index, offset, chunk);
+
+    public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index)
+    {
+        var state = Disk.CompleteInstall(index);
+        if (state is not null)
+        {
+            World.CountFault("snapshot-installed");
+        }
+
+        return state;
+    }
+
+    public void ResetLog(long afterIndex) => Disk.ResetTo(afterIndex);
+
     public void Report(in ServerEvent e)
     {
         if (e.Kind == ServerEventKind.SafetyViolation)
