@@ -35,6 +35,9 @@ public sealed record ServerHostOptions
 
     public FsyncPolicy Fsync { get; init; } = FsyncPolicy.Always;
 
+    /// <summary>Size at which a log segment is closed (--segment-bytes): compaction removes whole segments only.</summary>
+    public long SegmentSize { get; init; } = DurableLogOptions.DefaultSegmentSize;
+
     /// <summary>Where /primary, /replica, /health and /metrics are served; port 0 turns HTTP off.</summary>
     public string HttpHost { get; init; } = "127.0.0.1";
 
@@ -73,6 +76,11 @@ public sealed record ServerHostOptions
         if (Monitors.Distinct().Count() != Monitors.Count)
         {
             throw new ArgumentException($"--monitor names a monitor twice ({string.Join(",", Monitors)}): list each heartbeat address once");
+        }
+
+        if (SegmentSize is < DurableLogOptions.MinSegmentSize or > DurableLogOptions.MaxSegmentSize)
+        {
+            throw new ArgumentException($"--segment-bytes {SegmentSize} is out of range ({DurableLogOptions.MinSegmentSize} to {DurableLogOptions.MaxSegmentSize})");
         }
 
         OptionChecks.HttpPort(HttpPort);
@@ -161,6 +169,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _log = DurableLog.OpenFromSnapshot(_options.DataDirectory, new DurableLogOptions
         {
             FsyncPolicy = _options.Fsync,
+            SegmentSize = _options.SegmentSize,
             Synced = (index, generation) => _loop.Post(() => _node.OnLogSynced(index, generation)),
             Faulted = e => _fatal.TrySetResult($"the log's disk failed: {e.Message}"),
         }, _logger);
