@@ -42,7 +42,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             Address,
             World.Random.NextUInt64(),
             World.Options.Server,
-            new MessageStore(),
+            new MessageStore(World.Options.RetainMessages is { } keep ? new MessageRetention { Messages = keep } : MessageRetention.KeepEverything),
             this,
             _clock,
             epoch,
@@ -426,6 +426,7 @@ internal sealed class SimClient : SimNode, IClientEnvironment
     private Operation? _open;
     private Action<ClientResult>? _onComplete;
     private int _written;
+    private long _readFrom = 1;
     private int _monitor;
 
     public SimClient(SimCluster cluster, int process, bool record)
@@ -517,9 +518,9 @@ internal sealed class SimClient : SimNode, IClientEnvironment
         }
         else if (roll < 85)
         {
-            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = 1, ReadLimit = MessageStoreCommands.MaxReadCount };
+            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = _readFrom, ReadLimit = MessageStoreCommands.MaxReadCount };
             Record(_open);
-            Session.Submit(RequestKind.Read, MessageStoreCommands.Read(1, MessageStoreCommands.MaxReadCount));
+            Session.Submit(RequestKind.Read, MessageStoreCommands.Read(_readFrom, MessageStoreCommands.MaxReadCount));
         }
         else
         {
@@ -592,8 +593,18 @@ internal sealed class SimClient : SimNode, IClientEnvironment
                     completion = completion with { Seq = MessageStoreCommands.DecodeSeq(result.Payload.Span) };
                     break;
                 case OpFunction.Read:
-                    var messages = MessageStoreCommands.DecodeMessages(result.Payload.Span);
-                    completion = completion with { ReadFrom = open.ReadFrom, ReadValues = [.. messages.Select(m => m.Text)] };
+                    try
+                    {
+                        var messages = MessageStoreCommands.DecodeMessages(result.Payload.Span);
+                        completion = completion with { ReadFrom = open.ReadFrom, ReadValues = [.. messages.Select(m => m.Text)] };
+                    }
+                    catch (MessagesRemovedException removed)
+                    {
+                        // Retention removed what it asked for: it read nothing, and reads from the first kept one next.
+                        _readFrom = Math.Max(_readFrom, removed.FirstRetained);
+                        completion = completion with { Type = OpType.Fail, Error = removed.Message, Epoch = null, Server = null };
+                    }
+
                     break;
                 case OpFunction.Count:
                     completion = completion with { Count = MessageStoreCommands.DecodeSeq(result.Payload.Span) };
