@@ -49,7 +49,9 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             entries,
             World.Options.CommitRule?.Invoke(),
             archive: Disk,
-            snapshot: snapshot);
+            snapshot: snapshot,
+            compactionRule: World.Options.CompactionRule?.Invoke(),
+            snapshotFormat: World.Options.SnapshotFormat?.Invoke());
         if (snapshot is not null)
         {
             World.CountFault("started-from-snapshot");

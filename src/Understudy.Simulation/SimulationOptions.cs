@@ -92,6 +92,12 @@ public sealed record SimulationOptions
         };
     }
 
+    /// <summary>Makes each server's compaction rule (null: the real one).</summary>
+    public Func<ICompactionRule>? CompactionRule { get; init; }
+
+    /// <summary>Makes each server's snapshot format (null: the real one).</summary>
+    public Func<ISnapshotFormat>? SnapshotFormat { get; init; }
+
     /// <summary>Makes each server's commit rule (null: the real one).</summary>
     public Func<ICommitRule>? CommitRule { get; init; }
 

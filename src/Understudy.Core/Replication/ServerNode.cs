@@ -27,6 +27,8 @@ public sealed class ServerNode
     private readonly IServerEnvironment _env;
     private readonly TimeProvider _time;
     private readonly ICommitRule _commitRule;
+    private readonly ICompactionRule _compactionRule;
+    private readonly ISnapshotFormat _snapshotFormat;
     private readonly CommitView _commitView;
     private readonly ReplicatedLog _log;
     private readonly long _recoveredEpoch;
@@ -76,7 +78,9 @@ public sealed class ServerNode
         IEnumerable<LogEntry>? recoveredLog = null,
         ICommitRule? commitRule = null,
         ILogArchive? archive = null,
-        ServerSnapshot? snapshot = null)
+        ServerSnapshot? snapshot = null,
+        ICompactionRule? compactionRule = null,
+        ISnapshotFormat? snapshotFormat = null)
     {
         options.Validate();
         Self = self;
@@ -85,6 +89,8 @@ public sealed class ServerNode
         _env = environment;
         _time = time;
         _commitRule = commitRule ?? AllInSyncCommitRule.Instance;
+        _compactionRule = compactionRule ?? SafeCompactionRule.Instance;
+        _snapshotFormat = snapshotFormat ?? WholeStateSnapshotFormat.Instance;
         _commitView = new CommitView(this);
         var baseIndex = snapshot?.Index ?? 0;
         _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
@@ -643,7 +649,7 @@ public sealed class ServerNode
         }
 
         var buffer = new ArrayBufferWriter<byte>();
-        State.WriteSnapshot(buffer);
+        _snapshotFormat.Write(State, buffer);
         _snapshotInFlight = applied;
         _snapshotInFlightEpoch = _log.EpochAt(applied);
         _snapshotInFlightRetainedFrom = (State.Machine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
@@ -658,18 +664,14 @@ public sealed class ServerNode
     /// </summary>
     private void Compact()
     {
-        var below = Math.Min(_snapshotIndex + 1, _snapshotRetainedFrom);
+        var retainedFrom = _snapshotRetainedFrom;
         if (State.Machine is ILogBackedStateMachine backed)
         {
-            below = Math.Min(below, backed.RetainedFromIndex);
+            retainedFrom = Math.Min(retainedFrom, backed.RetainedFromIndex);
         }
 
-        if (_role is PrimaryRole primary)
-        {
-            below = Math.Min(below, primary.LowestInSyncNeed());
-        }
-
-        below = Math.Min(below, _commitIndex + 1);
+        var inSyncNeed = _role is PrimaryRole primary ? primary.LowestInSyncNeed() : long.MaxValue;
+        var below = _compactionRule.CompactBelow(new CompactionLimits(_snapshotIndex, retainedFrom, inSyncNeed, _commitIndex, _log.LastIndex));
         if (below > _compactedBelow)
         {
             _compactedBelow = below;
