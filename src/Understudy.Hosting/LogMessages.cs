@@ -8,6 +8,15 @@ internal static partial class LogMessages
     [LoggerMessage(4000, LogLevel.Information, "server {Address} starting: {Entries} entries recovered, epoch {Epoch}, data in {Data}, fsync={Fsync}")]
     public static partial void ServerStarting(ILogger logger, string address, int entries, long epoch, string data, string fsync);
 
+    [LoggerMessage(2600, LogLevel.Warning, "snapshot {Index} received from the primary was refused ({Reason}); the transfer starts again")]
+    public static partial void SnapshotInstallRefused(ILogger logger, long index, string reason);
+
+    [LoggerMessage(2601, LogLevel.Information, "snapshot {Index} installed from the primary; the log continues after it")]
+    public static partial void SnapshotInstalledFromPrimary(ILogger logger, long index);
+
+    [LoggerMessage(2602, LogLevel.Warning, "snapshot {Index} cannot be sent to a backup ({Reason})")]
+    public static partial void SnapshotUnreadable(ILogger logger, long index, string reason);
+
     [LoggerMessage(4031, LogLevel.Warning, "snapshot through {Index} could not be saved ({Reason}); the log is not compacted and no further snapshot is taken until restart")]
     public static partial void SnapshotFailed(ILogger logger, long index, string reason);
 

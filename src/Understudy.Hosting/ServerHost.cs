@@ -35,6 +35,9 @@ public sealed record ServerHostOptions
 
     public FsyncPolicy Fsync { get; init; } = FsyncPolicy.Always;
 
+    /// <summary>Size at which a log segment is closed (--segment-bytes): compaction removes whole segments only.</summary>
+    public long SegmentSize { get; init; } = DurableLogOptions.DefaultSegmentSize;
+
     /// <summary>Where /primary, /replica, /health and /metrics are served; port 0 turns HTTP off.</summary>
     public string HttpHost { get; init; } = "127.0.0.1";
 
@@ -75,6 +78,11 @@ public sealed record ServerHostOptions
             throw new ArgumentException($"--monitor names a monitor twice ({string.Join(",", Monitors)}): list each heartbeat address once");
         }
 
+        if (SegmentSize is < DurableLogOptions.MinSegmentSize or > DurableLogOptions.MaxSegmentSize)
+        {
+            throw new ArgumentException($"--segment-bytes {SegmentSize} is out of range ({DurableLogOptions.MinSegmentSize} to {DurableLogOptions.MaxSegmentSize})");
+        }
+
         OptionChecks.HttpPort(HttpPort);
         OptionChecks.ClusterKey(ClusterKey);
 
@@ -102,6 +110,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
     private readonly List<LogEntry> _appends = [];
     private DurableLog _log = null!;
+    private SnapshotShipping _shipping = null!;
     private ServerNode _node = null!;
     private EventLoop _loop = null!;
     private FrameServer? _server;
@@ -160,6 +169,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _log = DurableLog.OpenFromSnapshot(_options.DataDirectory, new DurableLogOptions
         {
             FsyncPolicy = _options.Fsync,
+            SegmentSize = _options.SegmentSize,
             Synced = (index, generation) => _loop.Post(() => _node.OnLogSynced(index, generation)),
             Faulted = e => _fatal.TrySetResult($"the log's disk failed: {e.Message}"),
         }, _logger);
@@ -169,6 +179,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             _log.ResetTo(_log.RecoveredFrom);
         }
 
+        _shipping = new SnapshotShipping(_log.Snapshots, _logger);
         var protocol = _options.Protocol with
         {
             Durable = _options.Fsync == FsyncPolicy.Always,
@@ -356,12 +367,59 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _log.RemoveBelow(belowIndex);
     }
 
+    public long SnapshotLength(long index) => _shipping.Length(index);
+
+    public int ReadSnapshot(long index, long offset, Span<byte> destination) => _shipping.Read(index, offset, destination);
+
+    public long BeginSnapshotInstall(long index, long epoch, long totalLength)
+    {
+        try
+        {
+            return _shipping.BeginInstall(index, epoch, totalLength);
+        }
+        catch (StorageException e)
+        {
+            _fatal.TrySetResult($"the snapshot folder's disk failed: {e.Message}");
+            throw;
+        }
+    }
+
+    public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk)
+    {
+        try
+        {
+            _shipping.Write(index, offset, chunk);
+        }
+        catch (StorageException e)
+        {
+            _fatal.TrySetResult($"the snapshot folder's disk failed: {e.Message}");
+            throw;
+        }
+    }
+
+    public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => _shipping.Complete(index);
+
+    public void ResetLog(long afterIndex)
+    {
+        // Appends buffered before the reset belong to the old log; ordered with it, they are removed with it.
+        FlushAppends();
+        _log.ResetTo(afterIndex + 1);
+    }
+
     public void Report(in ServerEvent e)
     {
         switch (e.Kind)
         {
             case ServerEventKind.SafetyViolation:
                 LogMessages.SafetyViolation(_logger, e.Epoch, e.Detail);
+                break;
+            case ServerEventKind.SnapshotTransferStarted or ServerEventKind.SnapshotInstalled:
+                Metrics.SnapshotTransfers.WithLabels(e.Kind == ServerEventKind.SnapshotInstalled ? "installed" : "started").Inc();
+                LogMessages.ServerEvent(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
+                break;
+            case ServerEventKind.SnapshotChunkRefused:
+                Metrics.SnapshotTransfers.WithLabels("refused").Inc();
+                LogMessages.ServerEventDebug(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
                 break;
             case ServerEventKind.BecamePrimary or ServerEventKind.SteppedDown or ServerEventKind.HandoverReady or ServerEventKind.HandoverAbandoned or ServerEventKind.LeaseLapsed or ServerEventKind.Truncated or ServerEventKind.InSyncChangeAnswered:
                 LogMessages.ServerEvent(_logger, e.Kind.ToString(), e.Epoch, e.Peer.IsNone ? string.Empty : e.Peer.ToString(), e.Detail);
@@ -441,6 +499,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         }
 
         await _snapshotWrite.ConfigureAwait(false);
+        _shipping?.Dispose();
         if (_log is not null)
         {
             await _log.DisposeAsync();

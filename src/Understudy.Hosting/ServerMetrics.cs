@@ -21,6 +21,7 @@ public sealed class ServerMetrics
         Reads = f.CreateCounter("understudy_server_client_reads_total", "Client read requests received.");
         Responses = f.CreateCounter("understudy_server_client_responses_total", "Client responses sent, by status.", new CounterConfiguration { LabelNames = ["status"] });
         FramesSent = f.CreateCounter("understudy_server_replication_frames_sent_total", "Replication frames sent to backups.");
+        SnapshotTransfers = f.CreateCounter("understudy_server_snapshot_transfers_total", "Snapshot transfers to backups started, snapshots installed from the primary, and chunks or snapshots refused.", new CounterConfiguration { LabelNames = ["event"] });
         FramesReceived = f.CreateCounter("understudy_server_replication_frames_received_total", "Replication frames received from the primary.");
         BatchEntries = f.CreateHistogram("understudy_server_replication_batch_entries", "Log entries per replication frame.", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 12) });
         ReplicationRoundTrip = f.CreateGauge("understudy_server_replication_round_trip_seconds", "Round trip of the last acknowledged frame, per backup.", new GaugeConfiguration { LabelNames = ["backup"] });
@@ -73,6 +74,9 @@ public sealed class ServerMetrics
     }
 
     public Counter Writes { get; }
+
+    /// <summary>Snapshot catch-up, by event: started (primary), installed and refused (backup).</summary>
+    public Counter SnapshotTransfers { get; }
 
     public Counter Reads { get; }
 

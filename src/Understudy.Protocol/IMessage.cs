@@ -15,6 +15,8 @@ public enum MessageType : byte
     // primary <-> backup
     Replicate = 10,
     ReplicateAck = 11,
+    SnapshotChunk = 12,
+    SnapshotAck = 13,
 
     // client <-> server
     ClientRequest = 20,

@@ -118,6 +118,8 @@ public static class MessageCodec
         MessageType.StepDownResult => StepDownResult.Parse(body),
         MessageType.Replicate => Replicate.Parse(body),
         MessageType.ReplicateAck => ReplicateAck.Parse(body),
+        MessageType.SnapshotChunk => SnapshotChunk.Parse(body),
+        MessageType.SnapshotAck => SnapshotAck.Parse(body),
         MessageType.ClientRequest => ClientRequest.Parse(body),
         MessageType.ClientResponse => ClientResponse.Parse(body),
         MessageType.PrimaryQuery => PrimaryQuery.Parse(body),

@@ -1,3 +1,6 @@
+using System.Buffers.Binary;
+using System.Numerics;
+
 namespace Understudy.Protocol;
 
 /// <summary>
@@ -134,6 +137,158 @@ public readonly record struct ReplicateAck(
             r.ReadInt64("conflictIndex"),
             r.ReadInt64("echoSentAt"));
         r.End();
+        return m;
+    }
+}
+
+/// <summary>
+/// Primary to backup: bytes <see cref="Offset"/>.. of the stored snapshot through <see cref="SnapshotIndex"/> (whose
+/// entry has <see cref="SnapshotEpoch"/>), a file of <see cref="TotalLength"/> bytes, for a backup that needs entries the
+/// primary's log no longer holds. <see cref="Checksum"/> is the CRC-32C of <see cref="Data"/>, so a chunk damaged on the
+/// way is refused before it is written. Once installed, the backup's log continues after <see cref="ResumeAfter"/>
+/// (of <see cref="ResumeEpoch"/>): at or below the snapshot's index, so a state machine that reads its data back from
+/// the log (the message store) is sent the entries its snapshot still reads.
+/// </summary>
+public readonly record struct SnapshotChunk(
+    long Epoch,
+    NodeAddress From,
+    long SnapshotIndex,
+    long SnapshotEpoch,
+    long TotalLength,
+    long Offset,
+    uint Checksum,
+    ReadOnlyMemory<byte> Data,
+    bool Last,
+    long ResumeAfter,
+    long ResumeEpoch) : IMessage<SnapshotChunk>
+{
+    /// <summary>
+    /// Largest chunk (1 MiB): a few in flight keep a loopback link busy, and one frame stays far below
+    /// <see cref="MessageCodec.DefaultMaxFrameSize"/>. Checked before the data is copied out of a frame.
+    /// </summary>
+    public const int MaxDataBytes = 1024 * 1024;
+
+    public MessageType Type => MessageType.SnapshotChunk;
+
+    public int Size => 8 + WireWriter.SizeOf(From) + (8 * 4) + 4 + WireWriter.SizeOf(Data.Span) + 1 + 8 + 8;
+
+    /// <summary>The CRC-32C (Castagnoli) a chunk carries of its data.</summary>
+    public static uint ChecksumOf(ReadOnlySpan<byte> data)
+    {
+        var crc = uint.MaxValue;
+        while (data.Length >= 8)
+        {
+            crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
+            data = data[8..];
+        }
+
+        foreach (var b in data)
+        {
+            crc = BitOperations.Crc32C(crc, b);
+        }
+
+        return ~crc;
+    }
+
+    public void Format(Span<byte> destination)
+    {
+        var w = new WireWriter(destination);
+        w.WriteInt64(Epoch);
+        w.WriteAddress(From);
+        w.WriteInt64(SnapshotIndex);
+        w.WriteInt64(SnapshotEpoch);
+        w.WriteInt64(TotalLength);
+        w.WriteInt64(Offset);
+        w.WriteInt32(unchecked((int)Checksum));
+        w.WriteBytes(Data.Span);
+        w.WriteBool(Last);
+        w.WriteInt64(ResumeAfter);
+        w.WriteInt64(ResumeEpoch);
+    }
+
+    public static SnapshotChunk Parse(ReadOnlySpan<byte> source)
+    {
+        var r = new WireReader(source, nameof(SnapshotChunk));
+        var epoch = r.ReadInt64("epoch");
+        var from = r.ReadAddress("from");
+        var index = r.ReadInt64("snapshotIndex");
+        var snapshotEpoch = r.ReadInt64("snapshotEpoch");
+        var total = r.ReadInt64("totalLength");
+        var offset = r.ReadInt64("offset");
+        var checksum = unchecked((uint)r.ReadInt32("checksum"));
+        var data = r.ReadBytesSpan("data");
+        if (data.Length > MaxDataBytes)
+        {
+            throw new ProtocolException($"SnapshotChunk: {data.Length} bytes of data, over the limit of {MaxDataBytes}");
+        }
+
+        if (epoch < 0 || index < 1 || snapshotEpoch < 0 || offset < 0 || total < 0 || offset + data.Length > total)
+        {
+            throw new ProtocolException($"SnapshotChunk: out of range (epoch={epoch} index={index} offset={offset} length={data.Length} total={total})");
+        }
+
+        var copy = data.ToArray();
+        var last = r.ReadBool("last");
+        var resumeAfter = r.ReadInt64("resumeAfter");
+        var resumeEpoch = r.ReadInt64("resumeEpoch");
+        if (resumeAfter < 0 || resumeAfter > index)
+        {
+            throw new ProtocolException($"SnapshotChunk: resumes after {resumeAfter}, not within 0..{index}");
+        }
+
+        r.End();
+        return new SnapshotChunk(epoch, from, index, snapshotEpoch, total, offset, checksum, copy, last, resumeAfter, resumeEpoch);
+    }
+}
+
+/// <summary>
+/// Backup to primary, for each snapshot chunk: <see cref="NextOffset"/> is how many bytes of snapshot
+/// <see cref="SnapshotIndex"/> it holds from the start without a gap (where the primary continues: after a lost,
+/// damaged or out-of-order chunk, or a broken connection, it resends from there). <see cref="Installed"/> says the
+/// snapshot is in place and the log continues after <see cref="LogEnd"/>: the primary goes on with entries.
+/// </summary>
+public readonly record struct SnapshotAck(
+    long Epoch,
+    NodeAddress From,
+    ulong Incarnation,
+    long SnapshotIndex,
+    long NextOffset,
+    bool Installed,
+    long LogEnd) : IMessage<SnapshotAck>
+{
+    public MessageType Type => MessageType.SnapshotAck;
+
+    public int Size => 8 + WireWriter.SizeOf(From) + 8 + 8 + 8 + 1 + 8;
+
+    public void Format(Span<byte> destination)
+    {
+        var w = new WireWriter(destination);
+        w.WriteInt64(Epoch);
+        w.WriteAddress(From);
+        w.WriteUInt64(Incarnation);
+        w.WriteInt64(SnapshotIndex);
+        w.WriteInt64(NextOffset);
+        w.WriteBool(Installed);
+        w.WriteInt64(LogEnd);
+    }
+
+    public static SnapshotAck Parse(ReadOnlySpan<byte> source)
+    {
+        var r = new WireReader(source, nameof(SnapshotAck));
+        var m = new SnapshotAck(
+            r.ReadInt64("epoch"),
+            r.ReadAddress("from"),
+            r.ReadUInt64("incarnation"),
+            r.ReadInt64("snapshotIndex"),
+            r.ReadInt64("nextOffset"),
+            r.ReadBool("installed"),
+            r.ReadInt64("logEnd"));
+        r.End();
+        if (m.NextOffset < 0)
+        {
+            throw new ProtocolException($"SnapshotAck: negative offset {m.NextOffset}");
+        }
+
         return m;
     }
 }

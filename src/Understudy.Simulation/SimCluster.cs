@@ -27,6 +27,7 @@ internal sealed class SimCluster
     public SimCluster(SimulationOptions options)
     {
         options.Validate();
+        options = options.ForSeed();
         World = new SimWorld(options);
         if (options.Monitors == 1)
         {
@@ -131,9 +132,15 @@ internal sealed class SimCluster
     {
         var node = server.Node!;
         // A server restarted from a snapshot holds entries only from its log's first index on.
-        for (var i = Math.Max(checkedThrough + 1, node.Log.FirstIndex); i <= node.CommitIndex; i++)
+        var through = Math.Min(node.CommitIndex, node.LastIndex);
+        for (var i = Math.Max(checkedThrough + 1, node.Log.FirstIndex); i <= through; i++)
         {
             var entry = node.Log[i];
+            if (i > _committed.Count + 1)
+            {
+                return i - 1; // the entries before it were committed where this check has not seen them yet (an installed snapshot)
+            }
+
             if (i > _committed.Count)
             {
                 _committed.Add(entry);
@@ -151,11 +158,11 @@ internal sealed class SimCluster
                 }
 
                 _committed[(int)(i - 1)] = entry;
-                return node.CommitIndex;
+                return through;
             }
         }
 
-        return node.CommitIndex;
+        return through;
     }
 
     /// <summary>
@@ -597,10 +604,11 @@ internal sealed class SimCluster
         _checker = new SimClient(this, -1, record: false);
         _checker.Start();
         var final = new List<string>();
+        long from = 1;
         while (true)
         {
             ClientResultHolder? result = null;
-            _checker.Call(RequestKind.Read, MessageStoreCommands.Read(final.Count + 1, MessageStoreCommands.MaxReadCount), TimeSpan.FromSeconds(5), r => result = new ClientResultHolder(r));
+            _checker.Call(RequestKind.Read, MessageStoreCommands.Read(from + final.Count, MessageStoreCommands.MaxReadCount), TimeSpan.FromSeconds(5), r => result = new ClientResultHolder(r));
             World.RunUntil(() => result is not null, World.Now + SimWorld.Micros(TimeSpan.FromSeconds(6)));
             if (result is null || result.Value.Outcome != Core.Client.OutcomeKind.Ok)
             {
@@ -608,7 +616,17 @@ internal sealed class SimCluster
                 return null;
             }
 
-            var page = MessageStoreCommands.DecodeMessages(result.Value.Payload.Span);
+            IReadOnlyList<SequencedMessage> page;
+            try
+            {
+                page = MessageStoreCommands.DecodeMessages(result.Value.Payload.Span);
+            }
+            catch (MessagesRemovedException removed) when (final.Count == 0 && removed.FirstRetained > from)
+            {
+                from = removed.FirstRetained; // retention removed the oldest: read what is kept
+                continue;
+            }
+
             if (page.Count == 0)
             {
                 break; // a page can be short of MaxReadCount when the byte cap cuts it: only an empty one is the end
@@ -625,6 +643,20 @@ internal sealed class SimCluster
             World.Violations.Add(new Violation(ViolationKind.Invariant, $"the final read ({final.Count}) differs from the primary's message store ({primaryLog.Count})"));
         }
 
+        if (from > 1)
+        {
+            // Retention removed the oldest messages from every server: the checker judges the whole order, so the
+            // messages before the first kept one come from the committed log as the simulator saw it being committed,
+            // applied here the way a server applies it; the kept ones must agree with it.
+            var all = CommittedMessages();
+            if (all.Count != from - 1 + final.Count || !all.Skip((int)(from - 1)).SequenceEqual(final, StringComparer.Ordinal))
+            {
+                World.Violations.Add(new Violation(ViolationKind.Invariant, $"the messages kept from {from} ({final.Count}) differ from the committed log's ({all.Count - (from - 1)})"));
+            }
+
+            final = [.. all.Take((int)(from - 1)), .. final];
+        }
+
         var snapshot = primary.Node!.State.SnapshotBytes();
         foreach (var s in _servers.Where(s => s != primary))
         {
@@ -635,6 +667,19 @@ internal sealed class SimCluster
         }
 
         return final;
+    }
+
+    /// <summary>Every message in the committed log, in order: its entries applied to a store that keeps everything.</summary>
+    private List<string> CommittedMessages()
+    {
+        var store = new MessageStore();
+        var state = new ReplicatedState(store, World.Options.Server.MaxClientSessions);
+        foreach (var entry in _committed)
+        {
+            state.Apply(entry);
+        }
+
+        return [.. store.ToList().Select(m => m.Text)];
     }
 
     /// <summary>The monitor that acts for the cluster: the one monitor, or the group's leader once it knows it leads.</summary>

@@ -18,6 +18,9 @@ internal sealed class SimDisk : ILogArchive
     private long _first = 1;
     private long _opSeq;
 
+    // A snapshot being received from a primary: a partial file that outlives a restart (a crash may cut its unsynced tail).
+    private (long Index, long Epoch, long Total, List<byte> Bytes)? _receiving;
+
     public long SavedEpoch { get; private set; }
 
     /// <summary>The newest snapshot stored (null: none).</summary>
@@ -51,6 +54,67 @@ internal sealed class SimDisk : ILogArchive
         }
     }
 
+    /// <summary>Length of the stored snapshot through <paramref name="index"/> as it is streamed (its state bytes); 0 when not stored.</summary>
+    public long SnapshotLength(long index) => Snapshot is { } s && s.Index == index ? s.State.Length : 0;
+
+    public int ReadSnapshot(long index, long offset, Span<byte> destination)
+    {
+        if (Snapshot is not { } s || s.Index != index || offset >= s.State.Length)
+        {
+            return 0;
+        }
+
+        var n = (int)Math.Min(destination.Length, s.State.Length - offset);
+        s.State.Span.Slice((int)offset, n).CopyTo(destination);
+        return n;
+    }
+
+    /// <summary>Starts or resumes receiving a snapshot; returns the bytes already held of it.</summary>
+    public long BeginInstall(long index, long epoch, long totalLength)
+    {
+        if (_receiving is not { } r || r.Index != index || r.Epoch != epoch || r.Total != totalLength)
+        {
+            _receiving = (index, epoch, totalLength, []);
+        }
+
+        return _receiving.Value.Bytes.Count;
+    }
+
+    public void WriteChunk(long index, long offset, ReadOnlySpan<byte> chunk)
+    {
+        if (_receiving is not { } r || r.Index != index || offset != r.Bytes.Count || offset + chunk.Length > r.Total)
+        {
+            throw new InvalidOperationException($"simulated disk: chunk of snapshot {index} at {offset} does not continue what is held ({_receiving?.Bytes.Count})");
+        }
+
+        r.Bytes.AddRange(chunk.ToArray());
+    }
+
+    /// <summary>The received snapshot is complete: stored (fsync and rename), replacing an older one; its state is returned.</summary>
+    public ReadOnlyMemory<byte>? CompleteInstall(long index)
+    {
+        if (_receiving is not { } r || r.Index != index || r.Bytes.Count != r.Total)
+        {
+            return null;
+        }
+
+        _receiving = null;
+        var state = r.Bytes.ToArray();
+        StoreSnapshot(new ServerSnapshot(r.Index, r.Epoch, state));
+        return state;
+    }
+
+    /// <summary>
+    /// The log is replaced by an empty one continuing after <paramref name="afterIndex"/>, durably at once (as the
+    /// installed snapshot was): writes still pending belong to the old log, which is gone.
+    /// </summary>
+    public void ResetTo(long afterIndex)
+    {
+        _pending.Clear();
+        _durable.Clear();
+        _first = afterIndex + 1;
+    }
+
     /// <summary>Everything written up to <paramref name="throughOp"/> is now on disk.</summary>
     public void MakeDurable(long throughOp)
     {
@@ -71,6 +135,13 @@ internal sealed class SimDisk : ILogArchive
             // The last surviving append may be torn: only some of its entries reached the disk.
             var limit = i == kept - 1 && ops[i].Entries is { Length: > 1 } e ? random.Next(1, e.Length + 1) : int.MaxValue;
             Apply(ops[i], limit);
+        }
+
+        if (_receiving is { } receiving && receiving.Bytes.Count > 0)
+        {
+            // Chunks are written without fsync: a crash may keep only part of them.
+            var keep = random.Next(receiving.Bytes.Count + 1);
+            receiving.Bytes.RemoveRange(keep, receiving.Bytes.Count - keep);
         }
 
         return ops.Length - kept;

@@ -47,14 +47,16 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             Address,
             World.Random.NextUInt64(),
             World.Options.ServerForSeed,
-            new MessageStore(),
+            new MessageStore(World.Options.RetainMessages is { } keep ? new MessageRetention { Messages = keep } : MessageRetention.KeepEverything),
             this,
             _clock,
             epoch,
             entries,
             World.Options.CommitRule?.Invoke(),
             archive: Disk,
-            snapshot: snapshot);
+            snapshot: snapshot,
+            compactionRule: World.Options.CompactionRule?.Invoke(),
+            snapshotFormat: World.Options.SnapshotFormat?.Invoke());
         if (snapshot is not null)
         {
             World.CountFault("started-from-snapshot");
@@ -192,6 +194,27 @@ internal sealed class SimServer : SimNode, IServerEnvironment
     }
 
     public void CompactLog(long belowIndex) => Disk.Compact(belowIndex);
+
+    public long SnapshotLength(long index) => Disk.SnapshotLength(index);
+
+    public int ReadSnapshot(long index, long offset, Span<byte> destination) => Disk.ReadSnapshot(index, offset, destination);
+
+    public long BeginSnapshotInstall(long index, long epoch, long totalLength) => Disk.BeginInstall(index, epoch, totalLength);
+
+    public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk) => Disk.WriteChunk(index, offset, chunk);
+
+    public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index)
+    {
+        var state = Disk.CompleteInstall(index);
+        if (state is not null)
+        {
+            World.CountFault("snapshot-installed");
+        }
+
+        return state;
+    }
+
+    public void ResetLog(long afterIndex) => Disk.ResetTo(afterIndex);
 
     public void Report(in ServerEvent e)
     {
@@ -418,6 +441,7 @@ internal sealed class SimClient : SimNode, IClientEnvironment
     private Operation? _open;
     private Action<ClientResult>? _onComplete;
     private int _written;
+    private long _readFrom = 1;
     private int _monitor;
 
     public SimClient(SimCluster cluster, int process, bool record)
@@ -509,9 +533,9 @@ internal sealed class SimClient : SimNode, IClientEnvironment
         }
         else if (roll < 85)
         {
-            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = 1, ReadLimit = MessageStoreCommands.MaxReadCount };
+            _open = new Operation { Process = _process, Type = OpType.Invoke, Function = OpFunction.Read, Time = now, ReadFrom = _readFrom, ReadLimit = MessageStoreCommands.MaxReadCount };
             Record(_open);
-            Session.Submit(RequestKind.Read, MessageStoreCommands.Read(1, MessageStoreCommands.MaxReadCount));
+            Session.Submit(RequestKind.Read, MessageStoreCommands.Read(_readFrom, MessageStoreCommands.MaxReadCount));
         }
         else
         {
@@ -584,8 +608,18 @@ internal sealed class SimClient : SimNode, IClientEnvironment
                     completion = completion with { Seq = MessageStoreCommands.DecodeSeq(result.Payload.Span) };
                     break;
                 case OpFunction.Read:
-                    var messages = MessageStoreCommands.DecodeMessages(result.Payload.Span);
-                    completion = completion with { ReadFrom = open.ReadFrom, ReadValues = [.. messages.Select(m => m.Text)] };
+                    try
+                    {
+                        var messages = MessageStoreCommands.DecodeMessages(result.Payload.Span);
+                        completion = completion with { ReadFrom = open.ReadFrom, ReadValues = [.. messages.Select(m => m.Text)] };
+                    }
+                    catch (MessagesRemovedException removed)
+                    {
+                        // Retention removed what it asked for: it read nothing, and reads from the first kept one next.
+                        _readFrom = Math.Max(_readFrom, removed.FirstRetained);
+                        completion = completion with { Type = OpType.Fail, Error = removed.Message, Epoch = null, Server = null };
+                    }
+
                     break;
                 case OpFunction.Count:
                     completion = completion with { Count = MessageStoreCommands.DecodeSeq(result.Payload.Span) };

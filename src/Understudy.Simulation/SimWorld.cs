@@ -386,6 +386,8 @@ internal static class Describe
     {
         Replicate r => $"Replicate(e{r.Epoch} prev={r.PrevIndex}@{r.PrevEpoch} n={r.Entries.Length} commit={r.CommitIndex})",
         ReplicateAck a => $"ReplicateAck(e{a.Epoch} {(a.Success ? "ok" : "no")} match={a.MatchIndex} end={a.LogEnd})",
+        SnapshotChunk c => $"SnapshotChunk(e{c.Epoch} snapshot={c.SnapshotIndex} at={c.Offset} n={c.Data.Length} of={c.TotalLength})",
+        SnapshotAck a => $"SnapshotAck(e{a.Epoch} snapshot={a.SnapshotIndex} next={a.NextOffset}{(a.Installed ? " installed" : string.Empty)})",
         Heartbeat h => $"Heartbeat(e{h.Epoch} {h.Role} end={h.LastIndex} commit={h.CommitIndex})",
         HeartbeatAck h => $"HeartbeatAck(v{h.Config.Version} e{h.Config.Epoch} primary={h.Config.Primary} lease={h.LeaseMs})",
         ConfigPush p => $"ConfigPush(v{p.Config.Version} e{p.Config.Epoch} primary={p.Config.Primary} in-sync=[{string.Join(",", p.Config.InSync)}] lease={p.LeaseMs})",

@@ -81,6 +81,39 @@ public sealed record SimulationOptions
         AttemptTimeout = TimeSpan.FromMilliseconds(300),
     };
 
+    /// <summary>
+    /// Messages each server's store keeps (null: every message). With retention the log is compacted under snapshots,
+    /// so a backup that fell behind is caught up by a snapshot transfer.
+    /// </summary>
+    public long? RetainMessages { get; init; }
+
+    /// <summary>
+    /// When <see cref="RetainMessages"/> is not set: every third seed keeps only a few messages (8 to 31) and snapshots
+    /// every 16 entries, so a sweep also compacts, streams and installs snapshots.
+    /// </summary>
+    public bool RetentionInSomeSeeds { get; init; } = true;
+
+    /// <summary>The options one seed runs with: those given, or with retention and frequent snapshots (see <see cref="RetentionInSomeSeeds"/>).</summary>
+    public SimulationOptions ForSeed()
+    {
+        if (RetainMessages is not null || !RetentionInSomeSeeds || Seed % 3 != 0)
+        {
+            return this;
+        }
+
+        return this with
+        {
+            RetainMessages = 8 + (Math.Abs(Seed / 3) % 24),
+            Server = Server with { SnapshotEveryEntries = 16 },
+        };
+    }
+
+    /// <summary>Makes each server's compaction rule (null: the real one).</summary>
+    public Func<ICompactionRule>? CompactionRule { get; init; }
+
+    /// <summary>Makes each server's snapshot format (null: the real one).</summary>
+    public Func<ISnapshotFormat>? SnapshotFormat { get; init; }
+
     /// <summary>Makes each server's commit rule (null: the real one).</summary>
     public Func<ICommitRule>? CommitRule { get; init; }
 

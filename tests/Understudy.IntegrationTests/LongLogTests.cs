@@ -71,6 +71,55 @@ public partial class LongLogTests(ITestOutputHelper output)
         Assert.Equal(Kept, (await client.ReadAsync(Writes - Kept + 1, 10_000, ct)).Count);
     }
 
+    [Fact]
+    public async Task A_wiped_backup_catches_up_from_a_snapshot_rejoins_the_in_sync_set_and_serves_every_retained_write_once_primary()
+    {
+        // Small segments, so compaction removes files and the primary's log really starts after entry 1.
+        await using var test = await TestCluster.StartAsync(serverArgs: ["--snapshot-every", "100", "--log-window", "1", "--segment-bytes", "4k", "--retention-messages", Kept.ToString(CultureInfo.InvariantCulture)]);
+        var client = test.NewClient(TimeSpan.FromSeconds(30));
+        var ct = TestContext.Current.CancellationToken;
+        for (var start = 1; start <= Writes; start += 100)
+        {
+            await Task.WhenAll(Enumerable.Range(start, 100).Select(i => client.AppendAsync($"w{i}", ct)));
+        }
+
+        // A backup loses its whole folder and starts again: the primary's log no longer reaches back to entry 1.
+        var primary = await test.PrimaryAsync();
+        var victim = test.ServersExcept(primary).First();
+        victim.Process.Kill();
+        Assert.True(victim.Process.WaitForExit(TimeSpan.FromSeconds(20)), "the killed backup exits");
+        Directory.Delete(Path.Combine(test.Folder, $"server-{victim.Address.Port}"), recursive: true);
+        victim.Process.Start();
+
+        // Writes go on while it catches up; each is acknowledged.
+        const int During = 200;
+        for (var start = Writes + 1; start <= Writes + During; start += 100)
+        {
+            await Task.WhenAll(Enumerable.Range(start, 100).Select(i => client.AppendAsync($"w{i}", ct)));
+        }
+
+        await test.WaitForAsync(
+            "the wiped backup back in the in-sync set with the primary's whole log",
+            s => s.InSync.Contains(victim.Address.ToString()) && TestCluster.Member(s, victim) is { Role: "backup" } m && s.Primary is { } p && m.LogEnd == s.Members.Single(x => x.Address == p).LogEnd);
+        await TestCluster.WaitForLogLineAsync(victim.Process, line => line.Contains("installed from the primary", StringComparison.Ordinal), "the wiped backup installs a snapshot");
+
+        // Made primary, it serves every retained message the old primary acknowledged, in order.
+        var answer = await client.AdminAsync(Understudy.Protocol.AdminCommand.Switchover, victim.Address, TimeSpan.FromSeconds(30), ct);
+        Assert.True(answer.Ok, $"switchover to {victim.Address}: {answer.Message}");
+        await test.WaitForAsync("the wiped server leads", s => s.Primary == victim.Address.ToString());
+
+        const int Total = Writes + During;
+        Assert.Equal(Total, await client.CountAsync(ct));
+        var kept = new List<SequencedMessage>();
+        while (await client.ReadAsync(Total - Kept + 1 + kept.Count, 10_000, ct) is { Count: > 0 } page)
+        {
+            kept.AddRange(page);
+        }
+
+        Assert.Equal(Enumerable.Range(Total - Kept + 1, Kept).Select(i => $"w{i}").ToHashSet(), kept.Select(m => m.Text).ToHashSet());
+        Assert.Equal(Enumerable.Range(Total - Kept + 1, Kept).Select(i => (long)i), kept.Select(m => m.Seq));
+    }
+
     [GeneratedRegex(@"starting: (?<entries>\d+) entries recovered")]
     private static partial Regex StartingLine();
 }

@@ -32,6 +32,8 @@ public class MessageRoundTripTests
             new LogEntry(12, 2, EntryKind.EpochStart, 98, 2, 2, new byte[] { 4 }, long.MaxValue),
         }),
         new ReplicateAck(3, B, 11, true, 12, 13, 14, 10, 2, 5, 77),
+        new SnapshotChunk(3, A, 500, 2, 4096, 1024, 0xfeedface, new byte[] { 5, 6, 7 }, true, 480, 1),
+        new SnapshotAck(3, B, 11, 500, 2048, true, 480),
         new ClientRequest(99, 4, 3, RequestKind.Write, new byte[] { 1, 104, 105 }),
         new ClientResponse(99, 4, ResponseStatus.NotPrimary, 3, A, "not me"u8.ToArray()),
         new ClientResponse(99, 5, ResponseStatus.SessionExpired, 3, A, "session expired: the outcome of request 5 is unknown"u8.ToArray()),
@@ -105,6 +107,31 @@ public class MessageRoundTripTests
         body[^1] = 0x7f;
         var e = Assert.Throws<ProtocolException>(() => MessageCodec.Decode(MessageType.Replicate, body));
         Assert.Contains("claims", e.Message);
+    }
+
+    [Fact]
+    public void Snapshot_chunk_over_the_size_limit_is_refused_before_its_data_is_copied()
+    {
+        var data = new byte[SnapshotChunk.MaxDataBytes + 1];
+        var chunk = new SnapshotChunk(1, A, 10, 1, data.Length, 0, SnapshotChunk.ChecksumOf(data), data, true, 10, 1);
+        var body = MessageCodec.ToFrame(chunk).AsSpan(MessageCodec.HeaderSize).ToArray();
+        var e = Assert.Throws<ProtocolException>(() => MessageCodec.Decode(MessageType.SnapshotChunk, body));
+        Assert.Contains("over the limit", e.Message);
+    }
+
+    [Fact]
+    public void Snapshot_chunk_past_the_end_of_its_snapshot_is_refused()
+    {
+        var chunk = new SnapshotChunk(1, A, 10, 1, 100, 99, 0, new byte[] { 1, 2 }, true, 10, 1);
+        var body = MessageCodec.ToFrame(chunk).AsSpan(MessageCodec.HeaderSize).ToArray();
+        Assert.Throws<ProtocolException>(() => MessageCodec.Decode(MessageType.SnapshotChunk, body));
+    }
+
+    [Fact]
+    public void Snapshot_chunk_checksum_is_crc32c()
+    {
+        // The standard CRC-32C check value: "123456789" gives e3069283.
+        Assert.Equal(0xe3069283u, SnapshotChunk.ChecksumOf("123456789"u8));
     }
 
     [Fact]

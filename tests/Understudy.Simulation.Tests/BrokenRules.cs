@@ -74,3 +74,25 @@ internal sealed class GrantsWithoutConfirmedLeadershipRule : IMonitorLeaseRule
 
     public long OthersMayBePromotedAt(in LeaseWaitView view) => ConfirmedLeadershipLeaseRule.Instance.OthersMayBePromotedAt(view);
 }
+
+/// <summary>Compacts everything written, as if written meant committed: entries not yet committed leave the disk.</summary>
+internal sealed class CompactsUncommittedRule : ICompactionRule
+{
+    public long CompactBelow(in CompactionLimits limits) => Math.Min(limits.InSyncNeed, limits.LastIndex + 1);
+}
+
+/// <summary>
+/// Snapshots the applied index and the machine but not the deduplication table: a server restored from it (a restart,
+/// or a backup catching up) applies a retried write again.
+/// </summary>
+internal sealed class ForgetsDeduplicationFormat(int maxSessions) : ISnapshotFormat
+{
+    public void Write(Understudy.Core.StateMachines.ReplicatedState state, System.Buffers.IBufferWriter<byte> writer)
+    {
+        // A state with the same machine and an empty table writes the table empty; the applied index is the real one.
+        var header = writer.GetSpan(8);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(header, state.AppliedIndex);
+        writer.Advance(8);
+        System.Buffers.BuffersExtensions.Write(writer, new Understudy.Core.StateMachines.ReplicatedState(state.Machine, maxSessions).SnapshotBytes().AsSpan(8));
+    }
+}

@@ -31,18 +31,19 @@ internal static class ServerVerb
         var retentionMessages = new Option<string?>("--retention-messages") { Description = "Keep only the newest N messages; older ones are removed and their log compacted (default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONMESSAGES." };
         var retentionBytes = new Option<string?>("--retention-bytes") { Description = "Keep only the newest messages totalling at most B bytes of text (suffix k, m or g for KiB, MiB, GiB; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONBYTES." };
         var logWindow = new Option<string?>("--log-window") { Description = "Most committed entries kept in memory; older ones are read from disk when needed (default 65536). Env: UNDERSTUDY_SERVER__LOGWINDOW." };
+        var segmentBytes = new Option<string?>("--segment-bytes") { Description = "Size at which a log segment file is closed and a new one begun; compaction removes whole segments (default 64m; suffix k, m or g). Env: UNDERSTUDY_SERVER__SEGMENTBYTES." };
         var retentionAge = new Option<string?>("--retention-age") { Description = "Keep only messages at most this old, by the log time the primary stamped into them (e.g. 7d, 12h, 30m; units ms, s, m, h, d; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONAGE." };
         var sessionIdle = new Option<string?>("--session-idle-timeout") { Description = "A client session idle this long (in log time) expires; a retry from it is refused as 'session expired' (e.g. 30m, 1h; units ms, s, m, h, d; default 1h). Env: UNDERSTUDY_SERVER__SESSIONIDLETIMEOUT." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("server", "Run one server: it holds the log, serves clients as primary or follows as a hot backup, and heartbeats to the monitor.")
         {
-            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, retentionMessages, retentionBytes, retentionAge, sessionIdle, logLevel, settings,
+            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, segmentBytes, retentionMessages, retentionBytes, retentionAge, sessionIdle, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (sessionIdle, "SessionIdleTimeout"), (logLevel, "LogLevel"));
+            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (segmentBytes, "SegmentBytes"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (sessionIdle, "SessionIdleTimeout"), (logLevel, "LogLevel"));
 
             var listenPort = s.Int("Port", 8090, "--port", 1, 65535);
             var bind = new NodeAddress(s.Text("Host", "127.0.0.1"), listenPort);
@@ -56,6 +57,7 @@ internal static class ServerVerb
                 HttpPort = s.Int("HttpPort", listenPort + 100 <= 65535 ? listenPort + 100 : 0, "--http-port", 0, 65535),
                 HttpHost = s.Text("HttpHost", "127.0.0.1"),
                 ClusterKey = s.ClusterKey(parse.GetValue(keyFile)),
+                SegmentSize = Count(s.Text("SegmentBytes", "64m"), "--segment-bytes", DurableLogOptions.MinSegmentSize) ?? DurableLogOptions.DefaultSegmentSize,
                 Protocol = new ServerOptions
                 {
                     MinInSync = s.Int("MinInSync", 1, "--min-in-sync", 1, 9),

@@ -21,6 +21,9 @@ internal sealed class BackupRole : EpochRole
     private long _ackEcho;
     private long _ackPrev;
 
+    // The snapshot being received from the primary (null: none): which, and how many of its bytes are held.
+    private SnapshotInstall? _install;
+
     public BackupRole(ServerNode node, NodeAddress primary)
     {
         _node = node;
@@ -109,6 +112,79 @@ internal sealed class BackupRole : EpochRole
         _ackPrev = frame.PrevIndex;
     }
 
+    /// <summary>
+    /// A chunk of the primary's snapshot. Only the chunk that continues what is held is written, and only when its
+    /// checksum holds; every chunk is answered with how much is held, which is where the primary continues. The last
+    /// one installs the snapshot (if the whole checks out) and the log continues after the chunk's resume point.
+    /// </summary>
+    public void Accept(in SnapshotChunk chunk)
+    {
+        LastPrimaryContact = _node.Now;
+        if (Primary != chunk.From)
+        {
+            Primary = chunk.From;
+            Env.Report(new ServerEvent(ServerEventKind.FollowingPrimary, _node.Epoch, chunk.From, 0, string.Empty));
+        }
+
+        if (chunk.SnapshotIndex <= _node.CommitIndex)
+        {
+            // Everything in it is applied here already: the primary may go on from what this log holds.
+            _install = null;
+            SendSnapshotAck(chunk.SnapshotIndex, chunk.TotalLength, installed: true);
+            return;
+        }
+
+        if (_install is not { } install || install.Index != chunk.SnapshotIndex || install.TotalLength != chunk.TotalLength)
+        {
+            var held = Env.BeginSnapshotInstall(chunk.SnapshotIndex, chunk.SnapshotEpoch, chunk.TotalLength);
+            install = new SnapshotInstall(chunk.SnapshotIndex, chunk.SnapshotEpoch, chunk.TotalLength, Math.Clamp(held, 0, chunk.TotalLength));
+            _install = install;
+        }
+
+        if (chunk.Data.Length > 0)
+        {
+            if (chunk.Offset != install.Received)
+            {
+                // A chunk before it was lost, or this one repeats what is held: the answer says where to continue.
+                Env.Report(new ServerEvent(ServerEventKind.SnapshotChunkRefused, _node.Epoch, chunk.From, chunk.SnapshotIndex, $"chunk at byte {chunk.Offset}, {install.Received} held"));
+            }
+            else if (SnapshotChunk.ChecksumOf(chunk.Data.Span) != chunk.Checksum || chunk.Last != (chunk.Offset + chunk.Data.Length == chunk.TotalLength))
+            {
+                Env.Report(new ServerEvent(ServerEventKind.SnapshotChunkRefused, _node.Epoch, chunk.From, chunk.SnapshotIndex, $"chunk at byte {chunk.Offset} is damaged (checksum mismatch): refused"));
+            }
+            else
+            {
+                Env.WriteSnapshotChunk(install.Index, chunk.Offset, chunk.Data.Span);
+                install.Received += chunk.Data.Length;
+            }
+        }
+
+        if (install.Received < install.TotalLength)
+        {
+            SendSnapshotAck(install.Index, install.Received, installed: false);
+            return;
+        }
+
+        _install = null;
+        var state = Env.CompleteSnapshotInstall(install.Index);
+        if (state is not { } whole)
+        {
+            Env.Report(new ServerEvent(ServerEventKind.SnapshotChunkRefused, _node.Epoch, chunk.From, install.Index, "the whole snapshot failed its checks and was discarded: starting again"));
+            SendSnapshotAck(install.Index, 0, installed: false);
+            return;
+        }
+
+        if (_node.InstallSnapshot(install.Index, install.Epoch, chunk.ResumeAfter, chunk.ResumeEpoch, whole))
+        {
+            // Nothing of the old log is verified against this primary any more; the next frame starts after the reset.
+            _verifiedThrough = Log.LastIndex;
+            _ackOwed = false;
+            _ackTo = NodeAddress.None;
+        }
+
+        SendSnapshotAck(install.Index, install.TotalLength, installed: true);
+    }
+
     /// <summary>A client asked a backup: it is told where the primary is, as far as this server knows.</summary>
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
@@ -156,6 +232,12 @@ internal sealed class BackupRole : EpochRole
         {
             throw new InvariantViolationException("backup: it never follows itself", $"primary {Primary}");
         }
+
+        // A snapshot is received only while this server has applied less than it holds, and never past its end.
+        if (_install is { } install && (_node.State.AppliedIndex >= install.Index || install.Received > install.TotalLength || install.Received < 0))
+        {
+            throw new InvariantViolationException("backup: installing snapshot => applied index < snapshot index and 0 <= received <= total", $"applied {_node.State.AppliedIndex}, snapshot {install.Index}, received {install.Received} of {install.TotalLength}");
+        }
     }
 
     private void Nack(in Replicate frame, long conflictEpoch, long conflictIndex)
@@ -171,6 +253,9 @@ internal sealed class BackupRole : EpochRole
         Env.SendToServer(_ackTo, new ReplicateAck(_node.Epoch, _node.Self, _node.Incarnation, true, match, _verifiedThrough, Log.LastIndex, _ackPrev, 0, 0, _ackEcho));
     }
 
+    private void SendSnapshotAck(long index, long nextOffset, bool installed) =>
+        Env.SendToServer(Primary, new SnapshotAck(_node.Epoch, _node.Self, _node.Incarnation, index, nextOffset, installed, Log.LastIndex));
+
     private void Truncate(long fromIndex)
     {
         var dropped = Log.LastIndex - fromIndex + 1;
@@ -178,4 +263,16 @@ internal sealed class BackupRole : EpochRole
         _verifiedThrough = Math.Min(_verifiedThrough, fromIndex - 1);
         Env.Report(new ServerEvent(ServerEventKind.Truncated, _node.Epoch, Primary, fromIndex, $"dropped {dropped} uncommitted entries that differ from the primary's log"));
     }
+}
+
+/// <summary>A snapshot a backup is receiving: which one, and how many of its bytes it holds from the start.</summary>
+internal sealed class SnapshotInstall(long index, long epoch, long totalLength, long received)
+{
+    public long Index { get; } = index;
+
+    public long Epoch { get; } = epoch;
+
+    public long TotalLength { get; } = totalLength;
+
+    public long Received { get; set; } = received;
 }

@@ -73,11 +73,72 @@ public sealed class FollowerProgress
     /// <summary>Round trip of the last acknowledged frame, in timestamp ticks.</summary>
     public long LastRoundTrip { get; internal set; }
 
+    /// <summary>The snapshot being streamed to it, while it needs entries the log no longer holds (null otherwise).</summary>
+    public SnapshotTransfer? Transfer { get; internal set; }
+
     internal void ResetToProbe()
     {
+        Transfer?.Probe();
         Probing = true;
         _inflightEnds.Clear();
         WaitingSince = long.MinValue;
         NextIndex = Math.Max(MatchIndex + 1, 1);
+    }
+}
+
+/// <summary>
+/// One snapshot being streamed to one backup: how far it has acknowledged and how far chunks were sent. Chunks are
+/// sent while fewer than a window's worth are unacknowledged; an acknowledgement that does not move forward means a
+/// chunk was lost or refused, and sending goes back to where the backup is. After a silence or a broken connection
+/// the transfer probes with an empty chunk, and the backup's answer says where to resume.
+/// </summary>
+public sealed class SnapshotTransfer
+{
+    internal SnapshotTransfer(long index, long epoch, long totalLength, long resumeAfter, long resumeEpoch)
+    {
+        Index = index;
+        Epoch = epoch;
+        TotalLength = totalLength;
+        ResumeAfter = resumeAfter;
+        ResumeEpoch = resumeEpoch;
+    }
+
+    /// <summary>The last entry the snapshot covers.</summary>
+    public long Index { get; }
+
+    public long Epoch { get; }
+
+    public long TotalLength { get; }
+
+    /// <summary>Where the backup's log continues once the snapshot is installed (at or below <see cref="Index"/>).</summary>
+    public long ResumeAfter { get; }
+
+    public long ResumeEpoch { get; }
+
+    /// <summary>Bytes the backup holds from the start (its last answer).</summary>
+    public long Acknowledged { get; internal set; }
+
+    /// <summary>Bytes sent from the start (the next chunk starts here).</summary>
+    public long Sent { get; internal set; }
+
+    /// <summary>True until the backup has said where it is (at the start, after a silence or a broken connection).</summary>
+    public bool Probing { get; internal set; } = true;
+
+    /// <summary>Chunks sent, counting resent ones (for tests and metrics).</summary>
+    public long ChunksSent { get; internal set; }
+
+    /// <summary>Since when sent chunks have gone unanswered (<see cref="long.MinValue"/>: nothing outstanding).</summary>
+    internal long WaitingSince { get; set; } = long.MinValue;
+
+    // The offset sending last went back to, so the duplicate answers of the chunks already on their way behind a lost
+    // one do not send it again each time: one rewind per gap, then the resend clock.
+    internal long RewoundTo { get; set; } = -1;
+
+    internal void Probe()
+    {
+        Probing = true;
+        Sent = Acknowledged;
+        WaitingSince = long.MinValue;
+        RewoundTo = -1;
     }
 }

@@ -56,6 +56,41 @@ public interface IServerEnvironment
     /// </summary>
     void CompactLog(long belowIndex);
 
+    /// <summary>
+    /// The length in bytes of the stored snapshot through <paramref name="index"/> as it is streamed to a backup (the
+    /// host sends its snapshot file whole, header and all); 0 when that snapshot is no longer stored.
+    /// </summary>
+    long SnapshotLength(long index);
+
+    /// <summary>
+    /// Reads bytes <paramref name="offset"/>.. of the stored snapshot through <paramref name="index"/> into
+    /// <paramref name="destination"/>; returns how many (fewer only at its end; 0 when it is no longer stored).
+    /// </summary>
+    int ReadSnapshot(long index, long offset, Span<byte> destination);
+
+    /// <summary>
+    /// Starts, or resumes, receiving the snapshot through <paramref name="index"/> of <paramref name="totalLength"/>
+    /// bytes; returns how many of its bytes are already held from an earlier attempt (where the sender continues).
+    /// A partial install of another snapshot is dropped.
+    /// </summary>
+    long BeginSnapshotInstall(long index, long epoch, long totalLength);
+
+    /// <summary>Stores the next <paramref name="chunk"/> of the snapshot being received, at <paramref name="offset"/> (the end of what is held).</summary>
+    void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk);
+
+    /// <summary>
+    /// Checks the whole received snapshot (its own checksums), makes it the newest stored snapshot, durably, and returns
+    /// the replicated state it holds (as <see cref="StateMachines.ReplicatedState.WriteSnapshot"/> wrote it). Null when it
+    /// is damaged: it is discarded and the transfer starts again from byte 0.
+    /// </summary>
+    ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index);
+
+    /// <summary>
+    /// Removes the whole log, which continues at <paramref name="afterIndex"/> + 1: a snapshot through at least
+    /// <paramref name="afterIndex"/> was installed. Ordered with appends and truncations, durable by the next completed sync.
+    /// </summary>
+    void ResetLog(long afterIndex);
+
     /// <summary>Something worth logging or counting happened.</summary>
     void Report(in ServerEvent e);
 }
@@ -82,6 +117,15 @@ public enum ServerEventKind
 
     /// <summary>A snapshot of the replicated state was taken (Index) or stored and the log compacted.</summary>
     SnapshotTaken,
+
+    /// <summary>The primary began streaming its snapshot (Index) to a backup (Peer) that needs compacted entries.</summary>
+    SnapshotTransferStarted,
+
+    /// <summary>A backup refused a snapshot chunk (lost before it, out of order, damaged) or a whole damaged snapshot; the transfer resumes.</summary>
+    SnapshotChunkRefused,
+
+    /// <summary>A backup installed a snapshot (Index) from its primary; its log continues after it.</summary>
+    SnapshotInstalled,
 
     /// <summary>A safety rule would have broken here; the action was refused. Never expected.</summary>
     SafetyViolation,

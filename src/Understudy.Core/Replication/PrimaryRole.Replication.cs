@@ -148,17 +148,90 @@ internal sealed partial class PrimaryRole
         return need;
     }
 
+    /// <summary>A backup's answer to a snapshot chunk of this epoch.</summary>
+    public void OnSnapshotAck(in SnapshotAck ack)
+    {
+        if (!_followers.TryGetValue(ack.From, out var f))
+        {
+            return;
+        }
+
+        var now = _node.Now;
+        f.LastAckAt = now;
+        f.Disconnected = false;
+        if (f.Incarnation != ack.Incarnation)
+        {
+            // A restarted backup: its log and whatever it received may be gone; it says where it is in this answer.
+            f.MatchIndex = 0;
+            f.Incarnation = ack.Incarnation;
+        }
+
+        if (f.Transfer is not { } t || ack.SnapshotIndex != t.Index)
+        {
+            return;
+        }
+
+        if (ack.Installed)
+        {
+            // Its log now continues after LogEnd; probe from there (its entries up to the snapshot are committed).
+            f.Transfer = null;
+            _needsSnapshot.Remove(f.Address);
+            f.LastProgressAt = now;
+            f.MatchIndex = Math.Min(f.MatchIndex, ack.LogEnd);
+            f.Probing = true;
+            f.ForgetInflight();
+            f.WaitingSince = long.MinValue;
+            f.NextIndex = Math.Clamp(ack.LogEnd + 1, 1, Log.LastIndex + 1);
+            SendEntries(f, now, keepAlive: true);
+            return;
+        }
+
+        var next = Math.Min(ack.NextOffset, t.TotalLength);
+        if (next > t.Acknowledged)
+        {
+            t.Acknowledged = next;
+            t.Sent = Math.Max(t.Sent, next);
+            t.RewoundTo = -1;
+            f.LastProgressAt = now;
+        }
+        else if (next < t.Acknowledged)
+        {
+            // The backup holds less than it did (it restarted, or it discarded a damaged whole): continue from there.
+            t.Acknowledged = next;
+            t.Sent = next;
+            t.RewoundTo = -1;
+        }
+        else if (!t.Probing && t.Sent > next && t.RewoundTo != next)
+        {
+            // No progress while more was sent: the chunk at `next` was lost or refused. Send again from there, once.
+            t.Sent = next;
+            t.RewoundTo = next;
+        }
+
+        t.Probing = false;
+        t.WaitingSince = t.Sent > t.Acknowledged ? now : long.MinValue;
+        SendSnapshotChunks(f, t, now);
+    }
+
     private void SendEntries(FollowerProgress f, long now, bool keepAlive)
     {
+        if (f.Transfer is { } transfer)
+        {
+            SendSnapshotChunks(f, transfer, now);
+            return;
+        }
+
         if (!Log.CanReplicateAfter(Math.Min(f.NextIndex - 1, Log.LastIndex)))
         {
-            // The entries it needs are compacted away: only a snapshot can catch it up, and sending one is not
-            // built yet. It gets no frames, so it stays out of (or is asked out of) the in-sync set.
+            // The entries it needs are compacted away: only a snapshot can catch it up. Until it is installed and
+            // the backup has the entries after it, its match index stays behind, so it stays out of (or is asked out
+            // of) the in-sync set by the ordinary rules.
             if (_needsSnapshot.Add(f.Address))
             {
                 Env.Report(new ServerEvent(ServerEventKind.NeedsSnapshot, Epoch, f.Address, f.NextIndex, $"needs entry {f.NextIndex}, the log starts at {Log.FirstIndex}"));
             }
 
+            StartSnapshotTransfer(f, now);
             return;
         }
 
@@ -188,6 +261,84 @@ internal sealed partial class PrimaryRole
         {
             SendFrame(f, now, 0);
         }
+    }
+
+    /// <summary>
+    /// Begins streaming the newest stored snapshot. Once installed, the backup's log continues after the snapshot, or
+    /// lower when the state machine still reads entries below it (the message store reads its messages back from the
+    /// log): the transfer is then followed by those entries, which this log still holds (compaction keeps them).
+    /// </summary>
+    private void StartSnapshotTransfer(FollowerProgress f, long now)
+    {
+        var index = _node.SnapshotIndex;
+        if (index == 0)
+        {
+            return; // nothing stored yet: compaction happens only under a stored snapshot, so this is a passing state
+        }
+
+        var length = Env.SnapshotLength(index);
+        if (length <= 0)
+        {
+            return; // replaced by a newer one a moment ago: the node's snapshot index moves to it when it is saved
+        }
+
+        var resumeAfter = Math.Min(index, _node.SnapshotRetainedFrom - 1);
+        resumeAfter = Math.Clamp(resumeAfter, Log.LowestReplicablePrev, index);
+        if (!Log.KnowsEpochAt(resumeAfter))
+        {
+            return;
+        }
+
+        var transfer = new SnapshotTransfer(index, _node.SnapshotEpoch, length, resumeAfter, Log.EpochAt(resumeAfter));
+        f.Transfer = transfer;
+        f.ForgetInflight();
+        f.WaitingSince = long.MinValue;
+        Env.Report(new ServerEvent(ServerEventKind.SnapshotTransferStarted, Epoch, f.Address, index, $"{length} bytes; the log resumes after {resumeAfter}"));
+        SendSnapshotChunks(f, transfer, now);
+    }
+
+    /// <summary>Sends chunks while the window allows (or one empty probe, to learn where the backup stands).</summary>
+    private void SendSnapshotChunks(FollowerProgress f, SnapshotTransfer t, long now)
+    {
+        if (t.Probing)
+        {
+            if (t.WaitingSince == long.MinValue)
+            {
+                SendSnapshotChunk(f, t, now, 0, ReadOnlyMemory<byte>.Empty);
+            }
+
+            return;
+        }
+
+        var window = (long)Options.SnapshotChunkBytes * Options.SnapshotChunksInFlight;
+        while (t.Sent < t.TotalLength && t.Sent - t.Acknowledged < window)
+        {
+            var data = new byte[(int)Math.Min(Options.SnapshotChunkBytes, t.TotalLength - t.Sent)];
+            var read = Env.ReadSnapshot(t.Index, t.Sent, data);
+            if (read != data.Length)
+            {
+                // The file went (a newer snapshot replaced it): start over with the newest one.
+                f.Transfer = null;
+                StartSnapshotTransfer(f, now);
+                return;
+            }
+
+            SendSnapshotChunk(f, t, now, t.Sent, data);
+            t.Sent += read;
+        }
+    }
+
+    private void SendSnapshotChunk(FollowerProgress f, SnapshotTransfer t, long now, long offset, ReadOnlyMemory<byte> data)
+    {
+        var last = offset + data.Length == t.TotalLength;
+        Env.SendToServer(f.Address, new SnapshotChunk(Epoch, Self, t.Index, t.Epoch, t.TotalLength, offset, SnapshotChunk.ChecksumOf(data.Span), data, last, t.ResumeAfter, t.ResumeEpoch));
+        t.ChunksSent++;
+        if (t.WaitingSince == long.MinValue)
+        {
+            t.WaitingSince = now;
+        }
+
+        f.LastSentAt = now;
     }
 
     private int SendFrame(FollowerProgress f, long now, int maxEntries)

@@ -103,6 +103,12 @@ internal sealed partial class PrimaryRole : EpochRole
                 f.ResetToProbe();
             }
 
+            // Snapshot chunks unanswered for as long: presume them lost, ask the backup where it is.
+            if (f.Transfer is { WaitingSince: var since } transfer && since != long.MinValue && now - since > resend)
+            {
+                transfer.Probe();
+            }
+
             SendEntries(f, now, keepAlive: f.LastSentAt == long.MinValue || now - f.LastSentAt >= keepAlive || f.LastCommitSent < _node.CommitIndex);
         }
 
@@ -339,8 +345,9 @@ internal sealed partial class PrimaryRole : EpochRole
         var last = Log.LastIndex;
         var commit = _node.CommitIndex;
 
-        // A primary's log never shrinks, and it began its epoch by appending the EpochStart entry.
-        if (EpochStartIndex < 1 || EpochStartIndex > last || Log[EpochStartIndex].Kind != EntryKind.EpochStart || Log[EpochStartIndex].Epoch != Epoch)
+        // A primary's log never shrinks, and it began its epoch by appending the EpochStart entry (checked while the
+        // log still holds it: compaction under a snapshot may remove it in a long epoch).
+        if (EpochStartIndex < 1 || EpochStartIndex > last || (EpochStartIndex >= Log.FirstIndex && (Log[EpochStartIndex].Kind != EntryKind.EpochStart || Log[EpochStartIndex].Epoch != Epoch)))
         {
             throw new InvariantViolationException("primary: its log holds its epoch's EpochStart entry", $"epoch start index {EpochStartIndex}, epoch {Epoch}, last index {last}");
         }

@@ -40,6 +40,10 @@ public sealed class ReplicatedLog : ILogReader
     private long _baseIndex;
     private long _baseEpoch;
 
+    // The lowest index this log may hold: after a snapshot install, what the archive still has below it is an older
+    // log, removed by the reset (maybe not yet on disk), and must never be read back.
+    private long _floor = 1;
+
     public ReplicatedLog()
         : this([])
     {
@@ -75,7 +79,7 @@ public sealed class ReplicatedLog : ILogReader
     }
 
     /// <summary>The oldest entry that can still be read (from memory or disk).</summary>
-    public long FirstIndex => _archive is { } a ? Math.Min(_windowStart, Math.Max(a.FirstIndex, 1)) : _windowStart;
+    public long FirstIndex => _archive is { } a ? Math.Max(_floor, Math.Min(_windowStart, Math.Max(a.FirstIndex, 1))) : _windowStart;
 
     /// <summary>The first entry held in memory.</summary>
     public long WindowStart => _windowStart;
@@ -253,6 +257,24 @@ public sealed class ReplicatedLog : ILogReader
         }
     }
 
+    /// <summary>
+    /// Drops the whole log: it continues at <paramref name="afterIndex"/> + 1, after an installed snapshot's edge
+    /// (<paramref name="afterIndex"/>, of <paramref name="epoch"/>). Nothing below is ever read again.
+    /// </summary>
+    public void ResetTo(long afterIndex, long epoch)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(afterIndex);
+        _chunks.Clear();
+        _chunkBytes.Clear();
+        _bytesInWindow = 0;
+        _count = afterIndex;
+        _windowStart = afterIndex + 1;
+        _chunkBase = afterIndex & ~(long)ChunkMask;
+        _baseIndex = afterIndex;
+        _baseEpoch = epoch;
+        _floor = afterIndex + 1;
+    }
+
     /// <summary>Copies up to <paramref name="maxCount"/> entries (and about <paramref name="maxBytes"/>) from <paramref name="from"/>.</summary>
     public LogEntry[] Slice(long from, int maxCount, int maxBytes)
     {
@@ -367,7 +389,7 @@ public sealed class ReplicatedLog : ILogReader
 
     private LogEntry[] ReadArchive(long from, int maxCount, int maxBytes)
     {
-        if (_archive is null || from < _archive.FirstIndex)
+        if (_archive is null || from < _archive.FirstIndex || from < _floor)
         {
             throw new InvalidOperationException($"log entry {from} is no longer held (first index {FirstIndex}, window from {_windowStart})");
         }

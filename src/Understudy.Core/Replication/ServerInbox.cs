@@ -29,6 +29,8 @@ public static class ServerInbox
         MessageType.ClientRequest => ServerSender.Client,
         MessageType.Replicate
             or MessageType.ReplicateAck
+            or MessageType.SnapshotChunk
+            or MessageType.SnapshotAck
             or MessageType.HeartbeatAck
             or MessageType.ConfigPush
             or MessageType.InSyncChangeResult
@@ -48,6 +50,8 @@ public static class ServerInbox
             case ClientRequest m: node.Handle(client, m); return true;
             case Replicate m: node.Handle(m); return true;
             case ReplicateAck m: node.Handle(m); return true;
+            case SnapshotChunk m: node.Handle(m); return true;
+            case SnapshotAck m: node.Handle(m); return true;
             case HeartbeatAck m: node.Handle(m); return true;
             case ConfigPush m: node.Handle(m); return true;
             case InSyncChangeResult m: node.Handle(m); return true;

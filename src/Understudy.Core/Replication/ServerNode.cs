@@ -27,6 +27,8 @@ public sealed class ServerNode
     private readonly IServerEnvironment _env;
     private readonly TimeProvider _time;
     private readonly ICommitRule _commitRule;
+    private readonly ICompactionRule _compactionRule;
+    private readonly ISnapshotFormat _snapshotFormat;
     private readonly CommitView _commitView;
     private readonly ReplicatedLog _log;
     private readonly long _recoveredEpoch;
@@ -76,7 +78,9 @@ public sealed class ServerNode
         IEnumerable<LogEntry>? recoveredLog = null,
         ICommitRule? commitRule = null,
         ILogArchive? archive = null,
-        ServerSnapshot? snapshot = null)
+        ServerSnapshot? snapshot = null,
+        ICompactionRule? compactionRule = null,
+        ISnapshotFormat? snapshotFormat = null)
     {
         options.Validate();
         Self = self;
@@ -85,6 +89,8 @@ public sealed class ServerNode
         _env = environment;
         _time = time;
         _commitRule = commitRule ?? AllInSyncCommitRule.Instance;
+        _compactionRule = compactionRule ?? SafeCompactionRule.Instance;
+        _snapshotFormat = snapshotFormat ?? WholeStateSnapshotFormat.Instance;
         _commitView = new CommitView(this);
         var baseIndex = snapshot?.Index ?? 0;
         _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
@@ -152,6 +158,18 @@ public sealed class ServerNode
 
     /// <summary>The last entry the newest stored snapshot covers (0: none).</summary>
     public long SnapshotIndex => _snapshotIndex;
+
+    /// <summary>The epoch of the entry at <see cref="SnapshotIndex"/>.</summary>
+    public long SnapshotEpoch => _snapshotEpoch;
+
+    /// <summary>The lowest log index the state in the stored snapshot still reads (<see cref="long.MaxValue"/>: none).</summary>
+    internal long SnapshotRetainedFrom => _snapshotRetainedFrom;
+
+    /// <summary>
+    /// True after installing a snapshot from the primary while the log does not yet reach it: the entries the snapshot's
+    /// state still reads are arriving. The server must not lead meanwhile (its log is not whole).
+    /// </summary>
+    public bool Backfilling => _log.LastIndex < _snapshotIndex;
 
     /// <summary>True while this server is primary and may serve reads and writes.</summary>
     public bool IsServing => _role is PrimaryRole primary && primary.IsServing;
@@ -388,6 +406,49 @@ public sealed class ServerNode
         AssertInvariants();
     }
 
+    /// <summary>A chunk of the primary's snapshot, for a backup that needs entries the primary no longer holds.</summary>
+    public void Handle(in SnapshotChunk chunk)
+    {
+        if (chunk.Epoch < _epoch)
+        {
+            // An old primary: the newer epoch in the answer tells it that it has been replaced.
+            _env.Report(new ServerEvent(ServerEventKind.StaleFrameRejected, _epoch, chunk.From, chunk.SnapshotIndex, $"snapshot chunk from epoch {chunk.Epoch}"));
+            _env.SendToServer(chunk.From, new SnapshotAck(_epoch, Self, Incarnation, chunk.SnapshotIndex, 0, false, _log.LastIndex));
+            return;
+        }
+
+        if (chunk.Epoch > _epoch)
+        {
+            EnterEpoch(chunk.Epoch, chunk.From);
+        }
+
+        if (_role is BackupRole backup)
+        {
+            backup.Accept(chunk);
+        }
+        else
+        {
+            _env.Report(new ServerEvent(ServerEventKind.SafetyViolation, _epoch, chunk.From, 0, $"two primaries in epoch {_epoch}: snapshot chunk from {chunk.From} refused"));
+        }
+
+        AssertInvariants();
+    }
+
+    /// <summary>A backup's answer to a snapshot chunk.</summary>
+    public void Handle(in SnapshotAck ack)
+    {
+        if (ack.Epoch > _epoch)
+        {
+            EnterEpoch(ack.Epoch, NodeAddress.None);
+        }
+        else if (_role is PrimaryRole primary && ack.Epoch == _epoch)
+        {
+            primary.OnSnapshotAck(ack);
+        }
+
+        AssertInvariants();
+    }
+
     /// <summary>A backup's answer to a replication frame.</summary>
     public void Handle(in ReplicateAck ack)
     {
@@ -430,10 +491,17 @@ public sealed class ServerNode
     {
         var last = _log.LastIndex;
 
-        // Entries commit only once in the log, and a committed entry is never truncated.
-        if (_commitIndex < 0 || _commitIndex > last)
+        // Entries commit only once in the log, and a committed entry is never truncated. The one exception is a
+        // snapshot installed from the primary whose log does not reach it yet: committed exactly through the snapshot.
+        if (_commitIndex < 0 || (_commitIndex > last && !(Backfilling && _commitIndex == _snapshotIndex)))
         {
-            throw new InvariantViolationException("0 <= commit index <= last log index", $"commit index {_commitIndex}, last index {last}");
+            throw new InvariantViolationException("0 <= commit index <= last log index", $"commit index {_commitIndex}, last index {last}, snapshot {_snapshotIndex}");
+        }
+
+        // A server whose log does not reach its snapshot yet never leads: it would append after a hole.
+        if (Backfilling && _role is PrimaryRole)
+        {
+            throw new InvariantViolationException("a primary's log reaches its snapshot", $"last index {last}, snapshot {_snapshotIndex}");
         }
 
         // Every committed entry is applied as soon as it commits.
@@ -482,7 +550,16 @@ public sealed class ServerNode
         }
 
         _config = config;
-        if (config.Primary == Self && config.Epoch > _recoveredEpoch && !(_role is PrimaryRole && _epoch == config.Epoch))
+        if (config.Primary == Self && Backfilling && !(_role is PrimaryRole && _epoch == config.Epoch))
+        {
+            // The monitor promotes only in-sync members, and a backfilling backup is not one: never expected.
+            _env.Report(new ServerEvent(ServerEventKind.SafetyViolation, config.Epoch, Self, _log.LastIndex, $"named primary while the log (to {_log.LastIndex}) does not reach the installed snapshot {_snapshotIndex}: refused"));
+            if (config.Epoch > _epoch)
+            {
+                EnterEpoch(config.Epoch, NodeAddress.None);
+            }
+        }
+        else if (config.Primary == Self && config.Epoch > _recoveredEpoch && !(_role is PrimaryRole && _epoch == config.Epoch))
         {
             BecomePrimary(config.Epoch);
         }
@@ -580,7 +657,7 @@ public sealed class ServerNode
         }
 
         var buffer = new ArrayBufferWriter<byte>();
-        State.WriteSnapshot(buffer);
+        _snapshotFormat.Write(State, buffer);
         _snapshotInFlight = applied;
         _snapshotInFlightEpoch = _log.EpochAt(applied);
         _snapshotInFlightRetainedFrom = (State.Machine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
@@ -595,18 +672,14 @@ public sealed class ServerNode
     /// </summary>
     private void Compact()
     {
-        var below = Math.Min(_snapshotIndex + 1, _snapshotRetainedFrom);
+        var retainedFrom = _snapshotRetainedFrom;
         if (State.Machine is ILogBackedStateMachine backed)
         {
-            below = Math.Min(below, backed.RetainedFromIndex);
+            retainedFrom = Math.Min(retainedFrom, backed.RetainedFromIndex);
         }
 
-        if (_role is PrimaryRole primary)
-        {
-            below = Math.Min(below, primary.LowestInSyncNeed());
-        }
-
-        below = Math.Min(below, _commitIndex + 1);
+        var inSyncNeed = _role is PrimaryRole primary ? primary.LowestInSyncNeed() : long.MaxValue;
+        var below = _compactionRule.CompactBelow(new CompactionLimits(_snapshotIndex, retainedFrom, inSyncNeed, _commitIndex, _log.LastIndex));
         if (below > _compactedBelow)
         {
             _compactedBelow = below;
@@ -616,6 +689,39 @@ public sealed class ServerNode
 
     /// <summary>The log was compacted below this index (entries under it may be gone from disk).</summary>
     public long CompactedBelow => _compactedBelow;
+
+    /// <summary>
+    /// Replaces the applied state by a snapshot through <paramref name="index"/> received from the primary, whose log
+    /// continues after <paramref name="resumeAfter"/> (of <paramref name="resumeEpoch"/>): the whole log here is dropped
+    /// (everything committed in it is also in the snapshot; what is not committed may be dropped). Returns false, changing
+    /// nothing, when this server has already applied that far.
+    /// </summary>
+    internal bool InstallSnapshot(long index, long epoch, long resumeAfter, long resumeEpoch, ReadOnlyMemory<byte> state)
+    {
+        if (index <= _commitIndex || resumeAfter > index)
+        {
+            return false;
+        }
+
+        State.Restore(state.Span);
+        if (State.AppliedIndex != index)
+        {
+            throw new InvalidOperationException($"snapshot at {index} holds a state applied through {State.AppliedIndex}");
+        }
+
+        _log.ResetTo(resumeAfter, resumeEpoch);
+        _env.ResetLog(resumeAfter);
+        _syncGeneration++;
+        _durableIndex = resumeAfter;
+        _syncRequested = resumeAfter;
+        _commitIndex = index;
+        _snapshotIndex = index;
+        _snapshotEpoch = epoch;
+        _snapshotRetainedFrom = (State.Machine as ILogBackedStateMachine)?.RetainedFromIndex ?? long.MaxValue;
+        _compactedBelow = resumeAfter + 1;
+        _env.Report(new ServerEvent(ServerEventKind.SnapshotInstalled, _epoch, Primary, index, $"state through {index}; the log continues after {resumeAfter}"));
+        return true;
+    }
 
     /// <summary>Drops the log from <paramref name="fromIndex"/> on (never a committed entry); syncs in flight no longer count.</summary>
     internal void TruncateLogFrom(long fromIndex)

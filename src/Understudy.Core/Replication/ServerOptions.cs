@@ -1,3 +1,5 @@
+using Understudy.Protocol;
+
 namespace Understudy.Core.Replication;
 
 /// <summary>How a server paces heartbeats, replication and in-sync decisions. Validated at start.</summary>
@@ -67,6 +69,12 @@ public sealed record ServerOptions
     /// </summary>
     public long SnapshotEveryEntries { get; init; } = 100_000;
 
+    /// <summary>Bytes of snapshot per chunk sent to a backup that needs one (at most <see cref="SnapshotChunk.MaxDataBytes"/>).</summary>
+    public int SnapshotChunkBytes { get; init; } = 256 * 1024;
+
+    /// <summary>Snapshot chunks sent to one backup and not yet acknowledged: enough to keep the link busy, few enough to bound memory.</summary>
+    public int SnapshotChunksInFlight { get; init; } = 4;
+
     /// <summary>Most committed, durable entries kept in memory; older ones are read back from disk when needed.</summary>
     public int LogWindowEntries { get; init; } = 64 * 1024;
 
@@ -103,6 +111,11 @@ public sealed record ServerOptions
         if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1)
         {
             throw new ArgumentException("batch sizes and in-flight frames must be at least 1");
+        }
+
+        if (SnapshotChunkBytes < 1 || SnapshotChunkBytes > SnapshotChunk.MaxDataBytes || SnapshotChunksInFlight < 1)
+        {
+            throw new ArgumentException($"snapshot chunks must be 1..{SnapshotChunk.MaxDataBytes} bytes with at least 1 in flight (got {SnapshotChunkBytes} bytes, {SnapshotChunksInFlight} in flight)");
         }
 
         if (SnapshotEveryEntries < 0 || LogWindowEntries < 1 || LogWindowBytes < 1)

@@ -264,6 +264,12 @@ public sealed class SnapshotStore
         }
     }
 
+    /// <summary>
+    /// The snapshot at <paramref name="index"/>, read whole and checked (header, index, body checksum); null with the
+    /// reason when it is missing, torn or damaged. For a server that has just installed it and restores its state.
+    /// </summary>
+    public StoredSnapshot? TryLoad(long index, out string reason) => TryLoad(PathFor(index), index, out reason);
+
     internal string PathFor(long index) => Path.Combine(Directory, SnapshotFile.FileNameFor(index));
 
     /// <summary>Renames a complete, checked install into place. Called by <see cref="SnapshotInstaller.Complete"/>.</summary>

@@ -41,6 +41,13 @@ public sealed class ListLogArchive : ILogArchive
         }
     }
 
+    /// <summary>Drops everything: the log continues at <paramref name="afterIndex"/> + 1 (a snapshot was installed).</summary>
+    public void ResetTo(long afterIndex)
+    {
+        _entries.Clear();
+        FirstIndex = afterIndex + 1;
+    }
+
     public void RemoveBelow(long index)
     {
         var drop = (int)Math.Clamp(index - FirstIndex, 0, _entries.Count);

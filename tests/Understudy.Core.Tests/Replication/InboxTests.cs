@@ -36,6 +36,8 @@ public class InboxTests
         new StepDownResult(1, A, B, false, 0, "no"),
         new Replicate(1, A, 0, 0, 0, 1, Array.Empty<LogEntry>()),
         new ReplicateAck(1, B, 11, false, 0, 0, 0, 0, 0, 0, 1),
+        new SnapshotChunk(1, A, 5, 1, 64, 0, 0, new byte[] { 1 }, false, 5, 1),
+        new SnapshotAck(1, B, 11, 5, 0, false, 0),
         new ClientRequest(7, 1, 1, RequestKind.Read, MessageStoreCommands.Count()),
         new ClientResponse(7, 1, ResponseStatus.NotPrimary, 1, A, Array.Empty<byte>()),
         new PrimaryQuery(7, true),

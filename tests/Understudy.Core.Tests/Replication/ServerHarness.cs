@@ -97,6 +97,10 @@ public sealed class ServerHarness
 
     public void Deliver(ReplicateAck ack) => Input(n => n.Handle(ack));
 
+    public void Deliver(SnapshotChunk chunk) => Input(n => n.Handle(chunk));
+
+    public void Deliver(SnapshotAck ack) => Input(n => n.Handle(ack));
+
     public void Deliver(InSyncChangeResult result) => Input(n => n.Handle(result));
 
     public void Deliver(StepDown request) => Input(n => n.Handle(request));
@@ -167,6 +171,9 @@ public sealed class ServerHarness
                 case CompactedLog c:
                     Disk.RemoveBelow(c.BelowIndex);
                     break;
+                case ResetLogCall r:
+                    Disk.ResetTo(r.AfterIndex);
+                    break;
             }
         }
     }
@@ -232,6 +239,8 @@ public static class Network
                     {
                         case Replicate frame: target.Deliver(frame); break;
                         case ReplicateAck ack: target.Deliver(ack); break;
+                        case SnapshotChunk chunk: target.Deliver(chunk); break;
+                        case SnapshotAck ack: target.Deliver(ack); break;
                         default: throw new InvalidOperationException($"unexpected {sent.Message.Type} between servers");
                     }
                 }
