@@ -28,7 +28,7 @@ public class CodecBenchmarks
         var entries = new LogEntry[Entries];
         for (var i = 0; i < entries.Length; i++)
         {
-            entries[i] = new LogEntry(1001 + i, 3, EntryKind.Command, 0xABCDEF, 17 + i, 17, command);
+            entries[i] = new LogEntry(1001 + i, 3, EntryKind.Command, 0xABCDEF, 17 + i, 17, command, 1_764_650_000_000 + i);
         }
 
         _frame = new Replicate(3, new NodeAddress("127.0.0.1", 8090), 1000, 3, 990, 123456789, entries);

@@ -56,7 +56,7 @@ public class DurableLogBenchmarks
     {
         for (var i = 0; i < _batch.Length; i++)
         {
-            _batch[i] = new LogEntry(_next++, 1, EntryKind.Command, 42, _next, _next, _command);
+            _batch[i] = new LogEntry(_next++, 1, EntryKind.Command, 42, _next, _next, _command, 1_764_650_000_000 + _next);
         }
 
         _log.Append(_batch);

@@ -20,7 +20,7 @@ public class ReplicatedLogBenchmarks
         _log = new ReplicatedLog();
         for (var i = 1; i <= 100_000; i++)
         {
-            _log.Append(new LogEntry(i, 1, EntryKind.Command, 42, i, i, command));
+            _log.Append(new LogEntry(i, 1, EntryKind.Command, 42, i, i, command, 1_764_650_000_000 + i));
         }
     }
 
