@@ -131,6 +131,23 @@ public class ServerNodeBenchmarks
         {
         }
 
+        // No snapshot is ever stored (see SaveSnapshot), so none is streamed or received.
+        public long SnapshotLength(long index) => 0;
+
+        public int ReadSnapshot(long index, long offset, Span<byte> destination) => 0;
+
+        public long BeginSnapshotInstall(long index, long epoch, long totalLength) => 0;
+
+        public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk)
+        {
+        }
+
+        public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => null;
+
+        public void ResetLog(long afterIndex)
+        {
+        }
+
         public void Report(in ServerEvent e)
         {
         }
