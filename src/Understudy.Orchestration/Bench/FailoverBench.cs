@@ -156,6 +156,24 @@ public sealed class FailoverBench
         var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
             ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException("no stable primary");
+        if (_options.Fault is "kill-monitor" or "kill-primary-and-monitor" && _options.Monitors > 1)
+        {
+            // The monitor killed in the last round may still be starting (a restarted process takes a second or more
+            // on a loaded machine, then waits out an election timeout before it joins). Killing the active monitor
+            // while another is down kills a majority, which is what chaos monitor-majority measures, not a monitor
+            // failover: wait until every member is running and the group sees all of them up.
+            var whole = await Poll.TryForAsync(
+                cluster.GroupAsync,
+                g => g is { Active: not null } && g.Members.Count == cluster.Monitors.Count && g.Members.All(m => m.State == "up") && cluster.Monitors.All(m => m.Process.Running),
+                TimeSpan.FromSeconds(30),
+                TimeSpan.FromMilliseconds(50),
+                ct).ConfigureAwait(false);
+            if (whole is null)
+            {
+                _say($"round {round}: the monitor group is not whole after 30 s; faulting anyway");
+            }
+        }
+
         // kill-backup: the primary stays; the writes stall until it has the dead backup out of the in-sync set.
         var backupFault = _options.Fault == "kill-backup";
 
