@@ -5,6 +5,7 @@ using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Polling;
 using Understudy.Orchestration.Workloads;
+using Understudy.Protocol;
 
 namespace Understudy.Orchestration.Bench;
 
@@ -141,6 +142,39 @@ public sealed class FailoverBench
         return result;
     }
 
+    // Every monitor runs, answers its own status, reaches a quorum and names the same active monitor.
+    private static async Task<bool> GroupIsWholeAsync(LocalCluster cluster, CancellationToken ct)
+    {
+        string? active = null;
+        foreach (var monitor in cluster.Monitors)
+        {
+            if (!monitor.Process.Running)
+            {
+                return false;
+            }
+
+            var alone = new UnderstudyClient(new UnderstudyClientOptions { Monitors = [monitor.Client] });
+            await using var scope = alone.ConfigureAwait(false);
+            try
+            {
+                var response = await alone.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                var group = MonitorGroupView.FromStatusJson(response.Body.Span);
+                if (group is not { HasQuorum: true, Active: { } named } || (active is not null && active != named))
+                {
+                    return false;
+                }
+
+                active = named;
+            }
+            catch (UnderstudyException)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static string Show(double? ms) => ms is { } v ? $"{v:0.0} ms" : "?";
 
     private async Task<FailoverRound?> RoundAsync(LocalCluster cluster, Workload workload, int round, CancellationToken ct)
@@ -161,14 +195,15 @@ public sealed class FailoverBench
             // The monitor killed in the last round may still be starting (a restarted process takes a second or more
             // on a loaded machine, then waits out an election timeout before it joins). Killing the active monitor
             // while another is down kills a majority, which is what chaos monitor-majority measures, not a monitor
-            // failover: wait until every member is running and the group sees all of them up.
+            // failover: wait until every member is running and each one follows the same active monitor with a
+            // quorum (asked one by one: a follower knows the other followers only as unreachable).
             var whole = await Poll.TryForAsync(
-                cluster.GroupAsync,
-                g => g is { Active: not null } && g.Members.Count == cluster.Monitors.Count && g.Members.All(m => m.State == "up") && cluster.Monitors.All(m => m.Process.Running),
+                t => GroupIsWholeAsync(cluster, t),
+                whole => whole,
                 TimeSpan.FromSeconds(30),
                 TimeSpan.FromMilliseconds(50),
                 ct).ConfigureAwait(false);
-            if (whole is null)
+            if (!whole)
             {
                 _say($"round {round}: the monitor group is not whole after 30 s; faulting anyway");
             }
