@@ -31,8 +31,11 @@ namespace Understudy.Coordination.Raft;
 /// before it joins, so a lease it acknowledged before the restart has run out first.</para>
 /// <para><b>Membership</b> is static: every member starts with the same list of all members (DotNext without cold
 /// start), so the first boot of a fresh group forms it, and a restart on existing data rejoins with its term, vote
-/// and log intact. Never wipe one member's data folder and restart it in a live group: it would have forgotten its
-/// vote.</para>
+/// and log intact. A dead member may be replaced by a fresh one with an empty folder under the same addresses while
+/// the others hold a quorum and are level with the leader: it has forgotten its vote, but it is silent for one upper
+/// election timeout after it starts, longer than any candidate collects votes, so no election it voted in is still
+/// counting; and with an empty log it cannot be elected over members that hold the committed one. It has also
+/// forgotten what it acknowledged, which is why the others must be level first (README, operator section).</para>
 /// </remarks>
 public sealed class RaftCoordinator : IMonitorCoordinator
 {
