@@ -31,6 +31,13 @@ public sealed record FailoverOptions
 
     public int Servers { get; init; } = 3;
 
+    /// <summary>
+    /// The primary's lease the monitors grant (their <c>--lease-ms</c>); null keeps the monitor's default. A monitor
+    /// failover costs clients nothing only when it completes within the lease, so kill-monitor is worth measuring
+    /// at more than one lease.
+    /// </summary>
+    public int? LeaseMs { get; init; }
+
     public required string RunFolder { get; init; }
 }
 
@@ -65,7 +72,7 @@ public sealed class FailoverBench
             Fsync = _options.Fsync,
             // Info: the servers' role changes, with times, show where each failover's time went.
             ServerArguments = ["--log-level", "info"],
-            MonitorArguments = ["--log-level", "info"],
+            MonitorArguments = _options.LeaseMs is { } lease ? ["--log-level", "info", "--lease-ms", lease.ToString(System.Globalization.CultureInfo.InvariantCulture)] : ["--log-level", "info"],
         });
         await using var clusterScope = cluster.ConfigureAwait(false);
         await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
