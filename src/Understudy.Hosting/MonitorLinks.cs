@@ -18,6 +18,24 @@ internal sealed class MonitorLinks : IAsyncDisposable
     /// <summary>How many monitor-bound messages wait for an active monitor at most; older ones are dropped (the core resends what matters).</summary>
     public const int MaxHeld = 64;
 
+    /// <summary>The longest wait between two attempts to reach one monitor (declared before its user: static fields initialise in order).</summary>
+    public static readonly TimeSpan MonitorMaxBackoff = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// The reconnect backoff for monitor links: the usual full-jitter formula, with a ceiling far below the 5 s
+    /// default. A restarted monitor that the servers reach only seconds later can be elected active meanwhile; it
+    /// then hears no heartbeat from the primary, cannot renew its lease (writes stall), and after its grace judges
+    /// the healthy primary failed and promotes another (seen in <c>bench failover --fault kill-monitor</c>). A
+    /// server has at most five monitor links and a refused connect on them costs microseconds, so retrying each
+    /// within <see cref="MonitorMaxBackoff"/> is cheap; the ceiling is under the upper Raft election timeout
+    /// (300 ms) a restarted monitor waits before it joins its group, so servers are usually back before it can lead.
+    /// </summary>
+    public static readonly ReconnectOptions MonitorReconnect = new()
+    {
+        InitialBackoff = TimeSpan.FromMilliseconds(20),
+        MaxBackoff = MonitorMaxBackoff,
+    };
+
     private readonly ReconnectingPeer[] _peers;
     private readonly ILogger _logger;
     private readonly object _gate = new();
@@ -25,8 +43,9 @@ internal sealed class MonitorLinks : IAsyncDisposable
     private ReconnectingPeer? _active;
     private long _activeTerm = long.MinValue;
 
-    public MonitorLinks(ITransport transport, IReadOnlyList<NodeAddress> monitors, FrameConnectionOptions options, FrameHandler handler, ILogger logger)
+    public MonitorLinks(ITransport transport, IReadOnlyList<NodeAddress> monitors, FrameConnectionOptions options, FrameHandler handler, ILogger logger, ReconnectOptions? reconnect = null)
     {
+        reconnect ??= MonitorReconnect;
         _logger = logger;
         _peers = new ReconnectingPeer[monitors.Count];
         for (var i = 0; i < monitors.Count; i++)
@@ -41,7 +60,7 @@ internal sealed class MonitorLinks : IAsyncDisposable
                 }
 
                 return handler(connection, message, cancellationToken);
-            });
+            }, reconnect);
             peer.Connected += _ => LogMessages.MonitorConnected(_logger, address.ToString());
             peer.Disconnected += closed => OnDisconnected(peer, closed);
             _peers[i] = peer;

@@ -18,6 +18,31 @@ public sealed class ServerMonitorLinksTests
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
+    public void A_server_retries_a_dead_monitor_within_a_fraction_of_an_election_timeout_however_long_it_was_down()
+    {
+        // A restarted monitor can win the group's next election about one upper election timeout after it starts;
+        // if servers were still backing off from it (the transport's default ceiling is 5 s), it would lead without
+        // heartbeats from the primary: no renewal, a write stall, and after its grace a needless failover.
+        var upperElection = new Coordination.Raft.RaftCoordinatorOptions
+        {
+            Self = new(new NodeAddress("127.0.0.1", 1), new NodeAddress("127.0.0.1", 2), new NodeAddress("127.0.0.1", 3)),
+            Peers = [],
+            DataDirectory = ".",
+        }.UpperElectionTimeout;
+        Assert.True(MonitorLinks.MonitorMaxBackoff < upperElection, $"monitor reconnect ceiling {MonitorLinks.MonitorMaxBackoff} must be under the upper election timeout {upperElection}");
+        Assert.True(MonitorLinks.MonitorMaxBackoff > TimeSpan.Zero, "a zero ceiling would spin on a dead monitor");
+        var random = new Random(7);
+        for (var failures = 0; failures < 64; failures++)
+        {
+            for (var draw = 0; draw < 100; draw++)
+            {
+                var wait = MonitorLinks.MonitorReconnect.Backoff(failures, random);
+                Assert.True(wait <= MonitorLinks.MonitorMaxBackoff, $"after {failures} failures the wait was {wait}, expected at most {MonitorLinks.MonitorMaxBackoff}");
+            }
+        }
+    }
+
+    [Fact]
     public async Task Heartbeats_reach_every_monitor_and_a_monitor_that_comes_up_late_or_again_is_reconnected_to()
     {
         var folder = Directory.CreateTempSubdirectory("understudy-links-");

@@ -113,9 +113,10 @@ internal static class BenchVerb
         fsync.AcceptOnlyFromAmong("always", "never", "batch");
         var json = new Option<bool>("--json") { Description = "Print one JSON object: rounds, unavailableMs {p50,p99,max}, lost, ..." };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-failover-TIME)." };
+        var leaseMs = new Option<int?>("--lease-ms") { Description = "The primary's lease the monitors grant (monitor --lease-ms; default: the monitor's, 500). A monitor failover costs clients nothing only when it completes within the lease." };
         var command = new Command("failover", "Client-observed unavailability per failover (last ack before the fault to the first ack from the new primary), over repeated rounds; then the whole history is checked: nothing acknowledged may be lost or duplicated.")
         {
-            rounds, fault, clients, fsync, json, output, monitors,
+            rounds, fault, clients, fsync, json, output, monitors, leaseMs,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -143,6 +144,7 @@ internal static class BenchVerb
                 Monitors = m,
                 Clients = c,
                 Fsync = parse.GetValue(fsync)!,
+                LeaseMs = parse.GetValue(leaseMs) is { } lease ? (lease is >= 100 and <= 60_000 ? lease : throw new UsageException("--lease-ms must be 100 to 60000")) : null,
                 RunFolder = Folder(parse.GetValue(output), $"failover-{faultName}-m{m}"),
             };
             var result = await new FailoverBench(options, Say(quiet)).RunAsync(cancellationToken);

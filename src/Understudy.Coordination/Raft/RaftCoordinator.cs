@@ -31,8 +31,11 @@ namespace Understudy.Coordination.Raft;
 /// before it joins, so a lease it acknowledged before the restart has run out first.</para>
 /// <para><b>Membership</b> is static: every member starts with the same list of all members (DotNext without cold
 /// start), so the first boot of a fresh group forms it, and a restart on existing data rejoins with its term, vote
-/// and log intact. Never wipe one member's data folder and restart it in a live group: it would have forgotten its
-/// vote.</para>
+/// and log intact. A dead member may be replaced by a fresh one with an empty folder under the same addresses while
+/// the others hold a quorum and are level with the leader: it has forgotten its vote, but it is silent for one upper
+/// election timeout after it starts, longer than any candidate collects votes, so no election it voted in is still
+/// counting; and with an empty log it cannot be elected over members that hold the committed one. It has also
+/// forgotten what it acknowledged, which is why the others must be level first (README, operator section).</para>
 /// </remarks>
 public sealed class RaftCoordinator : IMonitorCoordinator
 {
@@ -43,6 +46,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stopping = new();
+
+    // Released when this member becomes the leader, so the loop starts its first confirmation round at once.
+    private readonly SemaphoreSlim _elected = new(0, 1);
     private readonly long _leaseTicks;
     private Dictionary<EndPoint, MonitorGroupMember> _byRaft = [];
     private volatile ConfigStateMachine? _stateMachine;
@@ -307,6 +313,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
 
         _stopping.Dispose();
+        _elected.Dispose();
     }
 
     // The heartbeat of the coordinator itself: on the leader a confirmation round, everywhere a fresh view.
@@ -314,18 +321,31 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     {
         try
         {
-            using var timer = new PeriodicTimer(_options.ConfirmationInterval);
-            do
+            while (true)
             {
+                cancellationToken.ThrowIfCancellationRequested();
+                var started = Stopwatch.GetTimestamp();
                 var cluster = _cluster!;
                 if (IsLocalLeader(cluster))
                 {
+                    // Published before the round too: a new leader's view (active once its term's first entry is
+                    // committed) reaches the host while the round runs, so its linearizable load overlaps the round.
+                    Publish();
                     await ConfirmAsync(cluster, cancellationToken).ConfigureAwait(false);
                 }
 
                 Publish();
+
+                // The next round at the usual rate, or at once when this member has just won an election: a new
+                // active monitor can renew the primary's lease only after its first confirmed round, and the
+                // primary's lease is running out meanwhile (the old active monitor died), so waiting for the timer
+                // would cost up to a whole interval of the clients' write stall.
+                var wait = _options.ConfirmationInterval - Stopwatch.GetElapsedTime(started);
+                if (wait > TimeSpan.Zero)
+                {
+                    await _elected.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
+                }
             }
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -453,7 +473,22 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
     }
 
-    private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader) => Publish();
+    private void OnLeaderChanged(RaftCluster<RaftClusterMember> cluster, RaftClusterMember? leader)
+    {
+        if (leader is { IsRemote: false } && _elected.CurrentCount == 0)
+        {
+            try
+            {
+                _elected.Release();
+            }
+            catch (Exception e) when (e is SemaphoreFullException or ObjectDisposedException)
+            {
+                // Released by a concurrent change already (one wake-up is enough), or the coordinator is gone.
+            }
+        }
+
+        Publish();
+    }
 
     // DotNext raises this on a follower when a round from the leader found it level (no entries to append).
     private void OnInSync(RaftCluster<RaftClusterMember> cluster, RaftClusterMember leader) =>

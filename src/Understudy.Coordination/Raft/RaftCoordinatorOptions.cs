@@ -55,8 +55,14 @@ public sealed record RaftCoordinatorOptions
     /// </summary>
     public double MaxClockDrift { get; init; } = 0.05;
 
-    /// <summary>How long one Raft request may take before the peer counts as unavailable for that round.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMilliseconds(150);
+    /// <summary>
+    /// How long one Raft request may take before the peer counts as unavailable for that round. Well under
+    /// <see cref="LeaseDuration"/>: DotNext ends a heartbeat round only when every member has answered or timed out,
+    /// and a confirmation lasts one lease from the round's start, so with a member that is partitioned (silent, not
+    /// refusing) a timeout as long as the lease left the active monitor never confirmed, granting no lease, though
+    /// it had its quorum (seen in chaos monitor-partition). Elections wait for every voter the same way.
+    /// </summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMilliseconds(60);
 
     /// <summary>A snapshot of the configuration is taken every this many applied changes, so the log stays bounded.</summary>
     public int SnapshotEvery { get; init; } = 64;
@@ -137,9 +143,9 @@ public sealed record RaftCoordinatorOptions
             throw new ArgumentException($"ConfirmationInterval must be positive and under the lease of {LeaseDuration.TotalMilliseconds} ms, or leadership lapses between rounds.", nameof(ConfirmationInterval));
         }
 
-        if (RequestTimeout <= TimeSpan.Zero)
+        if (RequestTimeout <= TimeSpan.Zero || RequestTimeout + ConfirmationInterval >= LeaseDuration)
         {
-            throw new ArgumentException("RequestTimeout must be positive.", nameof(RequestTimeout));
+            throw new ArgumentException($"RequestTimeout must be positive and, with the confirmation interval of {ConfirmationInterval.TotalMilliseconds} ms, under the lease of {LeaseDuration.TotalMilliseconds} ms: a round waits for a silent member's timeout, and a round that outlasts the lease confirms nothing (got {RequestTimeout.TotalMilliseconds} ms).", nameof(RequestTimeout));
         }
 
         if (SnapshotEvery < 1)

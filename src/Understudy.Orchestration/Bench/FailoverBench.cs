@@ -5,6 +5,7 @@ using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Polling;
 using Understudy.Orchestration.Workloads;
+using Understudy.Protocol;
 
 namespace Understudy.Orchestration.Bench;
 
@@ -29,6 +30,13 @@ public sealed record FailoverOptions
     public string Fsync { get; init; } = "always";
 
     public int Servers { get; init; } = 3;
+
+    /// <summary>
+    /// The primary's lease the monitors grant (their <c>--lease-ms</c>); null keeps the monitor's default. A monitor
+    /// failover costs clients nothing only when it completes within the lease, so kill-monitor is worth measuring
+    /// at more than one lease.
+    /// </summary>
+    public int? LeaseMs { get; init; }
 
     public required string RunFolder { get; init; }
 }
@@ -64,7 +72,7 @@ public sealed class FailoverBench
             Fsync = _options.Fsync,
             // Info: the servers' role changes, with times, show where each failover's time went.
             ServerArguments = ["--log-level", "info"],
-            MonitorArguments = ["--log-level", "info"],
+            MonitorArguments = _options.LeaseMs is { } lease ? ["--log-level", "info", "--lease-ms", lease.ToString(System.Globalization.CultureInfo.InvariantCulture)] : ["--log-level", "info"],
         });
         await using var clusterScope = cluster.ConfigureAwait(false);
         await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
@@ -141,6 +149,39 @@ public sealed class FailoverBench
         return result;
     }
 
+    // Every monitor runs, answers its own status, reaches a quorum and names the same active monitor.
+    private static async Task<bool> GroupIsWholeAsync(LocalCluster cluster, CancellationToken ct)
+    {
+        string? active = null;
+        foreach (var monitor in cluster.Monitors)
+        {
+            if (!monitor.Process.Running)
+            {
+                return false;
+            }
+
+            var alone = new UnderstudyClient(new UnderstudyClientOptions { Monitors = [monitor.Client] });
+            await using var scope = alone.ConfigureAwait(false);
+            try
+            {
+                var response = await alone.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                var group = MonitorGroupView.FromStatusJson(response.Body.Span);
+                if (group is not { HasQuorum: true, Active: { } named } || (active is not null && active != named))
+                {
+                    return false;
+                }
+
+                active = named;
+            }
+            catch (UnderstudyException)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static string Show(double? ms) => ms is { } v ? $"{v:0.0} ms" : "?";
 
     private async Task<FailoverRound?> RoundAsync(LocalCluster cluster, Workload workload, int round, CancellationToken ct)
@@ -156,6 +197,25 @@ public sealed class FailoverBench
         var status = await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false)
             ?? await cluster.WaitForAsync(s => s.Phase == "Stable" && s.Primary is not null, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException("no stable primary");
+        if (_options.Fault is "kill-monitor" or "kill-primary-and-monitor" && _options.Monitors > 1)
+        {
+            // The monitor killed in the last round may still be starting (a restarted process takes a second or more
+            // on a loaded machine, then waits out an election timeout before it joins). Killing the active monitor
+            // while another is down kills a majority, which is what chaos monitor-majority measures, not a monitor
+            // failover: wait until every member is running and each one follows the same active monitor with a
+            // quorum (asked one by one: a follower knows the other followers only as unreachable).
+            var whole = await Poll.TryForAsync(
+                t => GroupIsWholeAsync(cluster, t),
+                whole => whole,
+                TimeSpan.FromSeconds(30),
+                TimeSpan.FromMilliseconds(50),
+                ct).ConfigureAwait(false);
+            if (!whole)
+            {
+                _say($"round {round}: the monitor group is not whole after 30 s; faulting anyway");
+            }
+        }
+
         // kill-backup: the primary stays; the writes stall until it has the dead backup out of the in-sync set.
         var backupFault = _options.Fault == "kill-backup";
 

@@ -261,6 +261,44 @@ public sealed class RaftCoordinatorTests
     }
 
     [Fact]
+    public async Task A_leader_stays_confirmed_while_one_follower_is_silently_partitioned()
+    {
+        // A silent member (dropped packets, not a refused port) makes every heartbeat round wait for its request
+        // timeout; the leader still has its quorum and must keep confirming, or it grants no lease at all.
+        var ct = TestContext.Current.CancellationToken;
+        await using var group = new RaftGroup(proxied: true);
+        await group.StartAllAsync(ct);
+        var leader = await group.WaitForConfirmedLeaderAsync("before the cut", ct);
+        var follower = group.Running.First(i => i != leader);
+        group.Cut(follower, cut: true);
+        var cutAt = Stopwatch.GetTimestamp();
+
+        // Confirmed until three leases past the cut: only rounds that started well after the cut, and reached the
+        // other follower in time, can give that.
+        await Poll.UntilAsync(
+            () => group.Active() is [var active] && group[active].Leadership.ConfirmedUntil > cutAt + (3 * group[active].LeaseTicks),
+            Deadline, "the leader keeps confirming its leadership with one follower silent",
+            () => $"{group.Describe()}; cut at {cutAt}, request timeout {group.OptionsOf(leader).RequestTimeout.TotalMilliseconds} ms, lease {group.OptionsOf(leader).LeaseDuration.TotalMilliseconds} ms", ct);
+        group.Cut(follower, cut: false);
+    }
+
+    [Fact]
+    public void A_request_timeout_that_lets_one_silent_member_outlast_the_lease_is_refused()
+    {
+        MonitorGroupMember Member(int port) => new(new NodeAddress("127.0.0.1", port), new NodeAddress("127.0.0.1", port + 1), new NodeAddress("127.0.0.1", port + 2));
+        var options = new RaftCoordinatorOptions
+        {
+            Self = Member(20000),
+            Peers = [Member(20010), Member(20020)],
+            DataDirectory = "unused",
+            RequestTimeout = TimeSpan.FromMilliseconds(150),
+        };
+        (options with { RequestTimeout = TimeSpan.FromMilliseconds(60) }).Validate();
+        var e = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.Contains("RequestTimeout", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_partitioned_leader_confirms_nothing_past_one_lease_from_the_partition()
     {
         var ct = TestContext.Current.CancellationToken;

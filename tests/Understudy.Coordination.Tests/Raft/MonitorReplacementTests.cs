@@ -1,0 +1,63 @@
+using Understudy.Orchestration.Polling;
+
+namespace Understudy.Coordination.Tests.Raft;
+
+/// <summary>
+/// Replacing a dead monitor with a fresh one at the same address and an empty data folder (the README's operator
+/// section gives the steps): the newcomer must catch up from the others, and once it has, it must hold the group's
+/// state durably, so the group survives losing any one of the other two afterwards.
+/// </summary>
+public sealed class MonitorReplacementTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task A_member_replaced_with_an_empty_folder_catches_up_and_then_carries_the_state_when_the_others_fail()
+    {
+        var ct = TestContext.Current.CancellationToken;
+
+        // Snapshot every two changes, so the newcomer is brought up to date through a snapshot as well as the log.
+        await using var group = new RaftGroup(snapshotEvery: 2);
+        await group.StartAllAsync(ct);
+        var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
+        var config = await group[leader].LoadAsync(ct);
+        for (var i = 0; i < 5; i++)
+        {
+            var next = Configs.Next(config, 8090 + i);
+            Assert.True((await group.CompareAndSetAsync(config.Version, next, ct)).Committed);
+            config = next;
+        }
+
+        // A follower dies and its disk is lost; the group goes on without it.
+        leader = await group.WaitForSingleLeaderAsync("before the loss", ct);
+        var lost = group.Running.First(i => i != leader);
+        var other = group.Running.First(i => i != leader && i != lost);
+        await group.StopAsync(lost);
+        Directory.Delete(group.OptionsOf(lost).DataDirectory, recursive: true);
+        var missed = Configs.Next(config, 8100);
+        Assert.True((await group.CompareAndSetAsync(config.Version, missed, ct)).Committed);
+
+        // The replacement: same addresses, empty folder. It learns everything from the leader.
+        var fresh = await group.StartAsync(lost, ct);
+        await Poll.UntilAsync(async t => (await fresh.LoadAsync(t)).SameAs(missed), Deadline,
+            "the replacement catches up", async t => $"replacement has {await fresh.LoadAsync(t)}, expected {missed}; {group.Describe()}", ct);
+
+        // The member that was never replaced stops: the leader and the newcomer are the quorum now, so this write
+        // commits only if the newcomer acknowledges it.
+        await group.StopAsync(other);
+        var withNewcomer = Configs.Next(missed, 8101);
+        Assert.True((await group.CompareAndSetAsync(missed.Version, withNewcomer, ct)).Committed);
+
+        // Then the leader dies and the old member returns without that write: only the newcomer has it, and Raft
+        // elects only a member whose log is at least as complete, so the write survives through the newcomer.
+        leader = await group.WaitForSingleLeaderAsync("before the leader dies", ct);
+        await group.StopAsync(leader);
+        await group.StartAsync(other, ct);
+        var survivor = await group.WaitForConfirmedLeaderAsync("the newcomer and the old member elect a leader", ct);
+        await Poll.UntilAsync(async t => (await group[survivor].LoadAsync(t)).SameAs(withNewcomer), Deadline,
+            "the write only the newcomer and the dead leader held is still committed",
+            async t => $"leader m{survivor} has {await group[survivor].LoadAsync(t)}, expected {withNewcomer}; {group.Describe()}", ct);
+        var after = Configs.Next(withNewcomer, 8102);
+        Assert.True((await group.CompareAndSetAsync(withNewcomer.Version, after, ct)).Committed);
+    }
+}
