@@ -8,6 +8,12 @@ internal static partial class LogMessages
     [LoggerMessage(4000, LogLevel.Information, "server {Address} starting: {Entries} entries recovered, epoch {Epoch}, data in {Data}, fsync={Fsync}")]
     public static partial void ServerStarting(ILogger logger, string address, int entries, long epoch, string data, string fsync);
 
+    [LoggerMessage(2750, LogLevel.Critical, "the state machine {Machine} threw applying entry {Index}; stopping this server so its state cannot diverge from the other replicas'")]
+    public static partial void ApplyFailed(ILogger logger, long index, string machine, Exception exception);
+
+    [LoggerMessage(2751, LogLevel.Warning, "applying entry {Index} took {Milliseconds:0.#} ms (threshold {Threshold:0.#} ms; {Count} slow since the last warning): Apply holds up the node's loop, heartbeats and replication; keep it fast and do slow work outside the state machine")]
+    public static partial void SlowApply(ILogger logger, long index, double milliseconds, double threshold, int count);
+
     [LoggerMessage(4031, LogLevel.Warning, "snapshot through {Index} could not be saved ({Reason}); the log is not compacted and no further snapshot is taken until restart")]
     public static partial void SnapshotFailed(ILogger logger, long index, string reason);
 

@@ -57,6 +57,12 @@ public sealed record ServerHostOptions
     /// </summary>
     public Func<IStateMachine>? StateMachine { get; init; }
 
+    /// <summary>
+    /// An <see cref="IStateMachine.Apply"/> slower than this is logged as a warning and counted in
+    /// <c>understudy_server_slow_applies_total</c>: Apply runs on the node's loop, so heartbeats and replication wait for it.
+    /// </summary>
+    public TimeSpan SlowApplyThreshold { get; init; } = TimeSpan.FromMilliseconds(20);
+
     /// <summary>A fresh state machine: <see cref="StateMachine"/>'s, or the message store with <see cref="Retention"/>.</summary>
     public IStateMachine CreateStateMachine() => StateMachine is null
         ? new MessageStore(Retention)
@@ -88,6 +94,11 @@ public sealed record ServerHostOptions
 
         OptionChecks.HttpPort(HttpPort);
         OptionChecks.ClusterKey(ClusterKey);
+
+        if (SlowApplyThreshold <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"the slow-apply threshold is {SlowApplyThreshold.TotalMilliseconds} ms: it must be positive");
+        }
 
         Protocol.Validate();
         Retention.Validate();
@@ -155,7 +166,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// <summary>Monitor-bound messages waiting for an active monitor to be known.</summary>
     public int HeldForMonitor => _monitors?.HeldCount ?? 0;
 
-    /// <summary>Completes with a reason when the server must stop (its disk failed).</summary>
+    /// <summary>Completes with a reason when the server must stop (its disk failed, or its state machine threw in Apply).</summary>
     public Task<string> Fatal => _fatal.Task;
 
     /// <summary>Opens the log, binds the port, connects to the monitor and starts serving.</summary>
@@ -187,7 +198,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             HttpPort = _options.HttpPort,
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, _options.CreateStateMachine(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
+        // Every call into the user's state machine goes through the guard: a throwing Apply stops this server, a slow one is reported.
+        var machine = GuardedStateMachine.Wrap(_options.CreateStateMachine(), _options.SlowApplyThreshold, Metrics, _logger, reason => _fatal.TrySetResult(reason));
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
             () =>
