@@ -119,8 +119,11 @@ public sealed record UnderstudyClientState(NodeAddress Primary, long Epoch, Node
 }
 
 /// <summary>
-/// A client of an Understudy cluster running the message store: <see cref="AppendAsync"/> returns the
-/// message's sequence number once it is safe on every in-sync server; reads go to the primary. Survives
+/// A client of an Understudy cluster: <see cref="ExecuteAsync"/> applies a command to the cluster's state machine and
+/// <see cref="QueryAsync"/> reads it, whatever state machine the cluster runs; <see cref="AppendAsync"/>,
+/// <see cref="ReadAsync"/> and <see cref="CountAsync"/> speak to the default message store. A command's result comes
+/// back once it is safe on every in-sync server; reads go to the primary. Make one with <see cref="ConnectAsync"/>
+/// (or the constructor, which connects in the background) or <c>services.AddUnderstudyClient</c>. Survives
 /// failovers without losing or duplicating a write: each call keeps its request id across retries.
 /// Thread-safe; one instance per application is typical.
 /// </summary>
