@@ -43,6 +43,7 @@ public sealed class UnderstudyServer : IHostedService, IAsyncDisposable
     private UnderstudyServerStatus _status = UnderstudyServerStatus.NotStarted;
     private string? _stopReason;
     private int _stopped;
+    private int _disposed;
 
     /// <param name="options">Where the server listens, its monitors, its data folder and its state machine.</param>
     /// <param name="loggers">Where its log lines go.</param>
@@ -116,6 +117,11 @@ public sealed class UnderstudyServer : IHostedService, IAsyncDisposable
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _watching.ConfigureAwait(false);
         await CloseAsync().ConfigureAwait(false);
@@ -124,7 +130,10 @@ public sealed class UnderstudyServer : IHostedService, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
-        _stopping.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _stopping.Dispose();
+        }
     }
 
     /// <summary>Refreshes <see cref="Status"/> until stopped, and stops the application when the server must stop on its own.</summary>
