@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Understudy.Hosting;
 
-/// <summary>Every log line the hosts write. EventIds 4000-4999 belong to Understudy.Hosting.</summary>
+/// <summary>Every log line the hosts write. EventIds 4000-4999 and 2750-2799 belong to Understudy.Hosting.</summary>
 internal static partial class LogMessages
 {
     [LoggerMessage(4000, LogLevel.Information, "server {Address} starting: {Entries} entries recovered, epoch {Epoch}, data in {Data}, fsync={Fsync}")]
