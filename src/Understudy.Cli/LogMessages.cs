@@ -5,9 +5,6 @@ namespace Understudy.Cli;
 /// <summary>The CLI's own log lines. EventIds 6000-6999 belong to Understudy.Cli.</summary>
 internal static partial class LogMessages
 {
-    [LoggerMessage(6000, LogLevel.Information, "server {Address} ready: clients and members on {Listen}, monitor {Monitor}{Http}")]
-    public static partial void ServerReady(ILogger logger, string address, string listen, string monitor, string http);
-
     [LoggerMessage(6001, LogLevel.Information, "monitor ready: heartbeats on {Heartbeats}, clients on {Clients}{Http}")]
     public static partial void MonitorReady(ILogger logger, string heartbeats, string clients, string http);
 

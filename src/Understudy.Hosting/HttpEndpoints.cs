@@ -110,7 +110,7 @@ public static class HttpEndpoints
             m.FirstIndex.Set(n.Log.FirstIndex);
             m.WindowEntries.Set(n.Log.WindowCount);
             m.SnapshotIndex.Set(n.SnapshotIndex);
-            m.RetentionFloor.Set(n.State.Machine is MessageStore store ? store.FirstRetained : 1);
+            m.RetentionFloor.Set(GuardedStateMachine.Unwrap(n.State.Machine) is MessageStore store ? store.FirstRetained : 1);
             foreach (var f in n.Followers)
             {
                 m.ReplicaMatchIndex.WithLabels(f.Address.ToString()).Set(f.MatchIndex);

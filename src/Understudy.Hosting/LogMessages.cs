@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Understudy.Hosting;
 
-/// <summary>Every log line the hosts write. EventIds 4000-4999 belong to Understudy.Hosting.</summary>
+/// <summary>Every log line the hosts write. EventIds 4000-4999 and 2750-2799 belong to Understudy.Hosting.</summary>
 internal static partial class LogMessages
 {
     [LoggerMessage(4000, LogLevel.Information, "server {Address} starting: {Entries} entries recovered, epoch {Epoch}, data in {Data}, fsync={Fsync}")]
@@ -16,6 +16,12 @@ internal static partial class LogMessages
 
     [LoggerMessage(2602, LogLevel.Warning, "snapshot {Index} cannot be sent to a backup ({Reason})")]
     public static partial void SnapshotUnreadable(ILogger logger, long index, string reason);
+
+    [LoggerMessage(2750, LogLevel.Critical, "the state machine {Machine} threw applying entry {Index}; stopping this server so its state cannot diverge from the other replicas'")]
+    public static partial void ApplyFailed(ILogger logger, long index, string machine, Exception exception);
+
+    [LoggerMessage(2751, LogLevel.Warning, "applying entry {Index} took {Milliseconds:0.#} ms (threshold {Threshold:0.#} ms; {Count} slow since the last warning): Apply holds up the node's loop, heartbeats and replication; keep it fast and do slow work outside the state machine")]
+    public static partial void SlowApply(ILogger logger, long index, double milliseconds, double threshold, int count);
 
     [LoggerMessage(4031, LogLevel.Warning, "snapshot through {Index} could not be saved ({Reason}); the log is not compacted and no further snapshot is taken until restart")]
     public static partial void SnapshotFailed(ILogger logger, long index, string reason);

@@ -54,6 +54,23 @@ public sealed record ServerHostOptions
     /// <summary>How many messages the message store keeps (--retention-messages, --retention-bytes); all by default.</summary>
     public MessageRetention Retention { get; init; } = MessageRetention.KeepEverything;
 
+    /// <summary>
+    /// Makes the state machine this server replicates (called once per start; every server of a cluster must run the
+    /// same one). Null keeps the message store with <see cref="Retention"/>.
+    /// </summary>
+    public Func<IStateMachine>? StateMachine { get; init; }
+
+    /// <summary>
+    /// An <see cref="IStateMachine.Apply"/> slower than this is logged as a warning and counted in
+    /// <c>understudy_server_slow_applies_total</c>: Apply runs on the node's loop, so heartbeats and replication wait for it.
+    /// </summary>
+    public TimeSpan SlowApplyThreshold { get; init; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>A fresh state machine: <see cref="StateMachine"/>'s, or the message store with <see cref="Retention"/>.</summary>
+    public IStateMachine CreateStateMachine() => StateMachine is null
+        ? new MessageStore(Retention)
+        : StateMachine() ?? throw new InvalidOperationException("ServerHostOptions.StateMachine returned null: the factory must make a state machine");
+
     public NodeAddress Identity => Advertise ?? (Listen.Host is "0.0.0.0" or "::" ? Listen with { Host = "127.0.0.1" } : Listen);
 
     public void Validate()
@@ -85,6 +102,11 @@ public sealed record ServerHostOptions
 
         OptionChecks.HttpPort(HttpPort);
         OptionChecks.ClusterKey(ClusterKey);
+
+        if (SlowApplyThreshold <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"the slow-apply threshold is {SlowApplyThreshold.TotalMilliseconds} ms: it must be positive");
+        }
 
         Protocol.Validate();
         Retention.Validate();
@@ -153,7 +175,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// <summary>Monitor-bound messages waiting for an active monitor to be known.</summary>
     public int HeldForMonitor => _monitors?.HeldCount ?? 0;
 
-    /// <summary>Completes with a reason when the server must stop (its disk failed).</summary>
+    /// <summary>Completes with a reason when the server must stop (its disk failed, or its state machine threw in Apply).</summary>
     public Task<string> Fatal => _fatal.Task;
 
     /// <summary>Opens the log, binds the port, connects to the monitor and starts serving.</summary>
@@ -187,7 +209,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             HttpPort = _options.HttpPort,
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageStore(_options.Retention), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
+        // Every call into the user's state machine goes through the guard: a throwing Apply stops this server, a slow one is reported.
+        var machine = GuardedStateMachine.Wrap(_options.CreateStateMachine(), _options.SlowApplyThreshold, Metrics, _logger, reason => _fatal.TrySetResult(reason));
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
             () =>

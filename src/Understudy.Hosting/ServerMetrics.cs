@@ -43,6 +43,9 @@ public sealed class ServerMetrics
         SnapshotIndex = f.CreateGauge("understudy_server_snapshot_index", "Last entry covered by the newest stored snapshot (0: none).");
         RetentionFloor = f.CreateGauge("understudy_server_retention_first_message", "First message the store still holds; earlier ones were removed by retention.");
 
+        SlowApplies = f.CreateCounter("understudy_server_slow_applies_total", "State machine Apply calls slower than the slow-apply threshold (they hold up the node's loop).");
+        SlowestApply = f.CreateGauge("understudy_server_apply_slowest_seconds", "The slowest state machine Apply above the slow-apply threshold since start (0: none).");
+
         // The registry is a custom one, so prometheus-net's default dotnet_* collectors are absent; the soak bench needs the heap.
         ManagedHeap = f.CreateGauge("understudy_server_managed_heap_bytes", "Bytes the garbage collector counts as allocated (GC.GetTotalMemory), read at scrape time.");
     }
@@ -93,6 +96,10 @@ public sealed class ServerMetrics
     public Gauge ReplicaMatchIndex { get; }
 
     public Gauge Epoch { get; }
+
+    public Counter SlowApplies { get; }
+
+    public Gauge SlowestApply { get; }
 
     public Gauge IsPrimary { get; }
 

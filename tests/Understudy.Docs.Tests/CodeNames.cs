@@ -61,14 +61,19 @@ internal sealed class CodeIndex
 {
     private const BindingFlags Everything = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
 
+    private static readonly Type[] Platform = [typeof(TimeProvider), typeof(Random), typeof(Console), typeof(Microsoft.Extensions.Logging.ILogger), typeof(BitConverter)];
+
+    private static readonly Type[] Generic = [typeof(Microsoft.Extensions.Hosting.Host), typeof(Microsoft.Extensions.Hosting.HostApplicationBuilder), typeof(Microsoft.Extensions.Hosting.HostingAbstractionsHostExtensions)];
+
     private readonly List<Type> _types;
     private readonly ILookup<string, Type> _bySimpleName;
 
     public CodeIndex(IEnumerable<Assembly> assemblies)
     {
-        _types = [.. assemblies.SelectMany(a => a.GetTypes()).Where(t => !t.Name.Contains('<', StringComparison.Ordinal))];
+        // The generic host's types too: the README's server example is a HostApplicationBuilder program.
+        _types = [.. assemblies.SelectMany(a => a.GetTypes()).Where(t => !t.Name.Contains('<', StringComparison.Ordinal)), .. Generic];
         _bySimpleName = _types
-            .Concat([typeof(TimeProvider), typeof(Random), typeof(Console), typeof(Microsoft.Extensions.Logging.ILogger)])
+            .Concat(Platform)
             .ToLookup(t => StripArity(t.Name), StringComparer.Ordinal);
     }
 
@@ -88,7 +93,7 @@ internal sealed class CodeIndex
         }
 
         var owners = _bySimpleName[parts[0]].ToList();
-        if (parts.Length == 2 && (owners.Contains(typeof(Console)) || owners.Contains(typeof(Random)) || owners.Contains(typeof(TimeProvider))))
+        if (parts.Length == 2 && owners.Any(o => Platform.Contains(o) || Generic.Contains(o)))
         {
             return owners.Any(o => o.GetMember(parts[1]).Length > 0);
         }

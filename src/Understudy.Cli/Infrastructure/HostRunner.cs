@@ -37,6 +37,35 @@ internal static class HostRunner
         }
     }
 
+    /// <summary>
+    /// Runs hosted services <paramref name="services"/> registers (a library's, such as <c>AddUnderstudyServer</c>) under the
+    /// same console logging and signals; <paramref name="exitCode"/> reads the exit code from them once the host has stopped.
+    /// A start-up failure is one line on stderr and exit code 1.
+    /// </summary>
+    public static async Task<int> RunServicesAsync(LogLevel level, string name, Action<IServiceCollection> services, Func<IServiceProvider, int> exitCode, CancellationToken cancellationToken)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, ApplicationName = "understudy " + name });
+        ConsoleLogging.Configure(builder.Logging, level);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        services(builder.Services);
+        using var host = builder.Build();
+        try
+        {
+            await host.RunAsync(cancellationToken);
+            return exitCode(host.Services);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return 0;
+        }
+        catch (Exception e) when (IsStartupProblem(e))
+        {
+            // A readable line, not a stack trace: what is wrong and how to fix it.
+            Console.Error.WriteLine($"understudy: {e.Message}");
+            return 1;
+        }
+    }
+
     private static bool IsStartupProblem(Exception e) =>
         e is TransportException or InvalidOperationException or ArgumentException or UsageException or IOException or UnauthorizedAccessException or Storage.StorageException;
 

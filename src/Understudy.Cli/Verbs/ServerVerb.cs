@@ -1,11 +1,12 @@
 using System.CommandLine;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection;
 using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
 using Understudy.Hosting;
 using Understudy.Protocol;
+using Understudy.Server;
 using Understudy.Storage;
 
 namespace Understudy.Cli.Verbs;
@@ -75,7 +76,14 @@ internal static class ServerVerb
                 },
             };
             UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_SERVER__DATA)");
-            return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), $"server {options.Identity.Port}", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);
+            // The server library does the work (AddUnderstudyServer: the log, the port, the monitors, HTTP); the verb only
+            // turns flags into options. A server that stopped on its own (its disk failed) exits with 1.
+            return await HostRunner.RunServicesAsync(
+                ConsoleLogging.Parse(s.Text("LogLevel", "info")),
+                $"server {options.Identity.Port}",
+                services => services.AddUnderstudyServer(_ => options),
+                provider => provider.GetRequiredService<UnderstudyServer>().StopReason is null ? 0 : 1,
+                cancellationToken);
         });
         return command;
     }
@@ -127,35 +135,5 @@ internal static class ServerVerb
         }
 
         return TimeSpan.FromTicks(value * u.Ticks);
-    }
-
-    private static async Task<int> RunAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
-    {
-        await using var server = await ServerHost.StartAsync(options, loggers, cancellationToken);
-        Microsoft.AspNetCore.Builder.WebApplication? http = null;
-        try
-        {
-            if (options.HttpPort > 0)
-            {
-                http = await HttpEndpoints.StartServerAsync(server, new ForwardingLoggerProvider(loggers), cancellationToken);
-            }
-
-            var logger = loggers.CreateLogger("Understudy.Server");
-            LogMessages.ServerReady(logger, options.Identity.ToString(), options.Listen.ToString(), MonitorAddresses.Format(options.Monitors), options.HttpPort > 0 ? $", HTTP on http://{options.HttpHost}:{options.HttpPort}" : string.Empty);
-            await Task.WhenAny(server.Fatal, Task.Delay(Timeout.Infinite, cancellationToken));
-            if (server.Fatal.IsCompleted)
-            {
-                LogMessages.Stopping(logger, await server.Fatal);
-                return 1;
-            }
-            return 0;
-        }
-        finally
-        {
-            if (http is not null)
-            {
-                await http.DisposeAsync();
-            }
-        }
     }
 }
