@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
+using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Protocol;
 using Understudy.Storage;
 using Understudy.Transport;
@@ -107,7 +108,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private readonly ConcurrentDictionary<NodeAddress, FrameConnection> _inboundServers = new();
     private readonly ConcurrentDictionary<NodeAddress, BufferedPeer> _outboundServers = new();
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly FrameConnectionOptions _connectionOptions;
+    // Not readonly: the state machine's name joins it once the machine is made (StartCoreAsync).
+    private FrameConnectionOptions _connectionOptions;
 
     // Entries the node appended during this burst of the loop: handed to the log in one call (one queue item, one
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
@@ -158,6 +160,17 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// <summary>Completes with a reason when the server must stop (its disk failed).</summary>
     public Task<string> Fatal => _fatal.Task;
 
+    /// <summary>
+    /// The name a server says in its Hello, so that servers running different state machines refuse each other: the
+    /// built-in ones by their <c>--state-machine</c> name, any other by its type's full name.
+    /// </summary>
+    public static string StateMachineName(IStateMachine machine) => machine switch
+    {
+        MessageStore => "messages",
+        KeyValueStore => "kv",
+        _ => machine.GetType().FullName ?? machine.GetType().Name,
+    };
+
     /// <summary>Opens the log, binds the port, connects to the monitor and starts serving.</summary>
     public static async Task<ServerHost> StartAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
@@ -187,7 +200,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             HttpPort = _options.HttpPort,
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, _options.CreateStateMachine(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
+        var machine = _options.CreateStateMachine();
+        _connectionOptions = _connectionOptions with { StateMachine = StateMachineName(machine) };
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
             () =>
