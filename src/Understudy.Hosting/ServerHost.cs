@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
-using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Protocol;
 using Understudy.Storage;
 using Understudy.Transport;
@@ -160,17 +159,6 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// <summary>Completes with a reason when the server must stop (its disk failed).</summary>
     public Task<string> Fatal => _fatal.Task;
 
-    /// <summary>
-    /// The name a server says in its Hello, so that servers running different state machines refuse each other: the
-    /// built-in ones by their <c>--state-machine</c> name, any other by its type's full name.
-    /// </summary>
-    public static string StateMachineName(IStateMachine machine) => machine switch
-    {
-        MessageStore => "messages",
-        KeyValueStore => "kv",
-        _ => machine.GetType().FullName ?? machine.GetType().Name,
-    };
-
     /// <summary>Opens the log, binds the port, connects to the monitor and starts serving.</summary>
     public static async Task<ServerHost> StartAsync(ServerHostOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
@@ -201,7 +189,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
         var machine = _options.CreateStateMachine();
-        _connectionOptions = _connectionOptions with { StateMachine = StateMachineName(machine) };
+        _connectionOptions = _connectionOptions with { StateMachine = BuiltInStateMachines.NameOf(machine) };
         _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
