@@ -261,6 +261,12 @@ internal static class UpVerb
 
     private static async Task<string> MessageCountAsync(LocalCluster cluster, CancellationToken cancellationToken)
     {
+        if (cluster.Options.StateMachine != BuiltInStateMachine.Messages)
+        {
+            // Only the message store answers a count; the key-value store's data is shown by `understudy kv get`.
+            return $"the {cluster.Options.StateMachine.FlagName()} store's data";
+        }
+
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         wait.CancelAfter(TimeSpan.FromSeconds(5));
         try
