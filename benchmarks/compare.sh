@@ -6,7 +6,8 @@
 # REPS (3) interleaved repetitions of: Understudy throughput (fsync never), Redis RPUSH+WAIT 2, Understudy
 # throughput (fsync always), Redis RPUSH+WAIT 2 with appendfsync always, Understudy (fsync never) with one
 # connection per writer; each SECONDS (10) long with 64 clients and 64-byte messages (Understudy's writers share
-# 4 client connections unless said otherwise). Then failover: Understudy kill -9 (KILL_ROUNDS, 50) and pause (10 rounds), Redis Sentinel
+# 4 client connections unless said otherwise), and the key-value store's puts and linearizable gets beside Redis
+# SET + WAIT 2 and GET (measures kv-put, kv-get: opsPerSec). Then failover: Understudy kill -9 (KILL_ROUNDS, 50) and pause (10 rounds), Redis Sentinel
 # (down-after 200 ms) and etcd (heartbeat 50 / election 250 ms), PEER_ROUNDS (5) each, alternating.
 # Needs Debian's redis-server redis-sentinel etcd-server (apt-get install -y ...) and the peers' scripts
 # (redis_cluster.sh, RedisLoad, sentinel_failover.py, etcd_failover.py), which live outside this repository: pass
@@ -90,6 +91,43 @@ PY
   say "understudy throughput ($tag) rep $rep: $(tail -1 "$results" | cut -c1-160)"
 }
 
+redis_kv() { # rep mode(set|get): SET + WAIT 2, or GET on the master, 64 connections over 1000 keys
+  local rep=$1 mode=$2 line
+  redis_stop
+  bash "$anchors/redis_cluster.sh" "$redis_port" >/dev/null
+  for _ in $(seq 1 50); do
+    [ "$(redis-cli -p $redis_port info replication 2>/dev/null | grep -c 'state=online')" = 2 ] && break
+    sleep 0.2
+  done
+  local before; before=$(load)
+  line=$(dotnet "$redisload" "$redis_port" 64 "$seconds" 2 "$mode" 1000 | tail -1)
+  redis_stop
+  python3 - "$line" "$rep" "$mode" "$before" "$(load)" >>"$results" <<'PY'
+import json, re, sys
+line, rep, mode, before, after = sys.argv[1:]
+m = re.search(r"(\d+) (?:writes|reads)/s p50=([\d.]+)ms p99=([\d.]+)ms", line)
+print(json.dumps({"system": "redis", "measure": "kv-put" if mode == "set" else "kv-get", "rep": int(rep), "opsPerSec": float(m[1]),
+                  "p50": float(m[2]), "p99": float(m[3]), "loadBefore": before, "loadAfter": after}))
+PY
+  say "redis ${mode^^} rep $rep: $line"
+}
+
+understudy_kv() { # rep get-ratio(0|1): all puts (beside SET + WAIT 2) or all linearizable gets (beside GET)
+  local rep=$1 ratio=$2 tag
+  tag=$([ "$ratio" = 0 ] && echo put || echo get)
+  "$understudy" bench throughput --state-machine kv --get-ratio "$ratio" --keys 1000 --clients 64 --seconds "$seconds" --payload 64 --fsync never --json --out "$out/understudy-kv-$tag-$rep" >"$out/understudy-kv-$tag-$rep.json" || true # exit 1: reported in the JSON
+  python3 - "$out/understudy-kv-$tag-$rep.json" "$rep" "$tag" >>"$results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+get = sys.argv[3] == "get"
+lat = r["readLatencyMs"] if get else r["latencyMs"]
+print(json.dumps({"system": "understudy", "measure": f"kv-{sys.argv[3]}", "rep": int(sys.argv[2]), "opsPerSec": r["readsPerSec"] if get else r["writesPerSec"],
+                  "p50": lat["p50"], "p99": lat["p99"], "inSync": r["inSyncThroughout"], "keysValid": r["keyValueCheck"]["valid"],
+                  "loadBefore": r["loadBefore"], "loadAfter": r["loadAfter"]}))
+PY
+  say "understudy kv $tag rep $rep: $(tail -1 "$results" | cut -c1-160)"
+}
+
 say "throughput: $reps repetitions of $seconds s, interleaved (load $(load))"
 for rep in $(seq 1 "$reps"); do
   understudy_throughput "$rep" never
@@ -98,6 +136,11 @@ for rep in $(seq 1 "$reps"); do
   redis_throughput "$rep" always
   # One connection per writer, as the Redis load generator has (the client library is meant to be shared).
   understudy_throughput "$rep" never 64
+  # The key-value store beside Redis SET + WAIT 2 and GET (issue 11's targets: 1.5x and 1.0x).
+  understudy_kv "$rep" 0
+  redis_kv "$rep" set
+  understudy_kv "$rep" 1
+  redis_kv "$rep" get
 done
 
 understudy_failover() { # fault rounds

@@ -126,7 +126,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private readonly ConcurrentDictionary<NodeAddress, FrameConnection> _inboundServers = new();
     private readonly ConcurrentDictionary<NodeAddress, BufferedPeer> _outboundServers = new();
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly FrameConnectionOptions _connectionOptions;
+    // Not readonly: the state machine's name joins it once the machine is made (StartCoreAsync).
+    private FrameConnectionOptions _connectionOptions;
 
     // Entries the node appended during this burst of the loop: handed to the log in one call (one queue item, one
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
@@ -210,7 +211,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
         // Every call into the user's state machine goes through the guard: a throwing Apply stops this server, a slow one is reported.
-        var machine = GuardedStateMachine.Wrap(_options.CreateStateMachine(), _options.SlowApplyThreshold, Metrics, _logger, reason => _fatal.TrySetResult(reason));
+        var userMachine = _options.CreateStateMachine();
+        _connectionOptions = _connectionOptions with { StateMachine = BuiltInStateMachines.NameOf(userMachine) };
+        var machine = GuardedStateMachine.Wrap(userMachine, _options.SlowApplyThreshold, Metrics, _logger, reason => _fatal.TrySetResult(reason));
         _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(

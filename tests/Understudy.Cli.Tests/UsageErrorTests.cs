@@ -80,6 +80,21 @@ public sealed class UsageErrorTests
         { "kill monitor range", "kill monitor 6 --data {data}" },
         { "kill server extra number", "kill 1 2 --data {data}" },
         { "resume monitor extra word", "resume monitor 1 2 --data {data}" },
+        { "server state machine choice", "server --state-machine sql --data {data}" },
+        { "server kv with retention", "server --state-machine kv --retention-messages 10 --data {data}" },
+        { "up state machine choice", "up --state-machine sql --data {data} --base-port {base} --monitor-port {port2} --client-port {port3} --http-port {port4}" },
+        { "kv no sub-verb", "kv" },
+        { "kv get missing key", "kv get" },
+        { "kv get stale without unit", "kv get k --stale 200" },
+        { "kv get stale zero", "kv get k --stale 0ms" },
+        { "kv put missing value", "kv put k" },
+        { "kv put ttl word", "kv put k v --ttl soon" },
+        { "kv put timeout range", "kv put k v --timeout 0" },
+        { "kv cas without expectation", "kv cas k v" },
+        { "kv cas with both expectations", "kv cas k v --expect a --expect-absent" },
+        { "kv incr number", "kv incr k --by abc" },
+        { "kv del monitor address", "kv del k --monitor nowhere" },
+        { "kv get extra word", "kv get k extra" },
     };
 
     [Theory]

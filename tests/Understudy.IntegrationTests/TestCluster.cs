@@ -1,5 +1,6 @@
 using Understudy.Client;
 using Understudy.Core.Client;
+using Understudy.Core.StateMachines;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Polling;
@@ -40,7 +41,7 @@ internal sealed class TestCluster : IAsyncDisposable
     public static IReadOnlyList<string> PatientMonitorTimings { get; } = ["--failure-timeout-ms", "5000", "--lease-ms", "6000"];
 
     /// <summary>Starts a cluster on free ports; with <paramref name="serverHttp"/> each server serves HTTP (/primary, /replica, /health, /metrics) on a free port too.</summary>
-    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null, bool serverHttp = false)
+    public static async Task<TestCluster> StartAsync(int servers = 3, bool start = true, string fsync = "always", IEnumerable<string>? serverArgs = null, IEnumerable<string>? monitorArgs = null, bool serverHttp = false, BuiltInStateMachine stateMachine = BuiltInStateMachine.Messages)
     {
         var folder = Directory.CreateTempSubdirectory("understudy-it-");
         var ports = LocalClusterOptions.FreePorts(servers + 3 + (serverHttp ? servers : 0));
@@ -55,6 +56,7 @@ internal sealed class TestCluster : IAsyncDisposable
             ServerHttpPorts = serverHttp ? ports[(servers + 3)..] : null,
             DataDirectory = folder.FullName,
             Fsync = fsync,
+            StateMachine = stateMachine,
             ServerArguments = [.. serverArgs ?? []],
             MonitorArguments = [.. monitorArgs ?? TolerantMonitorTimings],
         };

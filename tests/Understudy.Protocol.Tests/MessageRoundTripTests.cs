@@ -41,7 +41,7 @@ public class MessageRoundTripTests
         new PrimaryUpdate(3, 9, A),
         new AdminRequest(1, AdminCommand.Switchover, B),
         new AdminResponse(1, true, "done", "{}"u8.ToArray()) { ActiveMonitor = B },
-        new Hello(PeerRole.Server, A, 42, 0xdeadbeef, true),
+        new Hello(PeerRole.Server, A, 42, 0xdeadbeef, true, "kv"),
         new ProtocolError(ProtocolErrorCode.FrameTooLarge, "too big"),
     ];
 

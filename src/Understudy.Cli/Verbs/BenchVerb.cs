@@ -4,6 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Understudy.Cli.Bench;
 using Understudy.Cli.Infrastructure;
+using Understudy.Core.StateMachines;
 using Understudy.Orchestration.Bench;
 
 namespace Understudy.Cli.Verbs;
@@ -53,9 +54,13 @@ internal static class BenchVerb
         var warmup = new Option<double>("--warmup") { Description = "Seconds of load before measuring.", DefaultValueFactory = _ => 2 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: writesPerSec, latencyMs {p50,p99,p999}, clients, fsync, ..." };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-throughput-TIME)." };
-        var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles.")
+        var stateMachine = new Option<string>("--state-machine") { Description = "messages (appends to the message store) or kv (puts and linearizable gets on the key-value store; writes/s and reads/s are reported apart, and every key is read back and judged after the run).", DefaultValueFactory = _ => "messages" };
+        stateMachine.AcceptOnlyFromAmong("messages", "kv");
+        var getRatio = new Option<double>("--get-ratio") { Description = "kv: the share of operations that are gets, 0 to 1 (the rest are puts).", DefaultValueFactory = _ => 0 };
+        var keys = new Option<int>("--keys") { Description = "kv: keys drawn uniformly from this many, each written once before the run.", DefaultValueFactory = _ => 1000 };
+        var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles; with --state-machine kv, puts and gets per second.")
         {
-            clients, seconds, payload, fsync, connections, warmup, json, output,
+            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -65,6 +70,19 @@ internal static class BenchVerb
             if (c is < 1 or > 4096 || s is <= 0 or > 3600 || b is < 0 or > 1_000_000)
             {
                 throw new UsageException("--clients must be 1 to 4096, --seconds more than 0 and at most 3600, --payload 0 to 1000000");
+            }
+
+            var machine = parse.GetValue(stateMachine) == "kv" ? BuiltInStateMachine.Kv : BuiltInStateMachine.Messages;
+            var ratio = parse.GetValue(getRatio);
+            var keySpace = parse.GetValue(keys);
+            if (ratio is < 0 or > 1 || double.IsNaN(ratio) || keySpace is < 1 or > 10_000_000)
+            {
+                throw new UsageException("--get-ratio must be 0 to 1 and --keys 1 to 10000000");
+            }
+
+            if (machine != BuiltInStateMachine.Kv && (parse.GetResult(getRatio) is { Implicit: false } || parse.GetResult(keys) is { Implicit: false }))
+            {
+                throw new UsageException("--get-ratio and --keys need --state-machine kv");
             }
 
             var conns = parse.GetValue(connections) is > 0 and var n ? Math.Min(n, c) : Math.Min(c, 4);
@@ -77,9 +95,13 @@ internal static class BenchVerb
                 Fsync = parse.GetValue(fsync)!,
                 Connections = conns,
                 WarmupSeconds = Math.Max(0, parse.GetValue(warmup)),
-                RunFolder = Folder(parse.GetValue(output), $"throughput-c{c}-{parse.GetValue(fsync)}"),
+                StateMachine = machine,
+                GetRatio = ratio,
+                KeySpace = keySpace,
+                RunFolder = Folder(parse.GetValue(output), machine == BuiltInStateMachine.Kv ? $"throughput-kv-c{c}-g{ratio * 100:0}-{parse.GetValue(fsync)}" : $"throughput-c{c}-{parse.GetValue(fsync)}"),
             };
             var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);
+            var judged = result.KeyValueCheck?.Valid ?? true;
             if (quiet)
             {
                 Console.WriteLine(JsonSerializer.Serialize(result, BenchJson.Options));
@@ -87,8 +109,23 @@ internal static class BenchVerb
             else
             {
                 var table = Table();
-                Row(table, "acknowledged writes/s", $"[bold]{result.WritesPerSec:0}[/] ({result.Acknowledged} in {result.Seconds:0.0} s, {result.Errors} errors)");
+                Row(table, result.StateMachine == "kv" ? "acknowledged puts/s" : "acknowledged writes/s", $"[bold]{result.WritesPerSec:0}[/] ({result.Acknowledged} in {result.Seconds:0.0} s, {result.Errors} errors)");
                 Row(table, "latency", $"p50 {result.LatencyMs.P50:0.###} ms · p99 {result.LatencyMs.P99:0.###} ms · p99.9 {result.LatencyMs.P999:0.###} ms · max {result.LatencyMs.Max:0.###} ms");
+                if (result.ReadsPerSec is { } reads)
+                {
+                    Row(table, "linearizable gets/s", $"[bold]{reads:0}[/] ({result.Reads} in {result.Seconds:0.0} s; {result.GetRatio:P0} of operations over {result.KeySpace} keys)");
+                    if (result.ReadLatencyMs is { } rl)
+                    {
+                        Row(table, "get latency", $"p50 {rl.P50:0.###} ms · p99 {rl.P99:0.###} ms · p99.9 {rl.P999:0.###} ms · max {rl.Max:0.###} ms");
+                    }
+                }
+
+                if (result.KeyValueCheck is { } check)
+                {
+                    Row(table, "keys read back", check.Valid
+                        ? $"[green]valid[/]: {check.KeysChecked} keys, none lost"
+                        : $"[red]INVALID[/]: {check.Lost} lost, {check.Unknown} never written: {Markup.Escape(string.Join("; ", check.Examples))}");
+                }
                 Row(table, "setup", $"{result.Clients} writers on {result.Connections} connection(s), {result.Payload}-byte messages, fsync {result.Fsync}, {result.Servers} servers");
                 Row(table, "replicated to all", result.InSyncThroughout ? "[green]yes[/]: every server stayed in sync" : "[red]no[/]: a server left the in-sync set during the window");
                 Row(table, "CPU (cores)", $"bench {result.Cpu.Bench:0.00} · primary {result.Cpu.Primary:0.00} · backups {result.Cpu.Backups:0.00} · monitor {result.Cpu.Monitor:0.00}");
@@ -97,7 +134,7 @@ internal static class BenchVerb
                 AnsiConsole.Write(table);
             }
 
-            return result.InSyncThroughout && result.Acknowledged > 0 ? 0 : 1;
+            return result.InSyncThroughout && judged && result.Acknowledged + (result.Reads ?? 0) > 0 ? 0 : 1;
         });
         return command;
     }

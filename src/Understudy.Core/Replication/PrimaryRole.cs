@@ -234,7 +234,7 @@ internal sealed partial class PrimaryRole : EpochRole
             return;
         }
 
-        if (request.Kind == RequestKind.Read)
+        if (request.Kind is RequestKind.Read or RequestKind.StaleRead)
         {
             if (_node.CommitIndex < EpochStartIndex)
             {
@@ -242,7 +242,15 @@ internal sealed partial class PrimaryRole : EpochRole
                 return;
             }
 
-            _node.Answer(client, request, ResponseStatus.Ok, _node.State.Machine.Query(request.Payload.Span));
+            // A stale read that reached the primary (no backup could serve it) is answered as a linearizable one.
+            var query = request.Payload;
+            if (request.Kind == RequestKind.StaleRead && !StaleReadPayload.TryDecode(request.Payload, out _, out query))
+            {
+                _node.Answer(client, request, ResponseStatus.Rejected, ServerNode.Text("a stale read's payload must start with the lag allowed (8 bytes, not negative)"));
+                return;
+            }
+
+            _node.Answer(client, request, ResponseStatus.Ok, _node.State.Machine.Query(query.Span));
             return;
         }
 

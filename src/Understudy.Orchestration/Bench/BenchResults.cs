@@ -84,6 +84,23 @@ public sealed record ThroughputResult
     public required string LoadAfter { get; init; }
 
     public string? RunFolder { get; init; }
+
+    /// <summary>The state machine measured: messages (appends) or kv (puts and gets; <see cref="WritesPerSec"/> counts puts).</summary>
+    public string StateMachine { get; init; } = "messages";
+
+    /// <summary>Key-value store: linearizable gets answered per second (absent for the message store).</summary>
+    public double? ReadsPerSec { get; init; }
+
+    public LatencyMs? ReadLatencyMs { get; init; }
+
+    public long? Reads { get; init; }
+
+    public double? GetRatio { get; init; }
+
+    public int? KeySpace { get; init; }
+
+    /// <summary>Key-value store: every key read back after the run and judged against the acknowledged puts.</summary>
+    public KeyValueVerdict? KeyValueCheck { get; init; }
 }
 
 /// <summary>One failover round: the client-observed gap and, from the monitor's events, where the time went.</summary>

@@ -26,7 +26,35 @@ public sealed record ThroughputOptions
 
     public int Servers { get; init; } = 3;
 
+    /// <summary>The state machine the cluster runs: the message store (appends) or the key-value store (puts and gets).</summary>
+    public BuiltInStateMachine StateMachine { get; init; } = BuiltInStateMachine.Messages;
+
+    /// <summary>Key-value store only: the share of operations that are (linearizable) gets, 0 to 1; the rest are puts.</summary>
+    public double GetRatio { get; init; }
+
+    /// <summary>Key-value store only: keys are drawn uniformly from this many (all written once before the run).</summary>
+    public int KeySpace { get; init; } = 1000;
+
     public required string RunFolder { get; init; }
+
+    /// <summary>Throws with a readable message when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (GetRatio is < 0 or > 1 || double.IsNaN(GetRatio))
+        {
+            throw new ArgumentException($"the get ratio must be 0 to 1 (got {GetRatio})");
+        }
+
+        if (GetRatio > 0 && StateMachine != BuiltInStateMachine.Kv)
+        {
+            throw new ArgumentException("a get ratio needs the key-value store (--state-machine kv)");
+        }
+
+        if (KeySpace < 1)
+        {
+            throw new ArgumentException($"the key space must hold at least 1 key (got {KeySpace})");
+        }
+    }
 }
 
 /// <summary>
@@ -47,11 +75,13 @@ public sealed class ThroughputBench
 
     public async Task<ThroughputResult> RunAsync(CancellationToken cancellationToken)
     {
+        _options.Validate();
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
         var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
         {
             Fsync = _options.Fsync,
+            StateMachine = _options.StateMachine,
             // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
             MonitorArguments = ["--log-level", "info"],
@@ -77,17 +107,30 @@ public sealed class ThroughputBench
                 await c.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
             }
 
+            var kv = _options.StateMachine == BuiltInStateMachine.Kv;
+            var keys = kv ? new KeyValueLedger(_options.KeySpace) : null;
+            if (keys is not null)
+            {
+                // Every key exists before the run, so gets read values (as Redis's load generator writes its keys first).
+                await keys.FillAsync(clients[0], _options.Payload, cancellationToken).ConfigureAwait(false);
+            }
+
             var command = MessageStoreCommands.Append(new string('x', _options.Payload));
             var workers = new Worker[_options.Clients];
             var phase = new Phase();
             var tasks = new Task[workers.Length];
             for (var w = 0; w < workers.Length; w++)
             {
-                workers[w] = new Worker(clients[w % clients.Count], command, phase, (int)Math.Min(16_000_000, _options.Seconds * 60_000));
+                workers[w] = new Worker(clients[w % clients.Count], command, phase, (int)Math.Min(16_000_000, _options.Seconds * 60_000))
+                {
+                    KeyValue = keys is null ? null : new KeyValueMix(w, keys, _options.GetRatio, _options.Payload),
+                };
                 tasks[w] = Task.Run(workers[w].RunAsync, CancellationToken.None);
             }
 
-            _say($"{_options.Clients} writers on {clients.Count} connection(s), {_options.Payload}-byte messages: warming up {_options.WarmupSeconds:0.#} s");
+            _say(kv
+                ? $"{_options.Clients} clients on {clients.Count} connection(s), key-value store, {_options.GetRatio:P0} gets over {_options.KeySpace} keys, {_options.Payload}-byte values: warming up {_options.WarmupSeconds:0.#} s"
+                : $"{_options.Clients} writers on {clients.Count} connection(s), {_options.Payload}-byte messages: warming up {_options.WarmupSeconds:0.#} s");
             await Task.Delay(TimeSpan.FromSeconds(_options.WarmupSeconds), cancellationToken).ConfigureAwait(false);
 
             var servers = cluster.Servers.Select(s => s.Process.Pid).ToArray();
@@ -117,10 +160,25 @@ public sealed class ThroughputBench
             var inSync = !shrunk && status is not null && status.InSync.Count == _options.Servers && status.Primary == healthy.Primary;
 
             var samples = workers.SelectMany(w => w.Samples).ToArray();
+            var readSamples = workers.SelectMany(w => w.ReadSamples).ToArray();
             var errors = workers.Sum(w => w.Errors);
+            KeyValueVerdict? verdict = null;
+            if (keys is not null)
+            {
+                verdict = await keys.JudgeAsync(clients[0], cancellationToken).ConfigureAwait(false);
+                _say($"key-value check: {verdict.KeysChecked} keys read back, {verdict.Lost} lost or overwritten by an older write, {verdict.Unknown} holding a value never written");
+            }
+
             var result = new ThroughputResult
             {
                 WritesPerSec = Math.Round(samples.Length / elapsed, 0),
+                StateMachine = _options.StateMachine.FlagName(),
+                ReadsPerSec = kv ? Math.Round(readSamples.Length / elapsed, 0) : null,
+                ReadLatencyMs = kv && readSamples.Length > 0 ? LatencyMs.OfTicks(readSamples) : null,
+                Reads = kv ? readSamples.Length : null,
+                GetRatio = kv ? _options.GetRatio : null,
+                KeySpace = kv ? _options.KeySpace : null,
+                KeyValueCheck = verdict,
                 LatencyMs = LatencyMs.OfTicks(samples),
                 Clients = _options.Clients,
                 Fsync = _options.Fsync,
@@ -156,23 +214,39 @@ public sealed class ThroughputBench
         public volatile bool Stop;
     }
 
-    /// <summary>One closed-loop writer: one write outstanding at a time.</summary>
+    /// <summary>
+    /// One closed-loop client: one call outstanding at a time. For the message store every call is an append; for the
+    /// key-value store each is a get or a put as <see cref="KeyValue"/> draws, and reads are timed apart.
+    /// </summary>
     private sealed class Worker(UnderstudyClient client, byte[] command, Phase phase, int capacity)
     {
         private readonly List<long> _samples = new(Math.Min(capacity, 1 << 16));
+        private readonly List<long> _readSamples = [];
+
+        public KeyValueMix? KeyValue { get; init; }
 
         public long Errors { get; private set; }
 
         public IReadOnlyList<long> Samples => _samples;
+
+        public IReadOnlyList<long> ReadSamples => _readSamples;
 
         public async Task RunAsync()
         {
             while (!phase.Stop)
             {
                 var started = Stopwatch.GetTimestamp();
+                var read = false;
                 try
                 {
-                    await client.SendAsync(RequestKind.Write, command, null, CancellationToken.None).ConfigureAwait(false);
+                    if (KeyValue is { } mix)
+                    {
+                        read = await mix.NextAsync(client).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await client.SendAsync(RequestKind.Write, command, null, CancellationToken.None).ConfigureAwait(false);
+                    }
                 }
                 catch (UnderstudyException)
                 {
@@ -186,7 +260,7 @@ public sealed class ThroughputBench
 
                 if (phase.Measuring)
                 {
-                    _samples.Add(Stopwatch.GetTimestamp() - started);
+                    (read ? _readSamples : _samples).Add(Stopwatch.GetTimestamp() - started);
                 }
             }
         }
