@@ -112,6 +112,11 @@ internal sealed class BackupRole : EpochRole
     /// <summary>A client asked a backup: it is told where the primary is, as far as this server knows.</summary>
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
+        if (request.Kind == RequestKind.Read && ReadAnswer.TryAnswer(_node, client, request, new ReadView(ServerRole.Backup, false, false, false)))
+        {
+            return;
+        }
+
         var hint = Primary == _node.Self ? NodeAddress.None : Primary;
         if (hint.IsNone && _node.Config.Epoch >= _node.Epoch && _node.Config.Primary != _node.Self)
         {

@@ -216,6 +216,13 @@ internal sealed partial class PrimaryRole : EpochRole
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
         var now = _node.Now;
+        if (request.Kind == RequestKind.Read)
+        {
+            // Whether a read may be served is the read rule's alone (ReadRule.cs), lease and epoch included.
+            ReadAnswer.TryAnswer(_node, client, request, new ReadView(ServerRole.Primary, LeaseValid(now), _node.CommitIndex >= EpochStartIndex, _handover is not null));
+            return;
+        }
+
         if (_handover is not null)
         {
             _node.Answer(client, request, ResponseStatus.Unavailable, ServerNode.Text("switchover in progress: retry shortly"));
@@ -228,25 +235,13 @@ internal sealed partial class PrimaryRole : EpochRole
             return;
         }
 
-        if (request.Kind == RequestKind.Read)
-        {
-            if (_node.CommitIndex < EpochStartIndex)
-            {
-                _node.Answer(client, request, ResponseStatus.Unavailable, ServerNode.Text("new primary is committing earlier entries: retry shortly"));
-                return;
-            }
-
-            _node.Answer(client, request, ResponseStatus.Ok, _node.State.Machine.Query(request.Payload.Span));
-            return;
-        }
-
         if (Config.InSync.Length < Options.MinInSync)
         {
             _node.Answer(client, request, ResponseStatus.Unavailable, ServerNode.Text($"only {Config.InSync.Length} server(s) in sync; min-in-sync is {Options.MinInSync}"));
             return;
         }
 
-        switch (_node.State.Sessions.Lookup(request.ClientId, request.Seq, out var previous))
+        switch (_node.State.LookupWrite(request.ClientId, request.Seq, out var previous))
         {
             case DedupLookup.Applied:
                 _node.Answer(client, request, ResponseStatus.Ok, previous);

@@ -76,7 +76,9 @@ public sealed class ServerNode
         IEnumerable<LogEntry>? recoveredLog = null,
         ICommitRule? commitRule = null,
         ILogArchive? archive = null,
-        ServerSnapshot? snapshot = null)
+        ServerSnapshot? snapshot = null,
+        IReadRule? readRule = null,
+        IDeduplicationRule? deduplicationRule = null)
     {
         options.Validate();
         Self = self;
@@ -89,7 +91,8 @@ public sealed class ServerNode
         var baseIndex = snapshot?.Index ?? 0;
         _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
         (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
-        State = new ReplicatedState(stateMachine, options.MaxClientSessions);
+        ReadRule = readRule ?? LeasedPrimaryReadRule.Instance;
+        State = new ReplicatedState(stateMachine, options.MaxClientSessions, deduplicationRule);
         if (snapshot is { } restored)
         {
             // Everything through the snapshot was committed (a snapshot is only taken of applied entries).
@@ -168,6 +171,9 @@ public sealed class ServerNode
 
     /// <summary>Backups this primary tracks (none on a backup).</summary>
     public IReadOnlyCollection<FollowerProgress> Followers => _role is PrimaryRole primary ? primary.Followers : [];
+
+    /// <summary>Who may answer a read (<see cref="LeasedPrimaryReadRule"/> unless a test swaps in a broken one).</summary>
+    internal IReadRule ReadRule { get; }
 
     internal long Now => _time.GetTimestamp();
 

@@ -10,10 +10,13 @@ namespace Understudy.Core.StateMachines;
 /// </summary>
 public sealed class ReplicatedState
 {
-    public ReplicatedState(IStateMachine machine, int maxSessions = 100_000)
+    private readonly IDeduplicationRule _deduplication;
+
+    public ReplicatedState(IStateMachine machine, int maxSessions = 100_000, IDeduplicationRule? deduplication = null)
     {
         Machine = machine;
         Sessions = new ClientSessions(maxSessions);
+        _deduplication = deduplication ?? TableDeduplicationRule.Instance;
     }
 
     public IStateMachine Machine { get; }
@@ -37,7 +40,8 @@ public sealed class ReplicatedState
             return ReadOnlyMemory<byte>.Empty;
         }
 
-        if (!Sessions.TryBegin(entry.ClientId, entry.RequestSeq, entry.FirstIncomplete, entry.Index, out var previous))
+        if (!Sessions.TryBegin(entry.ClientId, entry.RequestSeq, entry.FirstIncomplete, entry.Index, out var previous)
+            && _deduplication.Judge(DedupLookup.Applied, entry.ClientId, entry.RequestSeq) != DedupLookup.New)
         {
             return previous;
         }
@@ -46,6 +50,10 @@ public sealed class ReplicatedState
         Sessions.Complete(entry.ClientId, entry.RequestSeq, result);
         return result;
     }
+
+    /// <summary>What the primary makes of a client's write before logging it: new, a retry of one applied, or forgotten.</summary>
+    public DedupLookup LookupWrite(ulong clientId, long seq, out ReadOnlyMemory<byte> result) =>
+        _deduplication.Judge(Sessions.Lookup(clientId, seq, out result), clientId, seq);
 
     public void WriteSnapshot(IBufferWriter<byte> writer)
     {
