@@ -81,6 +81,44 @@ public sealed class UnderstudyException : Exception
 }
 
 /// <summary>
+/// A call its caller cancelled. <see cref="Outcome"/> says what became of it: <see cref="OutcomeKind.Failed"/> when it
+/// was cancelled before it was sent (it never will be: surely not applied), <see cref="OutcomeKind.Unknown"/> when it was
+/// already on its way to a server (it may have been applied, exactly as after a deadline). An
+/// <see cref="OperationCanceledException"/>, so code that catches cancellation the usual way still does.
+/// </summary>
+public sealed class UnderstudyCanceledException : OperationCanceledException
+{
+    public UnderstudyCanceledException(string message, OutcomeKind outcome, CancellationToken token)
+        : base(message, token) => Outcome = outcome;
+
+    public UnderstudyCanceledException()
+    {
+    }
+
+    public UnderstudyCanceledException(string message)
+        : base(message)
+    {
+    }
+
+    public UnderstudyCanceledException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    /// <summary>Failed: never sent, surely not applied. Unknown: sent before the cancellation; may have been applied.</summary>
+    public OutcomeKind Outcome { get; }
+}
+
+/// <summary>
+/// What a client knows of the cluster at one instant: one immutable object, replaced whole, so the primary, its epoch
+/// and the monitor read from it always belong together, from any thread.
+/// </summary>
+public sealed record UnderstudyClientState(NodeAddress Primary, long Epoch, NodeAddress ConnectedMonitor)
+{
+    public static readonly UnderstudyClientState Initial = new(NodeAddress.None, 0, NodeAddress.None);
+}
+
+/// <summary>
 /// A client of an Understudy cluster running the message store: <see cref="AppendAsync"/> returns the
 /// message's sequence number once it is safe on every in-sync server; reads go to the primary. Survives
 /// failovers without losing or duplicating a write: each call keeps its request id across retries.
@@ -99,6 +137,12 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     private readonly Dictionary<long, TaskCompletionSource<ClientResult>> _calls = [];
     private readonly ConcurrentDictionary<long, TaskCompletionSource<AdminResponse>> _admin = new();
     private readonly TaskCompletionSource _firstPrimary = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _firstMonitor = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private UnderstudyClientState _state = UnderstudyClientState.Initial;
+
+    // The call being submitted on the loop: a session that finishes a call inside Submit (fail-fast with no primary)
+    // completes it before its sequence number is known. Touched only on the loop.
+    private TaskCompletionSource<ClientResult>? _submitting;
     private long _adminIds;
     private int _disposed;
 
@@ -128,9 +172,53 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         _monitor = new MonitorRotation(_transport, options.Monitors, _connectionOptions, HandleMonitorAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1), ConnectTimeout = connectTimeout }, _logger);
 
         // A new connection, to whichever monitor: query and subscribe again (every monitor of a group answers both).
-        _monitor.Connected += _ => _loop.Post(_session.Start);
-        _monitor.Disconnected += (monitor, closed) => ClientLog.MonitorUnreachable(_logger, monitor.ToString(), closed.ToString());
+        _monitor.Connected += monitor =>
+        {
+            Publish(s => s with { ConnectedMonitor = monitor });
+            _firstMonitor.TrySetResult();
+            _loop.Post(_session.Start);
+        };
+        _monitor.Disconnected += (monitor, closed) =>
+        {
+            Publish(s => s.ConnectedMonitor == monitor ? s with { ConnectedMonitor = NodeAddress.None } : s);
+            ClientLog.MonitorUnreachable(_logger, monitor.ToString(), closed.ToString());
+        };
         _monitor.Start();
+    }
+
+    /// <summary>
+    /// Makes a client and waits until a connection to one of <see cref="UnderstudyClientOptions.Monitors"/> is up (it
+    /// keeps trying every listed monitor until then). The client then finds the primary and follows its changes on its
+    /// own; <see cref="WaitForPrimaryAsync"/> waits for the first. Cancelling disposes the half-made client and throws
+    /// <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public static async Task<UnderstudyClient> ConnectAsync(UnderstudyClientOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var client = new UnderstudyClient(options);
+        try
+        {
+            await client._firstMonitor.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return client;
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Swaps the published state for one derived from it (any thread; retried if another swap came first).</summary>
+    private void Publish(Func<UnderstudyClientState, UnderstudyClientState> change)
+    {
+        while (true)
+        {
+            var seen = Volatile.Read(ref _state);
+            if (Interlocked.CompareExchange(ref _state, change(seen), seen) == seen)
+            {
+                return;
+            }
+        }
     }
 
     /// <summary>Past a call's own deadline, how long the client waits for the session to report it before giving up.</summary>
@@ -138,13 +226,20 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
 
     public ulong ClientId => _session.ClientId;
 
+    /// <summary>
+    /// The primary, its epoch and the connected monitor as one consistent snapshot (read it once when you need two of
+    /// them together: the properties below each read the snapshot of their own instant).
+    /// </summary>
+    public UnderstudyClientState State => Volatile.Read(ref _state);
+
     /// <summary>The monitor (client address) this client's configuration connection goes to now; none while it has none.</summary>
-    public NodeAddress ConnectedMonitor => _monitor.Current;
+    public NodeAddress ConnectedMonitor => State.ConnectedMonitor;
 
     /// <summary>The primary this client sends to now (none until the monitor has answered).</summary>
-    public NodeAddress Primary { get; private set; } = NodeAddress.None;
+    public NodeAddress Primary => State.Primary;
 
-    public long Epoch { get; private set; }
+    /// <summary>The epoch of <see cref="Primary"/>.</summary>
+    public long Epoch => State.Epoch;
 
     /// <summary>Raised (on a thread-pool thread) when the client switches primary.</summary>
     public event EventHandler<PrimaryChangedEventArgs>? PrimaryChanged;
@@ -255,35 +350,90 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         return MessageStoreCommands.DecodeSeq(reply.Payload.Span);
     }
 
-    /// <summary>Sends a raw command (for a custom state machine); retries until answered or the deadline passes.</summary>
+    /// <summary>
+    /// Applies a command to the cluster's state machine (<see cref="IStateMachine.Apply"/> on every server) and returns its
+    /// result once every in-sync server holds it. The command keeps one request id across retries and failovers, so it
+    /// is applied at most once; an acknowledged one exactly once.
+    /// </summary>
+    /// <exception cref="UnderstudyException">Refused (<see cref="OutcomeKind.Failed"/>: not applied), or no answer within
+    /// the request timeout (<see cref="OutcomeKind.Unknown"/>: it may have been applied).</exception>
+    /// <exception cref="UnderstudyCanceledException"><paramref name="cancellationToken"/> was cancelled: before the command
+    /// was sent it is never sent (<see cref="OutcomeKind.Failed"/>); after, its outcome is <see cref="OutcomeKind.Unknown"/>.</exception>
+    public Task<Reply> ExecuteAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken = default) =>
+        SendAsync(RequestKind.Write, command, null, cancellationToken);
+
+    /// <summary>
+    /// Asks the cluster's state machine a question (<see cref="IStateMachine.Query"/>), answered by the primary under its
+    /// lease once its epoch has committed: a linearizable read. Never changes the state; safe to retry.
+    /// </summary>
+    /// <exception cref="UnderstudyException">No answer within the request timeout, or refused.</exception>
+    /// <exception cref="UnderstudyCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public Task<Reply> QueryAsync(ReadOnlyMemory<byte> query, CancellationToken cancellationToken = default) =>
+        SendAsync(RequestKind.Read, query, null, cancellationToken);
+
+    /// <summary>
+    /// Sends a raw command or query; retries until answered or the deadline passes (<paramref name="timeout"/>, else the
+    /// request timeout). Cancellation as for <see cref="ExecuteAsync"/>.
+    /// </summary>
     public async Task<Reply> SendAsync(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            throw new UnderstudyCanceledException("cancelled before it was sent; never sent", OutcomeKind.Failed, cancellationToken);
+        }
+
         var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Both written and read on the loop: the cancellation is posted after the submission, so it finds the call's number.
+        var seq = 0L;
+        var cancelled = false;
         _loop.Post(() =>
         {
-            var seq = _session.Submit(kind, payload, timeout);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                cancelled = true;
+                done.TrySetResult(new ClientResult(0, kind, OutcomeKind.Failed, default, 0, NodeAddress.None, "cancelled before it was sent", 0));
+                return;
+            }
+
+            _submitting = done;
+            seq = _session.Submit(kind, payload, timeout);
+            _submitting = null;
             if (!done.Task.IsCompleted)
             {
                 _calls[seq] = done;
             }
         });
+
         // The session times the call out itself; this bound is for when it cannot (the client is being disposed,
         // its loop is stuck): no call outlives its deadline, whatever the monitor and the servers do.
         var deadline = (timeout ?? _options.Retry.RequestTimeout) + DeadlineSlack;
         ClientResult result;
-        try
+        var registration = cancellationToken.Register(() => _loop.Post(() =>
         {
-            result = await done.Task.WaitAsync(deadline, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
+            if (seq != 0 && !done.Task.IsCompleted)
+            {
+                cancelled = true;
+                _session.Cancel(seq);
+            }
+        }));
+        await using (registration.ConfigureAwait(false))
         {
-            throw new UnderstudyException($"no answer within {deadline.TotalSeconds:0.#} s", OutcomeKind.Unknown);
+            try
+            {
+                result = await done.Task.WaitAsync(deadline, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                throw new UnderstudyException($"no answer within {deadline.TotalSeconds:0.#} s", OutcomeKind.Unknown);
+            }
         }
 
         return result.Outcome switch
         {
             OutcomeKind.Ok => new Reply(result.Payload, result.Epoch, result.Server, result.Attempts),
+            _ when cancelled => throw new UnderstudyCanceledException(result.Error, result.Outcome, cancellationToken),
             _ => throw new UnderstudyException(result.Error, result.Outcome),
         };
     }
@@ -457,6 +607,10 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
         {
             done.TrySetResult(result);
         }
+        else
+        {
+            _submitting?.TrySetResult(result);
+        }
     }
 
     void IClientEnvironment.Report(in ClientEvent e)
@@ -466,8 +620,8 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
             return;
         }
 
-        Primary = e.Primary;
-        Epoch = e.Epoch;
+        var (primary, epoch) = (e.Primary, e.Epoch);
+        Publish(s => s with { Primary = primary, Epoch = epoch });
         _firstPrimary.TrySetResult();
         ClientLog.PrimaryChanged(_logger, e.Primary.ToString(), e.Epoch, e.Detail);
         var handler = PrimaryChanged;

@@ -51,6 +51,17 @@ public sealed record ServerHostOptions
     /// <summary>How many messages the message store keeps (--retention-messages, --retention-bytes); all by default.</summary>
     public MessageRetention Retention { get; init; } = MessageRetention.KeepEverything;
 
+    /// <summary>
+    /// Makes the state machine this server replicates (called once per start; every server of a cluster must run the
+    /// same one). Null keeps the message store with <see cref="Retention"/>.
+    /// </summary>
+    public Func<IStateMachine>? StateMachine { get; init; }
+
+    /// <summary>A fresh state machine: <see cref="StateMachine"/>'s, or the message store with <see cref="Retention"/>.</summary>
+    public IStateMachine CreateStateMachine() => StateMachine is null
+        ? new MessageStore(Retention)
+        : StateMachine() ?? throw new InvalidOperationException("ServerHostOptions.StateMachine returned null: the factory must make a state machine");
+
     public NodeAddress Identity => Advertise ?? (Listen.Host is "0.0.0.0" or "::" ? Listen with { Host = "127.0.0.1" } : Listen);
 
     public void Validate()
@@ -176,7 +187,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             HttpPort = _options.HttpPort,
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, new MessageStore(_options.Retention), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, _options.CreateStateMachine(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
             () =>

@@ -56,6 +56,18 @@ public sealed class ClientSession
         return seq;
     }
 
+    /// <summary>
+    /// The caller gave up on a call. One never sent ends <see cref="OutcomeKind.Failed"/> and is never sent later; one
+    /// already sent ends <see cref="OutcomeKind.Unknown"/> (it may still be applied). A call already finished is ignored.
+    /// </summary>
+    public void Cancel(long seq)
+    {
+        if (_pending.TryGetValue(seq, out var p))
+        {
+            Finish(p, p.Sent ? OutcomeKind.Unknown : OutcomeKind.Failed, default, Epoch, p.Target, p.Sent ? "cancelled after it was sent" : "cancelled before it was sent");
+        }
+    }
+
     /// <summary>A server answered.</summary>
     public void Handle(NodeAddress from, in ClientResponse response)
     {
