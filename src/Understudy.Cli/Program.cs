@@ -22,6 +22,7 @@ internal static class Program
             ServerVerb.Create(),
             MonitorVerb.Create(),
             ClientVerb.Create(),
+            KvVerb.Create(),
             StatusVerb.Create(),
             UpVerb.Create(),
             DemoVerb.Create(),

@@ -124,7 +124,7 @@ public sealed record UnderstudyClientState(NodeAddress Primary, long Epoch, Node
 /// failovers without losing or duplicating a write: each call keeps its request id across retries.
 /// Thread-safe; one instance per application is typical.
 /// </summary>
-public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
+public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposable
 {
     private readonly UnderstudyClientOptions _options;
     private readonly ILogger _logger;
@@ -375,7 +375,11 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
     /// Sends a raw command or query; retries until answered or the deadline passes (<paramref name="timeout"/>, else the
     /// request timeout). Cancellation as for <see cref="ExecuteAsync"/>.
     /// </summary>
-    public async Task<Reply> SendAsync(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, CancellationToken cancellationToken)
+    public Task<Reply> SendAsync(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, CancellationToken cancellationToken) =>
+        SendAsync(kind, payload, timeout, NodeAddress.None, cancellationToken);
+
+    /// <summary>As <see cref="SendAsync(RequestKind, ReadOnlyMemory{byte}, TimeSpan?, CancellationToken)"/>, the first attempt to <paramref name="firstTarget"/> (none: the primary).</summary>
+    private async Task<Reply> SendAsync(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, NodeAddress firstTarget, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         if (cancellationToken.IsCancellationRequested)
@@ -398,7 +402,7 @@ public sealed class UnderstudyClient : IClientEnvironment, IAsyncDisposable
             }
 
             _submitting = done;
-            seq = _session.Submit(kind, payload, timeout);
+            seq = _session.Submit(kind, payload, timeout, firstTarget);
             _submitting = null;
             if (!done.Task.IsCompleted)
             {

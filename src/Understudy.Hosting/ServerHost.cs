@@ -107,7 +107,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private readonly ConcurrentDictionary<NodeAddress, FrameConnection> _inboundServers = new();
     private readonly ConcurrentDictionary<NodeAddress, BufferedPeer> _outboundServers = new();
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly FrameConnectionOptions _connectionOptions;
+    // Not readonly: the state machine's name joins it once the machine is made (StartCoreAsync).
+    private FrameConnectionOptions _connectionOptions;
 
     // Entries the node appended during this burst of the loop: handed to the log in one call (one queue item, one
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
@@ -187,7 +188,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             HttpPort = _options.HttpPort,
         };
         var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
-        _node = new ServerNode(_options.Identity, Incarnation, protocol, _options.CreateStateMachine(), this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
+        var machine = _options.CreateStateMachine();
+        _connectionOptions = _connectionOptions with { StateMachine = BuiltInStateMachines.NameOf(machine) };
+        _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
         _loop = new EventLoop(
             () =>

@@ -1,10 +1,53 @@
 namespace Understudy.Protocol;
 
-/// <summary>Whether a client request changes the state (goes through the log) or only reads it.</summary>
+/// <summary>Whether a client request changes the state (goes through the log) or only reads it, and how fresh a read must be.</summary>
 public enum RequestKind : byte
 {
     Write = 1,
+
+    /// <summary>A linearizable read: served only by the primary, under its lease, once its epoch has committed.</summary>
     Read = 2,
+
+    /// <summary>
+    /// A read a backup may serve, NOT linearizable: it may miss writes acknowledged up to about the lag it allows
+    /// (payload: <see cref="StaleReadPayload"/>). A backup serves it only when it heard from its primary within that
+    /// lag and has applied everything the primary said was committed; otherwise it refuses (<see cref="ResponseStatus.NotPrimary"/>)
+    /// and the client asks the primary, which answers it as a <see cref="Read"/>.
+    /// </summary>
+    StaleRead = 3,
+}
+
+/// <summary>The payload of a <see cref="RequestKind.StaleRead"/>: the lag allowed (milliseconds, 8 bytes), then the query.</summary>
+public static class StaleReadPayload
+{
+    public static byte[] Encode(TimeSpan maxLag, ReadOnlySpan<byte> query)
+    {
+        var bytes = new byte[8 + query.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes, (long)maxLag.TotalMilliseconds);
+        query.CopyTo(bytes.AsSpan(8));
+        return bytes;
+    }
+
+    /// <summary>False when the payload is too short or the lag is negative.</summary>
+    public static bool TryDecode(ReadOnlyMemory<byte> payload, out TimeSpan maxLag, out ReadOnlyMemory<byte> query)
+    {
+        maxLag = TimeSpan.Zero;
+        query = default;
+        if (payload.Length < 8)
+        {
+            return false;
+        }
+
+        var ms = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(payload.Span);
+        if (ms < 0 || ms > (long)TimeSpan.MaxValue.TotalMilliseconds)
+        {
+            return false;
+        }
+
+        maxLag = TimeSpan.FromMilliseconds(ms);
+        query = payload[8..];
+        return true;
+    }
 }
 
 /// <summary>How a server answered.</summary>
@@ -47,7 +90,7 @@ public readonly record struct ClientRequest(ulong ClientId, long Seq, long First
     public static ClientRequest Parse(ReadOnlySpan<byte> source)
     {
         var r = new WireReader(source, nameof(ClientRequest));
-        var m = new ClientRequest(r.ReadUInt64("clientId"), r.ReadInt64("seq"), r.ReadInt64("firstIncomplete"), r.ReadEnum("kind", RequestKind.Read), r.ReadBytes("payload"));
+        var m = new ClientRequest(r.ReadUInt64("clientId"), r.ReadInt64("seq"), r.ReadInt64("firstIncomplete"), r.ReadEnum("kind", RequestKind.StaleRead), r.ReadBytes("payload"));
         r.End();
         return m;
     }

@@ -68,7 +68,7 @@ public sealed class FrameConnection : IAsyncDisposable
         _handler = handler;
         _logger = options.Logger;
         Id = Interlocked.Increment(ref _nextId);
-        LocalHello = new Hello(options.Role, options.LocalAddress, options.Incarnation, RandomNonce(), options.HasKey);
+        LocalHello = new Hello(options.Role, options.LocalAddress, options.Incarnation, RandomNonce(), options.HasKey, options.StateMachine);
     }
 
     /// <summary>Unique in this process; owners key client connections by it.</summary>
@@ -309,6 +309,14 @@ public sealed class FrameConnection : IAsyncDisposable
             if (_options.HasKey && !hello.Authenticated && !_options.UnauthenticatedRoles.Contains(hello.Role))
             {
                 throw new FrameViolationException(ProtocolErrorCode.AuthenticationFailed, $"the {hello.Role.ToString().ToLowerInvariant()} {hello.From} did not authenticate, and a cluster key is required here; give both sides the same cluster key");
+            }
+
+            // Servers replicate one log; one whose state machine differs could not apply it (and its snapshots would not
+            // restore). Refused here, before anything is replicated; a side that does not say is not judged.
+            if (hello.Role == PeerRole.Server && _options.Role == PeerRole.Server && hello.StateMachine.Length > 0 && _options.StateMachine.Length > 0
+                && !string.Equals(hello.StateMachine, _options.StateMachine, StringComparison.Ordinal))
+            {
+                throw new FrameViolationException(ProtocolErrorCode.StateMachineMismatch, $"the server {hello.From} runs the state machine '{hello.StateMachine}' but {LocalHello.From} runs '{_options.StateMachine}'; every server of a cluster must run the same one (--state-machine)");
             }
 
             // Accepting the peer is said by repeating the Hello: neither side reports the connection open before

@@ -27,6 +27,12 @@ public sealed record FrameConnectionOptions
     public ulong Incarnation { get; init; }
 
     /// <summary>
+    /// The state machine a server runs, said in its Hello; empty for monitors and clients. A server connection
+    /// between two servers that name different ones is refused during the handshake.
+    /// </summary>
+    public string StateMachine { get; init; } = string.Empty;
+
+    /// <summary>
     /// The shared cluster key (at least 16 bytes), or empty for none. With a key, a peer must authenticate
     /// (unless its role is in <see cref="UnauthenticatedRoles"/>), and when both sides do, every frame is signed.
     /// </summary>

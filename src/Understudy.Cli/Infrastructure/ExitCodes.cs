@@ -18,8 +18,11 @@ internal static class ExitCodes
     /// <summary>chaos: the scenario cannot run on this machine (e.g. partition without root).</summary>
     public const int CannotRunHere = 3;
 
+    /// <summary>kv: the answer is no (a missing key, a compare-and-set that did not match, an increment that could not apply).</summary>
+    public const int No = 4;
+
     /// <summary>Interrupted (Ctrl+C).</summary>
     public const int Interrupted = 130;
 
-    public const string HelpText = "Exit codes: 0 done (or a valid verdict), 1 failed (no monitor answers, a child exited, a refusal, an invalid verdict), 2 mistake in the command (nothing started or changed), 3 chaos scenario not possible here, 130 interrupted.";
+    public const string HelpText = "Exit codes: 0 done (or a valid verdict), 1 failed (no monitor answers, a child exited, a refusal, an invalid verdict), 2 mistake in the command (nothing started or changed), 3 chaos scenario not possible here, 4 kv: the answer is no (key not found, no match), 130 interrupted.";
 }

@@ -32,23 +32,35 @@ internal static class ServerVerb
         var retentionBytes = new Option<string?>("--retention-bytes") { Description = "Keep only the newest messages totalling at most B bytes of text (suffix k, m or g for KiB, MiB, GiB; default: keep all). Env: UNDERSTUDY_SERVER__RETENTIONBYTES." };
         var logWindow = new Option<string?>("--log-window") { Description = "Most committed entries kept in memory; older ones are read from disk when needed (default 65536). Env: UNDERSTUDY_SERVER__LOGWINDOW." };
         var retentionAge = new Option<string?>("--retention-age") { Description = "Not available yet: log entries carry no time to age them by." };
+        var stateMachine = new Option<string?>("--state-machine") { Description = "The service this server runs: messages (the message store, default) or kv (the key-value store). Every server of a cluster must run the same one: a server refuses to replicate with one running another. Env: UNDERSTUDY_SERVER__STATEMACHINE." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("server", "Run one server: it holds the log, serves clients as primary or follows as a hot backup, and heartbeats to the monitor.")
         {
-            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, retentionMessages, retentionBytes, retentionAge, logLevel, settings,
+            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, retentionMessages, retentionBytes, retentionAge, stateMachine, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (logLevel, "LogLevel"));
+            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (stateMachine, "StateMachine"), (logLevel, "LogLevel"));
             if (s.Has("RetentionAge"))
             {
                 throw new UsageException("--retention-age is not available yet: log entries carry no time to age them by; use --retention-messages or --retention-bytes");
             }
 
+            var machine = s.Choice("StateMachine", BuiltInStateMachine.Messages, "--state-machine");
+            if (machine != BuiltInStateMachine.Messages && (s.Has("RetentionMessages") || s.Has("RetentionBytes")))
+            {
+                throw new UsageException($"--retention-messages and --retention-bytes apply to the message store only, not to --state-machine {machine.FlagName()}");
+            }
+
             var listenPort = s.Int("Port", 8090, "--port", 1, 65535);
             var bind = new NodeAddress(s.Text("Host", "127.0.0.1"), listenPort);
+            var retention = new MessageRetention
+            {
+                Messages = s.Has("RetentionMessages") ? Count(s.Text("RetentionMessages", string.Empty), "--retention-messages", 1) : null,
+                Bytes = s.Has("RetentionBytes") ? Count(s.Text("RetentionBytes", string.Empty), "--retention-bytes", 1) : null,
+            };
             var options = new ServerHostOptions
             {
                 Listen = bind,
@@ -67,11 +79,8 @@ internal static class ServerVerb
                     SnapshotEveryEntries = Count(s.Text("SnapshotEvery", "100000"), "--snapshot-every", 0) ?? 100_000,
                     LogWindowEntries = (int)Math.Min(int.MaxValue, Count(s.Text("LogWindow", "65536"), "--log-window", 1) ?? 65_536),
                 },
-                Retention = new MessageRetention
-                {
-                    Messages = s.Has("RetentionMessages") ? Count(s.Text("RetentionMessages", string.Empty), "--retention-messages", 1) : null,
-                    Bytes = s.Has("RetentionBytes") ? Count(s.Text("RetentionBytes", string.Empty), "--retention-bytes", 1) : null,
-                },
+                Retention = retention,
+                StateMachine = machine == BuiltInStateMachine.Messages ? null : machine.Factory(retention),
             };
             UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_SERVER__DATA)");
             return await HostRunner.RunAsync(ConsoleLogging.Parse(s.Text("LogLevel", "info")), $"server {options.Identity.Port}", (loggers, ct) => RunAsync(options, loggers, ct), cancellationToken);

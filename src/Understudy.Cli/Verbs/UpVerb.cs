@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
+using Understudy.Core.StateMachines;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
 
@@ -32,9 +33,11 @@ internal static class UpVerb
         fsync.AcceptOnlyFromAmong(UpPreflight.FsyncValues);
         var fresh = new Option<bool>("--fresh") { Description = "Delete the data folder first (start from an empty log)." };
         var minInSync = new Option<int>("--min-in-sync") { Description = "Servers that must hold a write before it is acknowledged (1 to --servers).", DefaultValueFactory = _ => 1 };
+        var stateMachine = new Option<string>("--state-machine") { Description = "The service every server runs: messages (the message store) or kv (the key-value store: `understudy kv ...`).", DefaultValueFactory = _ => "messages" };
+        stateMachine.AcceptOnlyFromAmong("messages", "kv");
         var command = new Command("up", "Start a group of monitors (3 by default) and servers on this machine (the original's run.sh and Main), show who is primary, and take commands: stop primary, stop backup1, stop backup2, stop all, reboot, kill N, restart N, pause N, resume N, kill/restart/pause/resume monitor N, status, help, exit.")
         {
-            servers, monitors, basePort, monitorPort, clientPort, httpPort, data, fsync, fresh, minInSync,
+            servers, monitors, basePort, monitorPort, clientPort, httpPort, data, fsync, fresh, minInSync, stateMachine,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -65,6 +68,7 @@ internal static class UpVerb
                 HttpPort = parse.GetValue(httpPort),
                 DataDirectory = folder,
                 Fsync = parse.GetValue(fsync)!,
+                StateMachine = parse.GetValue(stateMachine) == "kv" ? BuiltInStateMachine.Kv : BuiltInStateMachine.Messages,
                 ServerArguments = ["--min-in-sync", parse.GetValue(minInSync).ToString(CultureInfo.InvariantCulture)],
             };
             return await RunAsync(options, cancellationToken);

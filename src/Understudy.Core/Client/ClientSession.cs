@@ -46,11 +46,18 @@ public sealed class ClientSession
     public void Start() => QueryMonitor(Now);
 
     /// <summary>Starts a call; returns its sequence number. The result comes through <see cref="IClientEnvironment.Complete"/>.</summary>
-    public long Submit(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout = null)
+    public long Submit(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout = null) => Submit(kind, payload, timeout, NodeAddress.None);
+
+    /// <summary>
+    /// Starts a call whose first attempt goes to <paramref name="firstTarget"/> rather than the primary: a
+    /// <see cref="RequestKind.StaleRead"/> to a backup. When that server refuses, or does not answer, the call goes
+    /// on to the primary at once, as any other.
+    /// </summary>
+    public long Submit(RequestKind kind, ReadOnlyMemory<byte> payload, TimeSpan? timeout, NodeAddress firstTarget)
     {
         var now = Now;
         var seq = _nextSeq++;
-        var p = new Pending(seq, kind, payload, now + Ticks(timeout ?? _options.RequestTimeout));
+        var p = new Pending(seq, kind, payload, now + Ticks(timeout ?? _options.RequestTimeout)) { FirstTarget = firstTarget };
         _pending[seq] = p;
         Attempt(p, now);
         return seq;
@@ -90,6 +97,15 @@ public sealed class ClientSession
         // A refusal from a server this attempt was not sent to is stale: the request has moved on.
         if (from != p.Target)
         {
+            return;
+        }
+
+        if (!p.FirstTarget.IsNone && from == p.FirstTarget)
+        {
+            // The backup could not serve the stale read within its lag: the primary answers it instead, now.
+            p.FirstTarget = NodeAddress.None;
+            p.LastError = response.PayloadText;
+            Attempt(p, now);
             return;
         }
 
@@ -198,7 +214,15 @@ public sealed class ClientSession
 
     private void Attempt(Pending p, long now)
     {
-        if (Primary.IsNone)
+        // Only the first attempt goes to a chosen server; every later one (after a refusal, a lost connection or
+        // no answer) goes to the primary.
+        var target = p.Attempts == 0 && !p.FirstTarget.IsNone ? p.FirstTarget : Primary;
+        if (target != p.FirstTarget)
+        {
+            p.FirstTarget = NodeAddress.None;
+        }
+
+        if (target.IsNone)
         {
             if (_options.NoPrimary == NoPrimaryPolicy.FailFast)
             {
@@ -212,12 +236,12 @@ public sealed class ClientSession
             return;
         }
 
-        p.Target = Primary;
+        p.Target = target;
         p.Sent = true;
         p.Attempts++;
         p.NextAttemptAt = long.MaxValue;
         p.AttemptDeadline = now + Ticks(_options.AttemptTimeout);
-        _env.SendToServer(Primary, new ClientRequest(ClientId, p.Seq, FirstIncomplete(), p.Kind, p.Payload));
+        _env.SendToServer(target, new ClientRequest(ClientId, p.Seq, FirstIncomplete(), p.Kind, p.Payload));
     }
 
     private void Backoff(Pending p, long now)
@@ -285,6 +309,9 @@ public sealed class ClientSession
         public bool Sent { get; set; }
 
         public NodeAddress Target { get; set; } = NodeAddress.None;
+
+        /// <summary>Where the first attempt goes instead of the primary (a backup, for a stale read); none after it.</summary>
+        public NodeAddress FirstTarget { get; set; } = NodeAddress.None;
 
         public string? LastError { get; set; }
     }

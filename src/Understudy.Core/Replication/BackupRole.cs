@@ -109,11 +109,20 @@ internal sealed class BackupRole : EpochRole
         _ackPrev = frame.PrevIndex;
     }
 
-    /// <summary>A client asked a backup: it is told where the primary is, as far as this server knows.</summary>
+    /// <summary>
+    /// A client asked a backup: a bounded-staleness read it can serve is answered here (see <see cref="CanServeStaleRead"/>);
+    /// anything else is told where the primary is, as far as this server knows.
+    /// </summary>
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
-        if (request.Kind == RequestKind.Read && ReadAnswer.TryAnswer(_node, client, request, new ReadView(ServerRole.Backup, false, false, false)))
+        if (request.Kind == RequestKind.Read && ReadAnswer.TryAnswer(_node, client, request, request.Payload, new ReadView(ServerRole.Backup, false, false, false)))
         {
+            return;
+        }
+
+        if (request.Kind == RequestKind.StaleRead && StaleReadPayload.TryDecode(request.Payload, out var maxLag, out var query) && CanServeStaleRead(maxLag))
+        {
+            _node.Answer(client, request, ResponseStatus.Ok, _node.State.Machine.Query(query.Span));
             return;
         }
 
@@ -125,6 +134,20 @@ internal sealed class BackupRole : EpochRole
 
         _node.Answer(client, request, ResponseStatus.NotPrimary, ServerNode.Text($"{_node.Self} is not the primary"), hint);
     }
+
+    /// <summary>
+    /// Whether this backup's state is fresh enough for a read allowing <paramref name="maxLag"/>: a frame from the
+    /// primary of its epoch arrived within that time (by this server's monotonic clock, so no clock comparison
+    /// across machines), and everything that frame said was committed is applied here. The answer then holds every
+    /// write the primary had acknowledged when it sent the frame; it may miss ones acknowledged since, so such a read
+    /// is not linearizable. A backup cut off from its primary (or a primary already replaced) stops hearing frames,
+    /// and refuses once the lag has passed.
+    /// </summary>
+    public bool CanServeStaleRead(TimeSpan maxLag) =>
+        !Primary.IsNone
+        && LastPrimaryContact != long.MinValue
+        && _node.Now - LastPrimaryContact <= _node.Ticks(maxLag)
+        && _node.CommitIndex >= PrimaryCommitHeard;
 
     /// <summary>The log became durable further: the primary is owed an acknowledgement, if one has written.</summary>
     public void OnDurable()

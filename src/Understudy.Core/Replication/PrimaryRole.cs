@@ -216,10 +216,18 @@ internal sealed partial class PrimaryRole : EpochRole
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
         var now = _node.Now;
-        if (request.Kind == RequestKind.Read)
+        if (request.Kind is RequestKind.Read or RequestKind.StaleRead)
         {
+            // A stale read that reached the primary (no backup could serve it) is answered as a linearizable one.
+            var query = request.Payload;
+            if (request.Kind == RequestKind.StaleRead && !StaleReadPayload.TryDecode(request.Payload, out _, out query))
+            {
+                _node.Answer(client, request, ResponseStatus.Rejected, ServerNode.Text("a stale read's payload must start with the lag allowed (8 bytes, not negative)"));
+                return;
+            }
+
             // Whether a read may be served is the read rule's alone (ReadRule.cs), lease and epoch included.
-            ReadAnswer.TryAnswer(_node, client, request, new ReadView(ServerRole.Primary, LeaseValid(now), _node.CommitIndex >= EpochStartIndex, _handover is not null));
+            ReadAnswer.TryAnswer(_node, client, request, query, new ReadView(ServerRole.Primary, LeaseValid(now), _node.CommitIndex >= EpochStartIndex, _handover is not null));
             return;
         }
 

@@ -51,14 +51,14 @@ public sealed class LeasedPrimaryReadRule : IReadRule
 /// <summary>How a server answers a read once its role has described itself to the read rule.</summary>
 internal static class ReadAnswer
 {
-    /// <summary>Answers <paramref name="request"/> from the applied state, or refuses it as the rule says; false when the refusal is "not primary" (the role answers that itself, with its hint).</summary>
-    public static bool TryAnswer(ServerNode node, ClientRef client, in ClientRequest request, in ReadView view)
+    /// <summary>Answers <paramref name="request"/> (asking <paramref name="query"/>) from the applied state, or refuses it as the rule says; false when the refusal is "not primary" (the role answers that itself, with its hint).</summary>
+    public static bool TryAnswer(ServerNode node, ClientRef client, in ClientRequest request, ReadOnlyMemory<byte> query, in ReadView view)
     {
         var decision = node.ReadRule.Decide(view);
         switch (decision)
         {
             case ReadDecision.Serve:
-                node.Answer(client, request, ResponseStatus.Ok, node.State.Machine.Query(request.Payload.Span));
+                node.Answer(client, request, ResponseStatus.Ok, node.State.Machine.Query(query.Span));
                 return true;
             case ReadDecision.NotPrimary:
                 return false;

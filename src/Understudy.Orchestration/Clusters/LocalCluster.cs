@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Understudy.Client;
+using Understudy.Core.StateMachines;
 using Understudy.Hosting;
 using Understudy.Orchestration.Polling;
 using Understudy.Orchestration.Processes;
@@ -44,6 +45,9 @@ public sealed record LocalClusterOptions
     public string Fsync { get; init; } = "always";
 
     public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The state machine every server runs (<c>--state-machine</c>); a cluster never mixes two.</summary>
+    public BuiltInStateMachine StateMachine { get; init; } = BuiltInStateMachine.Messages;
 
     /// <summary>Extra flags for every server / the monitor (timings, min-in-sync, log level...).</summary>
     public IReadOnlyList<string> ServerArguments { get; init; } = [];
@@ -270,6 +274,11 @@ public sealed class LocalCluster : IAsyncDisposable
                 "--fsync", options.Fsync,
                 "--http-port", Text(options.HttpPortOf(n)),
             };
+            if (options.StateMachine != BuiltInStateMachine.Messages)
+            {
+                args.AddRange(["--state-machine", options.StateMachine.FlagName()]);
+            }
+
             args.AddRange(options.ServerArguments);
             _servers.Add(new LocalServer(n, new NodeAddress(host, port), new ChildProcess($"server{n}", args, Path.Combine(logs, $"server{n}-{port}.log"), options.Launcher?.Invoke($"server{n}"))));
         }

@@ -314,6 +314,38 @@ public class ClientSessionTests
         Assert.True(r3 < w6);
     }
 
+    [Fact]
+    public void A_stale_read_goes_first_to_the_chosen_backup_and_to_the_primary_at_once_when_that_backup_refuses()
+    {
+        var c = Session();
+        c.Handle(new PrimaryUpdate(1, 3, P));
+        var payload = StaleReadPayload.Encode(TimeSpan.FromMilliseconds(200), MessageStoreCommands.Count());
+        var seq = c.Submit(RequestKind.StaleRead, payload, null, B1);
+        Assert.Equal(seq, Assert.Single(_env.SentTo(B1)).Seq);
+        Assert.Empty(_env.SentTo(P));
+
+        c.Handle(B1, new ClientResponse(Id, seq, ResponseStatus.NotPrimary, 1, P, Text("too far behind")));
+
+        var toPrimary = Assert.Single(_env.SentTo(P));
+        Assert.Equal((seq, RequestKind.StaleRead), (toPrimary.Seq, toPrimary.Kind));
+        c.Handle(P, Ok(seq, 5));
+        Assert.Equal(OutcomeKind.Ok, Assert.Single(_env.Completed).Outcome);
+    }
+
+    [Fact]
+    public void A_stale_read_whose_backup_is_unreachable_goes_to_the_primary_on_its_next_attempt()
+    {
+        var c = Session();
+        c.Handle(new PrimaryUpdate(1, 3, P));
+        var seq = c.Submit(RequestKind.StaleRead, StaleReadPayload.Encode(TimeSpan.FromSeconds(1), MessageStoreCommands.Count()), null, B2);
+
+        c.OnServerConnectionLost(B2);
+        Run(c, TimeSpan.FromSeconds(1));
+
+        Assert.Single(_env.SentTo(B2));
+        Assert.Contains(_env.SentTo(P), r => r.Seq == seq);
+    }
+
     private ClientSession Session(ClientOptions? options = null, Random? random = null) =>
         new(Id, options ?? new ClientOptions(), _env, _time, random ?? new Random(1));
 
