@@ -41,6 +41,9 @@ public enum ViolationKind
 
     /// <summary>The cluster did not recover after every fault was healed.</summary>
     NoRecovery,
+
+    /// <summary>A key-value history has no linearization (or the checker could not decide within its budget).</summary>
+    NotLinearizable,
 }
 
 /// <summary>One broken rule, with enough detail to find it in the history.</summary>

@@ -1,8 +1,10 @@
 using System.Text;
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
+using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation;
@@ -102,7 +104,13 @@ internal sealed class SimCluster
 
         var violations = new List<Violation>(World.Violations);
         CheckResult check;
-        if (finalLog is null)
+        if (options.StateMachine == SimulatedStateMachine.KeyValue)
+        {
+            // The final reads (in the history) are what a lost write would contradict: judge even if they did not all happen.
+            check = JudgeKeyValueHistory();
+            violations.AddRange(check.Violations);
+        }
+        else if (finalLog is null)
         {
             check = new CheckResult([], new CheckStats { Operations = World.History.Count });
         }
@@ -121,6 +129,7 @@ internal sealed class SimCluster
             Events = World.EventsRun,
             SimulatedMs = World.Now / 1000,
             History = World.History,
+            KeyValueHistory = World.KeyValueHistory,
             FinalLog = finalLog ?? [],
             Trace = World.Trace,
             TraceHash = World.TraceHash,
@@ -603,6 +612,11 @@ internal sealed class SimCluster
 
         _checker = new SimClient(this, -1, record: false);
         _checker.Start();
+        if (options.StateMachine == SimulatedStateMachine.KeyValue)
+        {
+            return ReadEveryKey() ? CompareStates() : null;
+        }
+
         var final = new List<string>();
         long from = 1;
         while (true)
@@ -657,6 +671,14 @@ internal sealed class SimCluster
             final = [.. all.Take((int)(from - 1)), .. final];
         }
 
+        CompareStates();
+        return final;
+    }
+
+    /// <summary>Every server must hold the same state: the same committed log, applied the same way. Returns an empty final log.</summary>
+    private List<string> CompareStates()
+    {
+        var primary = CurrentPrimary()!;
         var snapshot = primary.Node!.State.SnapshotBytes();
         foreach (var s in _servers.Where(s => s != primary))
         {
@@ -666,7 +688,56 @@ internal sealed class SimCluster
             }
         }
 
-        return final;
+        return [];
+    }
+
+    /// <summary>
+    /// With the key-value store: once the cluster has recovered, a get of every key, recorded in the history (process -1):
+    /// an acknowledged write lost in a failover contradicts what these read. False (and a violation) if one fails.
+    /// </summary>
+    private bool ReadEveryKey()
+    {
+        var keys = Enumerable.Range(0, World.Options.Keys).SelectMany(i => new[] { KeyValueCalls.Register(i), KeyValueCalls.Counter(i) });
+        foreach (var key in keys)
+        {
+            var open = new KvOperation { Process = -1, Function = KvFunction.Get, Key = key, InvokedAt = World.Now, Outcome = KvOutcome.Unknown };
+            ClientResultHolder? result = null;
+            _checker!.Call(RequestKind.Read, KeyValueCommands.Get(key), TimeSpan.FromSeconds(5), r => result = new ClientResultHolder(r));
+            World.RunUntil(() => result is not null, World.Now + SimWorld.Micros(TimeSpan.FromSeconds(6)));
+            if (result is null || result.Value.Outcome != Core.Client.OutcomeKind.Ok)
+            {
+                World.Violations.Add(new Violation(ViolationKind.NoRecovery, $"the final get of {key} failed ({result?.Value.Error ?? "no answer"}): {DescribeState()}"));
+                return false;
+            }
+
+            World.KeyValueHistory.Add(KeyValueCalls.Record(open, result.Value, World.Now));
+        }
+
+        return true;
+    }
+
+    /// <summary>The key-value history judged by the linearizability checker (one thread: sweeps already run seeds in parallel).</summary>
+    private CheckResult JudgeKeyValueHistory()
+    {
+        var history = World.KeyValueHistory;
+        var result = LinearizabilityChecker.Check(history, new LinearizabilityOptions { MaxDegreeOfParallelism = 1, Budget = TimeSpan.FromSeconds(30) });
+        var violations = new List<Violation>();
+        foreach (var key in result.Keys.Where(k => k.Verdict != LinearizabilityVerdict.Linearizable))
+        {
+            violations.Add(new Violation(ViolationKind.NotLinearizable, key.Verdict == LinearizabilityVerdict.Unknown
+                ? $"key {key.Key}: the checker ran out of its budget on {key.Operations} operations: undecided"
+                : key.ToString()));
+        }
+
+        var acknowledged = history.Count(o => o.Outcome == KvOutcome.Ok);
+        return new CheckResult(violations, new CheckStats
+        {
+            Operations = history.Count,
+            Acknowledged = acknowledged,
+            Failed = history.Count(o => o.Outcome == KvOutcome.Failed),
+            Indeterminate = history.Count(o => o.Outcome == KvOutcome.Unknown),
+            Reads = history.Count(o => o.Function == KvFunction.Get),
+        });
     }
 
     /// <summary>Every message in the committed log, in order: its entries applied to a store that keeps everything.</summary>

@@ -1,10 +1,12 @@
 using System.Text;
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 using Understudy.Core;
 using Understudy.Core.Client;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
+using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation;
@@ -47,7 +49,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             Address,
             World.Random.NextUInt64(),
             World.Options.ServerForSeed,
-            new MessageStore(World.Options.RetainMessages is { } keep ? new MessageRetention { Messages = keep } : MessageRetention.KeepEverything),
+            World.Options.StateMachine == SimulatedStateMachine.KeyValue ? new KeyValueStore() : new MessageStore(World.Options.RetainMessages is { } keep ? new MessageRetention { Messages = keep } : MessageRetention.KeepEverything),
             this,
             _clock,
             epoch,
@@ -56,7 +58,9 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             archive: Disk,
             snapshot: snapshot,
             compactionRule: World.Options.CompactionRule?.Invoke(),
-            snapshotFormat: World.Options.SnapshotFormat?.Invoke());
+            snapshotFormat: World.Options.SnapshotFormat?.Invoke(),
+            readRule: World.Options.ReadRule?.Invoke(),
+            deduplicationRule: World.Options.DeduplicationRule?.Invoke());
         if (snapshot is not null)
         {
             World.CountFault("started-from-snapshot");
@@ -438,6 +442,7 @@ internal sealed class SimClient : SimNode, IClientEnvironment
     private readonly NodeClock _clock;
     private readonly int _process;
     private readonly bool _record;
+    private readonly KeyValueCalls? _keyValue;
     private Operation? _open;
     private Action<ClientResult>? _onComplete;
     private int _written;
@@ -454,6 +459,10 @@ internal sealed class SimClient : SimNode, IClientEnvironment
         Ref = new ClientRef(process < 0 ? 1_000_000 : process);
         _monitor = Math.Max(0, process) % cluster.Monitors.Count;
         Session = new ClientSession(cluster.World.Random.NextUInt64(), cluster.World.Options.Client, this, _clock, new Random(cluster.World.Random.Next()));
+        if (record && cluster.World.Options.StateMachine == SimulatedStateMachine.KeyValue)
+        {
+            _keyValue = new KeyValueCalls(cluster.World, process, Name);
+        }
     }
 
     public ClientRef Ref { get; }
@@ -462,7 +471,7 @@ internal sealed class SimClient : SimNode, IClientEnvironment
 
     public bool Active { get; set; }
 
-    public bool Idle => _open is null && _onComplete is null;
+    public bool Idle => _open is null && _onComplete is null && _keyValue is not { IsOpen: true };
 
     public void Start()
     {
@@ -517,8 +526,15 @@ internal sealed class SimClient : SimNode, IClientEnvironment
 
     private void Invoke()
     {
-        if (!Active || _open is not null)
+        if (!Active || !Idle)
         {
+            return;
+        }
+
+        if (_keyValue is not null)
+        {
+            var (kind, payload) = _keyValue.Next();
+            Session.Submit(kind, payload);
             return;
         }
 
@@ -547,7 +563,21 @@ internal sealed class SimClient : SimNode, IClientEnvironment
 
     // ------------------------------------------------------------------ IClientEnvironment
 
-    public void SendToServer(NodeAddress server, in ClientRequest request) => World.Send(this, _cluster.Server(server), request);
+    public void SendToServer(NodeAddress server, in ClientRequest request)
+    {
+        World.Send(this, _cluster.Server(server), request);
+
+        // A client with a stale view of the primary asks another server: only one that may serve reads must answer.
+        if (_keyValue is not null && request.Kind == RequestKind.Read && World.Random.Next(100) < World.Options.StrayReadPercent)
+        {
+            var servers = _cluster.Servers;
+            var stray = servers[World.Random.Next(servers.Count)];
+            if (stray.Address != server)
+            {
+                World.Send(this, stray, request);
+            }
+        }
+    }
 
     /// <summary>
     /// Asks the monitor it is connected to; in a group, when that one is down or unreachable (the connection fails), moves
@@ -573,6 +603,22 @@ internal sealed class SimClient : SimNode, IClientEnvironment
         {
             _onComplete = null;
             done(result);
+            return;
+        }
+
+        if (_keyValue?.Complete(result) is { } call)
+        {
+            World.KeyValueHistory.Add(call);
+            if (World.Tracing)
+            {
+                World.Log(Name, KeyValueCalls.Describe(call) + (call.Outcome == KvOutcome.Ok ? $" by {result.Server} e{result.Epoch}" : $" {result.Error}"));
+            }
+
+            if (Active)
+            {
+                ScheduleNext();
+            }
+
             return;
         }
 

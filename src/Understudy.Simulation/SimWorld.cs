@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation;
@@ -60,6 +61,9 @@ internal sealed class SimWorld
     public List<Violation> Violations { get; } = [];
 
     public History History { get; } = new();
+
+    /// <summary>With the key-value store: every client call, as the linearizability checker takes them.</summary>
+    public List<KvOperation> KeyValueHistory { get; } = [];
 
     public long EventsRun { get; private set; }
 

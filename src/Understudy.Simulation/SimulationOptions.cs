@@ -1,6 +1,7 @@
 using Understudy.Core.Client;
 using Understudy.Core.Monitor;
 using Understudy.Core.Replication;
+using Understudy.Core.StateMachines;
 
 namespace Understudy.Simulation;
 
@@ -26,6 +27,25 @@ public sealed record SimulationOptions
 
     /// <summary>In a group: how often the leader confirms its leadership with the others (a Raft heartbeat).</summary>
     public TimeSpan MonitorGroupRound { get; init; } = TimeSpan.FromMilliseconds(30);
+
+    /// <summary>
+    /// The replicated service and the workload against it: the message store, judged against the final log, or the
+    /// key-value store, judged by the linearizability checker (<see cref="KeyValueCalls"/>).
+    /// </summary>
+    public SimulatedStateMachine StateMachine { get; init; } = SimulatedStateMachine.Messages;
+
+    /// <summary>
+    /// With the key-value store: registers (k0, k1, ...) and as many counters (n0, n1, ...) the clients share. Few, so
+    /// that calls on one key overlap and conflict.
+    /// </summary>
+    public int Keys { get; init; } = 3;
+
+    /// <summary>
+    /// With the key-value store: the percentage of gets a client also sends to a server picked at random, as a client
+    /// with a stale view of the primary would. Every server but a primary that may serve must refuse them, so a read rule
+    /// that lets a backup or a lease-less primary answer is exercised, not just the one primary clients believe in.
+    /// </summary>
+    public int StrayReadPercent { get; init; } = 20;
 
     /// <summary>Client workers, each with one call open at a time.</summary>
     public int Clients { get; init; } = 3;
@@ -123,6 +143,12 @@ public sealed record SimulationOptions
     /// <summary>Makes each monitor's lease rule (null: the real one).</summary>
     public Func<IMonitorLeaseRule>? MonitorLeaseRule { get; init; }
 
+    /// <summary>Makes each server's read rule (null: the real one, <see cref="LeasedPrimaryReadRule"/>).</summary>
+    public Func<IReadRule>? ReadRule { get; init; }
+
+    /// <summary>Makes each server's deduplication rule (null: the real one, <see cref="TableDeduplicationRule"/>).</summary>
+    public Func<IDeduplicationRule>? DeduplicationRule { get; init; }
+
     /// <summary>Makes the codec every simulated link encodes and decodes frames with (null: the real one, <see cref="FrameCodec"/>).</summary>
     public Func<IFrameCodec>? Codec { get; init; }
 
@@ -139,9 +165,24 @@ public sealed record SimulationOptions
             throw new ArgumentException($"the group's leadership lease ({MonitorGroupLease.TotalMilliseconds} ms) must outlast two rounds ({MonitorGroupRound.TotalMilliseconds} ms each)");
         }
 
+        if (Keys < 1 || StrayReadPercent is < 0 or > 100)
+        {
+            throw new ArgumentException($"the key-value workload needs at least one key (got {Keys}) and a stray-read percentage from 0 to 100 (got {StrayReadPercent})");
+        }
+
         if (Monitor.MaxClockDrift >= MonitorGroupLease)
         {
             throw new ArgumentException($"the clock drift allowed ({Monitor.MaxClockDrift.TotalMilliseconds} ms) must be less than the group's leadership lease ({MonitorGroupLease.TotalMilliseconds} ms)");
         }
     }
+}
+
+/// <summary>Which state machine the simulated servers run.</summary>
+public enum SimulatedStateMachine
+{
+    /// <summary>The message store (appends, reads, counts), judged against the final log by <see cref="Checking.HistoryChecker"/>.</summary>
+    Messages,
+
+    /// <summary>The key-value store (get, put, delete, compare-and-set, increment), judged by <see cref="Checking.Linearizability.LinearizabilityChecker"/>.</summary>
+    KeyValue,
 }

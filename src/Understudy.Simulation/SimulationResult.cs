@@ -1,4 +1,5 @@
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 
 namespace Understudy.Simulation;
 
@@ -19,6 +20,9 @@ public sealed record SimulationResult
     public required long SimulatedMs { get; init; }
 
     public required History History { get; init; }
+
+    /// <summary>With the key-value store: every call, as judged by the linearizability checker (else empty).</summary>
+    public IReadOnlyList<KvOperation> KeyValueHistory { get; init; } = [];
 
     public required IReadOnlyList<string> FinalLog { get; init; }
 

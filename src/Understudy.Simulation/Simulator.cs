@@ -41,7 +41,7 @@ public static class Simulator
                 var result = Run(optionsForSeed(seed));
 
                 // Keep only what the totals need: histories of passing seeds are large.
-                results.Add(result with { History = new(), Trace = [], FinalLog = [] });
+                results.Add(result with { History = new(), KeyValueHistory = [], Trace = [], FinalLog = [] });
                 progress?.Invoke(Interlocked.Increment(ref done), result);
                 if (stopAtFirstViolation && !result.Valid)
                 {

@@ -265,7 +265,7 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
     [Fact]
     public void A_random_linearizable_history_of_10000_operations_is_judged_linearizable()
     {
-        var history = RandomKvHistory.Linearizable(10_000, clients: 64, keys: 100, unknownFraction: 0.03, seed: 11);
+        var history = SyntheticKvHistory.Linearizable(10_000, clients: 64, keys: 100, unknownFraction: 0.03, seed: 11);
 
         var result = LinearizabilityChecker.Check(history, cancellationToken: TestContext.Current.CancellationToken);
 
@@ -277,8 +277,8 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
     [Fact]
     public void A_random_history_with_one_read_of_a_value_never_written_fails_on_that_key_only()
     {
-        var history = RandomKvHistory.Linearizable(10_000, clients: 64, keys: 100, unknownFraction: 0.03, seed: 12);
-        var victim = history.FindIndex(o => o.Function == KvFunction.Get && o.Outcome == KvOutcome.Ok);
+        var history = SyntheticKvHistory.Linearizable(10_000, clients: 64, keys: 100, unknownFraction: 0.03, seed: 12);
+        var victim = Array.FindIndex(history, o => o.Function == KvFunction.Get && o.Outcome == KvOutcome.Ok);
         history[victim] = history[victim] with { Result = "never-written" };
 
         var result = LinearizabilityChecker.Check(history, cancellationToken: TestContext.Current.CancellationToken);
@@ -292,7 +292,7 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
     public void A_budget_too_small_for_the_search_gives_an_unknown_verdict_instead_of_running_on()
     {
         // One key, many overlapping calls: far more search steps than fit in no time at all.
-        var history = RandomKvHistory.Linearizable(5_000, clients: 64, keys: 1, unknownFraction: 0.05, seed: 13);
+        var history = SyntheticKvHistory.Linearizable(5_000, clients: 64, keys: 1, unknownFraction: 0.05, seed: 13);
 
         var result = LinearizabilityChecker.Check(history, new LinearizabilityOptions { Budget = TimeSpan.Zero }, TestContext.Current.CancellationToken);
 
@@ -305,7 +305,7 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
     public void Measure_100000_operations_from_64_clients_over_1000_keys_with_unknown_outcomes()
     {
         // Prints the time; asserts only the verdict (no timing assertions in tests).
-        var history = RandomKvHistory.Linearizable(100_000, clients: 64, keys: 1_000, unknownFraction: 0.02, seed: 100);
+        var history = SyntheticKvHistory.Linearizable(100_000, clients: 64, keys: 1_000, unknownFraction: 0.02, seed: 100);
 
         var result = LinearizabilityChecker.Check(history, cancellationToken: TestContext.Current.CancellationToken);
 
@@ -314,9 +314,73 @@ public class LinearizabilityCheckerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_stale_read_hidden_in_100000_operations_from_64_clients_over_1000_keys_is_found_in_a_small_window()
+    {
+        // The bench's shape with one stale read planted: a get, invoked after a later write of its key had completed,
+        // that returns the value from before that write (what a backup or a lease-less old primary would answer).
+        var history = SyntheticKvHistory.Linearizable(100_000, clients: 64, keys: 1_000, unknownFraction: 0.02, seed: 101);
+        var (victim, stale) = PlantStaleRead(history);
+
+        var result = LinearizabilityChecker.Check(history, cancellationToken: TestContext.Current.CancellationToken);
+
+        var window = AssertNotLinearizable(result, history[victim].Key);
+        output.WriteLine($"planted get({history[victim].Key}) -> {stale} at index {victim}; failing window of {window.Operations.Count} operations, {window.Involved.Count} involved");
+        Assert.True(window.Minimal, "the failing window was not shortened to the smallest failing prefix");
+        Assert.Equal(history[victim], window.Unplaced);
+        Assert.Equal(history[victim].CompletedAt, window.EndsAt);
+
+        // The key's whole history has about 100 operations; the window stops at the stale read.
+        var keyOperations = history.Count(o => o.Key == history[victim].Key);
+        Assert.True(window.Operations.Count < keyOperations, $"expected a window shorter than the key's {keyOperations} operations, got {window.Operations.Count}");
+        Assert.True(window.Involved.Count <= 10, $"expected a handful of involved operations, got {window.Involved.Count}:\n{window}");
+    }
+
+    /// <summary>
+    /// Finds an acknowledged get whose key's last write before it is an acknowledged put, completed before the get was
+    /// invoked and after every earlier write of the key had completed (all of them acknowledged, none unknown, so none
+    /// can land later), with no write of the key overlapping the get, and makes it return what the key held before that put.
+    /// </summary>
+    private static (int Index, string? Stale) PlantStaleRead(KvOperation[] history)
+    {
+        for (var i = history.Length / 2; i < history.Length; i++)
+        {
+            var get = history[i];
+            if (get.Function != KvFunction.Get || get.Outcome != KvOutcome.Ok)
+            {
+                continue;
+            }
+
+            var writes = history.Take(i).Where(o => o.Key == get.Key && o.Function != KvFunction.Get && o.Outcome != KvOutcome.Failed).ToList();
+            if (writes.Count < 2 || writes.Any(w => w.Outcome != KvOutcome.Ok) || writes[^1] is not { Function: KvFunction.Put } last
+                || last.CompletedAt >= get.InvokedAt || writes[..^1].Any(w => w.CompletedAt >= last.InvokedAt)
+                || history.Skip(i + 1).Any(o => o.Key == get.Key && o.Function != KvFunction.Get && o.InvokedAt <= get.CompletedAt))
+            {
+                continue;
+            }
+
+            // What the key held before the put: replay the earlier writes in completion order (they did not overlap the put).
+            string? before = null;
+            foreach (var w in writes[..^1].OrderBy(w => w.CompletedAt))
+            {
+                KvModel.Step(before, w, out before);
+            }
+
+            if (before == last.Value)
+            {
+                continue;
+            }
+
+            history[i] = get with { Result = before };
+            return (i, before);
+        }
+
+        throw new InvalidOperationException("no get in the history fits a planted stale read: change the seed");
+    }
+
+    [Fact]
     public void A_key_value_history_read_back_from_json_lines_is_the_same_and_judged_the_same()
     {
-        var history = new KvHistory(RandomKvHistory.Linearizable(500, clients: 8, keys: 5, unknownFraction: 0.1, seed: 21));
+        var history = new KvHistory(SyntheticKvHistory.Linearizable(500, clients: 8, keys: 5, unknownFraction: 0.1, seed: 21));
         history.Add(Get(9, "never-written", 1_000_000, 1_000_001, key: "k0"));
 
         var text = history.ToJsonLines();

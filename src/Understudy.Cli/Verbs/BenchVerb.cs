@@ -1,8 +1,10 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Understudy.Cli.Bench;
+using Understudy.Checking.Linearizability;
 using Understudy.Cli.Infrastructure;
 using Understudy.Core.StateMachines;
 using Understudy.Orchestration.Bench;
@@ -22,6 +24,7 @@ internal static class BenchVerb
         command.Subcommands.Add(Failover());
         command.Subcommands.Add(Report());
         command.Subcommands.Add(Soak());
+        command.Subcommands.Add(Checker());
         return command;
     }
 
@@ -281,6 +284,64 @@ internal static class BenchVerb
             }
 
             return result.Verdict == "valid" ? 0 : 1;
+        });
+        return command;
+    }
+
+    // `bench checker` (issue 11): kept in one block so the other bench work on this file merges cleanly.
+    private static Command Checker()
+    {
+        var ops = new Option<int>("--ops") { Description = "Operations in the generated history.", DefaultValueFactory = _ => 100_000 };
+        var clients = new Option<int>("--clients") { Description = "Clients calling one at a time, in parallel with each other.", DefaultValueFactory = _ => 64 };
+        var keys = new Option<int>("--keys") { Description = "Keys the calls spread over (k0, k1, ...).", DefaultValueFactory = _ => 1_000 };
+        var unknown = new Option<double>("--unknown") { Description = "Share of calls whose outcome is unknown (timeouts, failovers): maybe applied, maybe not.", DefaultValueFactory = _ => 0.02 };
+        var seed = new Option<int>("--seed") { Description = "The generator's seed (the same seed gives the same history).", DefaultValueFactory = _ => 1 };
+        var parallel = new Option<int>("--parallel") { Description = "Threads the checker searches keys on (default: one per core).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object: operations, clients, keys, unknown, verdict, elapsedMs." };
+        var command = new Command("checker", "Time the linearizability checker on a generated key-value history (linearizable by construction, from a simulated execution with unknown outcomes); the target is 100,000 operations from 64 clients over 1,000 keys in 10 s or less.")
+        {
+            ops, clients, keys, unknown, seed, parallel, json,
+        };
+        command.SetAction(parse =>
+        {
+            var n = parse.GetValue(ops);
+            var c = parse.GetValue(clients);
+            var k = parse.GetValue(keys);
+            var u = parse.GetValue(unknown);
+            if (n is < 1 or > 10_000_000 || c is < 1 or > 100_000 || k is < 1 or > 10_000_000 || double.IsNaN(u) || u is < 0 or > 1)
+            {
+                throw new UsageException("--ops must be 1 to 10000000, --clients 1 to 100000, --keys 1 to 10000000 and --unknown 0 to 1");
+            }
+
+            var generated = Stopwatch.StartNew();
+            var history = SyntheticKvHistory.Linearizable(n, c, k, u, parse.GetValue(seed));
+            generated.Stop();
+            var result = LinearizabilityChecker.Check(history, new LinearizabilityOptions { MaxDegreeOfParallelism = Math.Max(1, parse.GetValue(parallel)) });
+            var unknownCount = history.Count(o => o.Outcome == KvOutcome.Unknown);
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    operations = n,
+                    clients = c,
+                    keys = k,
+                    unknown = unknownCount,
+                    verdict = result.Verdict.ToString(),
+                    elapsedMs = Math.Round(result.Elapsed.TotalMilliseconds, 1),
+                    generateMs = Math.Round(generated.Elapsed.TotalMilliseconds, 1),
+                }));
+            }
+            else
+            {
+                var table = Table();
+                Row(table, "history", $"{n} operations from {c} clients over {k} keys, {unknownCount} of unknown outcome (generated in {generated.Elapsed.TotalMilliseconds:0} ms)");
+                Row(table, "checked", $"[bold]{result.Elapsed.TotalMilliseconds:0.0} ms[/] on {Math.Max(1, parse.GetValue(parallel))} thread(s), {Environment.ProcessorCount} cores");
+                Row(table, "verdict", result.Linearizable ? "[green]linearizable[/]" : $"[red]{result.Verdict}[/]");
+                AnsiConsole.Write(table);
+            }
+
+            // The history is linearizable by construction: any other verdict is a checker bug or an exhausted budget.
+            return result.Linearizable ? 0 : 1;
         });
         return command;
     }

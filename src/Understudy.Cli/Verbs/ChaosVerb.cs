@@ -4,7 +4,9 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Spectre.Console;
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 using Understudy.Cli.Infrastructure;
+using Understudy.Core.StateMachines;
 using Understudy.Orchestration.Chaos;
 
 namespace Understudy.Cli.Verbs;
@@ -27,14 +29,16 @@ internal static class ChaosVerb
         var fsync = new Option<string>("--fsync") { Description = "always, batch or never for the servers.", DefaultValueFactory = _ => "always" };
         fsync.AcceptOnlyFromAmong("always", "batch", "never");
         var monitors = new Option<int?>("--monitors") { Description = "Monitors in the group: 1, 3 or 5 (default 3 for the monitor-* scenarios, else 1). With 3, mixed draws the monitor-group faults too." };
+        var stateMachine = new Option<string>("--state-machine") { Description = "The servers' service: messages (appends and counts, judged against the log read back) or kv (gets, puts, deletes, compare-and-sets and increments over a few shared keys, judged by the linearizability checker).", DefaultValueFactory = _ => "messages" };
+        stateMachine.AcceptOnlyFromAmong("messages", "kv");
         var command = new Command("chaos", "Inject faults into a real local cluster while clients write, record every operation (Jepsen-style), heal, read the log back and judge: valid only if no acknowledged write was lost or duplicated and every read and epoch was consistent. `chaos SCENARIO`, or `chaos verify RUN_FOLDER`.");
 
         // Each scenario is a command of its own, so `chaos verify RUN_FOLDER` has a usage line of its own too.
         foreach (var name in Scenarios.Keys)
         {
             var description = ScenarioHelp.FirstOrDefault(h => h.Name == name).Description ?? name;
-            var scenario = new Command(name, description) { faults, seed, clients, json, output, fsync, monitors };
-            scenario.SetAction((parse, cancellationToken) => RunAsync(name, parse, faults, seed, clients, json, output, fsync, monitors, cancellationToken));
+            var scenario = new Command(name, description) { faults, seed, clients, json, output, fsync, monitors, stateMachine };
+            scenario.SetAction((parse, cancellationToken) => RunAsync(name, parse, faults, seed, clients, json, output, fsync, monitors, stateMachine, cancellationToken));
             command.Subcommands.Add(scenario);
         }
 
@@ -63,7 +67,7 @@ internal static class ChaosVerb
         ("monitor-majority", "kill two of three monitors (and, every other time, the primary): nothing may be promoted; bring them back."),
     ];
 
-    private static async Task<int> RunAsync(string name, ParseResult parse, Option<int> faults, Option<int?> seed, Option<int> clients, Option<bool> json, Option<string?> output, Option<string> fsync, Option<int?> monitors, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(string name, ParseResult parse, Option<int> faults, Option<int?> seed, Option<int> clients, Option<bool> json, Option<string?> output, Option<string> fsync, Option<int?> monitors, Option<string> stateMachine, CancellationToken cancellationToken)
     {
         var n = parse.GetValue(faults);
         var c = parse.GetValue(clients);
@@ -88,6 +92,7 @@ internal static class ChaosVerb
             RunFolder = folder,
             Fsync = parse.GetValue(fsync)!,
             Monitors = parse.GetValue(monitors),
+            StateMachine = parse.GetValue(stateMachine) == "kv" ? BuiltInStateMachine.Kv : BuiltInStateMachine.Messages,
         };
         var quiet = parse.GetValue(json);
         void Say(string line)
@@ -136,6 +141,11 @@ internal static class ChaosVerb
     {
         var historyPath = Path.Combine(folder, "history.jsonl");
         var logPath = Path.Combine(folder, "final-log.txt");
+        if (File.Exists(historyPath) && File.Exists(Path.Combine(folder, "linearizability.txt")))
+        {
+            return VerifyKeyValue(historyPath, json);
+        }
+
         if (!File.Exists(historyPath) || !File.Exists(logPath))
         {
             throw new UsageException($"'{folder}' is not a chaos run folder: it needs history.jsonl and final-log.txt");
@@ -165,6 +175,29 @@ internal static class ChaosVerb
         }
 
         return check.Valid ? 0 : 1;
+    }
+
+    /// <summary>A key-value run (`--state-machine kv`) is judged again by the linearizability checker.</summary>
+    private static int VerifyKeyValue(string historyPath, bool json)
+    {
+        KvHistory history;
+        using (var reader = File.OpenText(historyPath))
+        {
+            history = KvHistory.ReadJsonLines(reader);
+        }
+
+        var result = history.Check();
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { verdict = result.Linearizable ? "valid" : "invalid", operations = result.OperationsChecked, violations = result.Keys.Where(k => k.Verdict != LinearizabilityVerdict.Linearizable).Select(k => k.ToString()) }, ChaosResult.Json));
+        }
+        else
+        {
+            Console.WriteLine(result.Describe());
+            Console.WriteLine($"verdict: {(result.Linearizable ? "valid" : "invalid")}");
+        }
+
+        return result.Linearizable ? 0 : 1;
     }
 
     /// <summary>Redraws the run's timeline from its files, when the run recorded its faults and its result.</summary>
@@ -202,7 +235,7 @@ internal static class ChaosVerb
         void Row(string what, string value) => table.AddRow(Markup.Escape(what), value);
         Row("faults", $"{r.Faults} ({string.Join(", ", r.FaultsByKind.Select(k => $"{k.Key} {k.Value}"))})");
         Row("operations", r.Operations.ToString(CultureInfo.InvariantCulture));
-        Row("acknowledged writes", r.Acknowledged.ToString(CultureInfo.InvariantCulture));
+        Row("acknowledged calls", r.Acknowledged.ToString(CultureInfo.InvariantCulture));
         Row("failed / unknown", $"{r.Failed} / {r.Indeterminate}");
         Row("lost", r.Lost == 0 ? "[green]0[/]" : $"[red]{r.Lost}[/]");
         Row("duplicated", r.Duplicated == 0 ? "[green]0[/]" : $"[red]{r.Duplicated}[/]");

@@ -21,10 +21,13 @@ internal static class SimulateVerb
         var servers = new Option<int>("--servers") { Description = "Servers per simulated cluster.", DefaultValueFactory = _ => 3 };
         var clients = new Option<int>("--clients") { Description = "Client workers per simulated cluster.", DefaultValueFactory = _ => 3 };
         var monitors = new Option<int>("--monitors") { Description = "Monitors per simulated cluster: 1 (one monitor over a file) or a group of 3 or 5 with a modelled coordinator, whose faults (crash, pause and partition of the active monitor, of a follower, of a majority; an isolated former active monitor beside a new one; monitor clock drift) join the schedule.", DefaultValueFactory = _ => 1 };
+        var stateMachine = new Option<string>("--state-machine") { Description = "The replicated service and its workload: messages (appends, reads, counts, judged against the final log) or kv (gets, puts, deletes, compare-and-sets and increments over a few shared keys, judged by the linearizability checker).", DefaultValueFactory = _ => "messages" };
+        stateMachine.AcceptOnlyFromAmong("messages", "kv");
+        var keys = new Option<int>("--keys") { Description = "With --state-machine kv: registers and as many counters the clients share (few, so calls conflict).", DefaultValueFactory = _ => 3 };
         var traceHashes = new Option<string?>("--trace-hashes") { Description = "Write one line per seed, `seed hash`, hashing its whole event trace: to show that a refactoring changed no behaviour, compare the files of two builds." };
         var command = new Command("simulate", "Run the replication protocol through seeded fault schedules (crashes, restarts, pauses, partitions, message loss, duplication, reordering, lost disk writes, monitor crashes; with --monitors 3 or 5 the monitor group's faults too) in a deterministic simulation, and check every history and that no two servers ever hold a primary's lease at once.")
         {
-            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients, monitors, traceHashes,
+            seeds, fromSeed, seed, trace, json, parallel, duration, servers, clients, monitors, traceHashes, stateMachine, keys,
         };
 
         command.SetAction((parse, cancellationToken) =>
@@ -41,10 +44,17 @@ internal static class SimulateVerb
                 Clients = parse.GetValue(clients),
                 Monitors = parse.GetValue(monitors),
                 TraceHash = parse.GetValue(traceHashes) is not null,
+                StateMachine = parse.GetValue(stateMachine) == "kv" ? SimulatedStateMachine.KeyValue : SimulatedStateMachine.Messages,
+                Keys = parse.GetValue(keys),
             };
             if (settings.Servers is < 1 or > 9 || settings.Clients is < 1 or > 64 || settings.Duration <= TimeSpan.Zero)
             {
                 throw new UsageException("--servers must be 1 to 9, --clients 1 to 64 and --duration a positive number of seconds");
+            }
+
+            if (settings.Keys is < 1 or > 1000)
+            {
+                throw new UsageException($"--keys is {settings.Keys}: expected 1 to 1000");
             }
 
             if (settings.Monitors is not (1 or 3 or 5))
@@ -67,6 +77,14 @@ internal static class SimulateVerb
         });
         return command;
     }
+
+    private static string Replay(SimulationOptions options, int seed) =>
+        $"./understudy simulate --seed {seed} --trace" + (options.StateMachine == SimulatedStateMachine.KeyValue ? $" --state-machine kv --keys {options.Keys}" : string.Empty);
+
+    private static string StateMachineText(SimulationOptions options) =>
+        options.StateMachine == SimulatedStateMachine.KeyValue ? $"key-value store over {options.Keys} register(s) and {options.Keys} counter(s)" : "message store";
+
+    private static string Acknowledged(SimulationOptions options) => options.StateMachine == SimulatedStateMachine.KeyValue ? "calls" : "appends";
 
     private static string MonitorText(int monitors) => monitors == 1 ? "one monitor" : $"a group of {monitors} monitors";
 
@@ -94,7 +112,7 @@ internal static class SimulateVerb
             Console.WriteLine(line);
         }
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed {result.Seed}: {result.Stats.Operations} operations, {result.Stats.Acknowledged} acknowledged appends, final log {result.FinalLog.Count}, {result.Events} events, {result.SimulatedMs} ms simulated"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed {result.Seed}: {result.Stats.Operations} operations, {result.Stats.Acknowledged} acknowledged {Acknowledged(options)}, final log {result.FinalLog.Count}, {result.Events} events, {result.SimulatedMs} ms simulated"));
         Console.WriteLine("faults: " + string.Join(", ", result.Faults.Select(f => $"{f.Key}={f.Value}")));
         foreach (var v in result.Violations)
         {
@@ -140,13 +158,13 @@ internal static class SimulateVerb
                 acknowledged = result.Acknowledged,
                 events = result.Events,
                 elapsedSeconds = Math.Round(result.ElapsedSeconds, 1),
-                violations = result.Violations.Select(v => new { seed = v.Seed, kind = v.Kind.ToString(), detail = v.Detail, replay = $"./understudy simulate --seed {v.Seed} --trace" }),
+                violations = result.Violations.Select(v => new { seed = v.Seed, kind = v.Kind.ToString(), detail = v.Detail, replay = Replay(settings, v.Seed) }),
             }));
             return result.Violations.Count == 0 ? 0 : 1;
         }
 
         Console.Error.WriteLine();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Seeds} seeds from {result.FromSeed} ({MonitorText(settings.Monitors)}) in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged appends, {result.Events} events"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Seeds} seeds from {result.FromSeed} ({MonitorText(settings.Monitors)}, {StateMachineText(settings)}) in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged {Acknowledged(settings)}, {result.Events} events"));
         Console.WriteLine("faults injected:");
         foreach (var (kind, n) in result.Faults)
         {
@@ -156,7 +174,7 @@ internal static class SimulateVerb
         foreach (var v in result.Violations.Take(50))
         {
             Console.WriteLine($"VIOLATION seed {v.Seed} {v.Kind}: {v.Detail}");
-            Console.WriteLine($"  replay: ./understudy simulate --seed {v.Seed} --trace");
+            Console.WriteLine($"  replay: {Replay(settings, v.Seed)}");
         }
 
         Console.WriteLine(result.Violations.Count == 0 ? "verdict: no violations" : $"verdict: {result.Violations.Count} violation(s) in {result.FailingSeeds.Count} seed(s)");

@@ -191,6 +191,11 @@ internal sealed class BackupRole : EpochRole
     /// </summary>
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
+        if (request.Kind == RequestKind.Read && ReadAnswer.TryAnswer(_node, client, request, request.Payload, new ReadView(ServerRole.Backup, false, false, false)))
+        {
+            return;
+        }
+
         if (request.Kind == RequestKind.StaleRead && StaleReadPayload.TryDecode(request.Payload, out var maxLag, out var query) && CanServeStaleRead(maxLag))
         {
             _node.Answer(client, request, ResponseStatus.Ok, _node.State.Machine.Query(query.Span));

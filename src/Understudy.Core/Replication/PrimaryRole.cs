@@ -222,6 +222,21 @@ internal sealed partial class PrimaryRole : EpochRole
     public void OnClientRequest(ClientRef client, in ClientRequest request)
     {
         var now = _node.Now;
+        if (request.Kind is RequestKind.Read or RequestKind.StaleRead)
+        {
+            // A stale read that reached the primary (no backup could serve it) is answered as a linearizable one.
+            var query = request.Payload;
+            if (request.Kind == RequestKind.StaleRead && !StaleReadPayload.TryDecode(request.Payload, out _, out query))
+            {
+                _node.Answer(client, request, ResponseStatus.Rejected, ServerNode.Text("a stale read's payload must start with the lag allowed (8 bytes, not negative)"));
+                return;
+            }
+
+            // Whether a read may be served is the read rule's alone (ReadRule.cs), lease and epoch included.
+            ReadAnswer.TryAnswer(_node, client, request, query, new ReadView(ServerRole.Primary, LeaseValid(now), _node.CommitIndex >= EpochStartIndex, _handover is not null));
+            return;
+        }
+
         if (_handover is not null)
         {
             _node.Answer(client, request, ResponseStatus.Unavailable, ServerNode.Text("switchover in progress: retry shortly"));
@@ -234,33 +249,13 @@ internal sealed partial class PrimaryRole : EpochRole
             return;
         }
 
-        if (request.Kind is RequestKind.Read or RequestKind.StaleRead)
-        {
-            if (_node.CommitIndex < EpochStartIndex)
-            {
-                _node.Answer(client, request, ResponseStatus.Unavailable, ServerNode.Text("new primary is committing earlier entries: retry shortly"));
-                return;
-            }
-
-            // A stale read that reached the primary (no backup could serve it) is answered as a linearizable one.
-            var query = request.Payload;
-            if (request.Kind == RequestKind.StaleRead && !StaleReadPayload.TryDecode(request.Payload, out _, out query))
-            {
-                _node.Answer(client, request, ResponseStatus.Rejected, ServerNode.Text("a stale read's payload must start with the lag allowed (8 bytes, not negative)"));
-                return;
-            }
-
-            _node.Answer(client, request, ResponseStatus.Ok, _node.State.Machine.Query(query.Span));
-            return;
-        }
-
         if (Config.InSync.Length < Options.MinInSync)
         {
             _node.Answer(client, request, ResponseStatus.Unavailable, ServerNode.Text($"only {Config.InSync.Length} server(s) in sync; min-in-sync is {Options.MinInSync}"));
             return;
         }
 
-        switch (_node.State.Sessions.Lookup(request.ClientId, request.Seq, out var previous))
+        switch (_node.State.LookupWrite(request.ClientId, request.Seq, out var previous))
         {
             case DedupLookup.Expired:
                 _node.Answer(client, request, ResponseStatus.SessionExpired, ReplicatedState.SessionExpiredText(request.Seq));

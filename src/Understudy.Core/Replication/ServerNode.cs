@@ -80,7 +80,9 @@ public sealed class ServerNode
         ILogArchive? archive = null,
         ServerSnapshot? snapshot = null,
         ICompactionRule? compactionRule = null,
-        ISnapshotFormat? snapshotFormat = null)
+        ISnapshotFormat? snapshotFormat = null,
+        IReadRule? readRule = null,
+        IDeduplicationRule? deduplicationRule = null)
     {
         options.Validate();
         Self = self;
@@ -95,7 +97,8 @@ public sealed class ServerNode
         var baseIndex = snapshot?.Index ?? 0;
         _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
         (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
-        State = new ReplicatedState(stateMachine, options.MaxClientSessions, options.SessionIdleTimeout);
+        ReadRule = readRule ?? LeasedPrimaryReadRule.Instance;
+        State = new ReplicatedState(stateMachine, options.MaxClientSessions, options.SessionIdleTimeout, deduplicationRule);
         if (snapshot is { } restored)
         {
             // Everything through the snapshot was committed (a snapshot is only taken of applied entries).
@@ -186,6 +189,9 @@ public sealed class ServerNode
 
     /// <summary>Backups this primary tracks (none on a backup).</summary>
     public IReadOnlyCollection<FollowerProgress> Followers => _role is PrimaryRole primary ? primary.Followers : [];
+
+    /// <summary>Who may answer a read (<see cref="LeasedPrimaryReadRule"/> unless a test swaps in a broken one).</summary>
+    internal IReadRule ReadRule { get; }
 
     internal long Now => _time.GetTimestamp();
 

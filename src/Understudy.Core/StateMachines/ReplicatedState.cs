@@ -10,18 +10,22 @@ namespace Understudy.Core.StateMachines;
 /// </summary>
 public sealed class ReplicatedState
 {
-    public ReplicatedState(IStateMachine machine, int maxSessions = 100_000)
-        : this(machine, maxSessions, Timeout.InfiniteTimeSpan)
+    private readonly IDeduplicationRule _deduplication;
+
+    public ReplicatedState(IStateMachine machine, int maxSessions = 100_000, IDeduplicationRule? deduplication = null)
+        : this(machine, maxSessions, Timeout.InfiniteTimeSpan, deduplication)
     {
     }
 
     /// <param name="machine">The user's state machine.</param>
     /// <param name="maxSessions">Most client sessions kept.</param>
     /// <param name="sessionIdleTimeout">A client session idle this long in log time expires (<see cref="Timeout.InfiniteTimeSpan"/>: never).</param>
-    public ReplicatedState(IStateMachine machine, int maxSessions, TimeSpan sessionIdleTimeout)
+    /// <param name="deduplication">What counts as a retry (tests swap in a broken rule); the table's answer by default.</param>
+    public ReplicatedState(IStateMachine machine, int maxSessions, TimeSpan sessionIdleTimeout, IDeduplicationRule? deduplication = null)
     {
         Machine = machine;
         Sessions = new ClientSessions(maxSessions, sessionIdleTimeout);
+        _deduplication = deduplication ?? TableDeduplicationRule.Instance;
     }
 
     public IStateMachine Machine { get; }
@@ -62,7 +66,8 @@ public sealed class ReplicatedState
         }
 
         outcome = Sessions.Begin(entry.ClientId, entry.RequestSeq, entry.FirstIncomplete, entry.Index, LastLogTimeMs, out var previous);
-        if (outcome != SessionWrite.Apply)
+        if (outcome == SessionWrite.Expired
+            || (outcome == SessionWrite.Duplicate && _deduplication.Judge(DedupLookup.Applied, entry.ClientId, entry.RequestSeq) != DedupLookup.New))
         {
             return outcome == SessionWrite.Expired ? SessionExpiredText(entry.RequestSeq) : previous;
         }
@@ -75,6 +80,10 @@ public sealed class ReplicatedState
     /// <summary>What a client is told when its session expired: the write may or may not have been applied before.</summary>
     public static byte[] SessionExpiredText(long seq) =>
         System.Text.Encoding.UTF8.GetBytes($"session expired: the outcome of request {seq} is unknown");
+
+    /// <summary>What the primary makes of a client's write before logging it: new, a retry of one applied, or forgotten.</summary>
+    public DedupLookup LookupWrite(ulong clientId, long seq, out ReadOnlyMemory<byte> result) =>
+        _deduplication.Judge(Sessions.Lookup(clientId, seq, out result), clientId, seq);
 
     public void WriteSnapshot(IBufferWriter<byte> writer)
     {

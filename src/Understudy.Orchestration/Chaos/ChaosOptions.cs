@@ -1,3 +1,5 @@
+using Understudy.Core.StateMachines;
+
 namespace Understudy.Orchestration.Chaos;
 
 /// <summary>The fault scenarios, as the original's scripts named them and more.</summary>
@@ -37,6 +39,12 @@ public sealed record ChaosOptions
 
     /// <summary>Share of calls that are reads (counts), to check reads against the one order too.</summary>
     public int ReadPercent { get; init; } = 10;
+
+    /// <summary>
+    /// The servers' state machine: the message store (appends and counts, judged against the final log) or the key-value
+    /// store (a workload of gets, puts, deletes, compare-and-sets and increments, judged by the linearizability checker).
+    /// </summary>
+    public BuiltInStateMachine StateMachine { get; init; } = BuiltInStateMachine.Messages;
 
     public required string RunFolder { get; init; }
 

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 using Understudy.Client;
+using Understudy.Core.StateMachines;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Processes;
@@ -81,7 +83,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
 
             _say($"cluster up: monitor(s) {string.Join(", ", _cluster.MonitorAddresses)}, servers {string.Join(", ", _cluster.Servers.Select(s => s.Address))}{(usesNamespaces ? " (each in its own network namespace)" : string.Empty)}");
             _startedUtc = DateTimeOffset.UtcNow;
-            _workload = new Workload(_cluster.MonitorAddresses, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients });
+            _workload = new Workload(_cluster.MonitorAddresses, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(10), ReadPercent = _options.ReadPercent, Clients = _options.Clients, StateMachine = _options.StateMachine });
             await _workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
             _workload.Start();
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -186,6 +188,21 @@ public sealed partial class ChaosRunner : IAsyncDisposable
 
         var reader = new UnderstudyClient(new UnderstudyClientOptions { Monitors = _cluster.MonitorAddresses, Retry = new Core.Client.ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) } });
         await using var readerScope = reader.ConfigureAwait(false);
+        if (KeyValue)
+        {
+            // A get of every key, in the history: an acknowledged write lost in a failover contradicts what these read.
+            foreach (var key in KeyValueCalls.AllKeys(_workload.Options.Keys))
+            {
+                var done = await _workload.Recorder.KeyValueAsync(reader, KeyValueCalls.Get(-1, key), ct).ConfigureAwait(false);
+                if (done.Outcome != KvOutcome.Ok)
+                {
+                    return (null, $"the final get of {key} failed");
+                }
+            }
+
+            return ([], null);
+        }
+
         try
         {
             return ([.. (await reader.ReadAllAsync(ct).ConfigureAwait(false)).Select(m => m.Text)], null);
@@ -195,6 +212,8 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             return (null, $"the final read failed: {e.Message}");
         }
     }
+
+    private bool KeyValue => _options.StateMachine == BuiltInStateMachine.Kv;
 
     private void Abort(string reason)
     {
@@ -253,6 +272,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             return LocalClusterOptions.OnFreePorts(_options.Servers, data, monitorHttp: true, monitors: _options.MonitorCount) with
             {
                 Fsync = _options.Fsync,
+                StateMachine = _options.StateMachine,
                 ServerArguments = ["--log-level", "warning"],
                 MonitorArguments = ["--log-level", "info"],
             };
@@ -279,6 +299,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             ServerHttp = false,
             DataDirectory = data,
             Fsync = _options.Fsync,
+            StateMachine = _options.StateMachine,
             Launcher = network.Launcher,
             ServerArguments = ["--log-level", "warning"],
             MonitorArguments = ["--log-level", "info"],
@@ -322,7 +343,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
     private ChaosResult Finish(IReadOnlyList<string>? finalLog, string? readError, TimeSpan elapsed)
     {
         var history = _workload.Recorder.History;
-        var check = finalLog is null ? null : HistoryChecker.Check(history, finalLog);
+        var check = KeyValue ? JudgeKeyValueHistory() : finalLog is null ? null : HistoryChecker.Check(history, finalLog);
         long Micros(DateTimeOffset at) => (long)(at - _startedUtc).TotalMicroseconds;
         var promotions = _events.Values.Where(e => e.Kind == "Promoted" && e.At >= _startedUtc).OrderBy(e => e.At).ToList();
         var unavailable = new List<double>();
@@ -380,7 +401,7 @@ public sealed partial class ChaosRunner : IAsyncDisposable
             ElapsedSeconds = Math.Round(elapsed.TotalSeconds, 1),
         };
 
-        File.WriteAllText(Path.Combine(_options.RunFolder, "history.jsonl"), history.ToJsonLines());
+        File.WriteAllText(Path.Combine(_options.RunFolder, "history.jsonl"), KeyValue ? _workload.Recorder.KeyValueHistory.ToJsonLines() : history.ToJsonLines());
         if (finalLog is not null)
         {
             File.WriteAllLines(Path.Combine(_options.RunFolder, "final-log.txt"), finalLog);
@@ -391,5 +412,27 @@ public sealed partial class ChaosRunner : IAsyncDisposable
         File.WriteAllText(Path.Combine(_options.RunFolder, "result.json"), JsonSerializer.Serialize(result, ChaosResult.Json));
         TimelinePlot.Write(history.Operations, _faults, promotions.Select(p => (Micros(p.At), p.Epoch, p.Member ?? string.Empty)).ToList(), result, Path.Combine(_options.RunFolder, "timeline"));
         return result;
+    }
+
+    /// <summary>
+    /// With the key-value store: the calls judged by the linearizability checker (the final gets included). A key the
+    /// checker could not decide within its budget counts against the run: an undecided history proves nothing.
+    /// </summary>
+    private CheckResult JudgeKeyValueHistory()
+    {
+        var calls = _workload.Recorder.KeyValueHistory.Operations;
+        var result = LinearizabilityChecker.Check(calls, new LinearizabilityOptions { Budget = TimeSpan.FromSeconds(60) });
+        File.WriteAllText(Path.Combine(_options.RunFolder, "linearizability.txt"), result.Describe() + Environment.NewLine);
+        var violations = result.Keys.Where(k => k.Verdict != LinearizabilityVerdict.Linearizable)
+            .Select(k => new Violation(ViolationKind.NotLinearizable, k.Verdict == LinearizabilityVerdict.Unknown ? $"key {k.Key}: undecided within the checker's budget ({k.Operations} operations)" : k.ToString()))
+            .ToList();
+        return new CheckResult(violations, new CheckStats
+        {
+            Operations = calls.Count,
+            Acknowledged = calls.Count(o => o.Outcome == KvOutcome.Ok),
+            Failed = calls.Count(o => o.Outcome == KvOutcome.Failed),
+            Indeterminate = calls.Count(o => o.Outcome == KvOutcome.Unknown),
+            Reads = calls.Count(o => o.Function == KvFunction.Get),
+        });
     }
 }

@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using Understudy.Checking;
+using Understudy.Checking.Linearizability;
 using Understudy.Client;
 using Understudy.Core.Client;
 using Understudy.Core.StateMachines;
+using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Orchestration.Polling;
 using Understudy.Protocol;
 
@@ -35,10 +37,13 @@ public sealed class HistoryRecorder
     /// <summary>Every call so far, in the order recorded.</summary>
     public History History { get; } = new();
 
+    /// <summary>With the key-value store: every call so far, one record each, for the linearizability checker.</summary>
+    public KvHistory KeyValueHistory { get; } = new();
+
     /// <summary>Microseconds since the recorder was created (the history's clock).</summary>
     public long Now => _clock.Elapsed.Ticks / 10;
 
-    /// <summary>Appends acknowledged so far.</summary>
+    /// <summary>Appends (with the key-value store: calls) acknowledged so far.</summary>
     public int Acknowledged
     {
         get
@@ -174,6 +179,60 @@ public sealed class HistoryRecorder
             History.Add(new Operation { Process = process, Type = e.Outcome == OutcomeKind.Failed ? OpType.Fail : OpType.Info, Function = OpFunction.Count, Time = Now, Error = e.Message });
             return null;
         }
+    }
+
+    /// <summary>
+    /// One key-value call by its process (<paramref name="call"/>, from <see cref="KeyValueCalls"/>), recorded with its
+    /// invoke and completion on this recorder's clock; an acknowledged one counts as service, as an acknowledged append does.
+    /// </summary>
+    public async Task<KvOperation> KeyValueAsync(UnderstudyClient client, KvOperation call, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(call);
+        var (kind, payload) = KeyValueCalls.Encode(call);
+        var open = call with { InvokedAt = Now };
+        var described = open.Describe();
+        lock (_lock)
+        {
+            _inFlight[open.Process] = described;
+        }
+
+        KvOperation done;
+        try
+        {
+            var reply = kind == RequestKind.Read
+                ? await client.QueryAsync(payload, cancellationToken).ConfigureAwait(false)
+                : await client.ExecuteAsync(payload, cancellationToken).ConfigureAwait(false);
+            var at = Now;
+            done = KeyValueCalls.Acknowledged(open, KeyValueCommands.DecodeResult(reply.Payload.Span), at);
+            lock (_lock)
+            {
+                var index = _ackTimes.BinarySearch(at);
+                _ackTimes.Insert(index < 0 ? ~index : index, at);
+                _ackEpochs.Add((at, reply.Epoch));
+            }
+        }
+        catch (UnderstudyException e)
+        {
+            var failed = e.Outcome == OutcomeKind.Failed;
+            Interlocked.Increment(ref failed ? ref _failed : ref _unknown);
+            if (e.Message.Contains("no lease", StringComparison.OrdinalIgnoreCase))
+            {
+                Interlocked.Increment(ref _leaseRefused);
+            }
+
+            done = failed ? open with { Outcome = KvOutcome.Failed, CompletedAt = Now } : open;
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _inFlight.Remove(open.Process);
+            }
+        }
+
+        KeyValueHistory.Add(done);
+        return done;
     }
 
     /// <summary>Waits until <paramref name="count"/> appends in all have been acknowledged; the timeout says how many were and the last errors.</summary>

@@ -1,3 +1,4 @@
+using Understudy.Checking.Linearizability;
 using Understudy.Client;
 using Understudy.Core.Client;
 using Understudy.Core.StateMachines;
@@ -22,6 +23,16 @@ public sealed record WorkloadOptions
 
     /// <summary>Client connections the workers share, round robin.</summary>
     public int Clients { get; init; } = 1;
+
+    /// <summary>
+    /// The cluster's state machine: with the key-value store, workers make gets, puts, deletes, compare-and-sets and
+    /// increments (<see cref="KeyValueCalls"/>) recorded in <see cref="HistoryRecorder.KeyValueHistory"/>, and
+    /// <see cref="ReadPercent"/> and <see cref="PayloadBytes"/> do not apply.
+    /// </summary>
+    public BuiltInStateMachine StateMachine { get; init; } = BuiltInStateMachine.Messages;
+
+    /// <summary>With the key-value store: registers and as many counters the workers share (few, so calls conflict).</summary>
+    public int Keys { get; init; } = 5;
 }
 
 /// <summary>
@@ -66,6 +77,9 @@ public sealed class Workload : IAsyncDisposable
             }));
         }
     }
+
+    /// <summary>What the workers do.</summary>
+    public WorkloadOptions Options => _options;
 
     /// <summary>Where every call is recorded: the history, acknowledgement times, counts.</summary>
     public HistoryRecorder Recorder { get; } = new();
@@ -178,6 +192,12 @@ public sealed class Workload : IAsyncDisposable
 
     private async Task RunWorkerAsync(int process, UnderstudyClient client, CancellationToken stop)
     {
+        if (_options.StateMachine == BuiltInStateMachine.Kv)
+        {
+            await RunKeyValueWorkerAsync(process, client, stop).ConfigureAwait(false);
+            return;
+        }
+
         var random = new Random(process * 7919);
         var padding = _options.PayloadBytes > 0 ? new string('x', _options.PayloadBytes) : string.Empty;
         for (var n = 1; !stop.IsCancellationRequested; n++)
@@ -191,6 +211,35 @@ public sealed class Workload : IAsyncDisposable
 
             var value = _options.PayloadBytes > 0 ? $"w{process}-{n}-{padding}" : $"w{process}-{n}";
             await Recorder.AppendAsync(client, process, value, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunKeyValueWorkerAsync(int process, UnderstudyClient client, CancellationToken stop)
+    {
+        var random = new Random(process * 7919);
+        var lastSeen = new Dictionary<string, string?>(StringComparer.Ordinal);
+        for (var n = 1; !stop.IsCancellationRequested; n++)
+        {
+            // As for appends: a call is never abandoned halfway, stopping lets it finish or time out.
+            var done = await Recorder.KeyValueAsync(client, KeyValueCalls.Next(random, process, n, _options.Keys, lastSeen), CancellationToken.None).ConfigureAwait(false);
+            if (done.Outcome != KvOutcome.Ok)
+            {
+                continue;
+            }
+
+            switch (done.Function)
+            {
+                case KvFunction.Get:
+                    lastSeen[done.Key] = done.Result;
+                    break;
+                case KvFunction.Put:
+                case KvFunction.CompareAndSet when done.Swapped == true:
+                    lastSeen[done.Key] = done.Value;
+                    break;
+                case KvFunction.Delete:
+                    lastSeen[done.Key] = null;
+                    break;
+            }
         }
     }
 }

@@ -1,20 +1,27 @@
 using System.Globalization;
-using Understudy.Checking.Linearizability;
 
-namespace Understudy.Checking.Tests;
+namespace Understudy.Checking.Linearizability;
 
 /// <summary>
 /// Random key-value histories that are linearizable by construction: each call gets an interval on one clock
 /// (clients call one at a time), a linearization point inside it, and its result from a plain dictionary
 /// updated in the order of those points. Some calls end unknown (applied or not, at the generator's whim) and
-/// some fail (never applied).
+/// some fail (never applied). The checker's tests and <c>understudy bench checker</c> judge them: a history of a
+/// given shape (operations, clients, keys, share of unknown outcomes) is the same for the same seed.
 /// </summary>
-public static class RandomKvHistory
+public static class SyntheticKvHistory
 {
     private static readonly string[] Values = ["0", "1", "2", "3", "7", "x", "y"];
 
-    public static List<KvOperation> Linearizable(int operations, int clients, int keys, double unknownFraction, int seed)
+    /// <summary>
+    /// <paramref name="operations"/> calls from <paramref name="clients"/> clients over <paramref name="keys"/> keys
+    /// (k0, k1, ...), a fraction <paramref name="unknownFraction"/> of them of unknown outcome, in invoke order.
+    /// </summary>
+    public static KvOperation[] Linearizable(int operations, int clients, int keys, double unknownFraction, int seed)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(operations);
+        ArgumentOutOfRangeException.ThrowIfLessThan(clients, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(keys, 1);
         var random = new Random(seed);
         var cursors = new long[clients];
         var planned = new List<(int Process, string Key, int Kind, long Invoked, long Point, long Completed, bool Unknown, bool Applies, string? Expected, string Value, long Delta)>(operations);
