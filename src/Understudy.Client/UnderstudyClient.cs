@@ -120,7 +120,7 @@ public sealed record UnderstudyClientState(NodeAddress Primary, long Epoch, Node
 
 /// <summary>
 /// A client of an Understudy cluster: <see cref="ExecuteAsync"/> applies a command to the cluster's state machine and
-/// <see cref="QueryAsync"/> reads it, whatever state machine the cluster runs; <see cref="AppendAsync"/>,
+/// <see cref="QueryAsync(ReadOnlyMemory{byte}, CancellationToken)"/> reads it, whatever state machine the cluster runs; <see cref="AppendAsync"/>,
 /// <see cref="ReadAsync"/> and <see cref="CountAsync"/> speak to the default message store. A command's result comes
 /// back once it is safe on every in-sync server; reads go to the primary. Make one with <see cref="ConnectAsync"/>
 /// (or the constructor, which connects in the background) or <c>services.AddUnderstudyClient</c>. Survives

@@ -27,8 +27,8 @@ public class ReadRuleTests
     {
         var store = new MessageStore();
         var state = new ReplicatedState(store);
-        var first = new LogEntry(1, 1, EntryKind.Command, 7, 1, 1, MessageStoreCommands.Append("a"));
-        var retry = new LogEntry(2, 1, EntryKind.Command, 7, 1, 1, MessageStoreCommands.Append("a"));
+        var first = new LogEntry(1, 1, EntryKind.Command, 7, 1, 1, MessageStoreCommands.Append("a"), 0);
+        var retry = new LogEntry(2, 1, EntryKind.Command, 7, 1, 1, MessageStoreCommands.Append("a"), 0);
 
         var answer = state.Apply(first);
         var again = state.Apply(retry);
