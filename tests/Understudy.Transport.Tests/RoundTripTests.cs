@@ -26,8 +26,8 @@ public class RoundTripTests
         new StepDownResult(3, A, B, true, 100, string.Empty),
         new Replicate(3, A, 10, 2, 9, 77, new[]
         {
-            new LogEntry(11, 3, EntryKind.Command, 99, 1, 1, new byte[] { 1, 2, 3 }, 1_700_000_000_123),
-            new LogEntry(12, 3, EntryKind.EpochStart, 0, 0, 0, Array.Empty<byte>(), 1_700_000_000_124),
+            new LogEntry(11, 3, EntryKind.Command, 99, 1, 1, new byte[] { 1, 2, 3 }, 1_764_650_000_123),
+            new LogEntry(12, 3, EntryKind.EpochStart, 0, 0, 0, Array.Empty<byte>(), 1_764_650_000_124),
         }),
         new ReplicateAck(3, B, 11, true, 12, 12, 12, 10, 0, 0, 77),
         new ClientRequest(99, 4, 3, RequestKind.Write, new byte[] { 1, 104, 105 }),
