@@ -12,7 +12,7 @@ namespace Understudy.Core.Tests.Replication;
 /// </summary>
 public class SnapshotTransferTests
 {
-    // Tiny chunks, so even the message store's small snapshot takes several, and a window of three.
+    // Writes pass FirstIncomplete = seq so answered results are dropped and the snapshot stays small. Tiny chunks, so even the message store's small snapshot takes several, and a window of three.
     private static readonly ServerOptions Small = new()
     {
         SnapshotEveryEntries = 500,
@@ -33,7 +33,7 @@ public class SnapshotTransferTests
         Assert.True(p.Node.IsServing, "fixture: the primary should be serving");
         for (var i = 1; i <= 1200; i++)
         {
-            p.Write(new ClientRef(1), 42, i, $"m{i}");
+            p.Write(new ClientRef(1), 42, i, $"m{i}", firstIncomplete: i);
             if (i % 100 == 0)
             {
                 p.SyncDisk();
