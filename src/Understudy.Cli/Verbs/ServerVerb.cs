@@ -48,9 +48,9 @@ internal static class ServerVerb
             var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (segmentBytes, "SegmentBytes"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (sessionIdle, "SessionIdleTimeout"), (stateMachine, "StateMachine"), (logLevel, "LogLevel"));
 
             var machine = s.Choice("StateMachine", BuiltInStateMachine.Messages, "--state-machine");
-            if (machine != BuiltInStateMachine.Messages && (s.Has("RetentionMessages") || s.Has("RetentionBytes")))
+            if (machine != BuiltInStateMachine.Messages && (s.Has("RetentionMessages") || s.Has("RetentionBytes") || s.Has("RetentionAge")))
             {
-                throw new UsageException($"--retention-messages and --retention-bytes apply to the message store only, not to --state-machine {machine.FlagName()}");
+                throw new UsageException($"--retention-messages, --retention-bytes and --retention-age apply to the message store only, not to --state-machine {machine.FlagName()}");
             }
 
             var listenPort = s.Int("Port", 8090, "--port", 1, 65535);
@@ -59,6 +59,7 @@ internal static class ServerVerb
             {
                 Messages = s.Has("RetentionMessages") ? Count(s.Text("RetentionMessages", string.Empty), "--retention-messages", 1) : null,
                 Bytes = s.Has("RetentionBytes") ? Count(s.Text("RetentionBytes", string.Empty), "--retention-bytes", 1) : null,
+                MaxAge = s.Has("RetentionAge") ? Age(s.Text("RetentionAge", string.Empty), "--retention-age") : null,
             };
             var options = new ServerHostOptions
             {
