@@ -744,7 +744,7 @@ internal sealed class SimCluster
     private List<string> CommittedMessages()
     {
         var store = new MessageStore();
-        var state = new ReplicatedState(store, World.Options.Server.MaxClientSessions);
+        var state = new ReplicatedState(store, World.Options.ServerForSeed.MaxClientSessions, World.Options.ServerForSeed.SessionIdleTimeout);
         foreach (var entry in _committed)
         {
             state.Apply(entry);
