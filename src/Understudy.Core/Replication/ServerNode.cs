@@ -685,7 +685,11 @@ public sealed class ServerNode
         }
 
         var inSyncNeed = _role is PrimaryRole primary ? primary.LowestInSyncNeed() : long.MaxValue;
-        var below = _compactionRule.CompactBelow(new CompactionLimits(_snapshotIndex, retainedFrom, inSyncNeed, _commitIndex, _log.LastIndex));
+        // One entry under the limit stays: a snapshot transfer resumes a backup's log right after the first entry the
+        // machine still reads, and the frame that follows is built on that entry, so its epoch must still be known here.
+        // Without it the log could start one above, the transfer would resume one entry too late, and the backup would
+        // be sent the snapshot again and again.
+        var below = _compactionRule.CompactBelow(new CompactionLimits(_snapshotIndex, retainedFrom, inSyncNeed, _commitIndex, _log.LastIndex)) - 1;
         if (below > _compactedBelow)
         {
             _compactedBelow = below;

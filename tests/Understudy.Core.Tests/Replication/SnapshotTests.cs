@@ -84,12 +84,12 @@ public class SnapshotTests
 
         // Stored: compaction below it, and the next snapshot (due since 1000) is asked for at once. Each compaction
         // stops at the first message the stored snapshot's state still holds (message n sits at log index n + 1):
-        // 490 at 500, 1191 at 1201.
+        // 490 at 500, 1191 at 1201, and keeps one entry under it (a transfer resumes a backup's log after it).
         var saved = SaveSnapshots(p);
         Assert.Equal([500L, 1201L], saved.Select(s => s.Index));
-        Assert.Equal([491L, 1192L], p.Env.Of<CompactedLog>().Select(c => c.BelowIndex));
+        Assert.Equal([490L, 1191L], p.Env.Of<CompactedLog>().Select(c => c.BelowIndex));
         Assert.Equal(1201, p.Node.SnapshotIndex);
-        Assert.Equal(1192, p.Node.CompactedBelow);
+        Assert.Equal(1191, p.Node.CompactedBelow);
     }
 
     [Fact]
