@@ -224,6 +224,53 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         }
     }
 
+    /// <summary>
+    /// How long servers may answer "unavailable" without a break before the client suspects its monitor: a monitor cut off
+    /// from the rest of its group still answers, but cannot learn of a promotion the others make, so it goes on naming a
+    /// primary that refuses every write for want of a lease. Two default leases: a failover the monitor does see ends
+    /// well within it.
+    /// </summary>
+    internal static readonly TimeSpan SuspectMonitorAfter = TimeSpan.FromSeconds(1);
+
+    // On the loop: when the current run of "unavailable" answers began (0: the last answer was something else), and when
+    // the client last moved on from a monitor for that reason.
+    private long _unavailableSince;
+    private long _lastMonitorSuspected;
+
+    /// <summary>
+    /// On the loop, for every answer from a server: after <see cref="SuspectMonitorAfter"/> of nothing but "unavailable",
+    /// and with other monitors to ask, the client leaves its monitor for the next one (at most once per that period), which
+    /// tells it the primary anew. Harmless when the monitor was right: the next one names the same primary.
+    /// </summary>
+    private void NoteServerAnswer(ResponseStatus status)
+    {
+        if (status != ResponseStatus.Unavailable)
+        {
+            _unavailableSince = 0;
+            return;
+        }
+
+        var now = TimeProvider.System.GetTimestamp();
+        if (_unavailableSince == 0)
+        {
+            _unavailableSince = now;
+            return;
+        }
+
+        if (_options.Monitors.Count < 2
+            || TimeProvider.System.GetElapsedTime(_unavailableSince, now) < SuspectMonitorAfter
+            || (_lastMonitorSuspected != 0 && TimeProvider.System.GetElapsedTime(_lastMonitorSuspected, now) < SuspectMonitorAfter))
+        {
+            return;
+        }
+
+        _lastMonitorSuspected = now;
+        _unavailableSince = now;
+        var monitor = _monitor.Current;
+        ClientLog.MonitorSuspected(_logger, monitor.ToString(), SuspectMonitorAfter.TotalSeconds);
+        _monitor.Abandon(monitor);
+    }
+
     /// <summary>Past a call's own deadline, how long the client waits for the session to report it before giving up.</summary>
     private static readonly TimeSpan DeadlineSlack = TimeSpan.FromSeconds(1);
 
@@ -706,7 +753,11 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         {
             if (message is ClientResponse response)
             {
-                _client._loop.Post(() => _client._session.Handle(_address, response));
+                _client._loop.Post(() =>
+                {
+                    _client.NoteServerAnswer(response.Status);
+                    _client._session.Handle(_address, response);
+                });
             }
 
             return ValueTask.CompletedTask;
@@ -727,6 +778,9 @@ internal static partial class ClientLog
 
     [LoggerMessage(5002, LogLevel.Error, "client error; carrying on")]
     public static partial void LoopError(ILogger logger, Exception exception);
+
+    [LoggerMessage(5004, LogLevel.Warning, "the primary has answered only 'unavailable' for {Seconds} s: leaving monitor {Monitor}, which may be cut off from its group, for the next one")]
+    public static partial void MonitorSuspected(ILogger logger, string monitor, double seconds);
 
     [LoggerMessage(5003, LogLevel.Warning, "closing the connections (monitor {Monitor}) took more than {Seconds} s; left to finish in the background")]
     public static partial void DisposeSlow(ILogger logger, string monitor, double seconds);
