@@ -38,6 +38,23 @@ public sealed class MonitorGroupRaftTests
     }
 
     [Fact]
+    public async Task A_monitor_whose_two_peers_stopped_says_it_has_no_quorum()
+    {
+        await using var group = await RaftMonitorGroup.StartAsync(3);
+        var active = await group.WaitForOneActiveAsync("election");
+        var alone = group.Running.First(h => h != active);
+        await Poll.UntilAsync(() => alone.GroupStatus().HasQuorum, Poll.DefaultTimeout, "the follower reaching its quorum", group.Describe, Cancel);
+
+        foreach (var other in group.Running.Where(h => h != alone).ToList())
+        {
+            await group.StopAsync(other);
+        }
+
+        // A follower never sends its peers anything, so DotNext's view of them alone would say they are fine.
+        await Poll.UntilAsync(() => !alone.GroupStatus().HasQuorum, Poll.DefaultTimeout, "the lone monitor reporting no quorum", group.Describe, Cancel);
+    }
+
+    [Fact]
     public async Task Every_monitor_hears_a_server_but_only_the_active_one_forms_the_cluster_and_grants_its_lease()
     {
         await using var group = await RaftMonitorGroup.StartAsync(3);

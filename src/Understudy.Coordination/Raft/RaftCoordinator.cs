@@ -60,6 +60,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     private long _confirmedUntil;
     private long _lastRaised;
     private bool _quorumLost;
+
+    // When this member last held DotNext's consensus token (led, or followed a leader with a quorum); 0: never.
+    private long _lastConsensusAt;
     private long _inSyncAt;
     private int _disposed;
 
@@ -419,9 +422,25 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             var total = cluster.Members.Count;
 
             // A quorum is behind this member while it leads or follows a leader with one (DotNext's consensus
-            // token), and also during an election while its last requests reached a majority: a candidate loses the
-            // token but not its reach, and /health should not flicker at every election.
-            var hasQuorum = HasConsensus(cluster) || reached > total / 2;
+            // token). DotNext's member statuses alone are not evidence: a follower whose peers all died never sends
+            // them anything, so they stay "available" for ever, and a member alone said it had a quorum. So between
+            // leaders (an election) a member counts as having a quorum only for one upper election timeout after it
+            // last had the token, and only while its last requests reached a majority: /health does not flicker at
+            // every election, and a member left alone says so within a second.
+            // A follower keeps DotNext's token while it believes in its leader, even one long dead and without an
+            // election (seen: 30 s, term unchanged), so it also needs a round from that leader within two upper
+            // election timeouts.
+            var now = Stopwatch.GetTimestamp();
+            var heard = Volatile.Read(ref _inSyncAt);
+            var hearsLeader = heard != 0 && Stopwatch.GetElapsedTime(heard, now) < 2 * _options.UpperElectionTimeout;
+            var consensus = HasConsensus(cluster) && (active || IsLocalLeader(cluster) || hearsLeader);
+            if (consensus)
+            {
+                _lastConsensusAt = now;
+            }
+
+            var hasQuorum = consensus
+                || (reached > total / 2 && _lastConsensusAt != 0 && Stopwatch.GetElapsedTime(_lastConsensusAt, now) < _options.UpperElectionTimeout);
             var confirmed = active && _confirmedTerm == term ? _confirmedUntil : 0;
             var next = new Leadership(term, active, activeAddress, confirmed, hasQuorum);
             var previous = _leadership;
@@ -431,7 +450,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             }
 
             _leadership = next;
-            var now = Stopwatch.GetTimestamp();
+            now = Stopwatch.GetTimestamp();
 
             // The first confirmation of a term is a change, not a refresh: it is when this monitor may start granting.
             var changed = (previous with { ConfirmedUntil = 0 }) != (next with { ConfirmedUntil = 0 }) ||
