@@ -395,21 +395,29 @@ public sealed class ServerNode
             return;
         }
 
-        if (frame.Epoch > _epoch)
+        FollowerFor(frame.Epoch, frame.From, "frame")?.Accept(frame);
+        AssertInvariants();
+    }
+
+    /// <summary>
+    /// The backup role that takes a message from the primary of <paramref name="epoch"/> (not older than this server's;
+    /// the caller answers an older one), entering that epoch first when it is newer. Null, reported as a safety violation,
+    /// when this server is itself the primary of that epoch.
+    /// </summary>
+    private BackupRole? FollowerFor(long epoch, NodeAddress from, string what)
+    {
+        if (epoch > _epoch)
         {
-            EnterEpoch(frame.Epoch, frame.From);
+            EnterEpoch(epoch, from);
         }
 
         if (_role is BackupRole backup)
         {
-            backup.Accept(frame);
-        }
-        else
-        {
-            _env.Report(new ServerEvent(ServerEventKind.SafetyViolation, _epoch, frame.From, 0, $"two primaries in epoch {_epoch}: frame from {frame.From} refused"));
+            return backup;
         }
 
-        AssertInvariants();
+        _env.Report(new ServerEvent(ServerEventKind.SafetyViolation, _epoch, from, 0, $"two primaries in epoch {_epoch}: {what} from {from} refused"));
+        return null;
     }
 
     /// <summary>A chunk of the primary's snapshot, for a backup that needs entries the primary no longer holds.</summary>
@@ -423,20 +431,7 @@ public sealed class ServerNode
             return;
         }
 
-        if (chunk.Epoch > _epoch)
-        {
-            EnterEpoch(chunk.Epoch, chunk.From);
-        }
-
-        if (_role is BackupRole backup)
-        {
-            backup.Accept(chunk);
-        }
-        else
-        {
-            _env.Report(new ServerEvent(ServerEventKind.SafetyViolation, _epoch, chunk.From, 0, $"two primaries in epoch {_epoch}: snapshot chunk from {chunk.From} refused"));
-        }
-
+        FollowerFor(chunk.Epoch, chunk.From, "snapshot chunk")?.Accept(chunk);
         AssertInvariants();
     }
 
