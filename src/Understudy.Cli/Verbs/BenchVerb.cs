@@ -200,20 +200,26 @@ internal static class BenchVerb
                 Row(table, "unavailable", $"p50 [bold]{result.UnavailableMs.P50:0.0}[/] ms · p99 {result.UnavailableMs.P99:0.0} ms · max {result.UnavailableMs.Max:0.0} ms · min {result.UnavailableMs.Min:0.0} ms; {result.OverOneSecond} over 1 s");
                 Row(table, "acknowledged", result.Acknowledged.ToString(CultureInfo.InvariantCulture));
                 Row(table, "lost / duplicated", $"{Colour(result.Lost)} / {Colour(result.Duplicated)}");
-                Row(table, "load average", $"{result.LoadBefore} before, {result.LoadAfter} after ({Environment.ProcessorCount} cores)");
-                Row(table, "run folder", Markup.Escape(result.RunFolder ?? string.Empty) + " (result.json, failover.png/svg, history.jsonl, data/logs)");
-                AnsiConsole.Write(table);
-                foreach (var v in result.Violations.Take(20))
-                {
-                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(v)}[/]");
-                }
-
-                AnsiConsole.MarkupLine(result.Verdict == "valid" ? "verdict: [green bold]valid[/]" : "verdict: [red bold]INVALID[/]");
+                EndReport(table, result.LoadBefore, result.LoadAfter, result.RunFolder, "result.json, failover.png/svg, history.jsonl, data/logs", result.Violations, result.Verdict);
             }
 
             return result.Verdict == "valid" ? 0 : 1;
         });
         return command;
+    }
+
+    /// <summary>The last rows every judged bench shows (load, run folder), the table, the first violations and the verdict.</summary>
+    private static void EndReport(Table table, string loadBefore, string loadAfter, string? runFolder, string files, IEnumerable<string> violations, string verdict)
+    {
+        Row(table, "load average", $"{loadBefore} before, {loadAfter} after ({Environment.ProcessorCount} cores)");
+        Row(table, "run folder", Markup.Escape(runFolder ?? string.Empty) + $" ({files})");
+        AnsiConsole.Write(table);
+        foreach (var v in violations.Take(20))
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(v)}[/]");
+        }
+
+        AnsiConsole.MarkupLine(verdict == "valid" ? "verdict: [green bold]valid[/]" : "verdict: [red bold]INVALID[/]");
     }
 
     // `bench soak` (issue 9): kept in one block so the failover-fault work on this file merges cleanly.
@@ -272,15 +278,7 @@ internal static class BenchVerb
                 Row(table, "wiped backup catch-up", $"{result.WipedCatchUpMb:0.0} MiB in {result.WipedCatchUpMs:0} ms: [bold]{result.WipedCatchUpMBps:0.0}[/] MiB/s; clients saw {result.CatchUpWritesPerSec:0} writes/s (steady {result.SteadyWritesPerSec:0})");
                 Row(table, "cluster restart → first ack", $"[bold]{result.ClusterRestartMs:0}[/] ms (monitor kept up)");
                 Row(table, "lost / duplicated", $"{Colour(result.Lost)} / {Colour(result.Duplicated)} ({result.LogMessages} messages read back)");
-                Row(table, "load average", $"{result.LoadBefore} before, {result.LoadAfter} after ({Environment.ProcessorCount} cores)");
-                Row(table, "run folder", Markup.Escape(result.RunFolder ?? string.Empty) + " (result.json, samples.json, rss.png/svg, data/logs)");
-                AnsiConsole.Write(table);
-                foreach (var v in result.Violations.Take(20))
-                {
-                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(v)}[/]");
-                }
-
-                AnsiConsole.MarkupLine(result.Verdict == "valid" ? "verdict: [green bold]valid[/]" : "verdict: [red bold]INVALID[/]");
+                EndReport(table, result.LoadBefore, result.LoadAfter, result.RunFolder, "result.json, samples.json, rss.png/svg, data/logs", result.Violations, result.Verdict);
             }
 
             return result.Verdict == "valid" ? 0 : 1;
