@@ -3,7 +3,9 @@ using System.Globalization;
 using System.Text;
 using Understudy.Client;
 using Understudy.Core.Client;
+using Understudy.Hosting;
 using Understudy.Orchestration.Polling;
+using Understudy.Protocol;
 
 namespace Understudy.Samples.Tests;
 
@@ -72,6 +74,21 @@ public sealed class LedgerFailoverTests
             Token)).ToArray();
 
         await Poll.UntilAsync(() => Interlocked.Read(ref acknowledged) >= 100, Poll.DefaultTimeout, "transfers before the kill", () => $"expected 100 acknowledged transfers, saw {Interlocked.Read(ref acknowledged)}\n{ledger.Logs()}", Token);
+        // Only a backup in the in-sync set may take over (one outside it may lack acknowledged transfers), so the kill
+        // waits until both backups are in it; a primary killed sooner leaves no candidate, by design.
+        string inSync = "none";
+        await Poll.UntilAsync(
+            async token =>
+            {
+                var answer = await client.AdminAsync(AdminCommand.Status, NodeAddress.None, TimeSpan.FromSeconds(5), token);
+                var status = answer.Ok ? ClusterStatus.FromJson(answer.Body.Span) : null;
+                inSync = status is null ? answer.Message : string.Join(", ", status.InSync);
+                return status?.InSync.Count == ledger.Count;
+            },
+            Poll.DefaultTimeout,
+            "every replica in the in-sync set before the kill",
+            _ => Task.FromResult($"expected {ledger.Count} in sync, saw: {inSync}\n{ledger.Logs()}"),
+            Token);
         var primary = client.Primary;
         var killed = Enumerable.Range(0, ledger.Count).Single(i => ledger.Address(i) == primary);
         ledger.Kill(killed);
