@@ -183,8 +183,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
             cluster = new RaftCluster(configuration) { AuditTrail = log };
 
-            // See the remarks: a restarted member must not vote while a lease it acknowledged may still run.
-            await Task.Delay(_options.UpperElectionTimeout, cancellationToken).ConfigureAwait(false);
+            // See the remarks: a restarted member must not vote while a lease it acknowledged may still run. The
+            // silence is measured on the monotonic clock the leases use: a timer may fire up to a tick early.
+            await StaySilentAsync(_options.UpperElectionTimeout, cancellationToken).ConfigureAwait(false);
             cluster.LeaderChanged += OnLeaderChanged;
             cluster.ReplicationCompleted += OnInSync;
             await cluster.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -215,6 +216,15 @@ public sealed class RaftCoordinator : IMonitorCoordinator
             (long)_options.LowerElectionTimeout.TotalMilliseconds, (long)_options.UpperElectionTimeout.TotalMilliseconds,
             (long)_options.LeaseDuration.TotalMilliseconds);
         _loop = RunAsync(_stopping.Token);
+    }
+
+    private static async Task StaySilentAsync(TimeSpan silence, CancellationToken cancellationToken)
+    {
+        var since = Stopwatch.GetTimestamp();
+        for (var left = silence; left > TimeSpan.Zero; left = silence - Stopwatch.GetElapsedTime(since))
+        {
+            await Task.Delay(left + TimeSpan.FromMilliseconds(1), cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async ValueTask<ClusterConfig> LoadAsync(CancellationToken cancellationToken)
