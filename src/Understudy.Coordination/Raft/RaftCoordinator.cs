@@ -19,7 +19,8 @@ namespace Understudy.Coordination.Raft;
 /// </summary>
 /// <remarks>
 /// <para><b>ConfirmedUntil.</b> DotNext's followers refuse to stand or vote while they have heard from the leader within
-/// their election timeout (at least <see cref="RaftCoordinatorOptions.LowerElectionTimeout"/>), so once a quorum has
+/// their own election timeout (each member draws from its own staggered window, and no window starts below
+/// <see cref="RaftCoordinatorOptions.LowerElectionTimeout"/>, which the options validate), so once a quorum has
 /// acknowledged a heartbeat round that started at t0, no other member can win an election before
 /// t0 + LowerElectionTimeout on any of their clocks. DotNext's leader lease (<see cref="RaftCluster{TMember}.TryGetLeaseToken"/>)
 /// is built on this, but exposes only a token, not its deadline; so the coordinator runs the round itself
@@ -160,11 +161,14 @@ public sealed class RaftCoordinator : IMonitorCoordinator
                 },
                 stateMachine);
 
+            var window = _options.ElectionWindowOf(_options.Self);
             var configuration = new RaftCluster.TcpConfiguration(listen)
             {
                 PublicEndPoint = self,
-                LowerElectionTimeout = (int)_options.LowerElectionTimeout.TotalMilliseconds,
-                UpperElectionTimeout = (int)_options.UpperElectionTimeout.TotalMilliseconds,
+                // This member's own staggered window (see RaftCoordinatorOptions.ElectionWindow), never below the
+                // group's LowerElectionTimeout that the lease uses.
+                LowerElectionTimeout = window.LowerMs,
+                UpperElectionTimeout = window.UpperMs,
                 RequestTimeout = _options.RequestTimeout,
                 ColdStart = false,
                 IsLeaderLeaseEnabled = true,
@@ -212,8 +216,8 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         _stateMachine = stateMachine;
         _log = log;
         _cluster = cluster;
-        _logger.RaftStarted(_options.Self.Heartbeat, self, byRaft.Count, root,
-            (long)_options.LowerElectionTimeout.TotalMilliseconds, (long)_options.UpperElectionTimeout.TotalMilliseconds,
+        var own = _options.ElectionWindowOf(_options.Self);
+        _logger.RaftStarted(_options.Self.Heartbeat, self, byRaft.Count, root, own.LowerMs, own.UpperMs,
             (long)_options.LeaseDuration.TotalMilliseconds);
         _loop = RunAsync(_stopping.Token);
     }
@@ -232,9 +236,13 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         var (cluster, stateMachine) = Started();
         if (IsLocalLeader(cluster))
         {
-            // Linearizable on the leader: while DotNext's lease holds, no other leader can have committed anything,
+            // Linearizable on the leader: while a confirmed lease holds, no other leader can have committed anything,
             // so waiting for this term's first entry to be applied is enough; otherwise a round confirms leadership.
-            var barrier = cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested ? ReadBarrierType.Weak : ReadBarrierType.Strong;
+            // DotNext's own lease alone is not enough: it lasts this member's own lower election timeout, and with
+            // staggered windows another member's may be shorter; ConfirmedUntil uses the group's lowest.
+            var barrier = HoldsConfirmedLease(cluster) && cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested
+                ? ReadBarrierType.Weak
+                : ReadBarrierType.Strong;
             try
             {
                 await cluster.ApplyReadBarrierAsync(barrier, cancellationToken).ConfigureAwait(false);
@@ -534,6 +542,15 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     }
 
     private static bool IsLocalLeader(RaftCluster cluster) => cluster.Leader is { IsRemote: false };
+
+    private bool HoldsConfirmedLease(RaftCluster cluster)
+    {
+        var term = cluster.AuditTrail.Term;
+        lock (_gate)
+        {
+            return _confirmedTerm == term && Stopwatch.GetTimestamp() < _confirmedUntil;
+        }
+    }
 
     // Active: the local leader whose term's first entry is committed, so its state machine can answer for the term.
     private static bool IsActive(RaftCluster cluster)

@@ -372,6 +372,55 @@ public sealed class RaftCoordinatorTests
         Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { MaxClockDrift = 0.6 }));
         Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { ConfirmationInterval = TimeSpan.FromSeconds(1) }));
         Assert.True(good.LeaseDuration < good.LowerElectionTimeout);
+
+        // Windows that would overlap (or leave the range) are refused: two members timing out together split votes.
+        Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { ElectionWindow = TimeSpan.FromMilliseconds(60) }));
+        Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { ElectionWindow = TimeSpan.Zero }));
+        Assert.Throws<ArgumentException>(() => new RaftCoordinator(good with { ElectionWindow = TimeSpan.FromMilliseconds(81) }));
+    }
+
+    [Theory]
+    [InlineData(3, 150, 230, 10)]
+    [InlineData(5, 150, 300, 10)]
+    [InlineData(3, 400, 800, 50)]
+    public void Every_members_election_window_lies_above_the_lease_bound_and_apart_from_the_others(int size, int lowerMs, int upperMs, int windowMs)
+    {
+        // ConfirmedUntil lasts LowerElectionTimeout from a round's start: it is sound only if no member, whatever its
+        // rank, may time out (stand or vote) sooner. And a restart's silence of UpperElectionTimeout outlasts every window.
+        var members = Enumerable.Range(0, size)
+            .Select(i => new MonitorGroupMember(new NodeAddress("127.0.0.1", 7005 - i), new NodeAddress("127.0.0.1", 9001 + i), new NodeAddress("127.0.0.1", 9101 + i)))
+            .ToList();
+        var windows = members.Select(self =>
+        {
+            var options = new RaftCoordinatorOptions
+            {
+                Self = self,
+                Peers = [.. members.Where(m => m != self)],
+                DataDirectory = "/tmp/x",
+                LowerElectionTimeout = TimeSpan.FromMilliseconds(lowerMs),
+                UpperElectionTimeout = TimeSpan.FromMilliseconds(upperMs),
+                ElectionWindow = TimeSpan.FromMilliseconds(windowMs),
+            };
+            options.Validate();
+            Assert.True(options.LeaseDuration < TimeSpan.FromMilliseconds(options.ElectionWindowOf(self).LowerMs),
+                $"member {self.Raft}: lease {options.LeaseDuration.TotalMilliseconds} ms must be under its lowest timeout {options.ElectionWindowOf(self).LowerMs} ms");
+
+            // Every member computes the same windows for everyone (its own view of the ranks agrees with the others').
+            Assert.Equal(members.Select(options.ElectionWindowOf), members.Select(m => new RaftCoordinatorOptions { Self = m, Peers = [.. members.Where(x => x != m)], DataDirectory = "/tmp/x", LowerElectionTimeout = options.LowerElectionTimeout, UpperElectionTimeout = options.UpperElectionTimeout, ElectionWindow = options.ElectionWindow }.ElectionWindowOf(m)));
+            return options.ElectionWindowOf(self);
+        }).Order().ToList();
+
+        Assert.Equal(lowerMs, windows[0].LowerMs);
+        Assert.Equal(upperMs, windows[^1].UpperMs);
+        for (var i = 0; i < windows.Count; i++)
+        {
+            Assert.True(windows[i].LowerMs >= lowerMs && windows[i].UpperMs <= upperMs, $"window {windows[i]} leaves [{lowerMs}, {upperMs}]");
+            Assert.Equal(windowMs, windows[i].UpperMs - windows[i].LowerMs);
+            if (i > 0)
+            {
+                Assert.True(windows[i].LowerMs > windows[i - 1].UpperMs, $"windows {windows[i - 1]} and {windows[i]} overlap");
+            }
+        }
     }
 
     private static void InterlockedMax(ref long target, long value)
