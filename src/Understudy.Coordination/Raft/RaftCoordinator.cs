@@ -361,7 +361,14 @@ public sealed class RaftCoordinator : IMonitorCoordinator
                 // active monitor can renew the primary's lease only after its first confirmed round, and the
                 // primary's lease is running out meanwhile (the old active monitor died), so waiting for the timer
                 // would cost up to a whole interval of the clients' write stall.
-                var wait = _options.ConfirmationInterval - Stopwatch.GetElapsedTime(started);
+                // Likewise while this member leads but has not confirmed its term yet: the first round of a term often
+                // commits nothing (DotNext's first guess of a follower's log misses and it retries from an earlier
+                // entry), and a whole interval more before the retry was part of the write stall of a slow
+                // kill-monitor round. A short pause, not none, so a leader that cannot confirm does not spin.
+                var interval = IsLocalLeader(cluster) && !HasConfirmedTerm(cluster)
+                    ? _options.ConfirmationInterval / 10
+                    : _options.ConfirmationInterval;
+                var wait = interval - Stopwatch.GetElapsedTime(started);
                 if (wait > TimeSpan.Zero)
                 {
                     await _elected.WaitAsync(wait, cancellationToken).ConfigureAwait(false);
@@ -542,6 +549,15 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     }
 
     private static bool IsLocalLeader(RaftCluster cluster) => cluster.Leader is { IsRemote: false };
+
+    private bool HasConfirmedTerm(RaftCluster cluster)
+    {
+        var term = cluster.AuditTrail.Term;
+        lock (_gate)
+        {
+            return _confirmedTerm == term;
+        }
+    }
 
     private bool HoldsConfirmedLease(RaftCluster cluster)
     {
