@@ -48,7 +48,8 @@ public sealed record RaftCoordinatorOptions
     /// <remarks>
     /// 230 ms rather than Raft's usual 300: DotNext's members grant a (pre-)vote only once their own timeout has run
     /// out, so an election after the leader's death completes when the slower of the survivors' windows ends, and
-    /// the staggered windows leave no split vote for a wider range to make rare.
+    /// with staggered windows a wider range would only make that later (split votes are rarer for the stagger, not
+    /// for the range; one remains possible when the first survivor's retry meets the second's late timer).
     /// </remarks>
     public TimeSpan UpperElectionTimeout { get; init; } = TimeSpan.FromMilliseconds(230);
 
