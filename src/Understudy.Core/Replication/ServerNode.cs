@@ -94,8 +94,15 @@ public sealed class ServerNode
         _compactionRule = compactionRule ?? SafeCompactionRule.Instance;
         _snapshotFormat = snapshotFormat ?? WholeStateSnapshotFormat.Instance;
         _commitView = new CommitView(this);
-        var baseIndex = snapshot?.Index ?? 0;
-        _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
+        // The log continues after the snapshot, or lower for one installed from the primary (see ServerSnapshot.LogResumesAfter):
+        // a restart there whose log does not reach the snapshot yet is backfilling again, from where its log ends.
+        if (snapshot is { } s && (s.LogResumesAfter < 0 || s.LogResumesAfter > s.Index))
+        {
+            throw new ArgumentOutOfRangeException(nameof(snapshot), s.LogResumesAfter, $"the log of snapshot {s.Index} must resume at or before it");
+        }
+
+        var baseIndex = snapshot?.LogResumesAfter ?? 0;
+        _log = new ReplicatedLog(baseIndex, snapshot?.LogResumesAfterEpoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
         (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
         ReadRule = readRule ?? LeasedPrimaryReadRule.Instance;
         State = new ReplicatedState(stateMachine, options.MaxClientSessions, options.SessionIdleTimeout, deduplicationRule);
@@ -287,6 +294,9 @@ public sealed class ServerNode
                 backup.OnDurable();
                 break;
         }
+
+        // A snapshot put off because the entries it covers were not yet durable here may be taken now.
+        MaybeSnapshot();
 
         _log.Evict(Math.Min(_commitIndex, _durableIndex));
 
@@ -657,6 +667,14 @@ public sealed class ServerNode
             return;
         }
 
+        if (applied > _durableIndex)
+        {
+            // A backup applies what the primary committed before its own disk has it. A snapshot stored past this
+            // server's durable log would, after a crash, start a log that ends below it: the entries the message
+            // store's state still reads from there would be gone. OnLogSynced asks again.
+            return;
+        }
+
         var buffer = new ArrayBufferWriter<byte>();
         _snapshotFormat.Write(State, buffer);
         _snapshotInFlight = applied;
@@ -715,7 +733,7 @@ public sealed class ServerNode
         }
 
         _log.ResetTo(resumeAfter, resumeEpoch);
-        _env.ResetLog(resumeAfter);
+        _env.ResetLog(resumeAfter, resumeEpoch);
         _syncGeneration++;
         _durableIndex = resumeAfter;
         _syncRequested = resumeAfter;
