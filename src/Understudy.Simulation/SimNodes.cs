@@ -219,7 +219,11 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         return state;
     }
 
-    public void ResetLog(long afterIndex, long epoch) => Disk.ResetTo(afterIndex, epoch);
+    public void ResetLog(long afterIndex, long epoch)
+    {
+        Disk.ResetTo(afterIndex, epoch);
+        _cluster.AfterSnapshotInstalled(this);
+    }
 
     public void Report(in ServerEvent e)
     {

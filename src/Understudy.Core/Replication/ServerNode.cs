@@ -545,6 +545,13 @@ public sealed class ServerNode
             throw new InvariantViolationException("compacted below <= snapshot index + 1 and <= commit index + 1", $"compacted below {_compactedBelow}, snapshot {_snapshotIndex}, commit index {_commitIndex}");
         }
 
+        // The log holds every entry the state machine reads back (the message store's retained messages): compaction
+        // stops at that floor, a snapshot install resumes the log just below it, and so must a restart.
+        if (State.Machine is ILogBackedStateMachine backed && backed.RetainedFromIndex < _log.FirstIndex)
+        {
+            throw new InvariantViolationException("log's first index <= the first index the state machine reads", $"log starts at {_log.FirstIndex}, the state machine reads from {backed.RetainedFromIndex}, snapshot {_snapshotIndex}");
+        }
+
         _role.CheckInvariants();
     }
 
