@@ -144,7 +144,7 @@ public class ServerNodeBenchmarks
 
         public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => null;
 
-        public void ResetLog(long afterIndex)
+        public void ResetLog(long afterIndex, long epoch)
         {
         }
 

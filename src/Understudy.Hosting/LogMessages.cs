@@ -11,8 +11,8 @@ internal static partial class LogMessages
     [LoggerMessage(2600, LogLevel.Warning, "snapshot {Index} received from the primary was refused ({Reason}); the transfer starts again")]
     public static partial void SnapshotInstallRefused(ILogger logger, long index, string reason);
 
-    [LoggerMessage(2601, LogLevel.Information, "snapshot {Index} installed from the primary; the log continues after it")]
-    public static partial void SnapshotInstalledFromPrimary(ILogger logger, long index);
+    [LoggerMessage(2601, LogLevel.Information, "snapshot {Index} installed from the primary; the log continues after {AfterIndex}")]
+    public static partial void SnapshotInstalledFromPrimary(ILogger logger, long index, long afterIndex);
 
     [LoggerMessage(2602, LogLevel.Warning, "snapshot {Index} cannot be sent to a backup ({Reason})")]
     public static partial void SnapshotUnreadable(ILogger logger, long index, string reason);

@@ -198,7 +198,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         }, _logger);
         if (_log.LastIndex < _log.RecoveredFrom - 1)
         {
-            // The snapshot reaches past the log's end (installed from a primary): the log continues after it.
+            // The snapshot reaches past the log's end. Neither an installed snapshot (its log start says where its log
+            // resumes) nor one taken here (never past the durable log) does so; a folder from an earlier version may.
             _log.ResetTo(_log.RecoveredFrom);
         }
 
@@ -209,7 +210,15 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             ProcessId = Environment.ProcessId,
             HttpPort = _options.HttpPort,
         };
-        var snapshot = _log.RecoveredSnapshot is { } stored ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) : (ServerSnapshot?)null;
+        // A snapshot installed from the primary may come with a log that resumes below it (the entries its state reads):
+        // a restart before they all arrived goes on backfilling from where the log ends.
+        var snapshot = _log.RecoveredSnapshot is { } stored
+            ? new ServerSnapshot(stored.Index, stored.Epoch, stored.State) with
+            {
+                LogResumesAfter = _log.RecoveredLogStart is { } start ? start.NextIndex - 1 : stored.Index,
+                LogResumesAfterEpoch = _log.RecoveredLogStart is { } resumed ? resumed.EpochBefore : stored.Epoch,
+            }
+            : (ServerSnapshot?)null;
         // Every call into the user's state machine goes through the guard: a throwing Apply stops this server, a slow one is reported.
         var userMachine = _options.CreateStateMachine();
         _connectionOptions = _connectionOptions with { StateMachine = BuiltInStateMachines.NameOf(userMachine) };
@@ -426,11 +435,11 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => _shipping.Complete(index);
 
-    public void ResetLog(long afterIndex)
+    public void ResetLog(long afterIndex, long epoch)
     {
         // Appends buffered before the reset belong to the old log; ordered with it, they are removed with it.
         FlushAppends();
-        _log.ResetTo(afterIndex + 1);
+        _shipping.Install(_log, afterIndex, epoch);
     }
 
     public void Report(in ServerEvent e)

@@ -8,7 +8,8 @@ namespace Understudy.Hosting;
 /// The snapshot side of <see cref="Understudy.Core.Replication.IServerEnvironment"/> over a <see cref="SnapshotStore"/>:
 /// snapshot files streamed to backups by offset (<see cref="SnapshotSource"/>) and a snapshot received from the primary
 /// written chunk by chunk (<see cref="SnapshotInstaller"/>). Neither side holds a whole snapshot in memory; only a
-/// completed install is read back whole, once, to restore the state from it (as a restart does).
+/// completed install is read back whole, once, to restore the state from it (as a restart does). A completed install is
+/// published by the log's reset (<see cref="DurableLog.InstallSnapshot"/>), which orders the two for a crash.
 /// </summary>
 /// <remarks>Used on the server's loop only.</remarks>
 internal sealed class SnapshotShipping(SnapshotStore store, ILogger logger) : IDisposable
@@ -17,6 +18,9 @@ internal sealed class SnapshotShipping(SnapshotStore store, ILogger logger) : ID
     // snapshot replaces older ones (the store keeps two files; a transfer of a pruned one starts over).
     private readonly Dictionary<long, SnapshotSource> _sources = [];
     private SnapshotInstaller? _installer;
+
+    // Received whole and verified, waiting for the log reset that installs it (Install).
+    private SnapshotInstaller? _verified;
 
     public long Length(long index) => Source(index)?.Length ?? 0;
 
@@ -49,6 +53,7 @@ internal sealed class SnapshotShipping(SnapshotStore store, ILogger logger) : ID
 
         _installer?.Dispose();
         _installer = null;
+        _verified = null;
         _installer = store.BeginInstall(index, epoch, totalLength);
         return _installer.ReceivedLength;
     }
@@ -64,20 +69,26 @@ internal sealed class SnapshotShipping(SnapshotStore store, ILogger logger) : ID
         installer.Write(offset, chunk);
     }
 
-    /// <summary>Checks and publishes the received file, then reads its state back; null (and logged) when it is damaged.</summary>
+    /// <summary>
+    /// Checks the received file and makes it durable, then reads its state back; null (and logged) when it is damaged.
+    /// It is not published yet: <see cref="Install"/> does that with the log's reset.
+    /// </summary>
     public ReadOnlyMemory<byte>? Complete(long index)
     {
         var installer = _installer;
         _installer = null;
+        _verified = null;
         if (installer is null || installer.Index != index)
         {
             installer?.Dispose();
             return null;
         }
 
+        StoredSnapshot loaded;
         try
         {
-            installer.Complete();
+            installer.Verify();
+            loaded = installer.ReadVerified();
         }
         catch (StorageException e)
         {
@@ -86,20 +97,29 @@ internal sealed class SnapshotShipping(SnapshotStore store, ILogger logger) : ID
             return null;
         }
 
-        if (store.TryLoad(index, out var reason) is not { } loaded)
-        {
-            LogMessages.SnapshotInstallRefused(logger, index, reason);
-            return null;
-        }
-
-        LogMessages.SnapshotInstalledFromPrimary(logger, index);
+        _verified = installer;
         return loaded.State;
+    }
+
+    /// <summary>
+    /// Installs the snapshot <see cref="Complete"/> just verified: <paramref name="log"/> replaces itself by a log that
+    /// continues after <paramref name="afterIndex"/> (of <paramref name="epoch"/>) and publishes the snapshot, in its
+    /// crash-safe order, ahead of anything appended later.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No verified snapshot is waiting.</exception>
+    public void Install(DurableLog log, long afterIndex, long epoch)
+    {
+        var verified = _verified ?? throw new InvalidOperationException($"the log was reset after {afterIndex} with no received snapshot waiting to be installed");
+        _verified = null;
+        log.InstallSnapshot(verified, afterIndex + 1, epoch);
+        LogMessages.SnapshotInstalledFromPrimary(logger, verified.Index, afterIndex);
     }
 
     public void Dispose()
     {
         _installer?.Dispose();
         _installer = null;
+        _verified = null;
         foreach (var source in _sources.Values)
         {
             source.Dispose();

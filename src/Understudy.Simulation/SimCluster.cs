@@ -285,6 +285,41 @@ internal sealed class SimCluster
         }
     }
 
+    /// <summary>
+    /// The crash-during-backfill fault: a backup that has just installed a snapshot is, in some runs, crashed before the
+    /// entries its snapshot's state reads are all on its disk (none arrived yet, or some unsynced), then restarted. A
+    /// restart must find the snapshot with the log from where it resumed, and go on backfilling from there.
+    /// </summary>
+    internal void AfterSnapshotInstalled(SimServer server)
+    {
+        if (World.Now >= _workloadEnd || World.Random.Next(100) >= 40)
+        {
+            return;
+        }
+
+        var life = server.Life;
+        // Soon: the entries after the resume point arrive within a round trip, and reach the disk within a sync.
+        World.After(World.Uniform(TimeSpan.Zero, TimeSpan.FromMilliseconds(2)), () =>
+        {
+            if (!server.Up || server.Life != life || server.Node is not { } node || node.DurableIndex >= node.SnapshotIndex)
+            {
+                return;
+            }
+
+            World.CountFault("crash-backfilling");
+            server.Crash();
+            NotifyConnectionLost(server);
+            World.After(World.Uniform(TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1000)), () =>
+            {
+                if (!server.Up)
+                {
+                    World.CountFault("restart-server");
+                    server.Start();
+                }
+            });
+        });
+    }
+
     private void CrashMonitor() => CrashMonitor(_monitors[0], "crash-monitor");
 
     private void CrashMonitor(SimMonitor monitor, string kind)

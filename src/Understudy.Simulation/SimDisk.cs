@@ -21,10 +21,16 @@ internal sealed class SimDisk : ILogArchive
     // A snapshot being received from a primary: a partial file that outlives a restart (a crash may cut its unsynced tail).
     private (long Index, long Epoch, long Total, List<byte> Bytes)? _receiving;
 
+    // A received snapshot, checked, waiting for the log reset that installs it (DurableLog.InstallSnapshot does both at once).
+    private ServerSnapshot? _received;
+
     public long SavedEpoch { get; private set; }
 
     /// <summary>The newest snapshot stored (null: none).</summary>
     public ServerSnapshot? Snapshot { get; private set; }
+
+    /// <summary>What a restart reads of the stored snapshot (null: what was stored); see <see cref="SimulationOptions.SnapshotOnRestart"/>.</summary>
+    public Func<ServerSnapshot, ServerSnapshot>? SnapshotOnRestart { get; init; }
 
     /// <summary>The oldest durable entry's index (the next one's when the log is empty).</summary>
     public long FirstIndex => _first;
@@ -90,7 +96,7 @@ internal sealed class SimDisk : ILogArchive
         r.Bytes.AddRange(chunk.ToArray());
     }
 
-    /// <summary>The received snapshot is complete: stored (fsync and rename), replacing an older one; its state is returned.</summary>
+    /// <summary>The received snapshot is complete and checked; its state is returned. <see cref="ResetTo"/> installs it.</summary>
     public ReadOnlyMemory<byte>? CompleteInstall(long index)
     {
         if (_receiving is not { } r || r.Index != index || r.Bytes.Count != r.Total)
@@ -100,16 +106,23 @@ internal sealed class SimDisk : ILogArchive
 
         _receiving = null;
         var state = r.Bytes.ToArray();
-        StoreSnapshot(new ServerSnapshot(r.Index, r.Epoch, state));
+        _received = new ServerSnapshot(r.Index, r.Epoch, state);
         return state;
     }
 
     /// <summary>
-    /// The log is replaced by an empty one continuing after <paramref name="afterIndex"/>, durably at once (as the
-    /// installed snapshot was): writes still pending belong to the old log, which is gone.
+    /// Installs the snapshot just received: it is stored with where its log resumes, and the log is replaced by an
+    /// empty one continuing after <paramref name="afterIndex"/> (of <paramref name="epoch"/>), all durably at once, as
+    /// <c>DurableLog.InstallSnapshot</c> orders it: writes still pending belong to the old log, which is gone.
     /// </summary>
-    public void ResetTo(long afterIndex)
+    public void ResetTo(long afterIndex, long epoch)
     {
+        if (_received is { } received)
+        {
+            StoreSnapshot(received with { LogResumesAfter = afterIndex, LogResumesAfterEpoch = epoch });
+            _received = null;
+        }
+
         _pending.Clear();
         _durable.Clear();
         _first = afterIndex + 1;
@@ -147,10 +160,19 @@ internal sealed class SimDisk : ILogArchive
         return ops.Length - kept;
     }
 
-    /// <summary>What a restart finds: the saved epoch, the newest snapshot, and the log entries after it.</summary>
+    /// <summary>
+    /// What a restart finds: the saved epoch, the newest snapshot, and the log entries after the point it resumes at
+    /// (its index, or lower for one installed while the log it reads was still arriving: then the restart backfills).
+    /// </summary>
     public (long Epoch, ServerSnapshot? Snapshot, List<LogEntry> Entries) Recover()
     {
-        var after = Snapshot?.Index ?? 0;
+        _received = null;
+        if (Snapshot is { } stored && SnapshotOnRestart is { } reread)
+        {
+            Snapshot = reread(stored);
+        }
+
+        var after = Snapshot?.LogResumesAfter ?? 0;
         if (LastDurable < after)
         {
             // The snapshot reaches past the log's end (it covered entries applied before they were durable here):

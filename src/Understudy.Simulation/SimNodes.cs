@@ -30,11 +30,12 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         // primary behind its predecessor must not stamp log time backwards, one ahead makes sessions expire at once.
         var wallOffset = cluster.World.Options.ShortSessions ? (offset % 4_000_000) - 2_000_000 : 0;
         _clock = new NodeClock(cluster.World, offset, (cluster.World.Random.NextDouble() - 0.5) * 0.01, wallOffset);
+        Disk = new SimDisk { SnapshotOnRestart = cluster.World.Options.SnapshotOnRestart };
     }
 
     public NodeAddress Address { get; }
 
-    public SimDisk Disk { get; } = new();
+    public SimDisk Disk { get; }
 
     public ServerNode? Node { get; private set; }
 
@@ -218,7 +219,11 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         return state;
     }
 
-    public void ResetLog(long afterIndex) => Disk.ResetTo(afterIndex);
+    public void ResetLog(long afterIndex, long epoch)
+    {
+        Disk.ResetTo(afterIndex, epoch);
+        _cluster.AfterSnapshotInstalled(this);
+    }
 
     public void Report(in ServerEvent e)
     {

@@ -134,6 +134,12 @@ public sealed record SimulationOptions
     /// <summary>Makes each server's snapshot format (null: the real one).</summary>
     public Func<ISnapshotFormat>? SnapshotFormat { get; init; }
 
+    /// <summary>
+    /// What a restarting server reads of its stored snapshot (null: what was stored). Only broken variants in the tests
+    /// set it, e.g. a disk that forgets where an installed snapshot's log resumes.
+    /// </summary>
+    public Func<ServerSnapshot, ServerSnapshot>? SnapshotOnRestart { get; init; }
+
     /// <summary>Makes each server's commit rule (null: the real one).</summary>
     public Func<ICommitRule>? CommitRule { get; init; }
 

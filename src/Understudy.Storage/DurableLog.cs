@@ -99,7 +99,7 @@ public sealed class DurableLog : IAsyncDisposable
     // Under _segmentsLock: the last index written to the operating system, so readable.
     private long _readableIndex;
 
-    private DurableLog(string directory, DurableLogOptions options, ILogger logger, FolderLock folderLock, RecoveredLog recovered, long epoch, long recoverFrom, StoredSnapshot? snapshot)
+    private DurableLog(string directory, DurableLogOptions options, ILogger logger, FolderLock folderLock, RecoveredLog recovered, long epoch, long recoverFrom, StoredSnapshot? snapshot, LogStart? logStart)
     {
         _directory = directory;
         _options = options;
@@ -111,6 +111,7 @@ public sealed class DurableLog : IAsyncDisposable
         RecoveredEpoch = epoch;
         RecoveredFrom = recoverFrom;
         RecoveredSnapshot = snapshot;
+        RecoveredLogStart = logStart;
         _savedEpoch = epoch;
 
         var last = recovered.LastIndex;
@@ -151,7 +152,7 @@ public sealed class DurableLog : IAsyncDisposable
     public IReadOnlyList<LogEntry> RecoveredEntries { get; }
 
     /// <summary>
-    /// The first index recovery was asked for (1, or a snapshot's index + 1). When the log on disk ends before
+    /// The first index recovery was asked for (1, a snapshot's index + 1, or <see cref="RecoveredLogStart"/>'s next index). When the log on disk ends before
     /// <c>RecoveredFrom - 1</c> (a snapshot was installed past its end), the caller continues it with
     /// <see cref="ResetTo"/>(<see cref="RecoveredFrom"/>).
     /// </summary>
@@ -162,6 +163,14 @@ public sealed class DurableLog : IAsyncDisposable
     /// (null when there is none, or with the other Open overloads).
     /// </summary>
     public StoredSnapshot? RecoveredSnapshot { get; }
+
+    /// <summary>
+    /// With <see cref="OpenFromSnapshot"/>, when <see cref="RecoveredSnapshot"/> was installed from the primary
+    /// (<see cref="InstallSnapshot"/>) and no newer one taken since: where its log starts, possibly at or below the
+    /// snapshot's index (<see cref="RecoveredEntries"/> then start there, and may end before the snapshot: the
+    /// server was still receiving the entries the snapshot's state reads). Null otherwise.
+    /// </summary>
+    public LogStart? RecoveredLogStart { get; }
 
     /// <summary>The snapshot store of this data folder (its <see cref="SnapshotFolderName"/> subfolder), under the same folder lock.</summary>
     public SnapshotStore Snapshots { get; private set; } = null!;
@@ -279,7 +288,7 @@ public sealed class DurableLog : IAsyncDisposable
     public static DurableLog Open(string directory, DurableLogOptions options, long recoverFrom, ILogger? logger = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(recoverFrom, 1);
-        return OpenCore(directory, options, logger, _ => (recoverFrom, null));
+        return OpenCore(directory, options, logger, (_, _, _) => (recoverFrom, null, null));
     }
 
     /// <summary>
@@ -288,14 +297,55 @@ public sealed class DurableLog : IAsyncDisposable
     /// then recovers only the entries after it. Without a snapshot this is <c>Open(directory, options, 1, logger)</c>.
     /// </summary>
     /// <exception cref="StorageException">As <see cref="Open(string, DurableLogOptions, long, ILogger?)"/>.</exception>
+    /// <remarks>
+    /// A snapshot installed from the primary comes with a <see cref="LogStart"/> file: when it still names the newest
+    /// snapshot, the log is recovered from its next index (<see cref="RecoveredLogStart"/>). An install cut short after
+    /// that file was written is finished here (the older segments removed, the received snapshot renamed into place),
+    /// so a restart finds either the old log and snapshots or the new snapshot with its log, never a mix.
+    /// </remarks>
     public static DurableLog OpenFromSnapshot(string directory, DurableLogOptions options, ILogger? logger = null) =>
-        OpenCore(directory, options, logger, snapshots =>
+        OpenCore(directory, options, logger, (folder, snapshots, log) =>
         {
+            var start = LogStartFile.Read(folder);
+            if (start is { } pending && snapshots.Indices() is var indices && (indices.Count == 0 || indices[^1] < pending.SnapshotIndex))
+            {
+                FinishInstall(folder, snapshots, pending, log);
+            }
+
             var snapshot = snapshots.TryLoadLatest();
-            return ((snapshot?.Index ?? 0) + 1, snapshot);
+            return start is { } s && snapshot is not null && snapshot.Index == s.SnapshotIndex
+                ? (s.NextIndex, snapshot, s)
+                : ((snapshot?.Index ?? 0) + 1, snapshot, null);
         });
 
-    private static DurableLog OpenCore(string directory, DurableLogOptions options, ILogger? logger, Func<SnapshotStore, (long RecoverFrom, StoredSnapshot? Snapshot)> start)
+    /// <summary>
+    /// The install of <paramref name="start"/>'s snapshot took effect (its log start was written) but the process died
+    /// before the snapshot was renamed into place: every segment on disk is the old log (nothing is appended before the
+    /// rename), so they go, then the received file, verified and fsynced before the log start was written, is published.
+    /// </summary>
+    private static void FinishInstall(string folder, SnapshotStore snapshots, LogStart start, ILogger logger)
+    {
+        var removed = 0;
+        foreach (var file in System.IO.Directory.EnumerateFiles(folder, "*" + Segment.Extension))
+        {
+            if (Segment.TryParseName(Path.GetFileName(file), out _))
+            {
+                File.Delete(file);
+                removed++;
+            }
+        }
+
+        DiskFiles.FsyncDirectory(folder);
+        if (!snapshots.TryFinishInstall(start.SnapshotIndex, out var reason))
+        {
+            throw new StorageException(
+                $"Snapshot {start.SnapshotIndex} was being installed in '{folder}' (its log start was recorded) but the received file cannot be published: {reason}. {LogRecovery.Remedy}");
+        }
+
+        logger.InstallFinishedAtOpen(start.SnapshotIndex, removed, start.NextIndex);
+    }
+
+    private static DurableLog OpenCore(string directory, DurableLogOptions options, ILogger? logger, Func<string, SnapshotStore, ILogger, (long RecoverFrom, StoredSnapshot? Snapshot, LogStart? Start)> start)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         ArgumentNullException.ThrowIfNull(options);
@@ -323,7 +373,12 @@ public sealed class DurableLog : IAsyncDisposable
 
             var epoch = EpochFile.Read(full);
             var snapshots = new SnapshotStore(Path.Combine(full, SnapshotFolderName), logger);
-            var (recoverFrom, snapshot) = start(snapshots);
+            if (DiskFiles.RemoveStaleTemp(full, LogStartFile.FileName) is { } staleStart)
+            {
+                logger.StaleTempRemoved(staleStart);
+            }
+
+            var (recoverFrom, snapshot, logStart) = start(full, snapshots, logger);
             var recovered = LogRecovery.Recover(full, recoverFrom, logger);
             if (options.FsyncPolicy != FsyncPolicy.Never)
             {
@@ -338,7 +393,7 @@ public sealed class DurableLog : IAsyncDisposable
                 DiskFiles.FsyncDirectory(full);
             }
 
-            var log = new DurableLog(full, options, logger, folderLock, recovered, epoch, recoverFrom, snapshot) { Snapshots = snapshots };
+            var log = new DurableLog(full, options, logger, folderLock, recovered, epoch, recoverFrom, snapshot, logStart) { Snapshots = snapshots };
             var elapsedMs = (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             logger.LogRecovered(recovered.Entries.Count, recovered.FirstIndex, recovered.LastIndex, recovered.Segments.Count, recovered.SegmentsRead, full, epoch, elapsedMs);
             return log;
@@ -476,9 +531,10 @@ public sealed class DurableLog : IAsyncDisposable
     }
 
     /// <summary>
-    /// Queues removal of the whole log, which then continues at <paramref name="nextIndex"/>: for a server that
-    /// installed a snapshot through <c>nextIndex - 1</c> (saved first, so a crash right after this leaves an
-    /// empty log that starts after the snapshot). Ordered with appends like <see cref="Truncate"/>.
+    /// Queues removal of the whole log, which then continues at <paramref name="nextIndex"/>: for a log found at open
+    /// to end before the snapshot it was opened from (<see cref="RecoveredFrom"/>). Ordered with appends like
+    /// <see cref="Truncate"/>, the folder fsynced before anything queued after it is written. A snapshot received
+    /// from the primary is installed with <see cref="InstallSnapshot"/> instead, which also records where the log starts.
     /// </summary>
     public void ResetTo(long nextIndex)
     {
@@ -487,6 +543,36 @@ public sealed class DurableLog : IAsyncDisposable
         {
             ThrowIfStopped();
             Enqueue(new Work(WorkKind.Reset, null, nextIndex, 0));
+            _enqueuedLastIndex = nextIndex - 1;
+        }
+    }
+
+    /// <summary>
+    /// Installs a snapshot received from the primary and replaces the whole log, which then continues at
+    /// <paramref name="nextIndex"/> (after an entry of <paramref name="epochBefore"/>; at or below the snapshot's
+    /// index + 1). Ordered with appends like <see cref="Truncate"/>; the writer makes it durable before anything queued
+    /// after it, in an order that leaves a crash at any moment with either the old log and snapshots or the new snapshot
+    /// and the new log (see <see cref="OpenFromSnapshot"/>): the <see cref="LogStart"/> file (written atomically: the
+    /// moment the install takes effect), the old segments removed (folder fsynced), then the snapshot renamed into place.
+    /// </summary>
+    /// <param name="received">The received snapshot, verified (<see cref="SnapshotInstaller.Verify"/>); the log publishes it.</param>
+    /// <param name="nextIndex">The first index the log will hold.</param>
+    /// <param name="epochBefore">The epoch of the entry at <paramref name="nextIndex"/> - 1.</param>
+    public void InstallSnapshot(SnapshotInstaller received, long nextIndex, long epochBefore)
+    {
+        ArgumentNullException.ThrowIfNull(received);
+        ArgumentOutOfRangeException.ThrowIfLessThan(nextIndex, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(nextIndex, received.Index + 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(epochBefore);
+        if (!received.Verified)
+        {
+            throw new ArgumentException($"snapshot {received.Index} must be verified before it is installed", nameof(received));
+        }
+
+        lock (_enqueueLock)
+        {
+            ThrowIfStopped();
+            Enqueue(new Work(WorkKind.Reset, null, nextIndex, epochBefore, received));
             _enqueuedLastIndex = nextIndex - 1;
         }
     }
@@ -825,6 +911,13 @@ public sealed class DurableLog : IAsyncDisposable
                 break;
             case WorkKind.RemoveBelow:
                 RemoveSegmentsBelow(work.A);
+                break;
+            case WorkKind.Reset when work.Received is { } received:
+                // The log start first: from here a restart takes the new snapshot (finishing its publication) and only
+                // the log written after this reset. Then the old segments go, then the snapshot is renamed into place.
+                LogStartFile.Write(_directory, new LogStart(received.Index, work.A, work.B));
+                ResetLog(work.A);
+                received.Publish();
                 break;
             case WorkKind.Reset:
                 ResetLog(work.A);
@@ -1218,5 +1311,5 @@ public sealed class DurableLog : IAsyncDisposable
         }
     }
 
-    private readonly record struct Work(WorkKind Kind, LogEntry[]? Entries, long A, long B);
+    private readonly record struct Work(WorkKind Kind, LogEntry[]? Entries, long A, long B, SnapshotInstaller? Received = null);
 }

@@ -47,6 +47,10 @@ internal static partial class LogMessages
         Message = "Removed the whole log ({Segments} segment file(s)); it continues at index {NextIndex}")]
     public static partial void LogReset(this ILogger logger, long nextIndex, int segments);
 
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Warning,
+        Message = "Finished installing snapshot {SnapshotIndex} at open: a crash came after its log reset took effect and before the snapshot was renamed into place; removed {Segments} older segment file(s), the log starts at index {NextIndex}")]
+    public static partial void InstallFinishedAtOpen(this ILogger logger, long snapshotIndex, int segments, long nextIndex);
+
     // 3200-3299: snapshots.
     [LoggerMessage(EventId = 3200, Level = LogLevel.Information,
         Message = "Saved snapshot {Index} (epoch {Epoch}, {Bytes} bytes) to '{Path}'")]

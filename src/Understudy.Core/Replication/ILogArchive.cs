@@ -24,4 +24,15 @@ public interface ILogArchive
 /// <param name="Index">The last entry the snapshot includes.</param>
 /// <param name="Epoch">That entry's epoch (what the log-matching check needs at the snapshot's edge).</param>
 /// <param name="State">The serialized <see cref="StateMachines.ReplicatedState"/>.</param>
-public readonly record struct ServerSnapshot(long Index, long Epoch, ReadOnlyMemory<byte> State);
+public readonly record struct ServerSnapshot(long Index, long Epoch, ReadOnlyMemory<byte> State)
+{
+    /// <summary>
+    /// The entry the log on disk continues after: <see cref="Index"/>, unless the snapshot was installed from the primary
+    /// with a log that resumes lower (the message store's state still reads its retained messages from the log). A
+    /// restart from such a snapshot whose log does not yet reach <see cref="Index"/> is still backfilling.
+    /// </summary>
+    public long LogResumesAfter { get; init; } = Index;
+
+    /// <summary>The epoch of the entry at <see cref="LogResumesAfter"/> (the log-matching check needs it there).</summary>
+    public long LogResumesAfterEpoch { get; init; } = Epoch;
+}

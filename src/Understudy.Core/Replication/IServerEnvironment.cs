@@ -79,17 +79,21 @@ public interface IServerEnvironment
     void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk);
 
     /// <summary>
-    /// Checks the whole received snapshot (its own checksums), makes it the newest stored snapshot, durably, and returns
-    /// the replicated state it holds (as <see cref="StateMachines.ReplicatedState.WriteSnapshot"/> wrote it). Null when it
-    /// is damaged: it is discarded and the transfer starts again from byte 0.
+    /// Checks the whole received snapshot (its own checksums), makes it durable, and returns the replicated state it
+    /// holds (as <see cref="StateMachines.ReplicatedState.WriteSnapshot"/> wrote it). Null when it is damaged: it is
+    /// discarded and the transfer starts again from byte 0. It becomes the newest stored snapshot with the
+    /// <see cref="ResetLog"/> that follows, not before: until then a restart still has the old log and snapshots.
     /// </summary>
     ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index);
 
     /// <summary>
-    /// Removes the whole log, which continues at <paramref name="afterIndex"/> + 1: a snapshot through at least
-    /// <paramref name="afterIndex"/> was installed. Ordered with appends and truncations, durable by the next completed sync.
+    /// Installs the snapshot <see cref="CompleteSnapshotInstall"/> just returned: the whole log goes and continues at
+    /// <paramref name="afterIndex"/> + 1, after an entry of <paramref name="epoch"/> (at or below the snapshot's index).
+    /// Ordered with appends and truncations, and atomic for a crash: a restart finds either the old log and snapshots or
+    /// the new snapshot with the log from <paramref name="afterIndex"/> + 1 on (<see cref="ServerSnapshot.LogResumesAfter"/>),
+    /// and a sync reported for anything appended after it means it is on disk.
     /// </summary>
-    void ResetLog(long afterIndex);
+    void ResetLog(long afterIndex, long epoch);
 
     /// <summary>Something worth logging or counting happened.</summary>
     void Report(in ServerEvent e);

@@ -94,8 +94,15 @@ public sealed class ServerNode
         _compactionRule = compactionRule ?? SafeCompactionRule.Instance;
         _snapshotFormat = snapshotFormat ?? WholeStateSnapshotFormat.Instance;
         _commitView = new CommitView(this);
-        var baseIndex = snapshot?.Index ?? 0;
-        _log = new ReplicatedLog(baseIndex, snapshot?.Epoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
+        // The log continues after the snapshot, or lower for one installed from the primary (see ServerSnapshot.LogResumesAfter):
+        // a restart there whose log does not reach the snapshot yet is backfilling again, from where its log ends.
+        if (snapshot is { } s && (s.LogResumesAfter < 0 || s.LogResumesAfter > s.Index))
+        {
+            throw new ArgumentOutOfRangeException(nameof(snapshot), s.LogResumesAfter, $"the log of snapshot {s.Index} must resume at or before it");
+        }
+
+        var baseIndex = snapshot?.LogResumesAfter ?? 0;
+        _log = new ReplicatedLog(baseIndex, snapshot?.LogResumesAfterEpoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
         (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
         ReadRule = readRule ?? LeasedPrimaryReadRule.Instance;
         State = new ReplicatedState(stateMachine, options.MaxClientSessions, options.SessionIdleTimeout, deduplicationRule);
@@ -287,6 +294,9 @@ public sealed class ServerNode
                 backup.OnDurable();
                 break;
         }
+
+        // A snapshot put off because the entries it covers were not yet durable here may be taken now.
+        MaybeSnapshot();
 
         _log.Evict(Math.Min(_commitIndex, _durableIndex));
 
@@ -535,6 +545,13 @@ public sealed class ServerNode
             throw new InvariantViolationException("compacted below <= snapshot index + 1 and <= commit index + 1", $"compacted below {_compactedBelow}, snapshot {_snapshotIndex}, commit index {_commitIndex}");
         }
 
+        // The log holds every entry the state machine reads back (the message store's retained messages): compaction
+        // stops at that floor, a snapshot install resumes the log just below it, and so must a restart.
+        if (State.Machine is ILogBackedStateMachine backed && backed.RetainedFromIndex < _log.FirstIndex)
+        {
+            throw new InvariantViolationException("log's first index <= the first index the state machine reads", $"log starts at {_log.FirstIndex}, the state machine reads from {backed.RetainedFromIndex}, snapshot {_snapshotIndex}");
+        }
+
         _role.CheckInvariants();
     }
 
@@ -657,6 +674,14 @@ public sealed class ServerNode
             return;
         }
 
+        if (applied > _durableIndex)
+        {
+            // A backup applies what the primary committed before its own disk has it. A snapshot stored past this
+            // server's durable log would, after a crash, start a log that ends below it: the entries the message
+            // store's state still reads from there would be gone. OnLogSynced asks again.
+            return;
+        }
+
         var buffer = new ArrayBufferWriter<byte>();
         _snapshotFormat.Write(State, buffer);
         _snapshotInFlight = applied;
@@ -715,7 +740,7 @@ public sealed class ServerNode
         }
 
         _log.ResetTo(resumeAfter, resumeEpoch);
-        _env.ResetLog(resumeAfter);
+        _env.ResetLog(resumeAfter, resumeEpoch);
         _syncGeneration++;
         _durableIndex = resumeAfter;
         _syncRequested = resumeAfter;

@@ -87,6 +87,19 @@ public sealed class SnapshotInstaller : IDisposable
     /// <exception cref="StorageException">The file is damaged, or the disk failed.</exception>
     public SnapshotInfo Complete()
     {
+        Verify();
+        return Publish();
+    }
+
+    /// <summary>
+    /// Checks the received file (header, index, epoch, body checksum) and makes it durable, still under its partial
+    /// name: <see cref="Publish"/> (or <see cref="DurableLog.InstallSnapshot"/>, which orders it with the log's reset)
+    /// renames it into place. A file that fails the check is deleted (the transfer must start again).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Not everything was received yet.</exception>
+    /// <exception cref="StorageException">The file is damaged, or the disk failed.</exception>
+    public void Verify()
+    {
         ObjectDisposedException.ThrowIf(_done, this);
         if (ReceivedLength != TotalLength)
         {
@@ -121,6 +134,41 @@ public sealed class SnapshotInstaller : IDisposable
                 throw new StorageException($"Snapshot {Index} was received damaged ({problem}) and was discarded: the transfer must start again from byte 0.");
             }
 
+            Verified = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw DiskErrors.Describe(e, $"installing snapshot {Index}", _path);
+        }
+    }
+
+    /// <summary>True once <see cref="Verify"/> found the whole file sound (and fsynced it).</summary>
+    public bool Verified { get; private set; }
+
+    /// <summary>The verified file's state, read back whole (to restore from it before it is published).</summary>
+    /// <exception cref="StorageException">The file cannot be read back, or no longer checks.</exception>
+    public StoredSnapshot ReadVerified()
+    {
+        if (!Verified)
+        {
+            throw new InvalidOperationException($"snapshot {Index} was not verified");
+        }
+
+        return SnapshotStore.TryLoadFile(_path, Index, out var reason)
+            ?? throw new StorageException($"Snapshot {Index}, received and checked, cannot be read back from '{_path}': {reason}.");
+    }
+
+    /// <summary>Renames the verified file into place (and fsyncs the folder); the store then keeps the newest <see cref="SnapshotStore.Kept"/>.</summary>
+    /// <exception cref="StorageException">The disk failed.</exception>
+    public SnapshotInfo Publish()
+    {
+        if (!Verified)
+        {
+            throw new InvalidOperationException($"snapshot {Index} was not verified");
+        }
+
+        try
+        {
             return _store.Publish(_path, Index, Epoch, TotalLength);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -270,6 +270,23 @@ public sealed class SnapshotStore
     /// </summary>
     public StoredSnapshot? TryLoad(long index, out string reason) => TryLoad(PathFor(index), index, out reason);
 
+    /// <summary>
+    /// Publishes the received, verified file of snapshot <paramref name="index"/> that an install left under its partial
+    /// name (<see cref="DurableLog.InstallSnapshot"/> was cut short after its log reset took effect). False with the
+    /// reason when that file is missing or does not check.
+    /// </summary>
+    internal bool TryFinishInstall(long index, out string reason)
+    {
+        var partial = PathFor(index) + SnapshotFile.PartialSuffix;
+        if (TryLoad(partial, index, out reason) is not { } received)
+        {
+            return false;
+        }
+
+        Publish(partial, index, received.Epoch, SnapshotFile.HeaderSize + received.State.Length);
+        return true;
+    }
+
     internal string PathFor(long index) => Path.Combine(Directory, SnapshotFile.FileNameFor(index));
 
     /// <summary>Renames a complete, checked install into place. Called by <see cref="SnapshotInstaller.Complete"/>.</summary>
@@ -298,6 +315,9 @@ public sealed class SnapshotStore
         var read = SnapshotFile.ReadFully(handle, header, 0);
         return SnapshotFile.CheckHeader(header[..read], totalLength, out var parsed) is null && parsed.Index == index && parsed.Epoch == epoch;
     }
+
+    /// <summary>The snapshot file at <paramref name="path"/> (named for <paramref name="index"/>), read whole and checked; null with the reason when it is not sound.</summary>
+    internal static StoredSnapshot? TryLoadFile(string path, long index, out string reason) => TryLoad(path, index, out reason);
 
     private static StoredSnapshot? TryLoad(string path, long index, out string reason)
     {

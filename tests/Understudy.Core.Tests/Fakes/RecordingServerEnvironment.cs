@@ -26,7 +26,7 @@ public sealed record SnapshotSaveRequested(long Index, long Epoch, byte[] State)
 
 public sealed record CompactedLog(long BelowIndex) : ServerCall;
 
-public sealed record ResetLogCall(long AfterIndex) : ServerCall;
+public sealed record ResetLogCall(long AfterIndex, long Epoch) : ServerCall;
 
 public sealed record SnapshotInstallBegun(long Index, long Epoch, long TotalLength, long Held) : ServerCall;
 
@@ -161,5 +161,5 @@ public sealed class RecordingServerEnvironment : IServerEnvironment
         return bytes;
     }
 
-    public void ResetLog(long afterIndex) => Calls.Add(new ResetLogCall(afterIndex));
+    public void ResetLog(long afterIndex, long epoch) => Calls.Add(new ResetLogCall(afterIndex, epoch));
 }

@@ -339,4 +339,60 @@ public class SnapshotTransferTests
         Assert.NotEmpty(b.Env.EventsOf(ServerEventKind.SafetyViolation));
         b.Node.CheckInvariants();
     }
+
+    [Fact]
+    public void A_backup_restarted_while_backfilling_keeps_its_snapshot_and_the_entries_received_and_catches_up()
+    {
+        var p = CompactedPrimary();
+        var b = WipedBackup();
+        UntilTransferStarts(p, b);
+        for (var round = 0; round < 50 && b.Env.EventsOf(ServerEventKind.SnapshotInstalled).Count == 0; round++)
+        {
+            Exchange(p, b, batch => batch.Where(m => m is SnapshotChunk));
+        }
+
+        // Three of the entries the snapshot's state still reads arrive and reach the disk; then the process dies.
+        var reset = Assert.Single(b.Env.Of<ResetLogCall>());
+        Exchange(p, b, batch => batch.OfType<Replicate>().Take(1).Select(r => (IMessage)(r with { Entries = r.Entries[..3] })));
+        Assert.True(b.Node.Backfilling, $"phase: part-way; expected the backup's log ({b.Node.LastIndex}) below its snapshot ({b.Node.SnapshotIndex})");
+        Assert.Equal(reset.AfterIndex + 3, b.Node.LastIndex);
+        b.WriteDisk();
+
+        // What the host reads back at a restart: the installed snapshot, where its log resumes, and the log on disk.
+        var index = b.Node.SnapshotIndex;
+        var snapshot = new ServerSnapshot(index, b.Node.SnapshotEpoch, b.Env.StoredSnapshots[index]) { LogResumesAfter = reset.AfterIndex, LogResumesAfterEpoch = reset.Epoch };
+        var disk = b.Disk!;
+        var restarted = new ServerHarness(B1, Small, recoveredEpoch: b.Node.Epoch, log: disk.Read(disk.FirstIndex, int.MaxValue, int.MaxValue), disk: disk, snapshot: snapshot, machine: Store());
+        Assert.True(restarted.Node.Backfilling, $"phase: restarted; expected the backup's log ({restarted.Node.LastIndex}) below its snapshot ({restarted.Node.SnapshotIndex})");
+        Assert.Equal((reset.AfterIndex + 3, index), (restarted.Node.LastIndex, restarted.Node.CommitIndex));
+        restarted.Node.CheckInvariants();
+
+        Settle(p, restarted);
+        AssertCaughtUp(p, restarted);
+    }
+
+    [Fact]
+    public void A_backup_takes_no_snapshot_past_what_its_own_disk_holds()
+    {
+        var p = ServerHarness.StartPrimary(inSync: [P], options: Small with { SnapshotEveryEntries = 0 });
+        for (var i = 1; i <= 100; i++)
+        {
+            p.Write(new ClientRef(1), 42, i, $"m{i}", firstIncomplete: i);
+        }
+
+        p.SyncDisk();
+        Assert.True(p.Node.CommitIndex > 60, $"fixture: the primary should have committed its writes (commit {p.Node.CommitIndex})");
+        var b = new ServerHarness(B1, Small with { SnapshotEveryEntries = 50 }, disk: new ListLogArchive(), machine: Store());
+        b.Push(Config(1, 5, P, [P]), withLease: false);
+
+        // Committed entries reach the backup, which applies them before its own disk has them.
+        b.Deliver(new Replicate(p.Node.Epoch, P, 0, 0, p.Node.CommitIndex, p.Now, p.Node.Log.Slice(1, 1000, int.MaxValue)));
+        Assert.True(b.Node.State.AppliedIndex > b.Node.DurableIndex + 50, $"phase: applied; expected entries applied ({b.Node.State.AppliedIndex}) well before they are durable ({b.Node.DurableIndex})");
+        Assert.Empty(b.Env.Of<SnapshotSaveRequested>());
+
+        // Once its disk has them, the snapshot is taken.
+        b.SyncDisk();
+        var asked = Assert.Single(b.Env.Of<SnapshotSaveRequested>());
+        Assert.True(asked.Index <= b.Node.DurableIndex, $"snapshot at {asked.Index} past the durable log ({b.Node.DurableIndex})");
+    }
 }
