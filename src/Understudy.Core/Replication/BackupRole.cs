@@ -21,6 +21,12 @@ internal sealed class BackupRole : EpochRole
     private long _ackEcho;
     private long _ackPrev;
 
+    // The last frame said the primary has committed past it: this backup is streaming a backlog (ServerOptions.CatchUpSyncBytes).
+    private bool _catchingUp;
+
+    // Bytes of entries appended since this server last asked for an fsync, while catching up.
+    private long _unsyncedBytes;
+
     // The snapshot being received from the primary (null: none): which, and how many of its bytes are held.
     private SnapshotInstall? _install;
 
@@ -97,8 +103,12 @@ internal sealed class BackupRole : EpochRole
             var entry = entries[i] with { Index = index };
             Log.Append(entry);
             Env.AppendLog(new ReadOnlySpan<LogEntry>(in entry));
+            _unsyncedBytes += entry.WireSize;
         }
 
+        // The primary committed past this frame: more of a backlog follows. Until a frame reaches its commit index
+        // (which the last one of the backlog does), frames are acknowledged without waiting for an fsync (see Flush).
+        _catchingUp = frame.CommitIndex > frame.LastIndex;
         _verifiedThrough = Math.Max(_verifiedThrough, frame.LastIndex);
         var commit = Math.Min(frame.CommitIndex, _verifiedThrough);
         if (commit > _node.CommitIndex)
@@ -234,10 +244,23 @@ internal sealed class BackupRole : EpochRole
         }
     }
 
-    /// <summary>Sends the acknowledgement owed, once the log is durable through everything verified.</summary>
+    /// <summary>
+    /// False while catching up and less than <see cref="ServerOptions.CatchUpSyncBytes"/> arrived since the last fsync
+    /// asked for: the node then leaves the log unsynced for now. The frame that ends the catch-up makes it true again.
+    /// </summary>
+    public bool SyncDue => !_catchingUp || _unsyncedBytes >= _node.Options.CatchUpSyncBytes;
+
+    /// <summary>The node asked for an fsync of everything appended so far.</summary>
+    public void SyncRequested() => _unsyncedBytes = 0;
+
+    /// <summary>
+    /// Sends the acknowledgement owed: once the log is durable through everything verified, or at once while catching
+    /// up. An early acknowledgement reports as matched only what is durable, so commits and the in-sync set still
+    /// count only entries on disk; it frees the primary's window for the next frames sooner.
+    /// </summary>
     public void Flush()
     {
-        if (_ackOwed && _node.DurableIndex >= _verifiedThrough)
+        if (_ackOwed && (_catchingUp || _node.DurableIndex >= _verifiedThrough))
         {
             SendAck();
         }
