@@ -212,6 +212,28 @@ public class BackupTests
     }
 
     [Fact]
+    public void Backup_catching_up_answers_early_only_while_no_fsync_is_on_its_way()
+    {
+        var entrySize = Entry(1, 1).WireSize;
+        var b = new ServerHarness(B1, new ServerOptions { CatchUpSyncBytes = 2 * entrySize });
+
+        // The threshold is reached: an fsync is asked for, and answers wait for it (a slow disk holds the primary back
+        // instead of letting entries pile up in memory).
+        b.Deliver(Frame(1, P, 0, 0, 100, Entry(1, 1), Entry(2, 1)));
+        var sync = Assert.Single(b.Env.Syncs);
+        Assert.Equal(2, sync.ThroughIndex);
+        Assert.Empty(b.Env.SentTo<ReplicateAck>(P));
+        b.Deliver(Frame(1, P, 2, 1, 100, Entry(3, 1)));
+        Assert.Empty(b.Env.SentTo<ReplicateAck>(P));
+
+        // Once it is on disk, what arrived meanwhile is answered at once.
+        b.Input(n => n.OnLogSynced(2, sync.Generation));
+        var ack = Assert.Single(b.Env.SentTo<ReplicateAck>(P));
+        Assert.Equal(2, ack.MatchIndex);
+        Assert.Equal(3, ack.VerifiedIndex);
+    }
+
+    [Fact]
     public void Backup_does_not_count_a_durable_but_unverified_suffix_as_matching()
     {
         // Entries 3..5 are on disk from epoch 1, but the primary of epoch 2 has only vouched for 1..2.
