@@ -225,6 +225,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         var machine = GuardedStateMachine.Wrap(userMachine, _options.SlowApplyThreshold, Metrics, _logger, reason => _fatal.TrySetResult(reason));
         _node = new ServerNode(_options.Identity, Incarnation, protocol, machine, this, TimeProvider.System, _log.RecoveredEpoch, _log.RecoveredEntries, archive: new DiskArchive(_log), snapshot: snapshot);
         RecoveredEntries = _log.RecoveredEntries.Count;
+
+        // The node holds what it needs now (its window copies the tail, the state is restored): nothing else may pin them.
+        _log.ReleaseRecovered();
         _loop = new EventLoop(
             () =>
             {
@@ -232,7 +235,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
                 FlushAppends();
             },
             e => LogMessages.LoopError(_logger, e));
-        LogMessages.ServerStarting(_logger, _options.Identity.ToString(), _log.RecoveredEntries.Count, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
+        LogMessages.ServerStarting(_logger, _options.Identity.ToString(), RecoveredEntries, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 
         _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);
         _monitors = new MonitorLinks(_transport, _options.Monitors, _connectionOptions with { Role = PeerRole.Server }, HandleAsync, _logger);

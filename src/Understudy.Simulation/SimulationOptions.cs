@@ -75,6 +75,11 @@ public sealed record SimulationOptions
     {
         MaxInflightFrames = 4,
         MaxBatchEntries = 64,
+
+        // Small enough that faults land in the middle of a catch-up, and that a catching-up backup both defers its
+        // fsyncs and reaches the threshold that asks for one.
+        CatchUpBatchEntries = 256,
+        CatchUpSyncBytes = 4096,
     };
 
     public MonitorOptions Monitor { get; init; } = new();

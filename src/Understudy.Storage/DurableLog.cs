@@ -147,9 +147,9 @@ public sealed class DurableLog : IAsyncDisposable
     /// <summary>
     /// The log's tail as recovered at open: the entries from <see cref="RecoveredFrom"/> through the last on disk,
     /// contiguous, commands copied out of the files (empty when the log ends before that index). For the server
-    /// core's constructor; older entries are read on demand with <see cref="Read"/>.
+    /// core's constructor; older entries are read on demand with <see cref="Read"/>. Empty after <see cref="ReleaseRecovered"/>.
     /// </summary>
-    public IReadOnlyList<LogEntry> RecoveredEntries { get; }
+    public IReadOnlyList<LogEntry> RecoveredEntries { get; private set; }
 
     /// <summary>
     /// The first index recovery was asked for (1, a snapshot's index + 1, or <see cref="RecoveredLogStart"/>'s next index). When the log on disk ends before
@@ -160,9 +160,21 @@ public sealed class DurableLog : IAsyncDisposable
 
     /// <summary>
     /// With <see cref="OpenFromSnapshot"/>: the newest valid snapshot, which <see cref="RecoveredEntries"/> continue
-    /// (null when there is none, or with the other Open overloads).
+    /// (null when there is none, or with the other Open overloads, or after <see cref="ReleaseRecovered"/>).
     /// </summary>
-    public StoredSnapshot? RecoveredSnapshot { get; }
+    public StoredSnapshot? RecoveredSnapshot { get; private set; }
+
+    /// <summary>
+    /// Lets go of <see cref="RecoveredEntries"/> and <see cref="RecoveredSnapshot"/> once the caller has built its state
+    /// from them. Held for the life of the log they pinned the whole recovered tail (up to a snapshot interval of
+    /// entries, every command included) and the snapshot's bytes long after the in-memory window had let them go: tens
+    /// of MiB more in every restarted server.
+    /// </summary>
+    public void ReleaseRecovered()
+    {
+        RecoveredEntries = [];
+        RecoveredSnapshot = null;
+    }
 
     /// <summary>
     /// With <see cref="OpenFromSnapshot"/>, when <see cref="RecoveredSnapshot"/> was installed from the primary

@@ -41,6 +41,32 @@ public sealed class DurableLogTests : IDisposable
     }
 
     [Fact]
+    public async Task Released_recovery_leaves_the_log_readable_and_appendable_but_holds_no_recovered_tail_or_snapshot()
+    {
+        var entries = Entries.Range(1, 50, epoch: 2, commandSize: 92);
+        await using (var log = Open())
+        {
+            log.Append(entries);
+            log.RequestSync(50, 0);
+            await _synced.WaitForAsync(50);
+            log.Snapshots.Save(20, 2, new byte[] { 1, 2, 3 });
+        }
+
+        await using var reopened = DurableLog.OpenFromSnapshot(_folder.Path, new DurableLogOptions { Synced = _synced.OnSynced });
+        Assert.Equal(20, reopened.RecoveredSnapshot?.Index);
+        Entries.AssertSame(entries[20..], reopened.RecoveredEntries);
+
+        reopened.ReleaseRecovered();
+
+        // A server that kept these for its whole life pinned every recovered command (tens of MiB after a restart).
+        Assert.Empty(reopened.RecoveredEntries);
+        Assert.Null(reopened.RecoveredSnapshot);
+        Entries.AssertSame(entries[..10], reopened.Read(1, 10, int.MaxValue));
+        reopened.Append(Entries.Range(51, 51, epoch: 2, commandSize: 92));
+        Assert.Equal(51, reopened.LastIndex);
+    }
+
+    [Fact]
     public async Task Missing_folder_is_created()
     {
         var nested = Path.Combine(_folder.Path, "a", "b");

@@ -21,6 +21,15 @@ internal sealed class BackupRole : EpochRole
     private long _ackEcho;
     private long _ackPrev;
 
+    // The last frame said the primary has committed past it: this backup is streaming a backlog (ServerOptions.CatchUpSyncBytes).
+    private bool _catchingUp;
+
+    // Bytes of entries appended since this server last asked for an fsync, while catching up.
+    private long _unsyncedBytes;
+
+    // The log's end when this server last asked for an fsync: until the disk has reached it, nothing is answered early.
+    private long _syncAskedThrough;
+
     // The snapshot being received from the primary (null: none): which, and how many of its bytes are held.
     private SnapshotInstall? _install;
 
@@ -97,8 +106,12 @@ internal sealed class BackupRole : EpochRole
             var entry = entries[i] with { Index = index };
             Log.Append(entry);
             Env.AppendLog(new ReadOnlySpan<LogEntry>(in entry));
+            _unsyncedBytes += entry.WireSize;
         }
 
+        // The primary committed past this frame: more of a backlog follows. Until a frame reaches its commit index
+        // (which the last one of the backlog does), frames are acknowledged without waiting for an fsync (see Flush).
+        _catchingUp = frame.CommitIndex > frame.LastIndex;
         _verifiedThrough = Math.Max(_verifiedThrough, frame.LastIndex);
         var commit = Math.Min(frame.CommitIndex, _verifiedThrough);
         if (commit > _node.CommitIndex)
@@ -178,6 +191,7 @@ internal sealed class BackupRole : EpochRole
         {
             // Nothing of the old log is verified against this primary any more; the next frame starts after the reset.
             _verifiedThrough = Log.LastIndex;
+            _syncAskedThrough = Math.Min(_syncAskedThrough, _node.DurableIndex);
             _ackOwed = false;
             _ackTo = NodeAddress.None;
         }
@@ -234,10 +248,37 @@ internal sealed class BackupRole : EpochRole
         }
     }
 
-    /// <summary>Sends the acknowledgement owed, once the log is durable through everything verified.</summary>
+    /// <summary>
+    /// False while catching up and less than <see cref="ServerOptions.CatchUpSyncBytes"/> arrived since the last fsync
+    /// asked for: the node then leaves the log unsynced for now. The frame that ends the catch-up makes it true again.
+    /// </summary>
+    public bool SyncDue => !_catchingUp || _unsyncedBytes >= _node.Options.CatchUpSyncBytes;
+
+    // The fsync that gates early answers has completed (a truncation or an install lowers the gate with the log).
+    private bool DiskCaughtUp => _node.DurableIndex >= _syncAskedThrough;
+
+    /// <summary>The node asked for an fsync of everything appended so far.</summary>
+    public void SyncRequested()
+    {
+        _unsyncedBytes = 0;
+        if (DiskCaughtUp)
+        {
+            _syncAskedThrough = Log.LastIndex;
+        }
+    }
+
+    /// <summary>
+    /// Sends the acknowledgement owed: once the log is durable through everything verified, or at once while catching
+    /// up. An early acknowledgement reports as matched only what is durable, so commits and the in-sync set still
+    /// count only entries on disk; it frees the primary's window for the next frames sooner. Only while no fsync asked for
+    /// is still on its way: otherwise a disk slower than the network would let the primary fill this server's memory,
+    /// without bound, with entries queued for the disk. So about <see cref="ServerOptions.CatchUpSyncBytes"/> and two of the
+    /// primary's windows wait for the disk at most.
+    /// </summary>
     public void Flush()
     {
-        if (_ackOwed && _node.DurableIndex >= _verifiedThrough)
+        var early = _catchingUp && DiskCaughtUp;
+        if (_ackOwed && (early || _node.DurableIndex >= _verifiedThrough))
         {
             SendAck();
         }
@@ -289,6 +330,9 @@ internal sealed class BackupRole : EpochRole
         var dropped = Log.LastIndex - fromIndex + 1;
         _node.TruncateLogFrom(fromIndex);
         _verifiedThrough = Math.Min(_verifiedThrough, fromIndex - 1);
+
+        // A sync asked for before the cut is answered in the old generation, which the node ignores: do not wait for it.
+        _syncAskedThrough = Math.Min(_syncAskedThrough, _node.DurableIndex);
         Env.Report(new ServerEvent(ServerEventKind.Truncated, _node.Epoch, Primary, fromIndex, $"dropped {dropped} uncommitted entries that differ from the primary's log"));
     }
 }

@@ -252,7 +252,9 @@ internal sealed partial class PrimaryRole
         var sent = false;
         while (f.Inflight < Options.MaxInflightFrames && f.NextIndex <= Log.LastIndex)
         {
-            var count = SendFrame(f, now, Options.MaxBatchEntries);
+            // A backup far behind gets fuller frames: the window's round trips, not bytes, would pace it otherwise.
+            var batch = Log.LastIndex - f.NextIndex + 1 > Options.MaxBatchEntries ? Math.Max(Options.MaxBatchEntries, Options.CatchUpBatchEntries) : Options.MaxBatchEntries;
+            var count = SendFrame(f, now, batch);
             f.NextIndex += count;
             sent = true;
         }

@@ -251,10 +251,12 @@ public sealed class ServerNode
     /// <summary>Sends what the inputs since the last call produced: replication frames, syncs, acks.</summary>
     public void Flush()
     {
-        if (_log.LastIndex > _syncRequested)
+        // A backup streaming a backlog asks for an fsync every CatchUpSyncBytes, not after every frame.
+        if (_log.LastIndex > _syncRequested && (_role is not BackupRole backlog || backlog.SyncDue))
         {
             _syncRequested = _log.LastIndex;
             _env.SyncLog(_syncRequested, _syncGeneration);
+            (_role as BackupRole)?.SyncRequested();
         }
 
         switch (_role)

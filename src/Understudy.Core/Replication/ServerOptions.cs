@@ -41,6 +41,22 @@ public sealed record ServerOptions
     /// <summary>Frames sent to one backup and not yet acknowledged.</summary>
     public int MaxInflightFrames { get; init; } = 8;
 
+    /// <summary>
+    /// Most entries in one frame to a backup more than <see cref="MaxBatchEntries"/> behind (a restarted or wiped one
+    /// catching up); <see cref="MaxBatchBytes"/> still bounds it. Small entries would otherwise cap a catch-up frame
+    /// far below <see cref="MaxBatchBytes"/> (1024 entries of 64-byte writes are about 115 KiB), and each frame costs
+    /// a round trip of the window.
+    /// </summary>
+    public int CatchUpBatchEntries { get; init; } = 8192;
+
+    /// <summary>
+    /// A backup catching up (the primary has committed past the frame it received) acknowledges each frame as soon as
+    /// it has checked and appended it, and asks for an fsync only once this many bytes of entries arrived unsynced
+    /// (or its catch-up ends). Its match index, which commits and the in-sync set count, still only covers what is on
+    /// disk; only the primary's window moves sooner, so the stream is not held up by an fsync per round trip.
+    /// </summary>
+    public int CatchUpSyncBytes { get; init; } = 8 * 1024 * 1024;
+
     /// <summary>How many servers (primary included) must hold a write before it is acknowledged.</summary>
     public int MinInSync { get; init; } = 1;
 
@@ -108,9 +124,9 @@ public sealed record ServerOptions
             throw new ArgumentException($"LeaseSafetyFactor must be in (0, 1] (got {LeaseSafetyFactor})");
         }
 
-        if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1)
+        if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1 || CatchUpBatchEntries < 1 || CatchUpSyncBytes < 1)
         {
-            throw new ArgumentException("batch sizes and in-flight frames must be at least 1");
+            throw new ArgumentException($"batch sizes, in-flight frames and the catch-up batch and sync sizes must be at least 1 (got {MaxBatchEntries}, {MaxBatchBytes}, {MaxInflightFrames}, {CatchUpBatchEntries}, {CatchUpSyncBytes})");
         }
 
         if (SnapshotChunkBytes < 1 || SnapshotChunkBytes > SnapshotChunk.MaxDataBytes || SnapshotChunksInFlight < 1)

@@ -168,6 +168,72 @@ public class BackupTests
     }
 
     [Fact]
+    public void Backup_catching_up_acknowledges_before_the_fsync_but_matches_only_what_is_durable()
+    {
+        var b = new ServerHarness(B1);
+
+        // The primary has committed through 6: a backlog. The frame is answered at once, with nothing matched yet.
+        b.Deliver(Frame(1, P, 0, 0, 6, Entry(1, 1), Entry(2, 1), Entry(3, 1)));
+        var early = Assert.Single(b.Env.SentTo<ReplicateAck>(P));
+        Assert.True(early.Success);
+        Assert.Equal(3, early.VerifiedIndex);
+        Assert.Equal(0, early.MatchIndex); // nothing is on disk: commits and the in-sync set must not count it
+        Assert.Empty(b.Env.Syncs); // less than CatchUpSyncBytes arrived
+
+        // The frame that reaches the commit index ends the catch-up: the log is synced, and matched once on disk.
+        b.Deliver(Frame(1, P, 3, 1, 6, Entry(4, 1), Entry(5, 1), Entry(6, 1)));
+        var sync = Assert.Single(b.Env.Syncs);
+        Assert.Equal(6, sync.ThroughIndex);
+        Assert.Single(b.Env.SentTo<ReplicateAck>(P)); // no early answer now: it waits for the disk
+        b.Input(n => n.OnLogSynced(6, sync.Generation));
+        var acks = b.Env.SentTo<ReplicateAck>(P).ToList();
+        Assert.Equal(2, acks.Count);
+        Assert.Equal(6, acks[^1].MatchIndex);
+        Assert.Equal(6, acks[^1].VerifiedIndex);
+    }
+
+    [Fact]
+    public void Backup_catching_up_asks_for_an_fsync_once_CatchUpSyncBytes_arrived()
+    {
+        var entrySize = Entry(1, 1).WireSize;
+        var b = new ServerHarness(B1, new ServerOptions { CatchUpSyncBytes = 3 * entrySize });
+
+        b.Deliver(Frame(1, P, 0, 0, 100, Entry(1, 1), Entry(2, 1)));
+        Assert.Empty(b.Env.Syncs);
+        b.Deliver(Frame(1, P, 2, 1, 100, Entry(3, 1)));
+        var sync = Assert.Single(b.Env.Syncs);
+        Assert.Equal(3, sync.ThroughIndex);
+
+        // The count starts again after each request.
+        b.Deliver(Frame(1, P, 3, 1, 100, Entry(4, 1), Entry(5, 1)));
+        Assert.Single(b.Env.Syncs);
+        b.Input(n => n.OnLogSynced(3, sync.Generation));
+        Assert.Equal(3, b.Env.SentTo<ReplicateAck>(P).Last().MatchIndex);
+    }
+
+    [Fact]
+    public void Backup_catching_up_answers_early_only_while_no_fsync_is_on_its_way()
+    {
+        var entrySize = Entry(1, 1).WireSize;
+        var b = new ServerHarness(B1, new ServerOptions { CatchUpSyncBytes = 2 * entrySize });
+
+        // The threshold is reached: an fsync is asked for, and answers wait for it (a slow disk holds the primary back
+        // instead of letting entries pile up in memory).
+        b.Deliver(Frame(1, P, 0, 0, 100, Entry(1, 1), Entry(2, 1)));
+        var sync = Assert.Single(b.Env.Syncs);
+        Assert.Equal(2, sync.ThroughIndex);
+        Assert.Empty(b.Env.SentTo<ReplicateAck>(P));
+        b.Deliver(Frame(1, P, 2, 1, 100, Entry(3, 1)));
+        Assert.Empty(b.Env.SentTo<ReplicateAck>(P));
+
+        // Once it is on disk, what arrived meanwhile is answered at once.
+        b.Input(n => n.OnLogSynced(2, sync.Generation));
+        var ack = Assert.Single(b.Env.SentTo<ReplicateAck>(P));
+        Assert.Equal(2, ack.MatchIndex);
+        Assert.Equal(3, ack.VerifiedIndex);
+    }
+
+    [Fact]
     public void Backup_does_not_count_a_durable_but_unverified_suffix_as_matching()
     {
         // Entries 3..5 are on disk from epoch 1, but the primary of epoch 2 has only vouched for 1..2.

@@ -593,6 +593,35 @@ public class PrimaryTests
     }
 
     [Fact]
+    public void Primary_sends_a_backup_more_than_one_batch_behind_catch_up_sized_frames()
+    {
+        var p = StartPrimary(inSync: [P, B1], options: new ServerOptions { MaxBatchEntries = 4, CatchUpBatchEntries = 16 });
+
+        p.Batch(n =>
+        {
+            for (var i = 1; i <= 30; i++)
+            {
+                n.Handle(new ClientRef(i), new ClientRequest(42, i, 1, RequestKind.Write, MessageStoreCommands.Append($"m{i}")));
+            }
+        });
+
+        // 30 behind: frames of up to 16 entries, not 4.
+        Assert.Equal([16, 14], p.Env.SentTo<Replicate>(B1).Select(f => f.Entries.Length));
+        p.Forget();
+
+        // Within one batch of the end: ordinary frames.
+        p.AckFrom(B1, 31);
+        p.Batch(n =>
+        {
+            for (var i = 31; i <= 33; i++)
+            {
+                n.Handle(new ClientRef(i), new ClientRequest(42, i, 1, RequestKind.Write, MessageStoreCommands.Append($"m{i}")));
+            }
+        });
+        Assert.Equal([3], p.Env.SentTo<Replicate>(B1).Select(f => f.Entries.Length));
+    }
+
+    [Fact]
     public void Primary_pipelines_again_once_a_backup_has_acknowledged_everything_it_was_sent()
     {
         var p = StartPrimary(inSync: [P, B1]);
