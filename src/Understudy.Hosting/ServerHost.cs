@@ -346,7 +346,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     public void Reply(ClientRef client, in ClientResponse response)
     {
-        Metrics.Responses.WithLabels(response.Status.ToString().ToLowerInvariant()).Inc();
+        Metrics.ResponsesWith(response.Status).Inc();
         if (_clients.TryGetValue(client.Id, out var connection))
         {
             connection.Send(response);

@@ -91,17 +91,32 @@ public sealed class ThroughputBench
         _say($"cluster up: primary {healthy.Primary}, in sync [{string.Join(", ", healthy.InSync)}], fsync {_options.Fsync}");
 
         var clients = new List<UnderstudyClient>();
-        for (var i = 0; i < _options.Connections; i++)
-        {
-            clients.Add(new UnderstudyClient(new UnderstudyClientOptions
-            {
-                Monitor = cluster.MonitorAddress,
-                Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) },
-            }));
-        }
-
         try
         {
+            // Through ConnectAsync, as a user would: each client is connected to the monitor (bounded by the same minute
+            // as the start-up) before it is given work.
+            using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                connecting.CancelAfter(TimeSpan.FromSeconds(60));
+                try
+                {
+                    for (var i = 0; i < _options.Connections; i++)
+                    {
+                        clients.Add(await UnderstudyClient.ConnectAsync(
+                            new UnderstudyClientOptions
+                            {
+                                Monitor = cluster.MonitorAddress,
+                                Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) },
+                            },
+                            connecting.Token).ConfigureAwait(false));
+                    }
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new TimeoutException($"connecting the bench's clients: {clients.Count} of {_options.Connections} reached the monitor at {cluster.MonitorAddress} within 60 s");
+                }
+            }
+
             foreach (var c in clients)
             {
                 await c.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
