@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Understudy.Orchestration.Polling;
 
 namespace Understudy.Coordination.Tests.Raft;
@@ -17,7 +18,8 @@ public sealed class MonitorReplacementTests
         var ct = TestContext.Current.CancellationToken;
 
         // Snapshot every two changes, so the newcomer is brought up to date through a snapshot as well as the log.
-        await using var group = new RaftGroup(snapshotEvery: 2);
+        // DotNext's debug lines are captured so that a catch-up that never ends shows why in the failure.
+        await using var group = new RaftGroup(snapshotEvery: 2, capture: LogLevel.Debug);
         await group.StartAllAsync(ct);
         var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
         var config = await group[leader].LoadAsync(ct);
@@ -40,7 +42,7 @@ public sealed class MonitorReplacementTests
         // The replacement: same addresses, empty folder. It learns everything from the leader.
         var fresh = await group.StartAsync(lost, ct);
         await Poll.UntilAsync(async t => (await fresh.LoadAsync(t)).SameAs(missed), Deadline,
-            "the replacement catches up", async t => $"replacement has {await fresh.LoadAsync(t)}, expected {missed}; {group.Describe()}", ct);
+            "the replacement catches up", async t => $"replacement has {await fresh.LoadAsync(t)}, expected {missed}; {group.Describe()}; {group.Log()}", ct);
 
         // The member that was never replaced stops: the leader and the newcomer are the quorum now, so this write
         // commits only if the newcomer acknowledges it.
@@ -56,7 +58,7 @@ public sealed class MonitorReplacementTests
         var survivor = await group.WaitForConfirmedLeaderAsync("the newcomer and the old member elect a leader", ct);
         await Poll.UntilAsync(async t => (await group[survivor].LoadAsync(t)).SameAs(withNewcomer), Deadline,
             "the write only the newcomer and the dead leader held is still committed",
-            async t => $"leader m{survivor} has {await group[survivor].LoadAsync(t)}, expected {withNewcomer}; {group.Describe()}", ct);
+            async t => $"leader m{survivor} has {await group[survivor].LoadAsync(t)}, expected {withNewcomer}; {group.Describe()}; {group.Log()}", ct);
         var after = Configs.Next(withNewcomer, 8102);
         Assert.True((await group.CompareAndSetAsync(withNewcomer.Version, after, ct)).Committed);
     }
