@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using Understudy.Coordination.Raft;
+using Understudy.Protocol;
 using Understudy.Orchestration.Polling;
 
 namespace Understudy.Coordination.Tests.Raft;
@@ -20,6 +22,72 @@ public sealed class MonitorReplacementTests
         // Snapshot every two changes, so the newcomer is brought up to date through a snapshot as well as the log.
         // DotNext's debug lines are captured so that a catch-up that never ends shows why in the failure.
         await using var group = new RaftGroup(snapshotEvery: 2, capture: LogLevel.Debug);
+        var (lost, other, missed) = await LoseAFollowerAsync(group, ct);
+
+        // The replacement: same addresses, empty folder. It learns everything from the leader.
+        var fresh = await group.StartAsync(lost, ct);
+        await Poll.UntilAsync(async t => (await fresh.LoadAsync(t)).SameAs(missed), Deadline,
+            "the replacement catches up", async t => $"replacement has {await fresh.LoadAsync(t)}, expected {missed}; {group.Describe()}; {group.Log()}", ct);
+
+        // The member that was never replaced stops: the leader and the newcomer are the quorum now, so this write
+        // commits only if the newcomer acknowledges it.
+        await group.StopAsync(other);
+        var withNewcomer = Configs.Next(missed, 8101);
+        Assert.True((await group.CompareAndSetAsync(missed.Version, withNewcomer, ct)).Committed);
+
+        // Then the leader dies and the old member returns without that write: only the newcomer has it, and Raft
+        // elects only a member whose log is at least as complete, so the write survives through the newcomer.
+        var leader = await group.WaitForSingleLeaderAsync("before the leader dies", ct);
+        await group.StopAsync(leader);
+        await group.StartAsync(other, ct);
+        var survivor = await group.WaitForConfirmedLeaderAsync("the newcomer and the old member elect a leader", ct);
+        await Poll.UntilAsync(async t => (await group[survivor].LoadAsync(t)).SameAs(withNewcomer), Deadline,
+            "the write only the newcomer and the dead leader held is still committed",
+            async t => $"leader m{survivor} has {await group[survivor].LoadAsync(t)}, expected {withNewcomer}; {group.Describe()}; {group.Log()}", ct);
+        var after = Configs.Next(withNewcomer, 8102);
+        Assert.True((await group.CompareAndSetAsync(withNewcomer.Version, after, ct)).Committed);
+    }
+
+    /// <summary>
+    /// The CI failure behind <see cref="RaftCoordinator"/>'s remarks on a refused snapshot: the replacement installed
+    /// the leader's snapshot, but slower than the request timeout, so the leader never had its answer; DotNext then
+    /// sent the same snapshot again for ever, the replacement refused it each time, and it stayed at the snapshot's
+    /// version ("replacement has epoch=4 version=4 ..., expected epoch=6 version=6"). Here the replacement's first
+    /// restore from a snapshot takes 3 s, fifty request timeouts, so the leader always gives up on that answer.
+    /// </summary>
+    [Fact]
+    public async Task A_replacement_whose_snapshot_install_outlasts_the_request_timeout_still_catches_up()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var group = new RaftGroup(snapshotEvery: 2, capture: LogLevel.Debug);
+        var (lost, _, missed) = await LoseAFollowerAsync(group, ct);
+
+        var slowed = 0;
+        var fresh = await group.StartAsync(lost, ct, async t =>
+        {
+            if (Interlocked.Exchange(ref slowed, 1) == 0)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(3), t);
+            }
+        });
+        await Poll.UntilAsync(async t => (await fresh.LoadAsync(t)).SameAs(missed), Deadline,
+            "the replacement catches up after its first snapshot install timed out",
+            async t => $"replacement has {await fresh.LoadAsync(t)}, expected {missed}; {group.Describe()}; {group.Log()}", ct);
+        Assert.Equal(1, slowed);
+
+        // It follows the leader like any member: the next write reaches it.
+        var next = Configs.Next(missed, 8101);
+        Assert.True((await group.CompareAndSetAsync(missed.Version, next, ct)).Committed);
+        await Poll.UntilAsync(async t => (await fresh.LoadAsync(t)).SameAs(next), Deadline,
+            "the replacement applies the write after its catch-up",
+            async t => $"replacement has {await fresh.LoadAsync(t)}, expected {next}; {group.Describe()}; {group.Log()}", ct);
+    }
+
+    // Five changes (so the leader holds snapshots and has dropped the log they cover), then a follower dies and
+    // its folder is deleted, and a sixth change commits without it. Returns the lost member, the other follower
+    // and the configuration the group holds.
+    private static async Task<(int Lost, int Other, ClusterConfig Missed)> LoseAFollowerAsync(RaftGroup group, CancellationToken ct)
+    {
         await group.StartAllAsync(ct);
         var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
         var config = await group[leader].LoadAsync(ct);
@@ -38,28 +106,6 @@ public sealed class MonitorReplacementTests
         Directory.Delete(group.OptionsOf(lost).DataDirectory, recursive: true);
         var missed = Configs.Next(config, 8100);
         Assert.True((await group.CompareAndSetAsync(config.Version, missed, ct)).Committed);
-
-        // The replacement: same addresses, empty folder. It learns everything from the leader.
-        var fresh = await group.StartAsync(lost, ct);
-        await Poll.UntilAsync(async t => (await fresh.LoadAsync(t)).SameAs(missed), Deadline,
-            "the replacement catches up", async t => $"replacement has {await fresh.LoadAsync(t)}, expected {missed}; {group.Describe()}; {group.Log()}", ct);
-
-        // The member that was never replaced stops: the leader and the newcomer are the quorum now, so this write
-        // commits only if the newcomer acknowledges it.
-        await group.StopAsync(other);
-        var withNewcomer = Configs.Next(missed, 8101);
-        Assert.True((await group.CompareAndSetAsync(missed.Version, withNewcomer, ct)).Committed);
-
-        // Then the leader dies and the old member returns without that write: only the newcomer has it, and Raft
-        // elects only a member whose log is at least as complete, so the write survives through the newcomer.
-        leader = await group.WaitForSingleLeaderAsync("before the leader dies", ct);
-        await group.StopAsync(leader);
-        await group.StartAsync(other, ct);
-        var survivor = await group.WaitForConfirmedLeaderAsync("the newcomer and the old member elect a leader", ct);
-        await Poll.UntilAsync(async t => (await group[survivor].LoadAsync(t)).SameAs(withNewcomer), Deadline,
-            "the write only the newcomer and the dead leader held is still committed",
-            async t => $"leader m{survivor} has {await group[survivor].LoadAsync(t)}, expected {withNewcomer}; {group.Describe()}; {group.Log()}", ct);
-        var after = Configs.Next(withNewcomer, 8102);
-        Assert.True((await group.CompareAndSetAsync(withNewcomer.Version, after, ct)).Committed);
+        return (lost, other, missed);
     }
 }

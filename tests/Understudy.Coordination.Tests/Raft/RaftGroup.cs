@@ -67,9 +67,12 @@ internal sealed class RaftGroup : IAsyncDisposable
     public async Task StartAllAsync(CancellationToken cancellationToken) =>
         await Task.WhenAll(Enumerable.Range(0, Size).Select(i => StartAsync(i, cancellationToken))).ConfigureAwait(false);
 
-    public async Task<RaftCoordinator> StartAsync(int i, CancellationToken cancellationToken)
+    /// <param name="i">The member.</param>
+    /// <param name="beforeSnapshotRestore">A fault to set on it (<see cref="RaftCoordinator.BeforeSnapshotRestore"/>).</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    public async Task<RaftCoordinator> StartAsync(int i, CancellationToken cancellationToken, Func<CancellationToken, ValueTask>? beforeSnapshotRestore = null)
     {
-        var member = new RaftCoordinator(_options[i], new CapturingLoggerFactory(i, _capture, Lines));
+        var member = new RaftCoordinator(_options[i], new CapturingLoggerFactory(i, _capture, Lines)) { BeforeSnapshotRestore = beforeSnapshotRestore };
         try
         {
             await member.StartAsync(cancellationToken).ConfigureAwait(false);
