@@ -51,6 +51,15 @@ internal static partial class LogMessages
         Message = "monitor group: the background loop failed; leadership is no longer confirmed")]
     public static partial void RaftLoopFailed(this ILogger logger, Exception exception);
 
+    // 7050-7059: a follower's catch-up through a snapshot (Raft/SnapshotRefusalWatch.cs).
+    [LoggerMessage(EventId = 7050, Level = LogLevel.Warning,
+        Message = "monitor group: member {Member} refused the snapshot at log index {Index} (it holds it already: its answer to an earlier install was lost); writing a newer snapshot so that its catch-up goes on")]
+    public static partial void RaftSnapshotRefused(this ILogger logger, System.Net.EndPoint member, long index);
+
+    [LoggerMessage(EventId = 7051, Level = LogLevel.Warning,
+        Message = "monitor group: could not write the newer snapshot for a follower's catch-up; the next refusal tries again")]
+    public static partial void RaftSnapshotAdvanceFailed(this ILogger logger, Exception exception);
+
     #endregion
 
     #region etcd

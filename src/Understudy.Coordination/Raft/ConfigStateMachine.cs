@@ -19,6 +19,9 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
     private ClusterConfig _current = ClusterConfig.Initial;
     private int _sinceSnapshot;
 
+    // 1 once RequestSnapshot was called: the next applied entry, whatever it is, is written as a snapshot.
+    private int _snapshotRequested;
+
     public ConfigStateMachine(DirectoryInfo location, int snapshotEvery, ILogger logger)
         : base(location)
     {
@@ -38,8 +41,23 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
             ? new ConfigWriteResult(true, command.Next)
             : new ConfigWriteResult(false, current);
 
+    /// <summary>
+    /// Has the next applied entry written as a snapshot (DotNext makes it the one it ships once a later entry is
+    /// applied), however few changes came since the last one. See <see cref="RaftCoordinator"/>'s remarks on a
+    /// refused snapshot.
+    /// </summary>
+    public void RequestSnapshot() => Volatile.Write(ref _snapshotRequested, 1);
+
+    /// <summary>A test's fault: runs before each restore from a snapshot, e.g. to make one slower than the request timeout.</summary>
+    internal Func<CancellationToken, ValueTask>? BeforeRestore { get; set; }
+
     protected override async ValueTask RestoreAsync(FileInfo snapshotFile, CancellationToken token)
     {
+        if (BeforeRestore is { } fault)
+        {
+            await fault(token).ConfigureAwait(false);
+        }
+
         var bytes = await File.ReadAllBytesAsync(snapshotFile.FullName, token).ConfigureAwait(false);
         var config = ConfigCommand.ParseSnapshot(bytes);
         Volatile.Write(ref _current, config);
@@ -51,10 +69,10 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
 
     protected override ValueTask<bool> ApplyAsync(DotNext.Net.Cluster.Consensus.Raft.StateMachine.LogEntry entry, CancellationToken token)
     {
-        // A new leader's no-op and DotNext's membership entries carry no configuration.
+        // A new leader's no-op, the coordinator's empty entries and DotNext's membership entries carry no configuration.
         if (entry.IsConfiguration || !entry.TryGetPayload(out var payload) || payload.IsEmpty)
         {
-            return ValueTask.FromResult(false);
+            return ValueTask.FromResult(SnapshotDue(changed: false));
         }
 
         ConfigCommand command;
@@ -65,7 +83,7 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
         catch (FormatException e)
         {
             _logger.RaftEntryUnreadable(entry.Index, e.Message);
-            return ValueTask.FromResult(false);
+            return ValueTask.FromResult(SnapshotDue(changed: false));
         }
 
         var result = Decide(Current, command);
@@ -77,7 +95,7 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
         if (!result.Committed)
         {
             _logger.RaftConfigRefused(entry.Index, command.ExpectedVersion, result.Current.Version);
-            return ValueTask.FromResult(false);
+            return ValueTask.FromResult(SnapshotDue(changed: false));
         }
 
         Volatile.Write(ref _current, command.Next);
@@ -92,13 +110,25 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
             _logger.RaftHandlerFailed(e, nameof(Changed));
         }
 
-        if (++_sinceSnapshot < _snapshotEvery)
+        return ValueTask.FromResult(SnapshotDue(changed: true));
+    }
+
+    // Whether the entry just applied is written as a snapshot: every SnapshotEvery changes, or once when requested.
+    private bool SnapshotDue(bool changed)
+    {
+        var requested = Interlocked.Exchange(ref _snapshotRequested, 0) != 0;
+        if (changed)
         {
-            return ValueTask.FromResult(false);
+            _sinceSnapshot++;
+        }
+
+        if (!requested && _sinceSnapshot < _snapshotEvery)
+        {
+            return false;
         }
 
         _sinceSnapshot = 0;
-        return ValueTask.FromResult(true);
+        return true;
     }
 }
 

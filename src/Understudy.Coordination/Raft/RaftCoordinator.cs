@@ -37,10 +37,24 @@ namespace Understudy.Coordination.Raft;
 /// election timeout after it starts, longer than any candidate collects votes, so no election it voted in is still
 /// counting; and with an empty log it cannot be elected over members that hold the committed one. It has also
 /// forgotten what it acknowledged, which is why the others must be level first (README, operator section).</para>
+/// <para><b>A refused snapshot.</b> A follower too far behind (a replacement with an empty folder) is sent the leader's
+/// snapshot. When installing it takes longer than the request timeout (a loaded machine: the follower writes and
+/// flushes the file), the leader gives up on the answer although the follower installed it. DotNext 6.12 then wedges:
+/// the follower refuses the same snapshot again, as its commit index has reached it, and the leader answers each
+/// refusal by sending the same snapshot from index 0 again, so the follower never gets the entries after it nor
+/// hears a leader, until the leader has a newer snapshot (up to <see cref="RaftCoordinatorOptions.SnapshotEvery"/>
+/// changes later; seen in CI: a replacement stuck for 30 s). <see cref="SnapshotRefusalWatch"/> notices the
+/// refusal in DotNext's log, and the leader writes a newer snapshot at once: it asks for one at the next entry and
+/// appends two empty entries (the second makes DotNext ship the first's snapshot), which the follower accepts.</para>
 /// </remarks>
 public sealed class RaftCoordinator : IMonitorCoordinator
 {
     private static readonly long RefreshEventTicks = Stopwatch.Frequency / 100; // at most one refresh event per 10 ms
+
+    // Newer snapshots for a follower that keeps refusing one come at most this often: each costs two entries and a
+    // snapshot file, and a follower that cannot install any within the request timeout would otherwise ask for one
+    // every heartbeat.
+    private static readonly TimeSpan SnapshotAdvanceSpacing = TimeSpan.FromSeconds(1);
 
     private readonly RaftCoordinatorOptions _options;
     private readonly ILoggerFactory _loggerFactory;
@@ -67,6 +81,11 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     private long _inSyncAt;
     private int _disposed;
 
+    // 1 while a newer snapshot is being written for a follower that refused one; the task doing it; when it last began.
+    private int _advancingSnapshot;
+    private Task _snapshotAdvance = Task.CompletedTask;
+    private long _snapshotAdvancedAt;
+
     /// <summary>Validates <paramref name="options"/>; <see cref="StartAsync"/> joins the group.</summary>
     public RaftCoordinator(RaftCoordinatorOptions options, ILoggerFactory? loggerFactory = null)
     {
@@ -83,6 +102,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
     /// <summary>The lease one confirmation round buys, in <see cref="Stopwatch"/> ticks (tests and the dashboard use it).</summary>
     public long LeaseTicks => _leaseTicks;
+
+    /// <summary>A test's fault, set before <see cref="StartAsync"/>: runs before each restore from a snapshot file.</summary>
+    internal Func<CancellationToken, ValueTask>? BeforeSnapshotRestore { get; set; }
 
     public Leadership Leadership
     {
@@ -143,7 +165,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
         var root = Path.GetFullPath(Path.Combine(_options.DataDirectory, "raft"));
         var snapshots = new DirectoryInfo(Path.Combine(root, "snapshots"));
-        var stateMachine = new ConfigStateMachine(snapshots, _options.SnapshotEvery, _logger);
+        var stateMachine = new ConfigStateMachine(snapshots, _options.SnapshotEvery, _logger) { BeforeRestore = BeforeSnapshotRestore };
         stateMachine.Changed += OnConfigApplied;
         WriteAheadLog? log = null;
         RaftCluster? cluster = null;
@@ -173,7 +195,8 @@ public sealed class RaftCoordinator : IMonitorCoordinator
                 ColdStart = false,
                 IsLeaderLeaseEnabled = true,
                 ConfigurationStorage = null, // in memory, filled below from the static member list
-                LoggerFactory = _loggerFactory,
+                // DotNext's own lines go to the host as they are; the watch also spots a refused snapshot (remarks).
+                LoggerFactory = new SnapshotRefusalWatch(_loggerFactory, OnSnapshotRefused),
             };
             var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
                 ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
@@ -314,6 +337,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Volatile.Read(ref _snapshotAdvance).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (_cluster is { } cluster)
         {
             cluster.LeaderChanged -= OnLeaderChanged;
@@ -532,6 +556,55 @@ public sealed class RaftCoordinator : IMonitorCoordinator
         }
 
         Publish();
+    }
+
+    // Called on DotNext's replicator for that member: starts the newer snapshot in the background (remarks).
+    private void OnSnapshotRefused(EndPoint member, long index)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || _cluster is not { } cluster || _stateMachine is not { } stateMachine ||
+            !IsLocalLeader(cluster) || Interlocked.CompareExchange(ref _advancingSnapshot, 1, 0) != 0)
+        {
+            return;
+        }
+
+        _logger.RaftSnapshotRefused(member, index);
+        Volatile.Write(ref _snapshotAdvance, AdvanceSnapshotAsync(cluster, stateMachine, _stopping.Token));
+    }
+
+    private async Task AdvanceSnapshotAsync(RaftCluster cluster, ConfigStateMachine stateMachine, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Off DotNext's replicator thread, which called OnSnapshotRefused from inside its log line.
+            await Task.Yield();
+            var since = Volatile.Read(ref _snapshotAdvancedAt);
+            var wait = since == 0 ? TimeSpan.Zero : SnapshotAdvanceSpacing - Stopwatch.GetElapsedTime(since);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+            }
+
+            Volatile.Write(ref _snapshotAdvancedAt, Stopwatch.GetTimestamp());
+
+            // The first empty entry is written as a snapshot when applied; DotNext ships a snapshot only once a
+            // later entry has been applied, hence the second. Neither changes the configuration.
+            stateMachine.RequestSnapshot();
+            await cluster.ReplicateAsync(ReadOnlyMemory<byte>.Empty, null, cancellationToken).ConfigureAwait(false);
+            await cluster.ReplicateAsync(ReadOnlyMemory<byte>.Empty, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Disposed.
+        }
+        catch (Exception e)
+        {
+            // Leadership lost meanwhile (the next leader starts the follower afresh), or no quorum.
+            _logger.RaftSnapshotAdvanceFailed(e);
+        }
+        finally
+        {
+            Volatile.Write(ref _advancingSnapshot, 0);
+        }
     }
 
     // DotNext raises this on a follower when a round from the leader found it level (no entries to append).

@@ -20,12 +20,15 @@ internal sealed class RaftGroup : IAsyncDisposable
     private readonly RaftCoordinator?[] _members;
 
     private readonly PartitionProxy[] _proxies;
+    private readonly LogLevel _capture;
 
     /// <param name="size">How many members.</param>
     /// <param name="snapshotEvery">Passed to every member's options.</param>
     /// <param name="proxied">Put a <see cref="PartitionProxy"/> in front of every member, so <see cref="Cut"/> can partition it.</param>
-    public RaftGroup(int size = 3, int snapshotEvery = 64, bool proxied = false)
+    /// <param name="capture">The lowest level captured into <see cref="Lines"/>; Debug takes DotNext's replication chatter too.</param>
+    public RaftGroup(int size = 3, int snapshotEvery = 64, bool proxied = false, LogLevel capture = LogLevel.Information)
     {
+        _capture = capture;
         var listen = Enumerable.Range(0, size).Select(_ => FreePort()).ToArray();
         _proxies = proxied ? [.. listen.Select(port => new PartitionProxy(port))] : [];
         var all = Enumerable.Range(0, size)
@@ -64,9 +67,12 @@ internal sealed class RaftGroup : IAsyncDisposable
     public async Task StartAllAsync(CancellationToken cancellationToken) =>
         await Task.WhenAll(Enumerable.Range(0, Size).Select(i => StartAsync(i, cancellationToken))).ConfigureAwait(false);
 
-    public async Task<RaftCoordinator> StartAsync(int i, CancellationToken cancellationToken)
+    /// <param name="i">The member.</param>
+    /// <param name="beforeSnapshotRestore">A fault to set on it (<see cref="RaftCoordinator.BeforeSnapshotRestore"/>).</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    public async Task<RaftCoordinator> StartAsync(int i, CancellationToken cancellationToken, Func<CancellationToken, ValueTask>? beforeSnapshotRestore = null)
     {
-        var member = new RaftCoordinator(_options[i], new CapturingLoggerFactory(i, Lines));
+        var member = new RaftCoordinator(_options[i], new CapturingLoggerFactory(i, _capture, Lines)) { BeforeSnapshotRestore = beforeSnapshotRestore };
         try
         {
             await member.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -162,6 +168,14 @@ internal sealed class RaftGroup : IAsyncDisposable
     public string Describe() => string.Join("; ", Enumerable.Range(0, Size).Select(i =>
         _members[i] is { } m ? $"m{i} {m.Leadership}" : $"m{i} stopped"));
 
+    /// <summary>The last <paramref name="count"/> captured lines, one a line, for a failure message.</summary>
+    public string Log(int count = 200)
+    {
+        var lines = Lines.ToArray();
+        var shown = lines.Skip(Math.Max(0, lines.Length - count));
+        return $"last {Math.Min(count, lines.Length)} of {lines.Length} log lines:{Environment.NewLine}" + string.Join(Environment.NewLine, shown);
+    }
+
     public async ValueTask DisposeAsync()
     {
         for (var i = 0; i < Size; i++)
@@ -191,9 +205,9 @@ internal sealed class RaftGroup : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private sealed class CapturingLoggerFactory(int member, ConcurrentQueue<string> lines) : ILoggerFactory
+    private sealed class CapturingLoggerFactory(int member, LogLevel capture, ConcurrentQueue<string> lines) : ILoggerFactory
     {
-        public ILogger CreateLogger(string categoryName) => new CapturingLogger(member, lines);
+        public ILogger CreateLogger(string categoryName) => new CapturingLogger(member, capture, categoryName, lines);
 
         public void AddProvider(ILoggerProvider provider)
         {
@@ -204,19 +218,22 @@ internal sealed class RaftGroup : IAsyncDisposable
         }
     }
 
-    private sealed class CapturingLogger(int member, ConcurrentQueue<string> lines) : ILogger
+    private sealed class CapturingLogger(int member, LogLevel capture, string category, ConcurrentQueue<string> lines) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        // DotNext's own debug chatter is not needed to check anything here.
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= capture;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             if (IsEnabled(logLevel))
             {
-                lines.Enqueue($"m{member}: {formatter(state, exception)}");
+                // The time and the exception make a failure's log readable on its own: the order of a
+                // snapshot install, an append and an error is what a catch-up failure turns on.
+                var source = category[(category.LastIndexOf('.') + 1)..];
+                var error = exception is null ? "" : $" [{exception.GetType().Name}: {exception.Message}]";
+                lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} m{member} {logLevel} {source}: {formatter(state, exception)}{error}");
             }
         }
     }
