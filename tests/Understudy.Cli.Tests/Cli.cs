@@ -92,6 +92,36 @@ internal static class Cli
         }
     }
 
+    /// <summary>
+    /// Whether no socket listens on <paramref name="port"/> (any address, IPv4 or IPv6): what a refused command must
+    /// leave behind. Binding the port to find out is not the same question: under a parallel test run another
+    /// process's outgoing connection may hold the same number as its own local port, which says nothing about the
+    /// command (a CI run failed so).
+    /// </summary>
+    public static bool NothingListensOn(int port)
+    {
+        foreach (var table in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            if (!File.Exists(table))
+            {
+                continue;
+            }
+
+            foreach (var row in File.ReadLines(table).Skip(1))
+            {
+                // "  sl  local_address rem_address   st ...": local is HEXADDR:HEXPORT, state 0A is LISTEN.
+                var fields = row.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length > 3 && fields[3] == "0A" &&
+                    int.Parse(fields[1][(fields[1].LastIndexOf(':') + 1)..], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) == port)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Processes whose command line mentions <paramref name="text"/> (a test's own temp folder): what it left running.</summary>
     public static IReadOnlyList<int> ProcessesMentioning(string text)
     {

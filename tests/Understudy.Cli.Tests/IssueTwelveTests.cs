@@ -44,7 +44,7 @@ public sealed class IssueTwelveTests
         Assert.Contains("--http-port", line, StringComparison.Ordinal);
         Assert.False(Directory.Exists(workspace.Data));
         Assert.Empty(Cli.ProcessesMentioning(workspace.Root));
-        Assert.All(ports.Values, p => Assert.True(Cli.PortIsFree(p)));
+        Assert.All(ports.Values, p => Assert.True(Cli.NothingListensOn(p), $"port {p} is listened on after the refusal"));
     }
 
     [Fact]

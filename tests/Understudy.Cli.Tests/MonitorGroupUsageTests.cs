@@ -45,7 +45,7 @@ public sealed class MonitorGroupUsageTests
         Assert.Equal(before, workspace.Entries());
         foreach (var (name, port) in ports)
         {
-            Assert.True(Cli.PortIsFree(port), $"{name} ({port}) is held after the refusal. {why}");
+            Assert.True(Cli.NothingListensOn(port), $"{name} ({port}) is listened on after the refusal. {why}");
         }
     }
 }

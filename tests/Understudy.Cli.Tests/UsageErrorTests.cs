@@ -127,7 +127,7 @@ public sealed class UsageErrorTests
         Assert.Empty(Cli.ProcessesMentioning(workspace.Root));
         foreach (var (name, port) in ports)
         {
-            Assert.True(Cli.PortIsFree(port), $"{name} ({port}) is held after the refusal. {why}");
+            Assert.True(Cli.NothingListensOn(port), $"{name} ({port}) is listened on after the refusal. {why}");
         }
     }
 }
