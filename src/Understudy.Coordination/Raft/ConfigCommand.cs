@@ -15,6 +15,16 @@ internal readonly record struct ConfigCommand(long ExpectedVersion, ClusterConfi
     private const byte CompareAndSetFormat = 1;
     private const byte SnapshotFormat = 1;
 
+    // An entry that changes nothing but must still reach the state machine: DotNext's log hands only entries with a
+    // payload to it, so an empty entry cannot carry a requested snapshot (RaftCoordinator's remarks on a refused one).
+    private const byte NoOpFormat = 2;
+
+    /// <summary>The payload of an entry that changes nothing.</summary>
+    public static ReadOnlyMemory<byte> NoOp { get; } = new[] { NoOpFormat };
+
+    /// <summary>Whether <paramref name="payload"/> is <see cref="NoOp"/>.</summary>
+    public static bool IsNoOp(in ReadOnlySequence<byte> payload) => payload.Length == 1 && payload.FirstSpan[0] == NoOpFormat;
+
     public byte[] ToBytes()
     {
         var config = Next.ToBytes();

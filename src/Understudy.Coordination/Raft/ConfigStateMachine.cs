@@ -69,8 +69,8 @@ internal sealed class ConfigStateMachine : SimpleStateMachine
 
     protected override ValueTask<bool> ApplyAsync(DotNext.Net.Cluster.Consensus.Raft.StateMachine.LogEntry entry, CancellationToken token)
     {
-        // A new leader's no-op, the coordinator's empty entries and DotNext's membership entries carry no configuration.
-        if (entry.IsConfiguration || !entry.TryGetPayload(out var payload) || payload.IsEmpty)
+        // A new leader's no-op, the coordinator's no-op entries and DotNext's membership entries carry no configuration.
+        if (entry.IsConfiguration || !entry.TryGetPayload(out var payload) || payload.IsEmpty || ConfigCommand.IsNoOp(payload))
         {
             return ValueTask.FromResult(SnapshotDue(changed: false));
         }

@@ -45,7 +45,7 @@ namespace Understudy.Coordination.Raft;
 /// hears a leader, until the leader has a newer snapshot (up to <see cref="RaftCoordinatorOptions.SnapshotEvery"/>
 /// changes later; seen in CI: a replacement stuck for 30 s). <see cref="SnapshotRefusalWatch"/> notices the
 /// refusal in DotNext's log, and the leader writes a newer snapshot at once: it asks for one at the next entry and
-/// appends two empty entries (the second makes DotNext ship the first's snapshot), which the follower accepts.</para>
+/// appends two no-op entries (the second makes DotNext ship the first's snapshot; not empty, as DotNext's log applies only entries with a payload), which the follower accepts.</para>
 /// </remarks>
 public sealed class RaftCoordinator : IMonitorCoordinator
 {
@@ -84,6 +84,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     // 1 while a newer snapshot is being written for a follower that refused one; the task doing it; when it last began.
     private int _advancingSnapshot;
     private Task _snapshotAdvance = Task.CompletedTask;
+    private SnapshotRefusalWatch? _refusalWatch;
     private long _snapshotAdvancedAt;
 
     /// <summary>Validates <paramref name="options"/>; <see cref="StartAsync"/> joins the group.</summary>
@@ -102,6 +103,9 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
     /// <summary>The lease one confirmation round buys, in <see cref="Stopwatch"/> ticks (tests and the dashboard use it).</summary>
     public long LeaseTicks => _leaseTicks;
+
+    /// <summary>How many snapshot sends to followers this member's <see cref="SnapshotRefusalWatch"/> recognised in DotNext's log.</summary>
+    internal long SnapshotSendsSeen => _refusalWatch?.SnapshotsSeen ?? 0;
 
     /// <summary>A test's fault, set before <see cref="StartAsync"/>: runs before each restore from a snapshot file.</summary>
     internal Func<CancellationToken, ValueTask>? BeforeSnapshotRestore { get; set; }
@@ -184,6 +188,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
                 stateMachine);
 
             var window = _options.ElectionWindowOf(_options.Self);
+            _refusalWatch = new SnapshotRefusalWatch(_loggerFactory, OnSnapshotRefused);
             var configuration = new RaftCluster.TcpConfiguration(listen)
             {
                 PublicEndPoint = self,
@@ -196,7 +201,7 @@ public sealed class RaftCoordinator : IMonitorCoordinator
                 IsLeaderLeaseEnabled = true,
                 ConfigurationStorage = null, // in memory, filled below from the static member list
                 // DotNext's own lines go to the host as they are; the watch also spots a refused snapshot (remarks).
-                LoggerFactory = new SnapshotRefusalWatch(_loggerFactory, OnSnapshotRefused),
+                LoggerFactory = _refusalWatch,
             };
             var members = configuration.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
                 ?? throw new InvalidOperationException("DotNext's default membership storage is no longer the in-memory one");
@@ -559,7 +564,8 @@ public sealed class RaftCoordinator : IMonitorCoordinator
     }
 
     // Called on DotNext's replicator for that member: starts the newer snapshot in the background (remarks).
-    private void OnSnapshotRefused(EndPoint member, long index)
+    // Internal so a test can stand in for the watch, as the wedge's timing cannot be produced on demand.
+    internal void OnSnapshotRefused(EndPoint member, long index)
     {
         if (Volatile.Read(ref _disposed) != 0 || _cluster is not { } cluster || _stateMachine is not { } stateMachine ||
             !IsLocalLeader(cluster) || Interlocked.CompareExchange(ref _advancingSnapshot, 1, 0) != 0)
@@ -586,11 +592,13 @@ public sealed class RaftCoordinator : IMonitorCoordinator
 
             Volatile.Write(ref _snapshotAdvancedAt, Stopwatch.GetTimestamp());
 
-            // The first empty entry is written as a snapshot when applied; DotNext ships a snapshot only once a
-            // later entry has been applied, hence the second. Neither changes the configuration.
+            // The first no-op entry is written as a snapshot when applied; DotNext commits that snapshot (and ships
+            // it) only once a later entry has been applied, hence the second. Neither changes the configuration. They
+            // are not empty: DotNext's log never hands an entry without a payload to the state machine, so an empty
+            // one would leave the requested snapshot untaken (a CI run wedged so, the leader re-sending the old one).
             stateMachine.RequestSnapshot();
-            await cluster.ReplicateAsync(ReadOnlyMemory<byte>.Empty, null, cancellationToken).ConfigureAwait(false);
-            await cluster.ReplicateAsync(ReadOnlyMemory<byte>.Empty, null, cancellationToken).ConfigureAwait(false);
+            await cluster.ReplicateAsync(ConfigCommand.NoOp, null, cancellationToken).ConfigureAwait(false);
+            await cluster.ReplicateAsync(ConfigCommand.NoOp, null, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

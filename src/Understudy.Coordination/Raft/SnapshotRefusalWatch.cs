@@ -20,6 +20,14 @@ internal sealed class SnapshotRefusalWatch(ILoggerFactory inner, Action<EndPoint
     // Member → index of the snapshot last sent to it whose answer has not been a refusal yet.
     private readonly ConcurrentDictionary<EndPoint, long> _sent = new();
 
+    private long _snapshotsSeen;
+
+    /// <summary>
+    /// How many snapshot sends this watch has recognised. A test checks it after a catch-up that must have used a
+    /// snapshot: were DotNext to rename the event or its state keys, the watch would go blind, and that test fails.
+    /// </summary>
+    internal long SnapshotsSeen => Interlocked.Read(ref _snapshotsSeen);
+
     public ILogger CreateLogger(string categoryName) => new Watch(this, inner.CreateLogger(categoryName));
 
     public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);
@@ -39,6 +47,7 @@ internal sealed class SnapshotRefusalWatch(ILoggerFactory inner, Action<EndPoint
         if (eventName == InstallingSnapshot)
         {
             _sent[member] = Index(state);
+            Interlocked.Increment(ref _snapshotsSeen);
         }
         else if (_sent.TryRemove(member, out var index))
         {
