@@ -96,7 +96,9 @@ public class CliTests(ITestOutputHelper output)
 
         await Poll.UntilAsync(() => follow.Output.Count(l => l.Length > 0) >= 7 || follow.HasExited, Poll.DefaultTimeout, "client read --follow prints messages as they commit", () => follow.Describe(), ct);
         Assert.True(Posix.Signal(follow.Pid, Posix.SigInt), "SIGINT to client read --follow");
-        var code = await follow.WaitForExitAsync("client read --follow after Ctrl+C", TimeSpan.FromSeconds(10));
+        // The generous default deadline, as for every other phase: on a loaded machine (load 40 on 2 cores) the exit
+        // once took longer than 10 s. What is checked is that it exits, with 130 and the whole output, not how fast.
+        var code = await follow.WaitForExitAsync("client read --follow after Ctrl+C", Poll.DefaultTimeout);
         Assert.True(code == 130, $"exit code {code}; {follow.Describe()}");
         Assert.True(follow.Errors.All(string.IsNullOrWhiteSpace), $"client read --follow wrote errors: {follow.Describe()}");
         Assert.Equal(Enumerable.Range(19, 7).Select(i => $"{i}\tm{i}"), follow.Output.Where(l => l.Length > 0));
