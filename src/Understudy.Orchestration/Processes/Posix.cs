@@ -4,7 +4,7 @@ namespace Understudy.Orchestration.Processes;
 
 /// <summary>
 /// The few POSIX calls .NET does not offer: sending SIGSTOP/SIGCONT/SIGTERM (pause, resume and polite stop,
-/// as the original project's scripts did), asking for our parent's pid, and Linux's parent-death signal.
+/// as the original project's scripts did) and asking for our parent's pid.
 /// Signal numbers differ between Linux and macOS.
 /// </summary>
 public static partial class Posix
@@ -35,22 +35,9 @@ public static partial class Posix
 
     public static int ParentPid() => OperatingSystem.IsWindows() ? -1 : GetParentPid();
 
-    /// <summary>On Linux, asks the kernel to SIGKILL this process when its parent dies.</summary>
-    public static void DieWithParent()
-    {
-        if (OperatingSystem.IsLinux())
-        {
-            const int PrSetPdeathsig = 1;
-            _ = Prctl(PrSetPdeathsig, (nuint)SigKill, 0, 0, 0);
-        }
-    }
-
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 
     [LibraryImport("libc", EntryPoint = "getppid")]
     private static partial int GetParentPid();
-
-    [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
-    private static partial int Prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
 }
