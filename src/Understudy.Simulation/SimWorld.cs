@@ -373,8 +373,11 @@ internal abstract class SimNode(SimWorld world, string name)
         Next();
     }
 
-    protected void ClearDeferred()
+    /// <summary>The process stops: what it deferred while paused dies with it, and timers of this life stop firing.</summary>
+    protected void GoDown()
     {
+        Up = false;
+        Life++;
         _deferred.Clear();
         Paused = false;
     }
