@@ -2,7 +2,8 @@ namespace Understudy.Cli.Tests;
 
 /// <summary>
 /// `understudy monitor` with a wrong monitor-group flag: one `error:` line that says how to fix it, the usage line,
-/// exit code 2, and nothing started or written (the same contract as <see cref="UsageErrorTests"/>).
+/// exit code 2, and nothing started or written (the same contract as <see cref="UsageErrorTests"/>, checked by
+/// <see cref="UsageRefusal"/>).
 /// </summary>
 public sealed class MonitorGroupUsageTests
 {
@@ -25,27 +26,6 @@ public sealed class MonitorGroupUsageTests
 
     [Theory]
     [MemberData(nameof(Rows))]
-    public async Task A_wrong_group_flag_gets_one_line_the_usage_line_and_exit_code_2(string what, string commandLine)
-    {
-        using var workspace = new Workspace();
-        var ports = new Dictionary<string, int>();
-        var args = workspace.Expand(commandLine, ports);
-        var before = workspace.Entries();
-
-        var result = await Cli.RunAsync(workspace.Root, args, TimeSpan.FromSeconds(20));
-
-        var why = $"{what}: understudy {commandLine}\n{result.Describe()}";
-        Assert.True(result.ExitCode == 2, $"expected the usage exit code 2. {why}");
-        Assert.True(result.Errors.Count == 2, $"expected one error line and one usage line. {why}");
-        Assert.StartsWith("error: ", result.Errors[0], StringComparison.Ordinal);
-        Assert.StartsWith("usage: understudy monitor", result.Errors[1], StringComparison.Ordinal);
-        Assert.Empty(result.Output);
-        Assert.DoesNotContain("Exception", string.Join('\n', result.Errors), StringComparison.Ordinal);
-        Assert.False(Directory.Exists(workspace.Data), $"the data folder was created. {why}");
-        Assert.Equal(before, workspace.Entries());
-        foreach (var (name, port) in ports)
-        {
-            Assert.True(Cli.NothingListensOn(port), $"{name} ({port}) is listened on after the refusal. {why}");
-        }
-    }
+    public Task A_wrong_group_flag_gets_one_line_the_usage_line_and_exit_code_2(string what, string commandLine) =>
+        UsageRefusal.AssertRefusedAsync(what, commandLine, "usage: understudy monitor");
 }

@@ -99,35 +99,6 @@ public sealed class UsageErrorTests
 
     [Theory]
     [MemberData(nameof(Rows))]
-    public async Task A_mistake_gets_one_line_the_usage_line_and_exit_code_2(string what, string commandLine)
-    {
-        using var workspace = new Workspace();
-        var ports = new Dictionary<string, int>();
-        var args = workspace.Expand(commandLine, ports);
-        var before = workspace.Entries();
-
-        var result = await Cli.RunAsync(workspace.Root, args, TimeSpan.FromSeconds(20));
-
-        var why = $"{what}: understudy {commandLine}\n{result.Describe()}";
-        Assert.True(result.ExitCode == 2, $"expected the usage exit code 2. {why}");
-        Assert.True(result.Errors.Count == 2, $"expected one error line and one usage line. {why}");
-        Assert.StartsWith("error: ", result.Errors[0], StringComparison.Ordinal);
-        Assert.StartsWith("usage: understudy", result.Errors[1], StringComparison.Ordinal);
-        Assert.Empty(result.Output);
-        var all = string.Join('\n', result.Errors);
-        Assert.DoesNotContain("   at ", all, StringComparison.Ordinal);
-        Assert.DoesNotContain("Exception", all, StringComparison.Ordinal);
-        Assert.DoesNotContain("System.", all, StringComparison.Ordinal);
-        Assert.DoesNotContain("Nullable", all, StringComparison.Ordinal);
-
-        // A mistake is refused at once, before anything starts or is written.
-        Assert.True(result.Took < TimeSpan.FromSeconds(10), $"a usage error should be reported at once. {why}");
-        Assert.False(Directory.Exists(workspace.Data), $"the data folder was created. {why}");
-        Assert.Equal(before, workspace.Entries());
-        Assert.Empty(Cli.ProcessesMentioning(workspace.Root));
-        foreach (var (name, port) in ports)
-        {
-            Assert.True(Cli.NothingListensOn(port), $"{name} ({port}) is listened on after the refusal. {why}");
-        }
-    }
+    public Task A_mistake_gets_one_line_the_usage_line_and_exit_code_2(string what, string commandLine) =>
+        UsageRefusal.AssertRefusedAsync(what, commandLine, "usage: understudy");
 }
