@@ -114,11 +114,10 @@ public class CatchUpPacingTests
         long bytes = 0;
         long last = 0;
         var step = TimeSpan.FromMilliseconds(10);
-        for (var elapsed = TimeSpan.Zero; elapsed < duration; elapsed += step)
+
+        // What the primary sent B2 since the last call; the recording is then cleared.
+        void Count()
         {
-            p.Time.Advance(step);
-            p.HeartbeatAck();
-            p.Tick();
             foreach (var f in p.Env.SentTo<Replicate>(B2).Where(f => f.Entries.Length > 0))
             {
                 bytes += Bytes(f);
@@ -126,19 +125,21 @@ public class CatchUpPacingTests
             }
 
             p.Forget();
+        }
+
+        for (var elapsed = TimeSpan.Zero; elapsed < duration; elapsed += step)
+        {
+            p.Time.Advance(step);
+            p.HeartbeatAck();
+            p.Tick();
+            Count();
             p.AckFrom(B1, p.Node.LastIndex);
             if (last > 0)
             {
                 p.AckFrom(B2, last);
             }
 
-            foreach (var f in p.Env.SentTo<Replicate>(B2).Where(f => f.Entries.Length > 0))
-            {
-                bytes += Bytes(f);
-                last = Math.Max(last, f.LastIndex);
-            }
-
-            p.Forget();
+            Count();
         }
 
         return (bytes, last);
