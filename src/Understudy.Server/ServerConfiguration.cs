@@ -11,7 +11,7 @@ namespace Understudy.Server;
 /// <c>Understudy__Server__Port</c>), by the names <c>understudy server</c>'s flags use: <c>Host</c>, <c>Port</c>,
 /// <c>Advertise</c> (host:port), <c>Monitor</c> (host:port[,host:port...]), <c>Data</c>, <c>Fsync</c>
 /// (always|batch|never), <c>HttpHost</c>, <c>HttpPort</c>, <c>MinInSync</c>, <c>Priority</c>, <c>HeartbeatMs</c>,
-/// <c>SnapshotEvery</c>. A key that is absent keeps the default; one that does not parse is refused in one line naming it.
+/// <c>SnapshotEvery</c>, <c>CatchUpMaxMbps</c> (MiB/s; 0: unlimited). A key that is absent keeps the default; one that does not parse is refused in one line naming it.
 /// </summary>
 public static class ServerConfiguration
 {
@@ -26,6 +26,7 @@ public static class ServerConfiguration
             Priority = Int(section, "Priority") ?? defaults.Protocol.Priority,
             HeartbeatInterval = Int(section, "HeartbeatMs") is { } ms ? TimeSpan.FromMilliseconds(ms) : defaults.Protocol.HeartbeatInterval,
             SnapshotEveryEntries = Int(section, "SnapshotEvery") ?? defaults.Protocol.SnapshotEveryEntries,
+            CatchUpMaxBytesPerSecond = Int(section, "CatchUpMaxMbps") is { } mbps ? mbps * (1L << 20) : defaults.Protocol.CatchUpMaxBytesPerSecond,
         };
         return defaults with
         {

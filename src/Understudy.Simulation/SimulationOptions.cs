@@ -97,8 +97,31 @@ public sealed record SimulationOptions
     /// <summary>True when this seed runs short sessions and skewed server wall clocks (see <see cref="ShortSessionsEvery"/>).</summary>
     public bool ShortSessions => ShortSessionsEvery > 0 && Seed % ShortSessionsEvery == 0;
 
-    /// <summary>The servers' options for this seed: <see cref="Server"/>, with the short session timeout when <see cref="ShortSessions"/>.</summary>
-    public ServerOptions ServerForSeed => ShortSessions ? Server with { SessionIdleTimeout = ShortSessionIdleTimeout } : Server;
+    /// <summary>
+    /// Every this many seeds (seed modulo it is 2; 0: never) the primary paces what it sends to backups outside the
+    /// in-sync set to <see cref="TightCatchUpBytesPerSecond"/>, so catch-ups, snapshot transfers and faults during them
+    /// run held back by the pacer under the checker. (The default rate is far above what a simulated catch-up sends.)
+    /// </summary>
+    public int TightCatchUpEvery { get; init; } = 4;
+
+    /// <summary>The catch-up rate of the seeds <see cref="TightCatchUpEvery"/> picks: above the clients' rate, far below a backlog's.</summary>
+    public long TightCatchUpBytesPerSecond { get; init; } = 64 * 1024;
+
+    /// <summary>True when this seed paces catch-ups tightly (see <see cref="TightCatchUpEvery"/>).</summary>
+    public bool TightCatchUp => TightCatchUpEvery > 0 && Seed % TightCatchUpEvery == 2;
+
+    /// <summary>
+    /// The servers' options for this seed: <see cref="Server"/>, with the short session timeout when <see cref="ShortSessions"/>
+    /// and the tight catch-up rate when <see cref="TightCatchUp"/>.
+    /// </summary>
+    public ServerOptions ServerForSeed
+    {
+        get
+        {
+            var server = ShortSessions ? Server with { SessionIdleTimeout = ShortSessionIdleTimeout } : Server;
+            return TightCatchUp ? server with { CatchUpMaxBytesPerSecond = TightCatchUpBytesPerSecond } : server;
+        }
+    }
 
     public ClientOptions Client { get; init; } = new()
     {

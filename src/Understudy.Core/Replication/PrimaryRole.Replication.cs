@@ -237,6 +237,7 @@ internal sealed partial class PrimaryRole
 
         _needsSnapshot.Remove(f.Address);
 
+        var paced = Paced(f);
         if (f.Probing)
         {
             if (f.Inflight > 0)
@@ -244,26 +245,49 @@ internal sealed partial class PrimaryRole
                 return;
             }
 
-            // One frame at a time while probing: a few entries, so a matching backup catches up at once.
-            SendFrame(f, now, Math.Min(Options.MaxBatchEntries, 64));
+            // One frame at a time while probing: a few entries, so a matching backup catches up at once. Its bytes
+            // count against the pacer but it does not wait for it: finding where the logs agree must not stall.
+            SendFrame(f, now, Math.Min(Options.MaxBatchEntries, 64), paced);
             return;
         }
 
         var sent = false;
+        var held = false;
         while (f.Inflight < Options.MaxInflightFrames && f.NextIndex <= Log.LastIndex)
         {
+            if (paced && !_catchUpPacer.MaySend(now))
+            {
+                held = true; // the next flush or tick sends it, once the pacer allows
+                break;
+            }
+
             // A backup far behind gets fuller frames: the window's round trips, not bytes, would pace it otherwise.
             var batch = Log.LastIndex - f.NextIndex + 1 > Options.MaxBatchEntries ? Math.Max(Options.MaxBatchEntries, Options.CatchUpBatchEntries) : Options.MaxBatchEntries;
-            var count = SendFrame(f, now, batch);
+            var count = SendFrame(f, now, batch, paced);
             f.NextIndex += count;
             sent = true;
         }
 
+        // A held-back backup still hears from the primary every heartbeat interval, not at every commit: empty frames
+        // announcing each commit would cost it and the loop what the pacer saves.
+        if (held && keepAlive && f.LastSentAt != long.MinValue && now - f.LastSentAt < _node.Ticks(Options.HeartbeatInterval))
+        {
+            keepAlive = false;
+        }
+
         if (!sent && keepAlive && f.Inflight < Options.MaxInflightFrames)
         {
-            SendFrame(f, now, 0);
+            SendFrame(f, now, 0, paced: false);
         }
     }
+
+    /// <summary>
+    /// A backup outside the in-sync set and not being asked into it: no client write waits for it, so what it is sent
+    /// goes through <see cref="CatchUpPacer"/> (<see cref="ServerOptions.CatchUpMaxBytesPerSecond"/>). In-sync backups
+    /// are never paced: every acknowledged write waits for them.
+    /// </summary>
+    private bool Paced(FollowerProgress f) =>
+        _catchUpPacer.Enabled && !Config.IsInSync(f.Address) && !_pendingAdds.ContainsKey(f.Address);
 
     /// <summary>
     /// Begins streaming the newest stored snapshot. Once installed, the backup's log continues after the snapshot, or
@@ -313,8 +337,14 @@ internal sealed partial class PrimaryRole
         }
 
         var window = (long)Options.SnapshotChunkBytes * Options.SnapshotChunksInFlight;
+        var paced = Paced(f);
         while (t.Sent < t.TotalLength && t.Sent - t.Acknowledged < window)
         {
+            if (paced && !_catchUpPacer.MaySend(now))
+            {
+                return; // the next flush or tick sends it, once the pacer allows
+            }
+
             var data = new byte[(int)Math.Min(Options.SnapshotChunkBytes, t.TotalLength - t.Sent)];
             var read = Env.ReadSnapshot(t.Index, t.Sent, data);
             if (read != data.Length)
@@ -327,6 +357,10 @@ internal sealed partial class PrimaryRole
 
             SendSnapshotChunk(f, t, now, t.Sent, data);
             t.Sent += read;
+            if (paced)
+            {
+                _catchUpPacer.Spend(read);
+            }
         }
     }
 
@@ -343,10 +377,21 @@ internal sealed partial class PrimaryRole
         f.LastSentAt = now;
     }
 
-    private int SendFrame(FollowerProgress f, long now, int maxEntries)
+    private int SendFrame(FollowerProgress f, long now, int maxEntries, bool paced)
     {
         var prev = Math.Min(f.NextIndex - 1, Log.LastIndex);
         var entries = maxEntries == 0 ? [] : Log.Slice(prev + 1, maxEntries, Options.MaxBatchBytes);
+        if (paced)
+        {
+            long bytes = 0;
+            foreach (var e in entries)
+            {
+                bytes += e.WireSize;
+            }
+
+            _catchUpPacer.Spend(bytes);
+        }
+
         var commit = _node.CommitIndex;
         Env.SendToServer(f.Address, new Replicate(Epoch, Self, prev, Log.EpochAt(prev), commit, now, entries));
         if (f.Inflight == 0 || f.WaitingSince == long.MinValue)

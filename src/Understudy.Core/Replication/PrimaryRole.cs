@@ -21,6 +21,9 @@ internal sealed partial class PrimaryRole : EpochRole
     // Backups reported as needing a snapshot (entries they need are compacted away), so each is reported once.
     private readonly HashSet<NodeAddress> _needsSnapshot = [];
 
+    // What backups outside the in-sync set are sent, all of them together (ServerOptions.CatchUpMaxBytesPerSecond).
+    private readonly CatchUpPacer _catchUpPacer;
+
     private long _leaseExpiresAt = long.MinValue;
     private bool _leaseHeld;
     private PendingChange? _pendingChange;
@@ -32,6 +35,7 @@ internal sealed partial class PrimaryRole : EpochRole
     public PrimaryRole(ServerNode node, long now)
     {
         _node = node;
+        _catchUpPacer = new CatchUpPacer(node.Options.CatchUpMaxBytesPerSecond, node.Options.MaxBatchBytes, node.TimestampFrequency, now);
         EnsureFollowers(now);
 
         // Writes from earlier epochs still uncommitted here may be retried by their clients: find them by id.

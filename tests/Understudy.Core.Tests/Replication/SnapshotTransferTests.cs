@@ -25,9 +25,9 @@ public class SnapshotTransferTests
     private static MessageStore Store() => new(new MessageRetention { Messages = 10 });
 
     /// <summary>A primary alone in its in-sync set that committed 1200 messages, snapshotted and compacted its log.</summary>
-    private static ServerHarness CompactedPrimary()
+    private static ServerHarness CompactedPrimary(ServerOptions? options = null)
     {
-        var p = new ServerHarness(P, Small, disk: new ListLogArchive(), machine: Store());
+        var p = new ServerHarness(P, options ?? Small, disk: new ListLogArchive(), machine: Store());
         p.Push(Config(1, 5, P, [P]));
         p.SyncDisk();
         Assert.True(p.Node.IsServing, "fixture: the primary should be serving");
@@ -138,6 +138,50 @@ public class SnapshotTransferTests
         Assert.Empty(b.Env.EventsOf(ServerEventKind.SnapshotChunkRefused));
         var reset = Assert.Single(b.Env.Of<ResetLogCall>());
         Assert.True(reset.AfterIndex < p.Node.SnapshotIndex, $"the log resumes after {reset.AfterIndex}, below the snapshot {p.Node.SnapshotIndex}: the message store reads entries under it");
+        AssertCaughtUp(p, b);
+    }
+
+    [Fact]
+    public void Snapshot_chunks_to_a_backup_outside_the_in_sync_set_are_paced_and_the_transfer_still_completes()
+    {
+        const long rate = 200;
+        var p = CompactedPrimary(Small with { CatchUpMaxBytesPerSecond = rate });
+        var b = WipedBackup();
+        UntilTransferStarts(p, b);
+        var total = p.Node.Follower(B1)!.Transfer!.TotalLength;
+
+        // One second of 20 ms rounds: at most rate × 1 s, plus the bucket (10 ms of the rate, at least 1 byte) and one chunk.
+        long sent = 0;
+        for (var round = 0; round < 50; round++)
+        {
+            p.Time.Advance(TimeSpan.FromMilliseconds(20));
+            p.HeartbeatAck();
+            p.Tick();
+            p.SyncDisk();
+            var outbox = p.TakeOutbox().Where(s => s.To == B1).Select(s => s.Message).ToList();
+            sent += outbox.OfType<SnapshotChunk>().Sum(c => (long)c.Data.Length);
+            foreach (var m in outbox)
+            {
+                Deliver(b, m);
+            }
+
+            b.SyncDisk();
+            foreach (var m in b.TakeOutbox().Where(s => s.To == P).Select(s => s.Message).ToList())
+            {
+                Deliver(p, m);
+            }
+        }
+
+        var most = rate + Math.Max(1, rate / 100) + Small.SnapshotChunkBytes;
+        Assert.True(sent <= most, $"paced transfer: expected at most {most} snapshot bytes in 1 s at {rate} B/s, got {sent} (snapshot {total} bytes)");
+        // Not starved: the bucket starts in debt from the chunks that began the transfer, so half the rate is the floor.
+        Assert.True(sent >= Math.Min(total, rate / 2), $"paced transfer: expected at least {Math.Min(total, rate / 2)} snapshot bytes in 1 s at {rate} B/s, got {sent}");
+
+        for (var i = 0; i < 60 && p.Node.Follower(B1)!.MatchIndex < p.Node.LastIndex; i++)
+        {
+            Settle(p, b);
+        }
+
         AssertCaughtUp(p, b);
     }
 
