@@ -15,10 +15,10 @@ public sealed record MonitorOptions
     /// <remarks>
     /// 800 ms, not 500: the lease is what a change of active monitor must fit in, or clients' writes stall (the
     /// primary trusts 90 % of it from its last renewed heartbeat). A monitor failover on Raft is the survivors'
-    /// election (up to the last-ranked member's window, 230 ms), now and then a split vote and a second election
-    /// (160–240 ms more), the new leader's first commit (75–160 ms on a loaded disk: DotNext's first round misses
-    /// and each round waits for fsyncs), its first confirmation and the primary's next heartbeat; that reached
-    /// 550–700 ms in a third of the kill-monitor rounds, past the 450 ms a 500 ms lease leaves. The cost is paid
+    /// election (up to the last-ranked member's window, 230 ms), in a third to a half of the rounds a split vote and
+    /// a second election (150–240 ms more), the new leader's first commit (60–216 ms on a loaded disk: DotNext's
+    /// first round misses and each round waits for fsyncs) and its first confirmation; that reached 470–850 ms in
+    /// 8 or 9 of 20 kill-monitor rounds, past the 450 ms a 500 ms lease leaves. The cost is paid
     /// after a primary hangs (a pause, not a crash): the new primary is promoted only once the lease has surely run
     /// out, about 300 ms later than with 500 (docs/BENCHMARKS.md, "Monitor failover, round 17").
     /// </remarks>
