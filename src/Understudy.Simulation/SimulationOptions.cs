@@ -82,7 +82,14 @@ public sealed record SimulationOptions
         CatchUpSyncBytes = 4096,
     };
 
-    public MonitorOptions Monitor { get; init; } = new();
+    /// <summary>
+    /// The monitors' options. The lease stays at 500 ms here although the product's default is 800 (round 17): a
+    /// simulated run is a few seconds long, and a shorter lease packs more failovers after pauses and partitions into
+    /// it; the sweeps' seed budgets for the broken variants were set with 500, and two of them (compaction of an
+    /// uncommitted entry, a snapshot without the deduplication table) lose their teeth at 800. The lease-safety
+    /// argument does not depend on the length.
+    /// </summary>
+    public MonitorOptions Monitor { get; init; } = new() { LeaseDuration = TimeSpan.FromMilliseconds(500) };
 
     /// <summary>
     /// Every this many seeds (seed divisible by it; 0: never) the servers run with <see cref="ShortSessionIdleTimeout"/>

@@ -153,7 +153,7 @@ internal static class BenchVerb
         fsync.AcceptOnlyFromAmong("always", "never", "batch");
         var json = new Option<bool>("--json") { Description = "Print one JSON object: rounds, unavailableMs {p50,p99,max}, lost, ..." };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-failover-TIME)." };
-        var leaseMs = new Option<int?>("--lease-ms") { Description = "The primary's lease the monitors grant (monitor --lease-ms; default: the monitor's, 500). A monitor failover costs clients nothing only when it completes within the lease." };
+        var leaseMs = new Option<int?>("--lease-ms") { Description = "The primary's lease the monitors grant (monitor --lease-ms; default: the monitor's, 800). A monitor failover costs clients nothing only when it completes within the lease." };
         var command = new Command("failover", "Client-observed unavailability per failover (last ack before the fault to the first ack from the new primary), over repeated rounds; then the whole history is checked: nothing acknowledged may be lost or duplicated.")
         {
             rounds, fault, clients, fsync, json, output, monitors, leaseMs,

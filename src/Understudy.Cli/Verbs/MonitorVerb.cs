@@ -10,6 +10,9 @@ namespace Understudy.Cli.Verbs;
 /// <summary>`understudy monitor`: watches the servers, promotes a backup when the primary fails, tells clients.</summary>
 internal static class MonitorVerb
 {
+    // The protocol's own defaults, so the help and the options cannot disagree.
+    private static readonly MonitorOptions Defaults = new();
+
     public static Command Create()
     {
         var port = new Option<int>("--port") { Description = "Heartbeat port servers connect to (the original's 9000). Env: UNDERSTUDY_MONITOR__PORT.", DefaultValueFactory = _ => 9000 };
@@ -20,7 +23,7 @@ internal static class MonitorVerb
         var data = new Option<string?>("--data") { Description = "Folder for the cluster configuration (default .understudy/monitor). Env: UNDERSTUDY_MONITOR__DATA." };
         var heartbeat = new Option<int>("--heartbeat-ms") { Description = "Heartbeat interval servers use. Env: UNDERSTUDY_MONITOR__HEARTBEATMS.", DefaultValueFactory = _ => 50 };
         var failure = new Option<int>("--failure-timeout-ms") { Description = "Silence after which a server is suspected. Env: UNDERSTUDY_MONITOR__FAILURETIMEOUTMS.", DefaultValueFactory = _ => 300 };
-        var lease = new Option<int>("--lease-ms") { Description = "Lease granted to the primary; no promotion before it surely expires (unless the primary is known dead). Env: UNDERSTUDY_MONITOR__LEASEMS.", DefaultValueFactory = _ => 500 };
+        var lease = new Option<int>("--lease-ms") { Description = "Lease granted to the primary; no promotion before it surely expires (unless the primary is known dead). Env: UNDERSTUDY_MONITOR__LEASEMS.", DefaultValueFactory = _ => (int)Defaults.LeaseDuration.TotalMilliseconds };
         var phi = new Option<double?>("--phi") { Description = "Use phi-accrual failure detection with this threshold (e.g. 8) instead of the fixed timeout. Env: UNDERSTUDY_MONITOR__PHI." };
         var keyFile = new Option<string?>("--cluster-key-file") { Description = "File with the shared cluster key (hex). Env: UNDERSTUDY_CLUSTER__KEYFILE or UNDERSTUDY_CLUSTER__KEY." };
         var raftPort = new Option<int?>("--raft-port") { Description = "Port this monitor talks Raft on with its peers (default: --port + 2). Env: UNDERSTUDY_MONITOR__RAFTPORT." };
@@ -57,7 +60,7 @@ internal static class MonitorVerb
                 {
                     HeartbeatInterval = s.Millis("HeartbeatMs", TimeSpan.FromMilliseconds(50), "--heartbeat-ms", 1, 60_000),
                     FailureTimeout = s.Millis("FailureTimeoutMs", TimeSpan.FromMilliseconds(300), "--failure-timeout-ms", 2, 600_000),
-                    LeaseDuration = s.Millis("LeaseMs", TimeSpan.FromMilliseconds(500), "--lease-ms", 3, 600_000),
+                    LeaseDuration = s.Millis("LeaseMs", Defaults.LeaseDuration, "--lease-ms", 3, 600_000),
                     PhiThreshold = s.Has("Phi") ? s.Number("Phi", 8, "--phi", 0.1, 100) : null,
                 },
             };

@@ -40,7 +40,35 @@ public sealed partial class MonitorNode
             _unconfirmedReported = false;
         }
 
+        if (leadership.IsActive && now < leadership.ConfirmedUntil && _renewedOnConfirmationTerm != leadership.Term)
+        {
+            _renewedOnConfirmationTerm = leadership.Term;
+            RenewPrimaryOnConfirmation(now);
+        }
+
         AssertInvariants();
+    }
+
+    /// <summary>
+    /// The first confirmation of a term: answer the configured primary's latest heartbeat again, now with a lease,
+    /// rather than wait up to a heartbeat interval for its next one. After the active monitor died the primary's lease
+    /// is running out, and this wait was part of the clients' write stall. The heartbeat must be from within one
+    /// interval (older, it may no longer describe the server, and the primary may have hung). The lease is dated from
+    /// that heartbeat's send time, earlier than a fresh one's, so the server's lease ends no later than it would; the
+    /// grant itself follows the same rules as any other (rule 1, and only to the lease's holder).
+    /// </summary>
+    private void RenewPrimaryOnConfirmation(long now)
+    {
+        if (_primaryBeat is not { } last || last.Beat.From != _config.Primary || now - last.ReceivedAt > Ticks(Options.HeartbeatInterval))
+        {
+            return;
+        }
+
+        var beat = last.Beat;
+        if (TryGrantLease(beat, now))
+        {
+            _env.SendToServer(beat.From, new HeartbeatAck(_config, beat.SentAt, _lease.DurationMs, Incarnation, _leadership.Term, IsActive));
+        }
     }
 
     /// <summary>

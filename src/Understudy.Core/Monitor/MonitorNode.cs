@@ -51,6 +51,11 @@ public sealed partial class MonitorNode
     // LeadershipUnconfirmed is reported once per lapse of confirmation.
     private bool _unconfirmedReported;
 
+    // The configured primary's latest heartbeat and when it arrived, kept while a follower too, so a newly confirmed
+    // active monitor can renew the lease at once (MonitorNode.Leadership.cs); the term that renewal was last made in.
+    private (Heartbeat Beat, long ReceivedAt)? _primaryBeat;
+    private long _renewedOnConfirmationTerm = -1;
+
     /// <summary>Starts a monitor with the configuration its store held (or <see cref="ClusterConfig.Initial"/>).</summary>
     /// <param name="options">Validated here.</param>
     /// <param name="stored">The committed configuration (for a group, the coordinator's).</param>
@@ -148,16 +153,27 @@ public sealed partial class MonitorNode
             Evaluate(now);
         }
 
-        // Renewing the configured primary is safe at once after a change of active monitor (rule 3): only
-        // confirmed leadership is needed, never the wait for earlier monitors' leases.
+        if (heartbeat.From == _config.Primary)
+        {
+            _primaryBeat = (heartbeat, now);
+        }
+
+        var grant = TryGrantLease(heartbeat, now);
+        _env.SendToServer(heartbeat.From, new HeartbeatAck(_config, heartbeat.SentAt, grant ? _lease.DurationMs : 0, Incarnation, _leadership.Term, IsActive));
+        AssertInvariants();
+    }
+
+    // Renewing the configured primary is safe at once after a change of active monitor (rule 3): only
+    // confirmed leadership is needed, never the wait for earlier monitors' leases.
+    private bool TryGrantLease(in Heartbeat heartbeat, long now)
+    {
         var grant = IsActive && LeaseKeeper.MayGrant(heartbeat, _config, PrimaryMayServe()) && _lease.MayGrantTo(heartbeat.From, now) && MayGrantNow(now);
         if (grant)
         {
             _lease.Grant(heartbeat.From, now, _leadership.ConfirmedUntil);
         }
 
-        _env.SendToServer(heartbeat.From, new HeartbeatAck(_config, heartbeat.SentAt, grant ? _lease.DurationMs : 0, Incarnation, _leadership.Term, IsActive));
-        AssertInvariants();
+        return grant;
     }
 
     /// <summary>The heartbeat connection from a server dropped: probe its port to tell a crash from a glitch.</summary>

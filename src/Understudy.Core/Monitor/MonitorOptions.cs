@@ -12,7 +12,17 @@ public sealed record MonitorOptions
     public TimeSpan FailureTimeout { get; init; } = TimeSpan.FromMilliseconds(300);
 
     /// <summary>How long each lease granted to the primary runs; no other server is promoted before it has surely expired.</summary>
-    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <remarks>
+    /// 800 ms, not 500: the lease is what a change of active monitor must fit in, or clients' writes stall (the
+    /// primary trusts 90 % of it from its last renewed heartbeat). A monitor failover on Raft is the survivors'
+    /// election (up to the last-ranked member's window, 230 ms), in a third to a half of the rounds a split vote and
+    /// a second election (150–240 ms more), the new leader's first commit (60–216 ms on a loaded disk: DotNext's
+    /// first round misses and each round waits for fsyncs) and its first confirmation; that reached 470–850 ms in
+    /// 8 or 9 of 20 kill-monitor rounds, past the 450 ms a 500 ms lease leaves. The cost is paid
+    /// after a primary hangs (a pause, not a crash): the new primary is promoted only once the lease has surely run
+    /// out, about 300 ms later than with 500 (docs/BENCHMARKS.md, "Monitor failover, round 17").
+    /// </remarks>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromMilliseconds(800);
 
     /// <summary>
     /// How far the clocks of monitors and servers may drift apart over one lease. A newly active monitor waits

@@ -238,6 +238,44 @@ public class MonitorGroupTests
         Assert.Equal((500, true, 2L), (ack.LeaseMs, ack.FromActive, ack.MonitorTerm));
     }
 
+    [Fact]
+    public void Newly_confirmed_active_monitor_renews_the_primary_at_once_from_its_latest_heartbeat()
+    {
+        var m = WatchingFollower();
+        var sentAt = m.Time.GetTimestamp(); // P's latest heartbeat was sent now
+
+        m.Node.OnLeadership(Active(m.Time, 2));
+
+        var ack = Assert.Single(m.Env.SentTo<HeartbeatAck>(P));
+        Assert.Equal((500, true, 2L, sentAt), (ack.LeaseMs, ack.FromActive, ack.MonitorTerm, ack.EchoSentAt));
+        m.Node.CheckInvariants();
+    }
+
+    [Fact]
+    public void No_renewal_at_confirmation_from_a_heartbeat_older_than_one_interval()
+    {
+        var m = WatchingFollower();
+        m.Time.Advance(TimeSpan.FromMilliseconds(60)); // P has not heartbeaten for more than an interval: it may hang
+
+        m.Node.OnLeadership(Active(m.Time, 2));
+
+        Assert.Empty(m.Env.SentTo<HeartbeatAck>(P));
+    }
+
+    [Fact]
+    public void Renewal_at_confirmation_waits_for_the_confirmation_and_comes_once_per_term()
+    {
+        var m = WatchingFollower();
+        m.Node.OnLeadership(Active(m.Time, 2, confirmedForMs: 0));
+        Assert.Empty(m.Env.SentTo<HeartbeatAck>(P));
+
+        m.Time.Advance(TimeSpan.FromMilliseconds(10));
+        m.Node.OnLeadership(Active(m.Time, 2));
+        m.Node.OnLeadership(Active(m.Time, 2, confirmedForMs: 70_000));
+
+        Assert.Equal(500, Assert.Single(m.Env.SentTo<HeartbeatAck>(P)).LeaseMs);
+    }
+
     // ------------------------------------------------------------------ rule 4: no needless failover
 
     [Fact]
