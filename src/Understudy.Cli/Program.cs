@@ -10,6 +10,8 @@ internal static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        // First of all: the runtime reads this switch when the first socket operation starts.
+        SocketCompletions.Choose(args);
         ParentWatchdog.StartIfSupervised();
 
         // Piped output has no terminal width; tables should not wrap at 80 columns in logs and scripts.

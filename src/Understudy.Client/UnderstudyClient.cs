@@ -742,7 +742,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         {
             _client = client;
             _address = address;
-            _peer = new BufferedPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) });
+            _peer = new BufferedPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) }, sendNow: true);
             _peer.Disconnected += _ => client._loop.Post(() => client._session.OnServerConnectionLost(address));
             _peer.Start();
         }

@@ -15,10 +15,16 @@ public sealed class BufferedPeer : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Queue<IMessage> _buffer = new();
     private readonly int _maxBuffered;
+    private readonly bool _sendNow;
 
-    public BufferedPeer(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, ReconnectOptions? reconnect = null, int maxBuffered = 4096)
+    /// <summary>
+    /// With <paramref name="sendNow"/>, messages go through <see cref="FrameConnection.SendNow{T}"/>: for a peer that
+    /// is sent one small message at a time and waits for its answer (a client's requests), not a stream of frames.
+    /// </summary>
+    public BufferedPeer(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, ReconnectOptions? reconnect = null, int maxBuffered = 4096, bool sendNow = false)
     {
         _maxBuffered = maxBuffered;
+        _sendNow = sendNow;
         _peer = new ReconnectingPeer(transport, endpoint, options, handler, reconnect);
         _peer.Connected += connection =>
         {
@@ -61,7 +67,7 @@ public sealed class BufferedPeer : IAsyncDisposable
         lock (_lock)
         {
             // Keep order: while older messages wait, newer ones queue behind them.
-            if (_buffer.Count == 0 && _peer.Send(in message))
+            if (_buffer.Count == 0 && (_sendNow ? _peer.SendNow(in message) : _peer.Send(in message)))
             {
                 return;
             }

@@ -49,6 +49,12 @@ public sealed class FrameConnection : IAsyncDisposable
     private FrameAuthenticator? _sendAuth;
     private long _framesSent;
 
+    // Also guarded by _sendLock: the writer is between taking a batch and finishing its write (a frame sent now
+    // would overtake that batch), and the buffer a frame sent now is encoded into.
+    private bool _writing;
+    private readonly ArrayBufferWriter<byte> _nowBuffer = new(256);
+    private long _sentNow;
+
     // Owned by the reading side: the handshake, then the read loop.
     private FrameAuthenticator? _receiveAuth;
     private long _framesReceived;
@@ -131,6 +137,9 @@ public sealed class FrameConnection : IAsyncDisposable
 
     /// <summary>Flushes by the writer task; far fewer than <see cref="FramesSent"/> when frames are batched.</summary>
     public long Flushes => Interlocked.Read(ref _flushes);
+
+    /// <summary>Frames <see cref="SendNow{T}"/> wrote whole on the caller's thread (the rest went through the writer task).</summary>
+    public long FramesSentNow => Interlocked.Read(ref _sentNow);
 
     /// <summary>
     /// Connects to <paramref name="endpoint"/>, exchanges Hellos and starts delivering messages to
@@ -215,6 +224,52 @@ public sealed class FrameConnection : IAsyncDisposable
     }
 
     /// <summary>
+    /// As <see cref="Send{T}"/>, but when nothing is queued or being written it writes the frame on the caller's
+    /// thread with one non-blocking system call, saving the hand-off to the writer task. Whatever the socket does
+    /// not take at once (a full send buffer, a transport without non-blocking sends) goes to the writer as usual,
+    /// ahead of any later frame, so frame order is kept. For small replies and requests that one round trip waits
+    /// for; a stream of frames (replication) keeps using <see cref="Send{T}"/>, where the writer overlaps the caller.
+    /// </summary>
+    public bool SendNow<T>(in T message)
+        where T : IMessage
+    {
+        if (_transport is not IImmediateSend socket)
+        {
+            return Send(message);
+        }
+
+        var bodySize = message.Size;
+        lock (_sendLock)
+        {
+            var idle = !_closing && !_writerSignaled && !_writing && _pendingBytes == 0;
+            if (idle && FrameSize(bodySize, _sendAuth is not null) - 4 <= _options.MaxFrameSize)
+            {
+                _nowBuffer.ResetWrittenCount();
+                var total = EncodeLocked(_nowBuffer, message, bodySize, sign: _sendAuth is not null);
+                var frame = _nowBuffer.WrittenSpan;
+                var sent = socket.TrySendNow(frame);
+                if (sent == total)
+                {
+                    _sentNow++;
+                    return true;
+                }
+
+                // The rest goes first in the writer's queue (it is empty), so nothing sent after it can overtake it.
+                var rest = frame[sent..];
+                rest.CopyTo(_pending.GetSpan(rest.Length));
+                _pending.Advance(rest.Length);
+                _pendingBytes += rest.Length;
+                _writerSignaled = true;
+                _wake.Writer.TryWrite(true);
+                return true;
+            }
+        }
+
+        // Busy, closing or too big: the usual path decides (and says why when it refuses).
+        return Send(message);
+    }
+
+    /// <summary>
     /// Starts closing: what is queued is still sent (for up to <see cref="FrameConnectionOptions.CloseTimeout"/>),
     /// then the connection ends and <see cref="Closed"/> completes. Does not wait; safe inside the handler.
     /// </summary>
@@ -264,24 +319,28 @@ public sealed class FrameConnection : IAsyncDisposable
     }
 
     private void EnqueueLocked<T>(in T message, int bodySize, bool sign)
+        where T : IMessage => _pendingBytes += EncodeLocked(_pending, message, bodySize, sign);
+
+    /// <summary>Encodes (and signs, in send order) one frame into <paramref name="into"/>; returns its size.</summary>
+    private int EncodeLocked<T>(IBufferWriter<byte> into, in T message, int bodySize, bool sign)
         where T : IMessage
     {
         var total = FrameSize(bodySize, sign);
 
         // Room for the whole frame in one chunk; the codec's own GetSpan below then starts at the same place,
         // so the length can be patched and the frame signed in place.
-        var frame = _pending.GetSpan(total);
-        var written = MessageCodec.Write(_pending, message);
+        var frame = into.GetSpan(total);
+        var written = MessageCodec.Write(into, message);
         if (sign)
         {
             // The trailer sits inside the frame's length, so a peer without the key still frames correctly.
             BinaryPrimitives.WriteInt32LittleEndian(frame, total - 4);
             _sendAuth!.Sign(frame[..written], frame.Slice(written, FrameAuthenticator.TrailerSize));
-            _pending.Advance(FrameAuthenticator.TrailerSize);
+            into.Advance(FrameAuthenticator.TrailerSize);
         }
 
-        _pendingBytes += total;
         _framesSent++;
+        return total;
     }
 
     private async Task HandshakeAsync(CancellationToken cancellationToken)
@@ -632,6 +691,7 @@ public sealed class FrameConnection : IAsyncDisposable
                     batch = _pending;
                     _pending = spare;
                     _writerSignaled = false;
+                    _writing = batch.Length > 0;
                     closing = _closing;
                 }
 
@@ -654,6 +714,7 @@ public sealed class FrameConnection : IAsyncDisposable
                 lock (_sendLock)
                 {
                     _pendingBytes -= bytes;
+                    _writing = false;
                 }
 
                 if (closing)

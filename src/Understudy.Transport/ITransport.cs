@@ -44,3 +44,14 @@ public interface ITransportConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>The other end, for log lines (for TCP its IP and port).</summary>
     string RemoteEndPoint { get; }
 }
+
+/// <summary>
+/// A connection that can write on the caller's thread without ever blocking it: <see cref="TrySendNow"/> takes what
+/// the operating system accepts at once and returns how many bytes that was (0 when it would block or failed; the
+/// caller then leaves the rest to its usual asynchronous write, which reports any failure). Never called while an
+/// asynchronous write is in flight.
+/// </summary>
+internal interface IImmediateSend
+{
+    int TrySendNow(ReadOnlySpan<byte> bytes);
+}

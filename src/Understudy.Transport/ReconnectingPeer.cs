@@ -96,6 +96,14 @@ public sealed class ReconnectingPeer : IAsyncDisposable
         return connection is not null && connection.Send(in message);
     }
 
+    /// <summary>As <see cref="Send{T}"/>, through <see cref="FrameConnection.SendNow{T}"/>.</summary>
+    public bool SendNow<T>(in T message)
+        where T : IMessage
+    {
+        var connection = Volatile.Read(ref _current);
+        return connection is not null && connection.SendNow(in message);
+    }
+
     private async Task RunAsync()
     {
         var token = _stopping.Token;

@@ -11,7 +11,7 @@ namespace Understudy.Transport;
 /// (Measured against pumps that move bytes between the socket and a <see cref="Pipe"/> on their own
 /// tasks: on a 2-core machine the extra thread hop per batch cost more than it overlapped.)
 /// </summary>
-internal sealed class SocketConnection : ITransportConnection
+internal sealed class SocketConnection : ITransportConnection, IImmediateSend
 {
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
@@ -24,6 +24,24 @@ internal sealed class SocketConnection : ITransportConnection
         _stream = new NetworkStream(socket, ownsSocket: false);
         Input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024, leaveOpen: true));
         Output = new ShutdownOnCompleteWriter(PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true)), socket);
+
+        // After the stream is made (it refuses a non-blocking socket): a synchronous send must never block the caller,
+        // which may be a node's loop. The stream's asynchronous reads and writes do not depend on this setting.
+        socket.Blocking = false;
+    }
+
+    public int TrySendNow(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            var sent = _socket.Send(bytes, SocketFlags.None, out var error);
+            return error == SocketError.Success ? sent : 0;
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closing: the writer task finds the socket gone and the close takes its course.
+            return 0;
+        }
     }
 
     public PipeReader Input { get; }
