@@ -80,7 +80,7 @@ public sealed class UpMonitorsTests
         var kill = await Cli.RunAsync(workspace.Root, ["kill", "monitor", Text(number), .. data]);
         Assert.True(kill.ExitCode == 0, kill.Describe());
         Assert.True(
-            await PollStatusAsync(workspace, group, lines => ActiveIn(lines) is { } now && now != active, TimeSpan.FromSeconds(30)),
+            await PollStatusAsync(workspace, group, lines => ActiveIn(lines) is { } now && now != active, TimeSpan.FromSeconds(60)),
             $"no other monitor became active after monitor {number} ({active}) was killed");
 
         // The cluster still takes writes through the group.
@@ -116,7 +116,8 @@ public sealed class UpMonitorsTests
 
     private static async Task<bool> PollStatusAsync(Workspace workspace, string monitors, Func<IReadOnlyList<string>, bool> condition, TimeSpan? within = null)
     {
-        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(20));
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(60));
+        string last = "no `status` finished";
         while (DateTime.UtcNow < deadline)
         {
             var status = await Cli.RunAsync(workspace.Root, ["status", "--monitor", monitors]);
@@ -125,9 +126,12 @@ public sealed class UpMonitorsTests
                 return true;
             }
 
+            last = status.Describe();
             await Task.Delay(100, TestContext.Current.CancellationToken);
         }
 
+        // A failed poll says what `status` last showed, so a CI failure can be read without a rerun.
+        TestContext.Current.TestOutputHelper?.WriteLine($"last `status --monitor {monitors}`: {last}");
         return false;
     }
 }
