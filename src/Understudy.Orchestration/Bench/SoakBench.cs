@@ -10,31 +10,6 @@ using Understudy.Protocol;
 
 namespace Understudy.Orchestration.Bench;
 
-/// <summary>What one soak run does.</summary>
-public sealed record SoakOptions
-{
-    /// <summary>Writes to send in all, each once.</summary>
-    public long Writes { get; init; } = 2_000_000;
-
-    public int Clients { get; init; } = 64;
-
-    /// <summary>Message size in bytes (at least the writer's tag, "sW-N.", is sent).</summary>
-    public int Payload { get; init; } = 64;
-
-    public string Fsync { get; init; } = "always";
-
-    /// <summary>UnderstudyClient instances (each one connection to the primary) the writers share.</summary>
-    public int Connections { get; init; } = 4;
-
-    /// <summary>Extra flags for every server (--snapshot-every..., small thresholds in tests).</summary>
-    public IReadOnlyList<string> ServerArguments { get; init; } = [];
-
-    /// <summary>How long each phase (a backup back in sync, the cluster serving again) may take.</summary>
-    public TimeSpan PhaseTimeout { get; init; } = TimeSpan.FromMinutes(5);
-
-    public required string RunFolder { get; init; }
-}
-
 /// <summary>
 /// Sustained closed-loop load on a fresh local three-server cluster, sampling every server's RSS and managed heap
 /// each second. At 60 % of the writes a backup is killed and restarted; at 75 % another backup is killed, its folder
@@ -42,7 +17,7 @@ public sealed record SoakOptions
 /// and started again (the monitor stays up). Then the whole log is read back and judged against what the writers
 /// were told, in memory bounded by two bytes per write: see <see cref="SoakLedger"/>.
 /// </summary>
-public sealed class SoakBench
+public sealed partial class SoakBench
 {
     private const double RestartAt = 0.60;
     private const double WipeAt = 0.75;
@@ -301,125 +276,6 @@ public sealed class SoakBench
         return new BackupRestart(faultAt, ackedAtFault, toInSync, ackedAtStart, ackedAtInSync, primaryBytes);
     }
 
-    /// <summary>Each second: every running server's VmRSS and managed heap.</summary>
-    private async Task SampleAsync(LocalCluster cluster, HttpClient http, List<SoakSample> samples, CancellationToken cancellationToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
-        {
-            do
-            {
-                var at = Math.Round(_clock.Elapsed.TotalSeconds, 2);
-                foreach (var s in cluster.Servers)
-                {
-                    if (!s.Process.Running || RssBytes(s.Process.Pid) is not { } rss)
-                    {
-                        continue;
-                    }
-
-                    var heap = await HeapBytesAsync(http, cluster.Options.HostOf(s.Number), cluster.Options.HttpPortOf(s.Number), cancellationToken).ConfigureAwait(false);
-                    samples.Add(new SoakSample(at, $"server{s.Number}", Math.Round(rss / 1048576.0, 1), heap is { } h ? Math.Round(h / 1048576.0, 1) : null));
-                }
-            }
-            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
-        }
-        catch (OperationCanceledException)
-        {
-            // Sampling ends with the run.
-        }
-    }
-
-    private static long? RssBytes(int pid)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                {
-                    var kb = line["VmRSS:".Length..].Trim().Split(' ')[0];
-                    return long.Parse(kb, CultureInfo.InvariantCulture) * 1024;
-                }
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
-        {
-            // The process exited between the check and the read.
-        }
-
-        return null;
-    }
-
-    private static async Task<double?> HeapBytesAsync(HttpClient http, string host, int port, CancellationToken cancellationToken)
-    {
-        const string Name = "understudy_server_managed_heap_bytes ";
-        try
-        {
-            var text = await http.GetStringAsync(new Uri($"http://{host}:{port}/metrics"), cancellationToken).ConfigureAwait(false);
-            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(Name, StringComparison.Ordinal));
-            return line is null ? null : double.Parse(line[Name.Length..], NumberStyles.Float, CultureInfo.InvariantCulture);
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException)
-        {
-            // A server starting or stopping does not answer; the sample has no heap then.
-            return null;
-        }
-    }
-
-    /// <summary>The RSS curve of each server (solid) and its managed heap (dashed), with the faults marked; PNG and SVG.</summary>
-    private static void PlotMemory(SoakResult result, List<SoakSample> samples, string pathWithoutExtension)
-    {
-        if (samples.Count == 0)
-        {
-            return;
-        }
-
-        var plot = new ScottPlot.Plot();
-        var colours = new[] { ScottPlot.Colors.SteelBlue, ScottPlot.Colors.DarkOrange, ScottPlot.Colors.SeaGreen };
-        foreach (var (group, i) in samples.GroupBy(s => s.Server).OrderBy(g => g.Key, StringComparer.Ordinal).Select((g, i) => (g, i)))
-        {
-            var colour = colours[i % colours.Length];
-            var rss = plot.Add.ScatterLine(group.Select(s => s.Seconds).ToArray(), group.Select(s => s.RssMb).ToArray());
-            rss.Color = colour;
-            rss.LegendText = $"{group.Key} RSS";
-            var withHeap = group.Where(s => s.HeapMb is not null).ToList();
-            if (withHeap.Count > 0)
-            {
-                var heap = plot.Add.ScatterLine(withHeap.Select(s => s.Seconds).ToArray(), withHeap.Select(s => s.HeapMb!.Value).ToArray());
-                heap.Color = colour;
-                heap.LinePattern = ScottPlot.LinePattern.Dashed;
-                heap.LegendText = $"{group.Key} managed heap";
-            }
-        }
-
-        foreach (var e in result.Events.Where(e => e.What.EndsWith("started", StringComparison.Ordinal)))
-        {
-            var line = plot.Add.VerticalLine(e.Seconds);
-            line.LinePattern = ScottPlot.LinePattern.Dotted;
-            line.Color = ScottPlot.Colors.DarkRed;
-            // "wiped backup: server3 started" → "wiped backup": the three labels must fit side by side.
-            var label = e.What.Split(':')[0];
-            line.Text = label == "cluster started" ? "cluster restart" : label;
-            line.LabelFontSize = 10;
-        }
-
-        plot.Axes.SetLimitsY(0, samples.Max(s => s.RssMb) * 1.15);
-        plot.XLabel("seconds since load began");
-        plot.YLabel("MiB");
-        plot.Title($"Understudy soak: {result.Writes} writes of {result.Payload} B, fsync {result.Fsync}, {result.WritesPerSec:0} writes/s, lost {result.Lost}, duplicated {result.Duplicated}");
-        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
-        plot.SavePng(pathWithoutExtension + ".png", 1100, 550);
-        plot.SaveSvg(pathWithoutExtension + ".svg", 1100, 550);
-    }
-
-    private static long FolderBytes(string folder) =>
-        Directory.Exists(folder) ? new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
-
-    private static Dictionary<string, SoakMemory> Memory(List<SoakSample> samples, Func<SoakSample, double?> value) =>
-        samples.Where(s => value(s) is not null).GroupBy(s => s.Server).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(
-            g => g.Key,
-            g => new SoakMemory(value(g.First())!.Value, g.Max(s => value(s)!.Value), value(g.Last())!.Value));
-
     /// <summary>
     /// Reads the whole final log back in pages and checks it against the ledgers: every acknowledged write exactly
     /// once, no failed write, nothing nobody wrote, and each writer's writes in the order it sent them.
@@ -525,88 +381,5 @@ public sealed class SoakBench
         {
             return [.. _events];
         }
-    }
-}
-
-/// <summary>
-/// What one writer was told about each of its writes (numbered 0, 1, 2...), and how often the final log holds
-/// each: two bytes per write, so judging 20 M writes takes about 40 MB instead of a history of every call.
-/// Only its writer records (one write at a time); the judge reads after every writer has finished.
-/// </summary>
-public sealed class SoakLedger
-{
-    public const byte Acked = 1;
-    public const byte FailedState = 2;
-    public const byte UnknownState = 3;
-
-    private byte[] _told = new byte[1024];
-    private byte[] _seen = new byte[1024];
-    private long _count;
-
-    public long Acknowledged { get; private set; }
-
-    public long Failed { get; private set; }
-
-    public long Unknown { get; private set; }
-
-    public int Lost { get; private set; }
-
-    public int Duplicated { get; private set; }
-
-    public void Record(long n, byte told)
-    {
-        if (n >= _told.Length)
-        {
-            var size = (int)Math.Min(Array.MaxLength, Math.Max(n + 1, (long)_told.Length * 2));
-            Array.Resize(ref _told, size);
-            Array.Resize(ref _seen, size);
-        }
-
-        _told[n] = told;
-        _count = Math.Max(_count, n + 1);
-        switch (told)
-        {
-            case Acked: Acknowledged++; break;
-            case FailedState: Failed++; break;
-            default: Unknown++; break;
-        }
-    }
-
-    /// <summary>Write <paramref name="n"/> is in the log once more; what is wrong with that, or null.</summary>
-    public string? Found(long n)
-    {
-        if (n >= _count || _told[n] == 0)
-        {
-            return "is in the log but was never sent";
-        }
-
-        if (_seen[n] < byte.MaxValue)
-        {
-            _seen[n]++;
-        }
-
-        if (_seen[n] == 2)
-        {
-            Duplicated++;
-            return "is in the log twice";
-        }
-
-        return _told[n] == FailedState && _seen[n] == 1 ? "is in the log although the cluster said it failed" : null;
-    }
-
-    /// <summary>Acknowledged writes the log does not hold (counted into <see cref="Lost"/>).</summary>
-    public IEnumerable<long> Missing()
-    {
-        var missing = new List<long>();
-        for (long n = 0; n < _count; n++)
-        {
-            if (_told[n] == Acked && _seen[n] == 0)
-            {
-                missing.Add(n);
-            }
-        }
-
-        Lost = missing.Count;
-        return missing;
     }
 }
