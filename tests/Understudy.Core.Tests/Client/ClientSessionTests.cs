@@ -1,9 +1,5 @@
 using Microsoft.Extensions.Time.Testing;
 using Understudy.Core.Client;
-using Understudy.Core.StateMachines;
-using Understudy.Core.Tests.Fakes;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
 
 namespace Understudy.Core.Tests.Client;
 

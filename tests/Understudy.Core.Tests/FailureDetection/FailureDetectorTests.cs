@@ -1,5 +1,4 @@
 using Understudy.Core.FailureDetection;
-using Understudy.Core.Monitor;
 
 namespace Understudy.Core.Tests.FailureDetection;
 

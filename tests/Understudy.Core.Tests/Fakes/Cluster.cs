@@ -1,6 +1,4 @@
 using System.Collections.Immutable;
-using Understudy.Core.StateMachines;
-using Understudy.Protocol;
 
 namespace Understudy.Core.Tests.Fakes;
 

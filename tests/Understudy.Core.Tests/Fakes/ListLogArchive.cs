@@ -1,6 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Protocol;
-
 namespace Understudy.Core.Tests.Fakes;
 
 /// <summary>A log "on disk" for tests: every entry written, from <see cref="FirstIndex"/> on, and how often it was read.</summary>

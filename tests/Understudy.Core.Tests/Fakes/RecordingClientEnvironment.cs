@@ -1,5 +1,4 @@
 using Understudy.Core.Client;
-using Understudy.Protocol;
 
 namespace Understudy.Core.Tests.Fakes;
 

@@ -1,7 +1,3 @@
-using Understudy.Core.Monitor;
-using Understudy.Core.Replication;
-using Understudy.Protocol;
-
 namespace Understudy.Core.Tests.Fakes;
 
 /// <summary>One call a <see cref="MonitorNode"/> made on its environment, in the order made.</summary>

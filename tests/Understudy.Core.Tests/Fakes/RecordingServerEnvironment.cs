@@ -1,6 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Protocol;
-
 namespace Understudy.Core.Tests.Fakes;
 
 /// <summary>One call a <see cref="ServerNode"/> made on its environment, in the order made.</summary>

@@ -1,9 +1,4 @@
 using Microsoft.Extensions.Time.Testing;
-using Understudy.Core.Monitor;
-using Understudy.Core.Replication;
-using Understudy.Core.Tests.Fakes;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
 
 namespace Understudy.Core.Tests.Monitor;
 

@@ -1,7 +1,3 @@
-using Understudy.Core.Monitor;
-using Understudy.Core.Replication;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
 using static Understudy.Core.Tests.Monitor.MonitorHarness;
 
 namespace Understudy.Core.Tests.Monitor;

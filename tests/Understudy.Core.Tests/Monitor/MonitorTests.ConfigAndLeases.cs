@@ -1,8 +1,3 @@
-using Understudy.Core.Monitor;
-using Understudy.Core.Replication;
-using Understudy.Core.Tests.Fakes;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
 using static Understudy.Core.Tests.Monitor.MonitorHarness;
 
 namespace Understudy.Core.Tests.Monitor;

@@ -1,7 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Core.Tests.Fakes;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
 using static Understudy.Core.Tests.Replication.ServerHarness;
 
 namespace Understudy.Core.Tests.Replication;

@@ -1,8 +1,4 @@
-using Understudy.Core.Monitor;
-using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
 using Understudy.Core.Tests.Monitor;
-using Understudy.Protocol;
 
 namespace Understudy.Core.Tests.Replication;
 

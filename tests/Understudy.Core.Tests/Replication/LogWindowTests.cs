@@ -1,7 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Core.Tests.Fakes;
-using Understudy.Protocol;
-
 namespace Understudy.Core.Tests.Replication;
 
 /// <summary>The log's bounded window: old entries leave memory only when committed and durable, and are read back from disk.</summary>

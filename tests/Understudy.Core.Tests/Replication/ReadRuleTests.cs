@@ -1,7 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
-using Understudy.Protocol;
-
 namespace Understudy.Core.Tests.Replication;
 
 /// <summary>

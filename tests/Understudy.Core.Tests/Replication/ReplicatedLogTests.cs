@@ -1,7 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
-
 namespace Understudy.Core.Tests.Replication;
 
 /// <summary>The in-memory log: indexed from 1, epochs never decreasing, and the lookups conflict hints rely on.</summary>

@@ -1,8 +1,4 @@
 using Microsoft.Extensions.Time.Testing;
-using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
 using static Understudy.Core.Tests.Replication.ServerHarness;
 
 namespace Understudy.Core.Tests.Replication;

@@ -1,9 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
-using Understudy.Core.Tests.Fakes;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
-
 namespace Understudy.Core.Tests.Replication;
 
 /// <summary>

@@ -1,8 +1,3 @@
-using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
-using Understudy.Protocol;
-using static Understudy.Core.Tests.Fakes.Cluster;
-
 namespace Understudy.Core.Tests.Replication;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using Understudy.Core.StateMachines;
-using Understudy.Core.Tests.Fakes;
-
 namespace Understudy.Core.Tests.StateMachines;
 
 /// <summary>The deduplication table: a write named (client, seq) is applied once, and every server forgets the same things.</summary>

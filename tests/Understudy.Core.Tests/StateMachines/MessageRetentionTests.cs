@@ -1,7 +1,4 @@
 using System.Buffers;
-using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
-using Understudy.Protocol;
 
 namespace Understudy.Core.Tests.StateMachines;
 

@@ -1,6 +1,3 @@
-using Understudy.Core.StateMachines;
-using Understudy.Protocol;
-
 namespace Understudy.Core.Tests.StateMachines;
 
 /// <summary>What committed entries are applied to: in log order only, each write once.</summary>

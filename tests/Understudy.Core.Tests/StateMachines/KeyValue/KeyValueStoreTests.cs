@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.Text;
-using Understudy.Core.StateMachines;
 using Understudy.Core.StateMachines.KeyValue;
-using Understudy.Protocol;
 
 namespace Understudy.Core.Tests.StateMachines.KeyValue;
 
