@@ -97,18 +97,10 @@ public sealed class MonitorReplacementTests
     // and the configuration the group holds.
     private static async Task<(int Lost, int Other, ClusterConfig Missed)> LoseAFollowerAsync(RaftGroup group, CancellationToken ct)
     {
-        await group.StartAllAsync(ct);
-        var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
-        var config = await group[leader].LoadAsync(ct);
-        for (var i = 0; i < 5; i++)
-        {
-            var next = Configs.Next(config, 8090 + i);
-            Assert.True((await group.CompareAndSetAsync(config.Version, next, ct)).Committed);
-            config = next;
-        }
+        var (_, config) = await group.StartAndCommitAsync(changes: 5, firstPort: 8090, ct);
 
         // A follower dies and its disk is lost; the group goes on without it.
-        leader = await group.WaitForSingleLeaderAsync("before the loss", ct);
+        var leader = await group.WaitForSingleLeaderAsync("before the loss", ct);
         var lost = group.Running.First(i => i != leader);
         var other = group.Running.First(i => i != leader && i != lost);
         await group.StopAsync(lost);

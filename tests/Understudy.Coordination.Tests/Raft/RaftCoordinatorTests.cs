@@ -152,17 +152,8 @@ public sealed class RaftCoordinatorTests
 
         // Snapshot every two changes, so the restart restores from a snapshot and replays the tail of the log.
         await using var group = new RaftGroup(snapshotEvery: 2);
-        await group.StartAllAsync(ct);
-        var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
-        var config = await group[leader].LoadAsync(ct);
-        for (var i = 0; i < 3; i++)
-        {
-            var next = Configs.Next(config, 8090 + i);
-            Assert.True((await group.CompareAndSetAsync(config.Version, next, ct)).Committed);
-            config = next;
-        }
-
-        leader = await group.WaitForSingleLeaderAsync("before the restart", ct);
+        var (_, config) = await group.StartAndCommitAsync(changes: 3, firstPort: 8090, ct);
+        var leader = await group.WaitForSingleLeaderAsync("before the restart", ct);
         var follower = group.Running.First(i => i != leader);
         await Poll.UntilAsync(async t => (await group[follower].LoadAsync(t)).SameAs(config), Deadline,
             "follower caught up before its restart", async t => (await group[follower].LoadAsync(t)).ToString(), ct);
@@ -187,15 +178,7 @@ public sealed class RaftCoordinatorTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var group = new RaftGroup(snapshotEvery: 4);
-        await group.StartAllAsync(ct);
-        var leader = await group.WaitForSingleLeaderAsync("before the writes", ct);
-        var config = await group[leader].LoadAsync(ct);
-        for (var i = 0; i < 200; i++)
-        {
-            var next = Configs.Next(config, 8000 + i);
-            Assert.True((await group.CompareAndSetAsync(config.Version, next, ct)).Committed);
-            config = next;
-        }
+        var (leader, config) = await group.StartAndCommitAsync(changes: 200, firstPort: 8000, ct);
 
         // 200 entries fill nine 4 KiB pages of DotNext's log when nothing is compacted; with snapshots the pages
         // the snapshot covers are deleted (in the background, hence the poll) and old snapshots with them.

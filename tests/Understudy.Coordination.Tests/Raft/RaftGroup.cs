@@ -132,6 +132,26 @@ internal sealed class RaftGroup : IAsyncDisposable
     }
 
     /// <summary>
+    /// The preamble of the tests that need a history: starts every member, waits for one leader, and commits
+    /// <paramref name="changes"/> configurations through the group, naming primaries <paramref name="firstPort"/>,
+    /// + 1, ... Returns the leader found at the start and the last configuration committed.
+    /// </summary>
+    public async Task<(int Leader, ClusterConfig Config)> StartAndCommitAsync(int changes, int firstPort, CancellationToken cancellationToken)
+    {
+        await StartAllAsync(cancellationToken).ConfigureAwait(false);
+        var leader = await WaitForSingleLeaderAsync("before the writes", cancellationToken).ConfigureAwait(false);
+        var config = await this[leader].LoadAsync(cancellationToken).ConfigureAwait(false);
+        for (var i = 0; i < changes; i++)
+        {
+            var next = Configs.Next(config, firstPort + i);
+            Assert.True((await CompareAndSetAsync(config.Version, next, cancellationToken).ConfigureAwait(false)).Committed, $"change {i + 1} of {changes} did not commit");
+            config = next;
+        }
+
+        return (leader, config);
+    }
+
+    /// <summary>
     /// A compare-and-set through whichever member is active, as a host would do it: when leadership moves while
     /// the entry is in flight, it asks the new leader, and a refusal that shows its own configuration means the
     /// earlier attempt committed. For tests whose point is not the write path itself.

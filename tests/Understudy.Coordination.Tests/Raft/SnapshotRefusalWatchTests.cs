@@ -110,11 +110,7 @@ public sealed class RefusedSnapshotAnswerTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var group = new RaftGroup(snapshotEvery: 1000);
-        await group.StartAllAsync(ct);
-        var leader = await group.WaitForSingleLeaderAsync("before the write", ct);
-        var config = await group[leader].LoadAsync(ct);
-        var next = Configs.Next(config, 8090);
-        Assert.True((await group.CompareAndSetAsync(config.Version, next, ct)).Committed);
+        var (leader, next) = await group.StartAndCommitAsync(changes: 1, firstPort: 8090, ct);
         var folders = group.Running.Select(i => new DirectoryInfo(Path.Combine(group.OptionsOf(i).DataDirectory, "raft", "snapshots"))).ToArray();
         Assert.All(folders, f => Assert.Empty(Snapshots(f)));
 
