@@ -27,6 +27,16 @@ public sealed class MonitorGroupTests
         return (response.StatusCode, await response.Content.ReadAsStringAsync(cancellationToken));
     }
 
+    /// <summary>Polls /health until it answers <paramref name="expected"/>; that answer, or a timeout naming the phase and what it saw.</summary>
+    private static Task<(HttpStatusCode Status, string Body)> HealthUntilAsync(HttpClient http, HttpStatusCode expected, string phase) =>
+        Poll.ForAsync(
+            ct => GetAsync(http, Health, ct),
+            r => r.Status == expected,
+            Poll.DefaultTimeout,
+            phase,
+            r => $"expected {(int)expected}, saw {(int)r.Status} {r.Body}",
+            Cancel);
+
     /// <summary>Tolerant timings for a loaded 2-core machine: suspect after 1 s of silence, leases of 1.5 s.</summary>
     private static MonitorOptions Timings => new() { FailureTimeout = TimeSpan.FromSeconds(1), LeaseDuration = TimeSpan.FromMilliseconds(1500) };
 
@@ -98,13 +108,7 @@ public sealed class MonitorGroupTests
         group.Fake.MakeActive(first.HeartbeatAddress);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{first.Options.HttpPort}") };
 
-        var healthy = await Poll.ForAsync(
-            ct => GetAsync(http, Health, ct),
-            r => r.Status == HttpStatusCode.OK,
-            Poll.DefaultTimeout,
-            "health of the active monitor with its quorum",
-            r => $"expected 200, saw {(int)r.Status} {r.Body}",
-            Cancel);
+        var healthy = await HealthUntilAsync(http, HttpStatusCode.OK, "health of the active monitor with its quorum");
         using (var body = JsonDocument.Parse(healthy.Body))
         {
             Assert.Equal("active", body.RootElement.GetProperty("role").GetString());
@@ -122,13 +126,7 @@ public sealed class MonitorGroupTests
 
         group.Fake.Isolate(first.HeartbeatAddress);
 
-        var refused = await Poll.ForAsync(
-            ct => GetAsync(http, Health, ct),
-            r => r.Status == HttpStatusCode.ServiceUnavailable,
-            Poll.DefaultTimeout,
-            "health of the isolated monitor",
-            r => $"expected 503, saw {(int)r.Status} {r.Body}",
-            Cancel);
+        var refused = await HealthUntilAsync(http, HttpStatusCode.ServiceUnavailable, "health of the isolated monitor");
         using (var body = JsonDocument.Parse(refused.Body))
         {
             Assert.Equal("no-quorum", body.RootElement.GetProperty("status").GetString());
