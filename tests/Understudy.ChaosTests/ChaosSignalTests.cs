@@ -143,17 +143,5 @@ public sealed class ChaosSignalTests(ITestOutputHelper output) : IDisposable
     private static List<string> Namespaces(string prefix) =>
         [.. Run("ip", "netns", "list").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => n.StartsWith(prefix + "n", StringComparison.Ordinal))];
 
-    private static (int Code, string Output) Run(params string[] command)
-    {
-        var info = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in command.Skip(1))
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return (process.ExitCode, output);
-    }
+    private static (int Code, string Output) Run(params string[] command) => ExternalCommand.Run(command);
 }

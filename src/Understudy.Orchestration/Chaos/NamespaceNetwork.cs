@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Understudy.Orchestration.Processes;
 
 namespace Understudy.Orchestration.Chaos;
 
@@ -182,26 +182,7 @@ public sealed partial class NamespaceNetwork : IDisposable
         }
     }
 
-    private static (int Code, string Output) Run(params string[] command)
-    {
-        try
-        {
-            var info = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in command.Skip(1))
-            {
-                info.ArgumentList.Add(a);
-            }
-
-            using var process = Process.Start(info)!;
-            var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            return (process.ExitCode, output);
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (-1, e.Message);
-        }
-    }
+    private static (int Code, string Output) Run(params string[] command) => ExternalCommand.Run(command);
 
     private static int GetUid()
     {
