@@ -20,11 +20,9 @@ internal sealed class MonitorRotation : IAsyncDisposable
     private readonly FrameHandler _handler;
     private readonly ReconnectOptions _reconnect;
     private readonly ILogger _logger;
-    private readonly Random _random;
-    private readonly CancellationTokenSource _stopping = new();
+    private readonly ReconnectLoop _loop;
     private FrameConnection? _current;
     private int _currentIndex = -1;
-    private Task _running = Task.CompletedTask;
     private int _index;
 
     public MonitorRotation(ITransport transport, IReadOnlyList<NodeAddress> monitors, FrameConnectionOptions options, FrameHandler handler, ReconnectOptions reconnect, ILogger logger)
@@ -40,7 +38,7 @@ internal sealed class MonitorRotation : IAsyncDisposable
         _handler = handler;
         _reconnect = reconnect;
         _logger = logger;
-        _random = reconnect.Random ?? Random.Shared;
+        _loop = new ReconnectLoop(reconnect, () => Volatile.Read(ref _current));
     }
 
     /// <summary>A connection is up to this monitor (its client address, as listed).</summary>
@@ -55,7 +53,7 @@ internal sealed class MonitorRotation : IAsyncDisposable
     /// <summary>The client addresses, in the order they are tried.</summary>
     public IReadOnlyList<NodeAddress> Monitors => _monitors;
 
-    public void Start() => _running = Task.Run(RunAsync, CancellationToken.None);
+    public void Start() => _loop.Start(RunAsync);
 
     /// <summary>Queues a message on the live connection; false (dropped) while disconnected. Thread-safe, never blocks.</summary>
     public bool Send<T>(in T message)
@@ -76,13 +74,12 @@ internal sealed class MonitorRotation : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var token = _stopping.Token;
-        var failures = 0;
+        var token = _loop.Stopping;
         TransportError? reported = null;
         while (!token.IsCancellationRequested)
         {
             var address = _monitors[_index];
-            var started = _reconnect.TimeProvider.GetTimestamp();
+            var started = _loop.AttemptStarted();
             FrameConnection? connection;
             ConnectionClosed failure;
             try
@@ -115,12 +112,7 @@ internal sealed class MonitorRotation : IAsyncDisposable
                     return;
                 }
 
-                // A connection that lived long enough resets the backoff; one that dies at once does not.
-                if (_reconnect.TimeProvider.GetElapsedTime(started) >= _reconnect.MaxBackoff)
-                {
-                    failures = 0;
-                }
-
+                _loop.Ended(started);
                 reported = failure.Reason;
                 Raise(() => Disconnected?.Invoke(address, failure));
             }
@@ -132,11 +124,7 @@ internal sealed class MonitorRotation : IAsyncDisposable
             }
 
             _index = (_index + 1) % _monitors.Count;
-            try
-            {
-                await Task.Delay(_reconnect.Backoff(failures++, _random), _reconnect.TimeProvider, token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
+            if (!await _loop.WaitBeforeRetryAsync().ConfigureAwait(false))
             {
                 return;
             }
@@ -157,25 +145,5 @@ internal sealed class MonitorRotation : IAsyncDisposable
     }
 
     /// <summary>Stops rotating, closes the connection and waits for both; raises no more events.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (_stopping.IsCancellationRequested)
-        {
-            return;
-        }
-
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (Volatile.Read(ref _current) is { } connection)
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await _running.ConfigureAwait(false);
-        if (Volatile.Read(ref _current) is { } late)
-        {
-            await late.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _stopping.Dispose();
-    }
+    public ValueTask DisposeAsync() => _loop.DisposeAsync();
 }

@@ -44,10 +44,8 @@ public sealed class ReconnectingPeer : IAsyncDisposable
     private readonly FrameConnectionOptions _options;
     private readonly FrameHandler _handler;
     private readonly ReconnectOptions _reconnect;
-    private readonly Random _random;
-    private readonly CancellationTokenSource _stopping = new();
+    private readonly ReconnectLoop _loop;
     private FrameConnection? _current;
-    private Task _running = Task.CompletedTask;
     private int _started;
 
     public ReconnectingPeer(ITransport transport, NodeAddress endpoint, FrameConnectionOptions options, FrameHandler handler, ReconnectOptions? reconnect = null)
@@ -58,7 +56,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
         _options = options;
         _handler = handler;
         _reconnect = reconnect ?? new ReconnectOptions();
-        _random = _reconnect.Random ?? Random.Shared;
+        _loop = new ReconnectLoop(_reconnect, () => Volatile.Read(ref _current));
     }
 
     /// <summary>A connection is up (and past its handshake): sends go through it from now on.</summary>
@@ -84,7 +82,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _started, 1) == 0)
         {
-            _running = Task.Run(RunAsync, CancellationToken.None);
+            _loop.Start(RunAsync);
         }
     }
 
@@ -106,12 +104,11 @@ public sealed class ReconnectingPeer : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var token = _stopping.Token;
-        var failures = 0;
+        var token = _loop.Stopping;
         TransportError? reported = null;
         while (!token.IsCancellationRequested)
         {
-            var started = _reconnect.TimeProvider.GetTimestamp();
+            var started = _loop.AttemptStarted();
             FrameConnection? connection;
             ConnectionClosed failure;
             try
@@ -150,13 +147,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
                 LogMessages.PeerLost(_options.Logger, Endpoint, failure.Reason, failure.Detail, _reconnect.MaxBackoff);
                 reported = failure.Reason;
                 Raise(Disconnected, failure);
-
-                // A connection that lived long enough resets the backoff; one that dies at once does not, so a
-                // peer that accepts and immediately drops us is not hammered.
-                if (_reconnect.TimeProvider.GetElapsedTime(started) >= _reconnect.MaxBackoff)
-                {
-                    failures = 0;
-                }
+                _loop.Ended(started);
             }
             else if (reported != failure.Reason)
             {
@@ -165,11 +156,7 @@ public sealed class ReconnectingPeer : IAsyncDisposable
                 Raise(Disconnected, failure);
             }
 
-            try
-            {
-                await Task.Delay(_reconnect.Backoff(failures++, _random), _reconnect.TimeProvider, token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
+            if (!await _loop.WaitBeforeRetryAsync().ConfigureAwait(false))
             {
                 return;
             }
@@ -190,25 +177,5 @@ public sealed class ReconnectingPeer : IAsyncDisposable
     }
 
     /// <summary>Stops reconnecting, closes the connection and waits for both; raises no more events.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (_stopping.IsCancellationRequested)
-        {
-            return;
-        }
-
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        if (Volatile.Read(ref _current) is { } connection)
-        {
-            await connection.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await _running.ConfigureAwait(false);
-        if (Volatile.Read(ref _current) is { } late)
-        {
-            await late.DisposeAsync().ConfigureAwait(false);
-        }
-
-        _stopping.Dispose();
-    }
+    public ValueTask DisposeAsync() => _loop.DisposeAsync();
 }
