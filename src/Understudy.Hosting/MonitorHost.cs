@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -57,16 +56,8 @@ public sealed partial class MonitorHost : IMonitorEnvironment, IAsyncDisposable
         _coordinatorFactory = coordinator;
         _logger = loggers.CreateLogger("Understudy.Monitor");
         Metrics = new MonitorMetrics();
-        Incarnation = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
-        _connectionOptions = new FrameConnectionOptions
-        {
-            Role = PeerRole.Monitor,
-            LocalAddress = options.HeartbeatListen,
-            Incarnation = Incarnation,
-            ClusterKey = options.ClusterKey,
-            UnauthenticatedRoles = [PeerRole.Client, PeerRole.Admin],
-            Logger = loggers.CreateLogger("Understudy.Transport"),
-        };
+        Incarnation = HostIdentity.NewIncarnation();
+        _connectionOptions = HostIdentity.ConnectionOptions(PeerRole.Monitor, options.HeartbeatListen, Incarnation, options.ClusterKey, loggers);
     }
 
     public ulong Incarnation { get; }

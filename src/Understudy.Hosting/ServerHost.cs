@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
@@ -43,16 +42,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _options = options;
         _logger = loggers.CreateLogger("Understudy.Server");
         Metrics = new ServerMetrics();
-        Incarnation = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8)) | 1;
-        _connectionOptions = new FrameConnectionOptions
-        {
-            Role = PeerRole.Server,
-            LocalAddress = options.Identity,
-            Incarnation = Incarnation,
-            ClusterKey = options.ClusterKey,
-            UnauthenticatedRoles = [PeerRole.Client, PeerRole.Admin],
-            Logger = loggers.CreateLogger("Understudy.Transport"),
-        };
+        Incarnation = HostIdentity.NewIncarnation();
+        _connectionOptions = HostIdentity.ConnectionOptions(PeerRole.Server, options.Identity, Incarnation, options.ClusterKey, loggers);
     }
 
     public NodeAddress Address => _options.Identity;
