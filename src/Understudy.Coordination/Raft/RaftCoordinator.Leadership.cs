@@ -28,6 +28,7 @@ public sealed partial class RaftCoordinator
                 }
 
                 Publish();
+                await KeepSuccessionAsync(cluster, cancellationToken).ConfigureAwait(false);
 
                 // The next round at the usual rate, or at once when this member has just won an election: a new
                 // active monitor can renew the primary's lease only after its first confirmed round, and the

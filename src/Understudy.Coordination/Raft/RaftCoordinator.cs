@@ -220,6 +220,7 @@ public sealed partial class RaftCoordinator : IMonitorCoordinator
             cluster.LeaderChanged += OnLeaderChanged;
             cluster.ReplicationCompleted += OnInSync;
             await cluster.StartAsync(cancellationToken).ConfigureAwait(false);
+            await EnterSuccessionAsync(cluster, byRaft, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
