@@ -52,7 +52,7 @@ internal static partial class LogMessages
     public static partial void RaftLoopFailed(this ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 7010, Level = LogLevel.Information,
-        Message = "monitor group: member {Self} stands by (votes, never stands for election) while {Leader} leads (none: no leader heard yet); another member is next in line")]
+        Message = "monitor group: member {Self} stands by (votes, never stands for election) while {Leader} leads (-: no leader heard since it started); another member is next in line")]
     public static partial void RaftStandingBy(this ILogger logger, NodeAddress self, NodeAddress leader);
 
     [LoggerMessage(EventId = 7011, Level = LogLevel.Information,

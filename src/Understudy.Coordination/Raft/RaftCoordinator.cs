@@ -29,6 +29,10 @@ namespace Understudy.Coordination.Raft;
 /// <para><b>Restarts.</b> A member that restarts has forgotten when it last heard from the leader, and DotNext would
 /// let it vote at once. It therefore stays silent for one <see cref="RaftCoordinatorOptions.UpperElectionTimeout"/>
 /// before it joins, so a lease it acknowledged before the restart has run out first.</para>
+/// <para><b>One candidate at a time.</b> While the leader is heard, every follower but the one next in line stands by
+/// (DotNext's standby mode: it votes and acknowledges, never stands), so after the leader dies only that one stands and
+/// no vote is split; the others return to normal mode one at a time when no leader is named for a while
+/// (<see cref="Succession"/>, RaftCoordinator.Succession.cs).</para>
 /// <para><b>Membership</b> is static: every member starts with the same list of all members (DotNext without cold
 /// start), so the first boot of a fresh group forms it, and a restart on existing data rejoins with its term, vote
 /// and log intact. A dead member may be replaced by a fresh one with an empty folder under the same addresses while
