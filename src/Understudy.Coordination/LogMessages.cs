@@ -51,6 +51,14 @@ internal static partial class LogMessages
         Message = "monitor group: the background loop failed; leadership is no longer confirmed")]
     public static partial void RaftLoopFailed(this ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 7010, Level = LogLevel.Information,
+        Message = "monitor group: member {Self} stands by (votes, never stands for election) while {Leader} leads (-: no leader heard since it started); another member is next in line")]
+    public static partial void RaftStandingBy(this ILogger logger, NodeAddress self, NodeAddress leader);
+
+    [LoggerMessage(EventId = 7011, Level = LogLevel.Information,
+        Message = "monitor group: member {Self} may stand for election (place {Position} in line; no leader heard for {SilenceMs} ms)")]
+    public static partial void RaftMayStand(this ILogger logger, NodeAddress self, int position, long silenceMs);
+
     // 7050-7059: a follower's catch-up through a snapshot (Raft/SnapshotRefusalWatch.cs).
     [LoggerMessage(EventId = 7050, Level = LogLevel.Warning,
         Message = "monitor group: member {Member} refused the snapshot at log index {Index} (it holds it already: its answer to an earlier install was lost); writing a newer snapshot so that its catch-up goes on")]

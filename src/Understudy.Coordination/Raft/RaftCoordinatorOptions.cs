@@ -58,7 +58,9 @@ public sealed record RaftCoordinatorOptions
     /// Raft address, the same order on every member) and spread evenly from <see cref="LowerElectionTimeout"/> to
     /// <see cref="UpperElectionTimeout"/>, disjoint, so two members rarely time out together and stand against each
     /// other (a split vote, then a whole new election; seen as the slow rounds of
-    /// <c>bench failover --fault kill-monitor</c> when every member drew from one shared window).
+    /// <c>bench failover --fault kill-monitor</c> when every member drew from one shared window). The stagger alone left
+    /// such splits in a third of those rounds; now only the member next in line stands (<see cref="Succession"/>), and
+    /// the ranking also puts the successor's window last, so the voters' timeouts have run out when it stands.
     /// </summary>
     public TimeSpan ElectionWindow { get; init; } = TimeSpan.FromMilliseconds(10);
 
@@ -102,20 +104,33 @@ public sealed record RaftCoordinatorOptions
     /// </summary>
     public (int LowerMs, int UpperMs) ElectionWindowOf(MonitorGroupMember member)
     {
-        ArgumentNullException.ThrowIfNull(member);
-        var ranked = Members.Select(m => m.Raft).Order().ToList();
-        var rank = ranked.IndexOf(member.Raft);
-        if (rank < 0)
-        {
-            throw new ArgumentException($"{member.Raft} is not a member of this group", nameof(member));
-        }
-
+        var rank = RankOf(member);
+        var count = Members.Count();
         var lower = (int)LowerElectionTimeout.TotalMilliseconds;
         var upper = (int)UpperElectionTimeout.TotalMilliseconds;
         var window = (int)Math.Ceiling(ElectionWindow.TotalMilliseconds);
-        var start = ranked.Count == 1 ? lower : lower + (int)((long)rank * (upper - lower - window) / (ranked.Count - 1));
+        var start = count == 1 ? lower : lower + (int)((long)rank * (upper - lower - window) / (count - 1));
         return (start, start + window);
     }
+
+    /// <summary>
+    /// The rank of <paramref name="member"/> in the group, 0 first: members ordered by Raft address, the same order on
+    /// every member. It places the member's election window (<see cref="ElectionWindowOf"/>) and its place in the line
+    /// of succession (<see cref="Succession"/>).
+    /// </summary>
+    public int RankOf(MonitorGroupMember member)
+    {
+        ArgumentNullException.ThrowIfNull(member);
+        var rank = Members.Select(m => m.Raft).Order().ToList().IndexOf(member.Raft);
+        return rank >= 0 ? rank : throw new ArgumentException($"{member.Raft} is not a member of this group", nameof(member));
+    }
+
+    /// <summary>
+    /// How long the member next in line to lead (see <see cref="Succession"/>) has, after it stopped hearing the leader,
+    /// to win an election before the member after it may stand too: two upper election timeouts, its own timeout and
+    /// one retry of a refused pre-vote, each well over an election's few round trips of <see cref="RequestTimeout"/>.
+    /// </summary>
+    public TimeSpan SuccessorChance => UpperElectionTimeout * 2;
 
     /// <summary>All members, this one first.</summary>
     public IEnumerable<MonitorGroupMember> Members => Peers.IsDefault ? [Self] : Peers.Prepend(Self);
