@@ -1,4 +1,5 @@
 // The writer task: it alone appends, rolls segments, writes, fsyncs and answers sync requests.
+using System.Buffers;
 using System.Diagnostics;
 using Understudy.Protocol;
 
@@ -47,10 +48,13 @@ public sealed partial class DurableLog
         switch (work.Kind)
         {
             case WorkKind.Append:
-                foreach (var entry in work.Entries!)
+                foreach (ref readonly var entry in work.Entries.AsSpan(0, (int)work.A))
                 {
                     AppendOne(entry);
                 }
+
+                // Cleared: the pool must not keep the commands alive.
+                ArrayPool<LogEntry>.Shared.Return(work.Entries!, clearArray: true);
 
                 break;
             case WorkKind.Truncate:

@@ -312,7 +312,20 @@ public sealed partial class DurableLog : IAsyncDisposable
                 expected++;
             }
 
-            Enqueue(new Work(WorkKind.Append, entries.ToArray(), 0, 0));
+            // A pooled copy, returned by the writer: a catching-up backup appends a frame of thousands of entries at
+            // a time, and a fresh array that size went to the large object heap, tens of MiB a second of it.
+            var copy = ArrayPool<LogEntry>.Shared.Rent(entries.Length);
+            entries.CopyTo(copy);
+            try
+            {
+                Enqueue(new Work(WorkKind.Append, copy, entries.Length, 0));
+            }
+            catch
+            {
+                ArrayPool<LogEntry>.Shared.Return(copy, clearArray: true);
+                throw;
+            }
+
             _enqueuedLastIndex = expected - 1;
         }
     }
@@ -506,5 +519,6 @@ public sealed partial class DurableLog : IAsyncDisposable
         }
     }
 
+    /// <summary>One queued step. For <see cref="WorkKind.Append"/>, <see cref="Entries"/> is a pooled array holding <see cref="A"/> entries.</summary>
     private readonly record struct Work(WorkKind Kind, LogEntry[]? Entries, long A, long B, SnapshotInstaller? Received = null);
 }
