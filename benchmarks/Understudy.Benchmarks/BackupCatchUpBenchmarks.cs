@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
 using Understudy.Protocol;
 
 namespace Understudy.Benchmarks;
@@ -58,17 +57,7 @@ public class BackupCatchUpBenchmarks
     {
         // A fresh backup per iteration: without a disk behind it its log window is never trimmed.
         _env = new CountingEnvironment();
-        _node = new ServerNode(Backup, 1, new ServerOptions(), new MessageStore(), _env, TimeProvider.System);
-        var config = new ClusterConfig
-        {
-            Epoch = 1,
-            Version = 1,
-            Primary = Primary,
-            InSync = [Backup, Primary],
-            Members = [new MemberInfo(Backup, 8089), new MemberInfo(Primary, 8090)],
-        };
-        _node.Handle(new ConfigPush(config, TimeProvider.System.GetTimestamp(), 100_000_000));
-        _node.Flush();
+        _node = Fixtures.StartNode(Backup, _env, Primary, Backup);
         _next = 0;
     }
 

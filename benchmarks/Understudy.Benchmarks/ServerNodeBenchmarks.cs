@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
 using Understudy.Protocol;
 
 namespace Understudy.Benchmarks;
@@ -33,17 +32,7 @@ public class ServerNodeBenchmarks
     {
         // A fresh primary per iteration keeps the in-memory log (it is never trimmed) from growing without end.
         _env = new CountingEnvironment();
-        _node = new ServerNode(Primary, 1, new ServerOptions(), new MessageStore(), _env, TimeProvider.System);
-        var config = new ClusterConfig
-        {
-            Epoch = 1,
-            Version = 1,
-            Primary = Primary,
-            InSync = [Backup2, Backup1, Primary],
-            Members = [new MemberInfo(Backup2, 8088), new MemberInfo(Backup1, 8089), new MemberInfo(Primary, 8090)],
-        };
-        _node.Handle(new ConfigPush(config, TimeProvider.System.GetTimestamp(), 100_000_000));
-        _node.Flush();
+        _node = Fixtures.StartNode(Primary, _env, Primary, Backup2, Backup1);
         Commit();
         if (!_node.IsServing)
         {
