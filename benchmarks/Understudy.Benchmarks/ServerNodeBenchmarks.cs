@@ -1,7 +1,5 @@
-using System.Runtime.CompilerServices;
 using BenchmarkDotNet.Attributes;
 using Understudy.Core.Replication;
-using Understudy.Core.StateMachines;
 using Understudy.Protocol;
 
 namespace Understudy.Benchmarks;
@@ -34,17 +32,7 @@ public class ServerNodeBenchmarks
     {
         // A fresh primary per iteration keeps the in-memory log (it is never trimmed) from growing without end.
         _env = new CountingEnvironment();
-        _node = new ServerNode(Primary, 1, new ServerOptions(), new MessageStore(), _env, TimeProvider.System);
-        var config = new ClusterConfig
-        {
-            Epoch = 1,
-            Version = 1,
-            Primary = Primary,
-            InSync = [Backup2, Backup1, Primary],
-            Members = [new MemberInfo(Backup2, 8088), new MemberInfo(Backup1, 8089), new MemberInfo(Primary, 8090)],
-        };
-        _node.Handle(new ConfigPush(config, TimeProvider.System.GetTimestamp(), 100_000_000));
-        _node.Flush();
+        _node = Fixtures.StartNode(Primary, _env, Primary, Backup2, Backup1);
         Commit();
         if (!_node.IsServing)
         {
@@ -78,78 +66,5 @@ public class ServerNodeBenchmarks
         _node.Handle(new ReplicateAck(_node.Epoch, Backup1, 7, true, last, last, last, 0, 0, 0, 0));
         _node.Handle(new ReplicateAck(_node.Epoch, Backup2, 7, true, last, last, last, 0, 0, 0, 0));
         _node.Flush();
-    }
-
-    /// <summary>Counts what the node asks of the world; keeps nothing.</summary>
-    private sealed class CountingEnvironment : IServerEnvironment
-    {
-        public long Replies { get; private set; }
-
-        public long FramesSent { get; private set; }
-
-        public long EntriesSent { get; private set; }
-
-        public long SyncGeneration { get; private set; }
-
-        public void SendToMonitor<T>(in T message)
-            where T : IMessage
-        {
-        }
-
-        public void SendToServer<T>(NodeAddress to, in T message)
-            where T : IMessage
-        {
-            if (typeof(T) == typeof(Replicate))
-            {
-                FramesSent++;
-                EntriesSent += Unsafe.As<T, Replicate>(ref Unsafe.AsRef(in message)).Entries.Length;
-            }
-        }
-
-        public void Reply(ClientRef client, in ClientResponse response) => Replies++;
-
-        public void AppendLog(ReadOnlySpan<LogEntry> entries)
-        {
-        }
-
-        public void TruncateLog(long fromIndex)
-        {
-        }
-
-        public void SyncLog(long throughIndex, long generation) => SyncGeneration = generation;
-
-        public void SaveEpoch(long epoch)
-        {
-        }
-
-        public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
-        {
-            // The benchmark measures the replication path; snapshots are never answered, so none is stored.
-        }
-
-        public void CompactLog(long belowIndex)
-        {
-        }
-
-        // No snapshot is ever stored (see SaveSnapshot), so none is streamed or received.
-        public long SnapshotLength(long index) => 0;
-
-        public int ReadSnapshot(long index, long offset, Span<byte> destination) => 0;
-
-        public long BeginSnapshotInstall(long index, long epoch, long totalLength) => 0;
-
-        public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk)
-        {
-        }
-
-        public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => null;
-
-        public void ResetLog(long afterIndex, long epoch)
-        {
-        }
-
-        public void Report(in ServerEvent e)
-        {
-        }
     }
 }

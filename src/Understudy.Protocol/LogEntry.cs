@@ -27,8 +27,11 @@ public readonly record struct LogEntry(
     ReadOnlyMemory<byte> Command,
     long LogTimeMs)
 {
+    /// <summary>Bytes on the wire of everything but the command, whose length is one of them.</summary>
+    public const int WireFixedSize = 8 + 1 + 8 + 8 + 8 + 8 + 4;
+
     /// <summary>Bytes on the wire, index excluded (it follows from the frame's prevIndex).</summary>
-    public int WireSize => 8 + 1 + 8 + 8 + 8 + 8 + 4 + Command.Length;
+    public int WireSize => WireFixedSize + Command.Length;
 
     internal void Format(ref WireWriter w)
     {
@@ -41,7 +44,8 @@ public readonly record struct LogEntry(
         w.WriteBytes(Command.Span);
     }
 
-    internal static LogEntry Parse(ref WireReader r, long index)
+    /// <summary>Reads one entry; its command is copied into <paramref name="commands"/>.</summary>
+    internal static LogEntry Parse(ref WireReader r, long index, ref CommandPieces commands)
     {
         var epoch = r.ReadInt64("entry.epoch");
         var kind = r.ReadEnum("entry.kind", EntryKind.EpochStart);
@@ -49,7 +53,7 @@ public readonly record struct LogEntry(
         var seq = r.ReadInt64("entry.requestSeq");
         var firstIncomplete = r.ReadInt64("entry.firstIncomplete");
         var logTimeMs = r.ReadInt64("entry.logTimeMs");
-        var command = r.ReadBytes("entry.command");
+        var command = commands.Copy(r.ReadBytesSpan("entry.command"));
         return new LogEntry(index, epoch, kind, clientId, seq, firstIncomplete, command, logTimeMs);
     }
 

@@ -68,10 +68,14 @@ public readonly record struct Replicate(
             throw new ProtocolException($"Replicate: negative index or epoch (epoch={epoch} prevIndex={prevIndex} commitIndex={commitIndex})");
         }
 
+        // The frame's commands are copied into a few shared arrays and sliced (CommandPieces): a backup catching up
+        // parses several hundred thousand entries a second, and one array per command was that many small objects
+        // for the GC to promote (they live on in the log window and the writer's queue).
         var entries = new LogEntry[count];
+        var commands = new CommandPieces(r.Remaining - (count * LogEntry.WireFixedSize));
         for (var i = 0; i < count; i++)
         {
-            entries[i] = LogEntry.Parse(ref r, prevIndex + 1 + i);
+            entries[i] = LogEntry.Parse(ref r, prevIndex + 1 + i, ref commands);
         }
 
         r.End();

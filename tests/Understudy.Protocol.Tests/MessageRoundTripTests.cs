@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 
 namespace Understudy.Protocol.Tests;
 
@@ -93,6 +94,35 @@ public class MessageRoundTripTests
         var frame = MessageCodec.ToFrame(new Heartbeat(A, 1, ServerRole.Backup, 1, 1, 1, 1, 1, 1, 1, true, 1, 1));
         var body = frame.AsSpan(MessageCodec.HeaderSize, frame.Length - MessageCodec.HeaderSize - 3).ToArray();
         Assert.Throws<ProtocolException>(() => MessageCodec.Decode(MessageType.Heartbeat, body));
+    }
+
+    [Fact]
+    public void A_frame_of_many_entries_reads_back_every_command_with_small_ones_sharing_a_few_arrays()
+    {
+        // A backup decodes hundreds of thousands of entries a second while catching up: their commands are copied
+        // into shared pieces under the large object heap's size, not one array each; one too large for a piece
+        // gets its own, and empty ones stay empty.
+        var sizes = Enumerable.Range(0, 2000).Select(i => i switch { 3 => 0, 700 => 70_000, _ => 1 + (i % 150) }).ToArray();
+        var entries = sizes.Select((size, i) => new LogEntry(101 + i, 4, size == 0 ? EntryKind.EpochStart : EntryKind.Command, 7, i, i, Enumerable.Range(0, size).Select(b => (byte)(b + i)).ToArray(), 1_764_650_000_000 + i)).ToArray();
+        var frame = new Replicate(4, A, 100, 3, 90, 5, entries);
+        var body = MessageCodec.ToFrame(frame).AsSpan(MessageCodec.HeaderSize).ToArray();
+
+        var read = (Replicate)MessageCodec.Decode(MessageType.Replicate, body);
+
+        Assert.Equal(Normalize(frame), Normalize(read));
+        var arrays = new HashSet<byte[]>(ReferenceEqualityComparer.Instance);
+        foreach (var entry in read.Entries.Span)
+        {
+            if (entry.Command.Length > 0)
+            {
+                Assert.True(MemoryMarshal.TryGetArray(entry.Command, out var segment));
+                arrays.Add(segment.Array!);
+            }
+        }
+
+        // About 220 KB of commands: a few 64 KiB pieces and the big one, not 1,999 arrays.
+        Assert.InRange(arrays.Count, 2, 8);
+        Assert.All(arrays, a => Assert.True(a.Length <= 64 * 1024 || a.Length == 70_000, $"an array of {a.Length} bytes: pieces must stay under the large object heap's threshold"));
     }
 
     [Fact]

@@ -82,6 +82,34 @@ public sealed class RecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_frame_of_entries_appended_at_once_and_torn_in_the_middle_recovers_to_the_last_whole_entry()
+    {
+        // A catching-up backup appends a whole frame (thousands of entries) in one call, written in large chunks:
+        // a crash can cut that write anywhere inside the frame, and recovery keeps every whole entry before the cut.
+        var entries = Entries.Range(1, 8192, commandSize: CommandSize);
+        await using (var log = Open(segmentSize: DurableLogOptions.DefaultSegmentSize))
+        {
+            log.Append(entries);
+        }
+
+        var path = LastSegment();
+        var whole = await File.ReadAllBytesAsync(path, TestContext.Current.CancellationToken);
+        Assert.Equal(entries.Length * RecordSize, whole.Length);
+        foreach (var cut in new[] { (5000 * RecordSize) + 1, (5000 * RecordSize) + RecordSize - 1, (6144 * RecordSize) + LogRecord.HeaderSize })
+        {
+            await File.WriteAllBytesAsync(path, whole[..cut], TestContext.Current.CancellationToken);
+            var kept = cut / RecordSize;
+            await using (var log = Open(segmentSize: DurableLogOptions.DefaultSegmentSize))
+            {
+                Entries.AssertSame(entries[..kept], log.RecoveredEntries);
+                Assert.Equal(kept, log.LastIndex);
+            }
+
+            Assert.Equal(kept * RecordSize, new FileInfo(path).Length);
+        }
+    }
+
+    [Fact]
     public async Task Garbage_or_zeros_after_a_cut_are_truncated_too()
     {
         var entries = await WriteAsync(5, segmentSize: DurableLogOptions.DefaultSegmentSize);

@@ -1,0 +1,226 @@
+// Reading entries back from the segment files, from any thread, while the writer appends.
+using Microsoft.Win32.SafeHandles;
+using Understudy.Protocol;
+
+namespace Understudy.Storage;
+
+public sealed partial class DurableLog
+{
+    /// <summary>
+    /// Reads entries <paramref name="from"/>, <paramref name="from"/> + 1, ... back from the segment files: at
+    /// most <paramref name="maxCount"/> entries and about <paramref name="maxBytes"/> bytes of records (always at
+    /// least one entry when one is there, so a huge entry still makes progress). Only entries the writer has
+    /// already written are returned: fewer (or none) when the log ends sooner. Safe from any thread while the
+    /// writer works; each record's checksum is checked. Commands are copied out.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="from"/> is below <see cref="FirstIndex"/> (removed by compaction).</exception>
+    /// <exception cref="StorageException">A record on disk is damaged, or the disk failed; the message says where.</exception>
+    public LogEntry[] Read(long from, int maxCount, int maxBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+
+        var result = new List<LogEntry>(Math.Min(maxCount, 1024));
+        long bytes = 0;
+        var next = from;
+        _filesLock.EnterReadLock();
+        try
+        {
+            while (result.Count < maxCount)
+            {
+                Segment segment;
+                long last;
+                SegmentHandles.Lease lease;
+                lock (_segmentsLock)
+                {
+                    ObjectDisposedException.ThrowIf(_disposed, this);
+                    if (_segments.Count == 0 || next > _readableIndex)
+                    {
+                        break;
+                    }
+
+                    if (next < _segments[0].FirstIndex)
+                    {
+                        throw new ArgumentOutOfRangeException(nameof(from), from, $"entries below index {_segments[0].FirstIndex} were removed from the log (compacted into a snapshot)");
+                    }
+
+                    segment = _segments[FindSegment(next)];
+                    last = Math.Min(segment.LastIndex, _readableIndex);
+                    if (next > last)
+                    {
+                        break;
+                    }
+
+                    lease = _readHandles.Rent(segment);
+                }
+
+                try
+                {
+                    var done = ReadSegment(segment, lease.Handle, next, last, maxCount, maxBytes, result, ref bytes);
+                    next = from + result.Count;
+                    if (done)
+                    {
+                        break;
+                    }
+                }
+                finally
+                {
+                    lock (_segmentsLock)
+                    {
+                        _readHandles.Return(lease);
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw DiskErrors.Describe(e, $"reading log entries from index {next}", _directory);
+        }
+        finally
+        {
+            _filesLock.ExitReadLock();
+        }
+
+        return [.. result];
+    }
+
+    // ------------------------------------------------------------------ readers
+
+    /// <summary>Position in <see cref="_segments"/> of the segment holding <paramref name="index"/> (the last starting at or before it). Under _segmentsLock.</summary>
+    private int FindSegment(long index)
+    {
+        int lo = 0, hi = _segments.Count - 1;
+        while (lo < hi)
+        {
+            var mid = (lo + hi + 1) / 2;
+            if (_segments[mid].FirstIndex <= index)
+            {
+                lo = mid;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return lo;
+    }
+
+    /// <summary>Reads from one segment into <paramref name="result"/>; true when a limit was reached. Under the shared files lock.</summary>
+    private bool ReadSegment(Segment segment, SafeFileHandle handle, long from, long last, int maxCount, int maxBytes, List<LogEntry> result, ref long bytes)
+    {
+        long start;
+        long startIndex;
+        long limit;
+        lock (_segmentsLock)
+        {
+            limit = segment.Length;
+            var sparse = segment.Sparse;
+            if (sparse is null)
+            {
+                start = -1;
+                startIndex = 0;
+            }
+            else
+            {
+                var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
+                start = sparse[k];
+                startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
+            }
+        }
+
+        if (start < 0)
+        {
+            // A segment recovery only listed: index it once, checking every record on the way.
+            var sparse = IndexSegment(segment, handle, limit);
+            lock (_segmentsLock)
+            {
+                segment.Sparse ??= sparse;
+            }
+
+            var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
+            start = sparse[k];
+            startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
+        }
+
+        using var cursor = new RecordCursor(handle, segment.Path, start, limit, startIndex);
+        while (cursor.Index <= last)
+        {
+            if (!cursor.Next(out var record))
+            {
+                throw new StorageException(
+                    $"Segment '{segment.Path}' ends at byte {limit} before index {cursor.Index}, which it should hold (it holds through {segment.LastIndex}). {LogRecovery.Remedy}");
+            }
+
+            if (cursor.Index - 1 < from)
+            {
+                continue;
+            }
+
+            if (result.Count > 0 && bytes + record.Length > maxBytes)
+            {
+                return true;
+            }
+
+            result.Add(cursor.Parse(record));
+            bytes += record.Length;
+            if (result.Count >= maxCount || bytes >= maxBytes)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Reads a sealed segment whole and returns its sparse index; checks every record and the count its name implies.</summary>
+    private static List<long> IndexSegment(Segment segment, SafeFileHandle handle, long length)
+    {
+        var sparse = new List<long>((int)((segment.Count + Segment.SparseEvery - 1) / Segment.SparseEvery));
+        using var cursor = new RecordCursor(handle, segment.Path, 0, length, segment.FirstIndex);
+        var n = 0L;
+        while (true)
+        {
+            var offset = cursor.Offset;
+            if (!cursor.Next(out _))
+            {
+                break;
+            }
+
+            if (n % Segment.SparseEvery == 0)
+            {
+                sparse.Add(offset);
+            }
+
+            n++;
+        }
+
+        if (n != segment.Count)
+        {
+            throw new StorageException(
+                $"Segment '{segment.Path}' holds {n} entries but the next segment's name says it should hold {segment.Count}: the log has a hole. {LogRecovery.Remedy}");
+        }
+
+        return sparse;
+    }
+
+    /// <summary>Every record offset of a segment (to reopen a sealed one for truncation). Writer only.</summary>
+    private static List<long> LoadOffsets(Segment segment)
+    {
+        using var handle = File.OpenHandle(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var offsets = new List<long>();
+        using var cursor = new RecordCursor(handle, segment.Path, 0, segment.Length, segment.FirstIndex);
+        while (true)
+        {
+            var offset = cursor.Offset;
+            if (!cursor.Next(out _))
+            {
+                return offsets;
+            }
+
+            offsets.Add(offset);
+        }
+    }
+}
