@@ -22,7 +22,7 @@ public sealed partial class UnderstudyClient
             _client = client;
             _address = address;
             _peer = new BufferedPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) }, sendNow: true);
-            _peer.Disconnected += _ => client._loop.Post(() => client._session.OnServerConnectionLost(address));
+            _peer.Disconnected += _ => client.Post(() => client._session.OnServerConnectionLost(address));
             _peer.Start();
         }
 
@@ -34,6 +34,11 @@ public sealed partial class UnderstudyClient
             {
                 _client._loop.Post(() =>
                 {
+                    if (_client._detached)
+                    {
+                        return;
+                    }
+
                     _client.NoteServerAnswer(response.Status);
                     _client._session.Handle(_address, response);
                 });

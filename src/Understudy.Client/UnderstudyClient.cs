@@ -25,7 +25,10 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     private readonly TcpTransport _transport = new();
     private readonly FrameConnectionOptions _connectionOptions;
     private readonly ClientSession _session;
-    private readonly EventLoop _loop;
+    private readonly ClientLoop _loop;
+
+    // True when this client made its loop (and stops it on dispose); false when it shares UnderstudyClientOptions.Loop.
+    private readonly bool _ownsLoop;
     private readonly MonitorRotation _monitor;
     private readonly ConcurrentDictionary<NodeAddress, ServerLink> _servers = new();
     private readonly Dictionary<long, TaskCompletionSource<ClientResult>> _calls = [];
@@ -37,6 +40,10 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     // The call being submitted on the loop: a session that finishes a call inside Submit (fail-fast with no primary)
     // completes it before its sequence number is known. Touched only on the loop.
     private TaskCompletionSource<ClientResult>? _submitting;
+
+    // Set on the loop when a client on a shared loop is disposed: work still posted for it (an answer, a push, a
+    // retry) is then dropped, as it is when a client's own loop stops, so nothing reopens a connection.
+    private bool _detached;
     private long _adminIds;
     private int _disposed;
 
@@ -58,8 +65,9 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
             Logger = options.Loggers.CreateLogger("Understudy.Transport"),
         };
         _session = new ClientSession(clientId, options.Retry, this, TimeProvider.System, new Random(unchecked((int)clientId)));
-        _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e));
-        _loop.Start(_session.Tick, options.TickInterval);
+        _ownsLoop = options.Loop is null;
+        _loop = options.Loop ?? new ClientLoop(options.TickInterval, options.Loggers);
+        _loop.Join(_session.Tick);
         // With others to try, a monitor that does not finish its handshake within a second is passed over (a frozen
         // process accepts connections in the kernel and never answers); alone, it is given longer.
         var connectTimeout = options.Monitors.Count > 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(2);
@@ -70,7 +78,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         {
             Publish(s => s with { ConnectedMonitor = monitor });
             _firstMonitor.TrySetResult();
-            _loop.Post(_session.Start);
+            Post(_session.Start);
         };
         _monitor.Disconnected += (monitor, closed) =>
         {
@@ -335,6 +343,12 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         var cancelled = false;
         _loop.Post(() =>
         {
+            if (_detached)
+            {
+                done.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+                return;
+            }
+
             if (cancellationToken.IsCancellationRequested)
             {
                 cancelled = true;
@@ -355,7 +369,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         // its loop is stuck): no call outlives its deadline, whatever the monitor and the servers do.
         var deadline = (timeout ?? _options.Retry.RequestTimeout) + DeadlineSlack;
         ClientResult result;
-        var registration = cancellationToken.Register(() => _loop.Post(() =>
+        var registration = cancellationToken.Register(() => Post(() =>
         {
             if (seq != 0 && !done.Task.IsCompleted)
             {
@@ -390,7 +404,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         switch (message)
         {
             case PrimaryUpdate update:
-                _loop.Post(() => _session.Handle(update));
+                Post(() => _session.Handle(update));
                 break;
             case AdminResponse response when _admin.TryGetValue(response.RequestId, out var waiter):
                 waiter.TrySetResult(response);
@@ -439,6 +453,28 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         }
     }
 
+    /// <summary>Queues work for this client on its loop; dropped once the client has left a shared loop.</summary>
+    private void Post(Action work) => _loop.Post(() =>
+    {
+        if (!_detached)
+        {
+            work();
+        }
+    });
+
+    /// <summary>On the loop (or after it stopped): ticks no more, drops later work, fails every call still waiting.</summary>
+    private void Detach()
+    {
+        _detached = true;
+        _loop.LeaveOnLoop(_session.Tick);
+        foreach (var call in _calls.Values)
+        {
+            call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+        }
+
+        _calls.Clear();
+    }
+
     /// <summary>
     /// Fails every call still waiting (as unknown: it may have been applied), then closes the connections, waiting
     /// at most <see cref="UnderstudyClientOptions.DisposeTimeout"/> for them.
@@ -469,12 +505,17 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
     private async Task CloseAsync()
     {
-        await _loop.DisposeAsync().ConfigureAwait(false);
-
-        // The loop has stopped: nothing else touches the calls now.
-        foreach (var call in _calls.Values)
+        if (_ownsLoop || _loop.IsStopped)
         {
-            call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+            await _loop.DisposeAsync().ConfigureAwait(false);
+
+            // The loop has stopped: nothing else touches the calls now.
+            Detach();
+        }
+        else
+        {
+            // A shared loop goes on for the other clients: this one leaves it, on it, so no work of its own runs after.
+            await _loop.RunAsync(Detach).ConfigureAwait(false);
         }
 
         await Task.WhenAll(_servers.Values.Select(link => link.DisposeAsync().AsTask()).Append(_monitor.DisposeAsync().AsTask())).ConfigureAwait(false);

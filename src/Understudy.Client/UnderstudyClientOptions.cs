@@ -27,7 +27,14 @@ public sealed record UnderstudyClientOptions
     /// <summary>Names this client's writes for deduplication; random when null.</summary>
     public ulong? ClientId { get; init; }
 
+    /// <summary>How often the client checks its calls' deadlines and retries; unused when <see cref="Loop"/> is set (the loop's own interval applies).</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>
+    /// A loop shared with other clients in this process (one thread of work and one tick timer for all of them), or null
+    /// for a loop of the client's own. The caller owns a shared loop: dispose it after the clients on it.
+    /// </summary>
+    public ClientLoop? Loop { get; init; }
 
     public ILoggerFactory Loggers { get; init; } = NullLoggerFactory.Instance;
 
