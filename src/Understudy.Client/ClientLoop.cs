@@ -10,8 +10,7 @@ namespace Understudy.Client;
 /// clients (one connection each, as a load generator or a connection-per-tenant service has) then wakes one loop and one
 /// timer instead of one of each per client, and a busy loop drains every client's work in one pass instead of a thread
 /// hand-off per request per client. Each client keeps its own connections, session and calls; only the thread and the
-/// timer are shared. Dispose it after the clients that use it (a client closed after its loop is stopped skips the
-/// loop and is bounded by <see cref="UnderstudyClientOptions.DisposeTimeout"/>).
+/// timer are shared. Dispose it after the clients that use it.
 /// </summary>
 public sealed class ClientLoop : IAsyncDisposable
 {
@@ -37,18 +36,8 @@ public sealed class ClientLoop : IAsyncDisposable
     {
     }
 
-    /// <summary>True once <see cref="DisposeAsync"/> began: work posted from then on may never run.</summary>
-    internal bool IsStopped => Volatile.Read(ref _disposed) != 0;
-
     /// <summary>Queues work; safe from any thread.</summary>
     internal void Post(Action work) => _loop.Post(work);
-
-    /// <summary>Runs <paramref name="work"/> on the loop; completes when it has run.</summary>
-    internal Task RunAsync(Action work) => _loop.InvokeAsync(() =>
-    {
-        work();
-        return true;
-    });
 
     /// <summary>From the next tick on, <paramref name="tick"/> runs at every tick (on the loop).</summary>
     internal void Join(Action tick) => Post(() => _ticks.Add(tick));

@@ -32,16 +32,16 @@ public sealed partial class UnderstudyClient
         {
             if (message is ClientResponse response)
             {
-                _client._loop.Post(() =>
+                // Handled here, on the reader's thread, under the gate: the caller's task completes without a hop
+                // through the loop (its continuation still runs on the thread pool, never on this reader).
+                lock (_client._gate)
                 {
-                    if (_client._detached)
+                    if (!_client._detached)
                     {
-                        return;
+                        _client.NoteServerAnswer(response.Status);
+                        _client._session.Handle(_address, response);
                     }
-
-                    _client.NoteServerAnswer(response.Status);
-                    _client._session.Handle(_address, response);
-                });
+                }
             }
 
             return ValueTask.CompletedTask;

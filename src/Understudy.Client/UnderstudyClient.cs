@@ -41,8 +41,16 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     // completes it before its sequence number is known. Touched only on the loop.
     private TaskCompletionSource<ClientResult>? _submitting;
 
-    // Set on the loop when a client on a shared loop is disposed: work still posted for it (an answer, a push, a
-    // retry) is then dropped, as it is when a client's own loop stops, so nothing reopens a connection.
+    // The session, the calls and everything below marked "under the gate" are touched only while holding this lock:
+    // a call is submitted on the caller's thread and an answer handled on the thread that read it, so a request and
+    // its answer cross no thread of the client's own (one hand-off per request is left: the caller's continuation,
+    // kept off the reader's thread). Timer ticks, pushes and cancellations come through the loop and take it too.
+    // Nothing that blocks runs under it: sends are queued or written with one non-blocking send.
+    private readonly Lock _gate = new();
+    private readonly Action _tick;
+
+    // Set under the gate when the client is disposed: work still posted for it (an answer, a push, a retry) is then
+    // dropped, so nothing reopens a connection.
     private bool _detached;
     private long _adminIds;
     private int _disposed;
@@ -67,7 +75,8 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         _session = new ClientSession(clientId, options.Retry, this, TimeProvider.System, new Random(unchecked((int)clientId)));
         _ownsLoop = options.Loop is null;
         _loop = options.Loop ?? new ClientLoop(options.TickInterval, options.Loggers);
-        _loop.Join(_session.Tick);
+        _tick = Tick;
+        _loop.Join(_tick);
         // With others to try, a monitor that does not finish its handshake within a second is passed over (a frozen
         // process accepts connections in the kernel and never answers); alone, it is given longer.
         var connectTimeout = options.Monitors.Count > 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(2);
@@ -338,24 +347,12 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
         var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        // Both written and read on the loop: the cancellation is posted after the submission, so it finds the call's number.
+        // Submitted here, under the gate: the cancellation below runs under it too, after this, so it finds the call's number.
         var seq = 0L;
         var cancelled = false;
-        _loop.Post(() =>
+        lock (_gate)
         {
-            if (_detached)
-            {
-                done.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
-                return;
-            }
-
-            if (cancellationToken.IsCancellationRequested)
-            {
-                cancelled = true;
-                done.TrySetResult(new ClientResult(0, kind, OutcomeKind.Failed, default, 0, NodeAddress.None, "cancelled before it was sent", 0));
-                return;
-            }
-
+            ObjectDisposedException.ThrowIf(_detached, this);
             _submitting = done;
             seq = _session.Submit(kind, payload, timeout, firstTarget);
             _submitting = null;
@@ -363,7 +360,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
             {
                 _calls[seq] = done;
             }
-        });
+        }
 
         // The session times the call out itself; this bound is for when it cannot (the client is being disposed,
         // its loop is stuck): no call outlives its deadline, whatever the monitor and the servers do.
@@ -416,7 +413,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
     private ServerLink Link(NodeAddress server) => _servers.GetOrAdd(server, address => new ServerLink(this, address));
 
-    // ------------------------------------------------------------------ IClientEnvironment (on the loop)
+    // ------------------------------------------------------------------ IClientEnvironment (under the gate)
 
     void IClientEnvironment.SendToServer(NodeAddress server, in ClientRequest request) => Link(server).Send(request);
 
@@ -453,20 +450,33 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         }
     }
 
-    /// <summary>Queues work for this client on its loop; dropped once the client has left a shared loop.</summary>
+    /// <summary>Queues work for this client on its loop, to run under the gate; dropped once the client is disposed.</summary>
     private void Post(Action work) => _loop.Post(() =>
     {
-        if (!_detached)
+        lock (_gate)
         {
-            work();
+            if (!_detached)
+            {
+                work();
+            }
         }
     });
 
-    /// <summary>On the loop (or after it stopped): ticks no more, drops later work, fails every call still waiting.</summary>
+    private void Tick()
+    {
+        lock (_gate)
+        {
+            if (!_detached)
+            {
+                _session.Tick();
+            }
+        }
+    }
+
+    /// <summary>Under the gate: drops later work, fails every call still waiting.</summary>
     private void Detach()
     {
         _detached = true;
-        _loop.LeaveOnLoop(_session.Tick);
         foreach (var call in _calls.Values)
         {
             call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
@@ -505,17 +515,20 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
     private async Task CloseAsync()
     {
-        if (_ownsLoop || _loop.IsStopped)
+        // From here no work of this client's runs (all of it checks the flag under the gate).
+        lock (_gate)
+        {
+            Detach();
+        }
+
+        if (_ownsLoop)
         {
             await _loop.DisposeAsync().ConfigureAwait(false);
-
-            // The loop has stopped: nothing else touches the calls now.
-            Detach();
         }
         else
         {
-            // A shared loop goes on for the other clients: this one leaves it, on it, so no work of its own runs after.
-            await _loop.RunAsync(Detach).ConfigureAwait(false);
+            // A shared loop goes on for the other clients; this one's tick leaves it.
+            _loop.Post(() => _loop.LeaveOnLoop(_tick));
         }
 
         await Task.WhenAll(_servers.Values.Select(link => link.DisposeAsync().AsTask()).Append(_monitor.DisposeAsync().AsTask())).ConfigureAwait(false);
