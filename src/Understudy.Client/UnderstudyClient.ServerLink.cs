@@ -36,10 +36,18 @@ public sealed partial class UnderstudyClient
                 // through the loop (its continuation still runs on the thread pool, never on this reader).
                 lock (_client._gate)
                 {
-                    if (!_client._detached)
+                    try
                     {
-                        _client.NoteServerAnswer(response.Status);
-                        _client._session.Handle(_address, response);
+                        if (!_client._detached)
+                        {
+                            _client.NoteServerAnswer(response.Status);
+                            _client._session.Handle(_address, response);
+                        }
+                    }
+                    catch (Exception e)
+                    {
+                        // As the loop does: one bad answer is logged, and neither the connection nor the client stops.
+                        ClientLog.LoopError(_client._logger, e);
                     }
                 }
             }

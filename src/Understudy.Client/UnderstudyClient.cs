@@ -354,8 +354,15 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         {
             ObjectDisposedException.ThrowIf(_detached, this);
             _submitting = done;
-            seq = _session.Submit(kind, payload, timeout, firstTarget);
-            _submitting = null;
+            try
+            {
+                seq = _session.Submit(kind, payload, timeout, firstTarget);
+            }
+            finally
+            {
+                _submitting = null;
+            }
+
             if (!done.Task.IsCompleted)
             {
                 _calls[seq] = done;
