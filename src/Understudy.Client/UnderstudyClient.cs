@@ -2,121 +2,12 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Understudy.Core.Client;
 using Understudy.Core.StateMachines;
 using Understudy.Protocol;
 using Understudy.Transport;
 
 namespace Understudy.Client;
-
-/// <summary>How an <see cref="UnderstudyClient"/> finds the cluster and how patient it is.</summary>
-public sealed record UnderstudyClientOptions
-{
-    /// <summary>
-    /// Every monitor's client address (the original's port 9001; a group's monitors take 9001, 9011, 9021... under
-    /// `understudy up`). Any reachable one serves configuration and subscriptions; operator commands go to the active one.
-    /// </summary>
-    public IReadOnlyList<NodeAddress> Monitors { get; init; } = [new("127.0.0.1", 9001)];
-
-    /// <summary>A group of one monitor: the first of <see cref="Monitors"/>; setting it replaces the list.</summary>
-    public NodeAddress Monitor
-    {
-        get => Monitors.Count > 0 ? Monitors[0] : NodeAddress.None;
-        init => Monitors = [value];
-    }
-
-    /// <summary>Deadlines, backoff and what to do with no primary known.</summary>
-    public ClientOptions Retry { get; init; } = new();
-
-    /// <summary>Names this client's writes for deduplication; random when null.</summary>
-    public ulong? ClientId { get; init; }
-
-    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(5);
-
-    public ILoggerFactory Loggers { get; init; } = NullLoggerFactory.Instance;
-
-    /// <summary>
-    /// The longest <see cref="UnderstudyClient.DisposeAsync"/> waits for its connections to close; past it they are
-    /// left to finish on their own, so an unreachable or frozen monitor never holds up the caller's <c>await using</c>.
-    /// </summary>
-    public TimeSpan DisposeTimeout { get; init; } = TimeSpan.FromSeconds(2);
-}
-
-/// <summary>The answer to one call: the result bytes, and which server answered in which epoch.</summary>
-public readonly record struct Reply(ReadOnlyMemory<byte> Payload, long Epoch, NodeAddress Server, int Attempts);
-
-/// <summary>A primary change the client learned of (from the monitor's push or a server's hint).</summary>
-public sealed class PrimaryChangedEventArgs(NodeAddress primary, long epoch, string source) : EventArgs
-{
-    public NodeAddress Primary { get; } = primary;
-
-    public long Epoch { get; } = epoch;
-
-    public string Source { get; } = source;
-}
-
-/// <summary>A call that did not succeed: <see cref="Outcome"/> says whether it may still have been applied.</summary>
-public sealed class UnderstudyException : Exception
-{
-    public UnderstudyException(string message, OutcomeKind outcome)
-        : base(message) => Outcome = outcome;
-
-    public UnderstudyException()
-    {
-    }
-
-    public UnderstudyException(string message)
-        : base(message)
-    {
-    }
-
-    public UnderstudyException(string message, Exception inner)
-        : base(message, inner)
-    {
-    }
-
-    /// <summary>Failed: surely not applied. Unknown: sent, unanswered before the deadline; may have been applied.</summary>
-    public OutcomeKind Outcome { get; }
-}
-
-/// <summary>
-/// A call its caller cancelled. <see cref="Outcome"/> says what became of it: <see cref="OutcomeKind.Failed"/> when it
-/// was cancelled before it was sent (it never will be: surely not applied), <see cref="OutcomeKind.Unknown"/> when it was
-/// already on its way to a server (it may have been applied, exactly as after a deadline). An
-/// <see cref="OperationCanceledException"/>, so code that catches cancellation the usual way still does.
-/// </summary>
-public sealed class UnderstudyCanceledException : OperationCanceledException
-{
-    public UnderstudyCanceledException(string message, OutcomeKind outcome, CancellationToken token)
-        : base(message, token) => Outcome = outcome;
-
-    public UnderstudyCanceledException()
-    {
-    }
-
-    public UnderstudyCanceledException(string message)
-        : base(message)
-    {
-    }
-
-    public UnderstudyCanceledException(string message, Exception inner)
-        : base(message, inner)
-    {
-    }
-
-    /// <summary>Failed: never sent, surely not applied. Unknown: sent before the cancellation; may have been applied.</summary>
-    public OutcomeKind Outcome { get; }
-}
-
-/// <summary>
-/// What a client knows of the cluster at one instant: one immutable object, replaced whole, so the primary, its epoch
-/// and the monitor read from it always belong together, from any thread.
-/// </summary>
-public sealed record UnderstudyClientState(NodeAddress Primary, long Epoch, NodeAddress ConnectedMonitor)
-{
-    public static readonly UnderstudyClientState Initial = new(NodeAddress.None, 0, NodeAddress.None);
-}
 
 /// <summary>
 /// A client of an Understudy cluster: <see cref="ExecuteAsync"/> applies a command to the cluster's state machine and
@@ -134,7 +25,10 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     private readonly TcpTransport _transport = new();
     private readonly FrameConnectionOptions _connectionOptions;
     private readonly ClientSession _session;
-    private readonly EventLoop _loop;
+    private readonly ClientLoop _loop;
+
+    // True when this client made its loop (and stops it on dispose); false when it shares UnderstudyClientOptions.Loop.
+    private readonly bool _ownsLoop;
     private readonly MonitorRotation _monitor;
     private readonly ConcurrentDictionary<NodeAddress, ServerLink> _servers = new();
     private readonly Dictionary<long, TaskCompletionSource<ClientResult>> _calls = [];
@@ -146,6 +40,18 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     // The call being submitted on the loop: a session that finishes a call inside Submit (fail-fast with no primary)
     // completes it before its sequence number is known. Touched only on the loop.
     private TaskCompletionSource<ClientResult>? _submitting;
+
+    // The session, the calls and everything below marked "under the gate" are touched only while holding this lock:
+    // a call is submitted on the caller's thread and an answer handled on the thread that read it, so a request and
+    // its answer cross no thread of the client's own (one hand-off per request is left: the caller's continuation,
+    // kept off the reader's thread). Timer ticks, pushes and cancellations come through the loop and take it too.
+    // Nothing that blocks runs under it: sends are queued or written with one non-blocking send.
+    private readonly Lock _gate = new();
+    private readonly Action _tick;
+
+    // Set under the gate when the client is disposed: work still posted for it (an answer, a push, a retry) is then
+    // dropped, so nothing reopens a connection.
+    private bool _detached;
     private long _adminIds;
     private int _disposed;
 
@@ -167,8 +73,10 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
             Logger = options.Loggers.CreateLogger("Understudy.Transport"),
         };
         _session = new ClientSession(clientId, options.Retry, this, TimeProvider.System, new Random(unchecked((int)clientId)));
-        _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e));
-        _loop.Start(_session.Tick, options.TickInterval);
+        _ownsLoop = options.Loop is null;
+        _loop = options.Loop ?? new ClientLoop(options.TickInterval, options.Loggers);
+        _tick = Tick;
+        _loop.Join(_tick);
         // With others to try, a monitor that does not finish its handshake within a second is passed over (a frozen
         // process accepts connections in the kernel and never answers); alone, it is given longer.
         var connectTimeout = options.Monitors.Count > 1 ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(2);
@@ -179,7 +87,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         {
             Publish(s => s with { ConnectedMonitor = monitor });
             _firstMonitor.TrySetResult();
-            _loop.Post(_session.Start);
+            Post(_session.Start);
         };
         _monitor.Disconnected += (monitor, closed) =>
         {
@@ -439,32 +347,33 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
         var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        // Both written and read on the loop: the cancellation is posted after the submission, so it finds the call's number.
+        // Submitted here, under the gate: the cancellation below runs under it too, after this, so it finds the call's number.
         var seq = 0L;
         var cancelled = false;
-        _loop.Post(() =>
+        lock (_gate)
         {
-            if (cancellationToken.IsCancellationRequested)
+            ObjectDisposedException.ThrowIf(_detached, this);
+            _submitting = done;
+            try
             {
-                cancelled = true;
-                done.TrySetResult(new ClientResult(0, kind, OutcomeKind.Failed, default, 0, NodeAddress.None, "cancelled before it was sent", 0));
-                return;
+                seq = _session.Submit(kind, payload, timeout, firstTarget);
+            }
+            finally
+            {
+                _submitting = null;
             }
 
-            _submitting = done;
-            seq = _session.Submit(kind, payload, timeout, firstTarget);
-            _submitting = null;
             if (!done.Task.IsCompleted)
             {
                 _calls[seq] = done;
             }
-        });
+        }
 
         // The session times the call out itself; this bound is for when it cannot (the client is being disposed,
         // its loop is stuck): no call outlives its deadline, whatever the monitor and the servers do.
         var deadline = (timeout ?? _options.Retry.RequestTimeout) + DeadlineSlack;
         ClientResult result;
-        var registration = cancellationToken.Register(() => _loop.Post(() =>
+        var registration = cancellationToken.Register(() => Post(() =>
         {
             if (seq != 0 && !done.Task.IsCompleted)
             {
@@ -492,144 +401,6 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         };
     }
 
-    /// <summary>How many times an operator command follows a refusal naming the active monitor before giving up.</summary>
-    private const int MaxAdminRedirects = 4;
-
-    /// <summary>
-    /// An operator command to the monitor group (status, events, switchover, forced promotion): sent to the monitor this
-    /// client is connected to; a monitor that is not the active one refuses commands that change the cluster and names the
-    /// active one, and the command is sent there instead (on a connection of its own, closed after the answer).
-    /// </summary>
-    /// <exception cref="UnderstudyException">No answer within <paramref name="timeout"/>, an active monitor that cannot be
-    /// reached, or the client was disposed.</exception>
-    public async Task<AdminResponse> AdminAsync(AdminCommand command, NodeAddress target, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        var asked = _monitor.Current;
-        try
-        {
-            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-
-            // One bound for the whole call (sending and redirects included), so nothing inside it can outlive the deadline.
-            return await RunAdminAsync(command, target, cancellationToken).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // The monitor the group connection went to kept it open and said nothing: the next call tries another.
-            if (_options.Monitors.Count > 1)
-            {
-                _monitor.Abandon(asked);
-            }
-
-            throw new UnderstudyException($"no monitor of {Describe(_options.Monitors)} answered within {timeout.TotalSeconds:0.#} s", OutcomeKind.Unknown);
-        }
-        catch (ObjectDisposedException)
-        {
-            throw new UnderstudyException($"the client was disposed before the monitor ({Describe(_options.Monitors)}) answered", OutcomeKind.Unknown);
-        }
-    }
-
-    private async Task<AdminResponse> RunAdminAsync(AdminCommand command, NodeAddress target, CancellationToken cancellationToken)
-    {
-        var response = await AskMonitorAsync(command, target, NodeAddress.None, cancellationToken).ConfigureAwait(false);
-        for (var redirect = 0; redirect < MaxAdminRedirects && ActiveNamedBy(response) is { IsNone: false } active; redirect++)
-        {
-            // The refusal names the active monitor by its heartbeat address. When its client address cannot be told from
-            // the list this client was given (monitors on arbitrary ports), every listed monitor is asked in turn: only
-            // the active one takes the command.
-            var mapped = ClientAddressOf(active);
-            var candidates = _options.Monitors.Contains(mapped) ? [mapped] : (List<NodeAddress>)[mapped, .. _options.Monitors];
-            TransportException? lastFailure = null;
-            var answered = false;
-            foreach (var address in candidates)
-            {
-                try
-                {
-                    response = await AskMonitorAsync(command, target, address, cancellationToken).ConfigureAwait(false);
-                    answered = true;
-                }
-                catch (TransportException e)
-                {
-                    lastFailure = e;
-                    continue;
-                }
-
-                if (!response.IsNotActiveRefusal)
-                {
-                    return response;
-                }
-            }
-
-            if (!answered)
-            {
-                throw new UnderstudyException($"the active monitor is {active} (client address {mapped}), which did not take the command: {lastFailure?.Message}", OutcomeKind.Failed);
-            }
-        }
-
-        return response;
-    }
-
-    /// <summary>
-    /// One request and its answer: through the group connection when <paramref name="direct"/> is none or the monitor it
-    /// already goes to, otherwise on a connection to <paramref name="direct"/> opened for it.
-    /// </summary>
-    private async Task<AdminResponse> AskMonitorAsync(AdminCommand command, NodeAddress target, NodeAddress direct, CancellationToken cancellationToken)
-    {
-        var id = Interlocked.Increment(ref _adminIds);
-        var done = new TaskCompletionSource<AdminResponse>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _admin[id] = done;
-        try
-        {
-            var request = new AdminRequest(id, command, target);
-            if (direct.IsNone || direct == _monitor.Current)
-            {
-                return await SendAdminAsync(request, done.Task, cancellationToken).ConfigureAwait(false);
-            }
-
-            var connection = await FrameConnection.ConnectAsync(_transport, direct, _connectionOptions, HandleMonitorAsync, cancellationToken).ConfigureAwait(false);
-            await using (connection.ConfigureAwait(false))
-            {
-                connection.Send(request);
-                return await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            _admin.TryRemove(id, out _);
-        }
-    }
-
-    /// <summary>The active monitor a refusal names (its heartbeat address), or none for any other answer.</summary>
-    private static NodeAddress ActiveNamedBy(in AdminResponse response) => response.IsNotActiveRefusal ? response.ActiveMonitor : NodeAddress.None;
-
-    /// <summary>
-    /// A refusal names the active monitor by its heartbeat address H, which is how the group knows its members; a client
-    /// talks to its client address, H's port + 1 unless the monitor was started with another --client-port. A listed
-    /// address that fits is preferred (it is what the operator gave); otherwise that default.
-    /// </summary>
-    internal NodeAddress ClientAddressOf(NodeAddress heartbeat)
-    {
-        var byDefault = heartbeat with { Port = heartbeat.Port + 1 };
-        return _options.Monitors.Contains(byDefault) || !_options.Monitors.Contains(heartbeat) ? byDefault : heartbeat;
-    }
-
-    private static string Describe(IReadOnlyList<NodeAddress> monitors) => string.Join(",", monitors);
-
-    private async Task<AdminResponse> SendAdminAsync(AdminRequest request, Task<AdminResponse> answer, CancellationToken cancellationToken)
-    {
-        // Dropped while no monitor is reachable: try again until connected (the caller's deadline ends this).
-        while (!_monitor.Send(request))
-        {
-            await Task.WhenAny(answer, Task.Delay(20, cancellationToken)).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            if (answer.IsCompleted)
-            {
-                return await answer.ConfigureAwait(false);
-            }
-        }
-
-        return await answer.ConfigureAwait(false);
-    }
-
     // ------------------------------------------------------------------ network
 
     private ValueTask HandleMonitorAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
@@ -637,7 +408,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         switch (message)
         {
             case PrimaryUpdate update:
-                _loop.Post(() => _session.Handle(update));
+                Post(() => _session.Handle(update));
                 break;
             case AdminResponse response when _admin.TryGetValue(response.RequestId, out var waiter):
                 waiter.TrySetResult(response);
@@ -649,7 +420,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
     private ServerLink Link(NodeAddress server) => _servers.GetOrAdd(server, address => new ServerLink(this, address));
 
-    // ------------------------------------------------------------------ IClientEnvironment (on the loop)
+    // ------------------------------------------------------------------ IClientEnvironment (under the gate)
 
     void IClientEnvironment.SendToServer(NodeAddress server, in ClientRequest request) => Link(server).Send(request);
 
@@ -686,6 +457,41 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         }
     }
 
+    /// <summary>Queues work for this client on its loop, to run under the gate; dropped once the client is disposed.</summary>
+    private void Post(Action work) => _loop.Post(() =>
+    {
+        lock (_gate)
+        {
+            if (!_detached)
+            {
+                work();
+            }
+        }
+    });
+
+    private void Tick()
+    {
+        lock (_gate)
+        {
+            if (!_detached)
+            {
+                _session.Tick();
+            }
+        }
+    }
+
+    /// <summary>Under the gate: drops later work, fails every call still waiting.</summary>
+    private void Detach()
+    {
+        _detached = true;
+        foreach (var call in _calls.Values)
+        {
+            call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+        }
+
+        _calls.Clear();
+    }
+
     /// <summary>
     /// Fails every call still waiting (as unknown: it may have been applied), then closes the connections, waiting
     /// at most <see cref="UnderstudyClientOptions.DisposeTimeout"/> for them.
@@ -716,72 +522,22 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
     private async Task CloseAsync()
     {
-        await _loop.DisposeAsync().ConfigureAwait(false);
-
-        // The loop has stopped: nothing else touches the calls now.
-        foreach (var call in _calls.Values)
+        // From here no work of this client's runs (all of it checks the flag under the gate).
+        lock (_gate)
         {
-            call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+            Detach();
+        }
+
+        if (_ownsLoop)
+        {
+            await _loop.DisposeAsync().ConfigureAwait(false);
+        }
+        else
+        {
+            // A shared loop goes on for the other clients; this one's tick leaves it.
+            _loop.Post(() => _loop.LeaveOnLoop(_tick));
         }
 
         await Task.WhenAll(_servers.Values.Select(link => link.DisposeAsync().AsTask()).Append(_monitor.DisposeAsync().AsTask())).ConfigureAwait(false);
     }
-
-    /// <summary>
-    /// The connection to one server. Requests made before it is up wait for it (a new primary is used the
-    /// moment the push arrives, so dropping them would cost a whole attempt timeout); if it cannot connect,
-    /// the session hears of it and retries elsewhere.
-    /// </summary>
-    private sealed class ServerLink : IAsyncDisposable
-    {
-        private readonly UnderstudyClient _client;
-        private readonly NodeAddress _address;
-        private readonly BufferedPeer _peer;
-
-        public ServerLink(UnderstudyClient client, NodeAddress address)
-        {
-            _client = client;
-            _address = address;
-            _peer = new BufferedPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) }, sendNow: true);
-            _peer.Disconnected += _ => client._loop.Post(() => client._session.OnServerConnectionLost(address));
-            _peer.Start();
-        }
-
-        public void Send(in ClientRequest request) => _peer.Send(request);
-
-        private ValueTask HandleAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
-        {
-            if (message is ClientResponse response)
-            {
-                _client._loop.Post(() =>
-                {
-                    _client.NoteServerAnswer(response.Status);
-                    _client._session.Handle(_address, response);
-                });
-            }
-
-            return ValueTask.CompletedTask;
-        }
-
-        public ValueTask DisposeAsync() => _peer.DisposeAsync();
-    }
-}
-
-/// <summary>The client's log lines. EventIds 5000-5999 belong to Understudy.Client.</summary>
-internal static partial class ClientLog
-{
-    [LoggerMessage(5000, LogLevel.Information, "primary is {Primary} (epoch {Epoch}, from {Source})")]
-    public static partial void PrimaryChanged(ILogger logger, string primary, long epoch, string source);
-
-    [LoggerMessage(5001, LogLevel.Warning, "waiting for the monitor at {Monitor} ({Reason})")]
-    public static partial void MonitorUnreachable(ILogger logger, string monitor, string reason);
-
-    [LoggerMessage(5002, LogLevel.Error, "client error; carrying on")]
-    public static partial void LoopError(ILogger logger, Exception exception);
-
-    [LoggerMessage(5004, LogLevel.Warning, "the primary has answered only 'unavailable' for {Seconds} s: leaving monitor {Monitor}, which may be cut off from its group, for the next one")]
-    public static partial void MonitorSuspected(ILogger logger, string monitor, double seconds);
-
-    [LoggerMessage(5003, LogLevel.Warning, "closing the connections (monitor {Monitor}) took more than {Seconds} s; left to finish in the background")]
-    public static partial void DisposeSlow(ILogger logger, string monitor, double seconds);
 }

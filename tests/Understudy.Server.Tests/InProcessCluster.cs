@@ -155,6 +155,19 @@ internal sealed class InProcessCluster : IAsyncDisposable
         return found;
     }
 
+    /// <summary>Waits until the primary (server <paramref name="primary"/>) counts <paramref name="servers"/> servers in its in-sync set.</summary>
+    public async Task WaitForInSyncAsync(int primary, int servers, string phase)
+    {
+        var host = ServerOf(Servers[primary]).Host!;
+        var inSync = 0;
+        await Poll.UntilAsync(
+            async _ => (inSync = await host.ReadAsync(n => n.Config.InSync.Length)) == servers,
+            Poll.DefaultTimeout,
+            phase,
+            _ => Task.FromResult($"expected {servers} servers in sync, saw {inSync}"),
+            Token);
+    }
+
     /// <summary>Stops a server's application abruptly enough for the test: its port and connections close.</summary>
     public async Task KillAsync(int i)
     {

@@ -33,14 +33,7 @@ public sealed class UserStateMachineTests
         var epochBefore = InProcessCluster.ServerOf(cluster.Servers[primary]).Epoch;
 
         // Only an in-sync backup may take over, so the kill waits until both backups are in the set (sooner, no candidate).
-        var host = InProcessCluster.ServerOf(cluster.Servers[primary]).Host!;
-        var inSync = 0;
-        await Poll.UntilAsync(
-            async _ => (inSync = await host.ReadAsync(n => n.Config.InSync.Length)) == 3,
-            Poll.DefaultTimeout,
-            "both backups in the in-sync set before the kill",
-            _ => Task.FromResult($"expected 3 servers in sync, saw {inSync}"),
-            Token);
+        await cluster.WaitForInSyncAsync(primary, 3, "both backups in the in-sync set before the kill");
 
         // Writes keep going while the primary is killed: each one acknowledged must be counted exactly once.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Token);

@@ -61,9 +61,11 @@ internal static class BenchVerb
         stateMachine.AcceptOnlyFromAmong("messages", "kv");
         var getRatio = new Option<double>("--get-ratio") { Description = "kv: the share of operations that are gets, 0 to 1 (the rest are puts).", DefaultValueFactory = _ => 0 };
         var keys = new Option<int>("--keys") { Description = "kv: keys drawn uniformly from this many, each written once before the run.", DefaultValueFactory = _ => 1000 };
+        var clientLoop = new Option<string>("--client-loop") { Description = "shared (the bench's clients run on one ClientLoop: one thread of work, one tick timer) or own (a loop and a timer per client, to compare).", DefaultValueFactory = _ => "shared" };
+        clientLoop.AcceptOnlyFromAmong("shared", "own");
         var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles; with --state-machine kv, puts and gets per second.")
         {
-            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys,
+            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -101,6 +103,7 @@ internal static class BenchVerb
                 StateMachine = machine,
                 GetRatio = ratio,
                 KeySpace = keySpace,
+                SharedClientLoop = parse.GetValue(clientLoop) == "shared",
                 RunFolder = Folder(parse.GetValue(output), machine == BuiltInStateMachine.Kv ? $"throughput-kv-c{c}-g{ratio * 100:0}-{parse.GetValue(fsync)}" : $"throughput-c{c}-{parse.GetValue(fsync)}"),
             };
             var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);

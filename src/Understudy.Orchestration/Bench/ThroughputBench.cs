@@ -24,6 +24,12 @@ public sealed record ThroughputOptions
 
     public double WarmupSeconds { get; init; } = 2;
 
+    /// <summary>
+    /// The clients share one <see cref="ClientLoop"/> (one thread of work and one tick timer, as a process with many
+    /// clients would run them); false gives each client its own, as before round 18 (for comparing the two).
+    /// </summary>
+    public bool SharedClientLoop { get; init; } = true;
+
     public int Servers { get; init; } = 3;
 
     /// <summary>The state machine the cluster runs: the message store (appends) or the key-value store (puts and gets).</summary>
@@ -90,6 +96,8 @@ public sealed class ThroughputBench
         var healthy = await cluster.StartHealthyAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
         _say($"cluster up: primary {healthy.Primary}, in sync [{string.Join(", ", healthy.InSync)}], fsync {_options.Fsync}");
 
+        // Disposed after the clients (the finally below), as a shared loop must be.
+        var sharedLoop = _options.SharedClientLoop ? new ClientLoop() : null;
         var clients = new List<UnderstudyClient>();
         try
         {
@@ -107,6 +115,7 @@ public sealed class ThroughputBench
                             {
                                 Monitor = cluster.MonitorAddress,
                                 Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) },
+                                Loop = sharedLoop,
                             },
                             connecting.Token).ConfigureAwait(false));
                     }
@@ -218,6 +227,11 @@ public sealed class ThroughputBench
             foreach (var c in clients)
             {
                 await c.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (sharedLoop is not null)
+            {
+                await sharedLoop.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
