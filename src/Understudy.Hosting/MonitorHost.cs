@@ -262,13 +262,8 @@ public sealed partial class MonitorHost : IMonitorEnvironment, IAsyncDisposable
                 connection.Send(new AdminResponse(request.RequestId, true, string.Empty, Encoding.UTF8.GetBytes(status.ToJson())));
                 break;
             case AdminRequest { Command: AdminCommand.Events } request:
-                // The failover journal that matters is the active monitor's: a follower's holds only what it saw while it
-                // was active, if ever. So a follower that knows the active monitor refuses and names it (the client asks
-                // that one, as for a switchover); one that knows none answers with its own journal, the best there is.
-                var (active, events) = await ReadAsync(n => (n.IsActive ? NodeAddress.None : n.Leadership.Active, (IReadOnlyList<EventView>)[.. n.Events.Select(EventView.From)]));
-                connection.Send(active.IsNone
-                    ? new AdminResponse(request.RequestId, true, string.Empty, JsonSerializer.SerializeToUtf8Bytes(events, ClusterStatus.Json))
-                    : new AdminResponse(request.RequestId, false, $"events are kept by the active monitor, {active}", ReadOnlyMemory<byte>.Empty) { ActiveMonitor = active });
+                var events = await EventsAsync();
+                connection.Send(new AdminResponse(request.RequestId, true, string.Empty, JsonSerializer.SerializeToUtf8Bytes(events, ClusterStatus.Json)));
                 break;
             case var _ when MonitorInbox.SenderOf(message.Type) == MonitorSender.Client:
                 Post(client, message);

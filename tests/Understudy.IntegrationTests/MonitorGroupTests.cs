@@ -68,26 +68,6 @@ public sealed class MonitorGroupTests
     }
 
     [Fact]
-    public async Task Events_asked_of_a_follower_are_the_active_monitors_journal()
-    {
-        await using var group = await MonitorGroup.StartAsync(3);
-        group.Fake.MakeActive(group.Hosts[1].HeartbeatAddress);
-        await group.WaitAllAsync("first term", s => s.Active == group.Hosts[1].HeartbeatAddress.ToString() && s.Term == 1);
-
-        // The follower is listed first, so the client's connection goes to it; only the active monitor became active,
-        // so only its journal holds BecameActive. A follower answering with its own journal would fail this.
-        await using var client = new Understudy.Client.UnderstudyClient(new Understudy.Client.UnderstudyClientOptions
-        {
-            Monitors = [group.Hosts[0].ClientAddress, group.Hosts[1].ClientAddress],
-        });
-        var answer = await client.AdminAsync(AdminCommand.Events, NodeAddress.None, TimeSpan.FromSeconds(10), Cancel);
-
-        Assert.True(answer.Ok, answer.Message);
-        var events = JsonSerializer.Deserialize<List<EventView>>(answer.Body.Span, ClusterStatus.Json)!;
-        Assert.Contains(events, e => e.Kind == nameof(MonitorEventKind.BecameActive));
-    }
-
-    [Fact]
     public async Task A_monitor_that_becomes_active_with_a_stale_copy_is_active_only_once_it_has_the_committed_configuration()
     {
         await using var group = await MonitorGroup.StartAsync(3);
