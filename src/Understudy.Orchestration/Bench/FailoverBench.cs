@@ -299,7 +299,7 @@ public sealed class FailoverBench
         IReadOnlyList<EventView> events = [];
         try
         {
-            events = await cluster.EventsAsync(ct).ConfigureAwait(false);
+            events = await cluster.ActiveMonitorEventsAsync(ct).ConfigureAwait(false);
         }
         catch (UnderstudyException)
         {

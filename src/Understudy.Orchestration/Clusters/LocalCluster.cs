@@ -382,6 +382,24 @@ public sealed class LocalCluster : IAsyncDisposable
         return System.Text.Json.JsonSerializer.Deserialize<List<EventView>>(response.Body.Span, ClusterStatus.Json) ?? [];
     }
 
+    /// <summary>
+    /// The journal of the active monitor itself. Each monitor keeps its own: the admin connection of a group may have gone
+    /// to a follower, whose journal holds only what it saw while it was active, if ever. Falls back to
+    /// <see cref="EventsAsync"/> when no monitor is named active.
+    /// </summary>
+    public async Task<IReadOnlyList<EventView>> ActiveMonitorEventsAsync(CancellationToken cancellationToken)
+    {
+        if (_monitors.Count == 1 || await ActiveMonitorAsync(cancellationToken).ConfigureAwait(false) is not { } active)
+        {
+            return await EventsAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var alone = new UnderstudyClient(new UnderstudyClientOptions { Monitors = [active.Client] });
+        await using var scope = alone.ConfigureAwait(false);
+        var response = await alone.AdminAsync(AdminCommand.Events, NodeAddress.None, TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+        return System.Text.Json.JsonSerializer.Deserialize<List<EventView>>(response.Body.Span, ClusterStatus.Json) ?? [];
+    }
+
     /// <summary>Polls the monitor until <paramref name="condition"/> holds; null at the deadline.</summary>
     public Task<ClusterStatus?> WaitForAsync(Func<ClusterStatus, bool> condition, TimeSpan timeout, CancellationToken cancellationToken) =>
         Poll.TryForAsync(StatusAsync, s => s is not null && condition(s), timeout, TimeSpan.FromMilliseconds(25), cancellationToken);
