@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using Understudy.Checking;
 using Understudy.Orchestration.Chaos;
-using Understudy.Orchestration.Processes;
 
 // Each scenario starts a whole cluster: one at a time keeps a 2-core machine honest.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
@@ -77,7 +75,7 @@ public sealed class ChaosScenarioTests(ITestOutputHelper output) : IDisposable
         finalLog.Remove(acked.Value!);
         File.WriteAllLines(Path.Combine(result.RunFolder!, "final-log.txt"), finalLog);
 
-        var (code, stdout) = await RunCliAsync("chaos", "verify", result.RunFolder!);
+        var (code, stdout) = await ChaosRuns.RunCliAsync("chaos", "verify", result.RunFolder!);
         output.WriteLine(stdout);
         Assert.Equal(1, code);
         Assert.Contains("LostWrite", stdout, StringComparison.Ordinal);
@@ -114,28 +112,9 @@ public sealed class ChaosScenarioTests(ITestOutputHelper output) : IDisposable
 
     private async Task<ChaosResult> RunAsync(ChaosScenario scenario, int faults)
     {
-        var options = new ChaosOptions
-        {
-            Scenario = scenario,
-            Faults = faults,
-            Seed = 42,
-            Clients = 3,
-            RunFolder = Path.Combine(_folder.FullName, ChaosRunner.Name(scenario)),
-        };
-        await using var runner = new ChaosRunner(options, line => output.WriteLine(line));
-        var result = await runner.RunAsync(TestContext.Current.CancellationToken);
+        var result = await ChaosRuns.RunAsync(ChaosRuns.Options(scenario, faults, 42, _folder), output);
         output.WriteLine($"{result.Scenario}: {result.Verdict}, {result.Acknowledged} acknowledged, {result.Failovers} failovers, unavailable p50 {result.UnavailableMs.P50} ms max {result.UnavailableMs.Max} ms, {result.ElapsedSeconds} s");
         return result;
-    }
-
-    private static async Task<(int Code, string Output)> RunCliAsync(params string[] args)
-    {
-        var info = CliLauncher.StartInfo(args);
-        using var process = Process.Start(info)!;
-        var stdout = await process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stderr = await process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        await process.WaitForExitAsync(TestContext.Current.CancellationToken);
-        return (process.ExitCode, stdout + stderr);
     }
 
     public void Dispose()

@@ -1,8 +1,6 @@
-using System.Diagnostics;
 using Understudy.Checking.Linearizability;
 using Understudy.Core.StateMachines;
 using Understudy.Orchestration.Chaos;
-using Understudy.Orchestration.Processes;
 
 namespace Understudy.ChaosTests;
 
@@ -63,7 +61,7 @@ public sealed class KeyValueChaosTests(ITestOutputHelper output) : IDisposable
             new KvHistory(calls).WriteJsonLines(writer);
         }
 
-        var (code, stdout) = await RunCliAsync("chaos", "verify", runFolder);
+        var (code, stdout) = await ChaosRuns.RunCliAsync("chaos", "verify", runFolder);
         output.WriteLine(stdout);
         Assert.Equal(1, code);
         Assert.Contains("never-written", stdout, StringComparison.Ordinal);
@@ -72,39 +70,9 @@ public sealed class KeyValueChaosTests(ITestOutputHelper output) : IDisposable
 
     private async Task<ChaosResult> RunAsync(ChaosScenario scenario)
     {
-        var options = new ChaosOptions
-        {
-            Scenario = scenario,
-            Faults = 1,
-            Seed = 42,
-            Clients = 3,
-            StateMachine = BuiltInStateMachine.Kv,
-            RunFolder = Path.Combine(_folder.FullName, ChaosRunner.Name(scenario)),
-        };
-        await using var runner = new ChaosRunner(options, line => output.WriteLine(line));
-        var result = await runner.RunAsync(TestContext.Current.CancellationToken);
+        var result = await ChaosRuns.RunAsync(ChaosRuns.Options(scenario, 1, 42, _folder) with { StateMachine = BuiltInStateMachine.Kv }, output);
         output.WriteLine($"{result.Scenario} (kv): {result.Verdict}, {result.Operations} calls, {result.Acknowledged} acknowledged, {result.Indeterminate} unknown, {result.Failovers} failovers, {result.ElapsedSeconds} s");
         return result;
-    }
-
-    private static async Task<(int Code, string Output)> RunCliAsync(params string[] args)
-    {
-        var info = CliLauncher.StartInfo(args);
-        using var process = Process.Start(info)!;
-        try
-        {
-            var stdout = await process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-            var stderr = await process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-            await process.WaitForExitAsync(TestContext.Current.CancellationToken);
-            return (process.ExitCode, stdout + stderr);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
     }
 
     public void Dispose()

@@ -76,16 +76,7 @@ public sealed class MonitorGroupChaosTests(ITestOutputHelper output) : IDisposab
 
     private async Task<ChaosResult> RunAsync(ChaosScenario scenario, int faults)
     {
-        var options = new ChaosOptions
-        {
-            Scenario = scenario,
-            Faults = faults,
-            Seed = 7,
-            Clients = 3,
-            RunFolder = Path.Combine(_folder.FullName, ChaosRunner.Name(scenario)),
-        };
-        await using var runner = new ChaosRunner(options, line => output.WriteLine(line));
-        var result = await runner.RunAsync(TestContext.Current.CancellationToken);
+        var result = await ChaosRuns.RunAsync(ChaosRuns.Options(scenario, faults, 7, _folder), output);
         output.WriteLine($"{result.Scenario}: {result.Verdict}, {result.Monitors} monitors, {result.Acknowledged} acknowledged, {result.Failovers} failovers, {result.LeaseRefused} refused for want of a lease, {result.ElapsedSeconds} s");
         return result;
     }

@@ -47,16 +47,7 @@ public class SimulationSweepTests(ITestOutputHelper output)
     [Fact]
     public void Sweep_of_2000_fault_schedules_finds_no_violation_and_injects_every_kind_of_fault()
     {
-        var result = Simulator.Sweep(1, SweepSeeds, Options, cancellationToken: TestContext.Current.CancellationToken);
-        output.WriteLine($"{result.Seeds} seeds in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged");
-        foreach (var (kind, n) in result.Faults)
-        {
-            output.WriteLine($"  {kind,-22} {n,8}");
-        }
-
-        Assert.True(result.Violations.Count == 0, Report(result));
-        Assert.Equal(SweepSeeds, result.Seeds);
-        Assert.True(result.Acknowledged > SweepSeeds * 50, $"the workload is too thin to judge: {result.Acknowledged} acknowledged appends");
+        var result = SweepWithoutViolation(SweepSeeds, Options);
 
         string[] everyKind =
         [
@@ -157,16 +148,7 @@ public class SimulationSweepTests(ITestOutputHelper output)
     [Fact]
     public void Sweep_with_a_group_of_three_monitors_finds_no_violation_and_injects_every_monitor_group_fault()
     {
-        var result = Simulator.Sweep(1, GroupSweepSeeds, GroupOptions, cancellationToken: TestContext.Current.CancellationToken);
-        output.WriteLine($"{result.Seeds} seeds in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged");
-        foreach (var (kind, n) in result.Faults)
-        {
-            output.WriteLine($"  {kind,-30} {n,8}");
-        }
-
-        Assert.True(result.Violations.Count == 0, Report(result));
-        Assert.Equal(GroupSweepSeeds, result.Seeds);
-        Assert.True(result.Acknowledged > GroupSweepSeeds * 50, $"the workload is too thin to judge: {result.Acknowledged} acknowledged appends");
+        var result = SweepWithoutViolation(GroupSweepSeeds, GroupOptions);
 
         string[] groupKinds =
         [
@@ -261,6 +243,22 @@ public class SimulationSweepTests(ITestOutputHelper output)
             KeyValueSeeds,
             v => v.Kind == ViolationKind.NotLinearizable && v.Detail.StartsWith("key k", StringComparison.Ordinal) && v.Detail.Contains("cas(", StringComparison.Ordinal));
         Assert.Contains("cas(", caught.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>Sweeps <paramref name="seeds"/> schedules and asserts none broke a rule and the workload was thick enough to judge.</summary>
+    private SweepResult SweepWithoutViolation(int seeds, Func<int, SimulationOptions> options)
+    {
+        var result = Simulator.Sweep(1, seeds, options, cancellationToken: TestContext.Current.CancellationToken);
+        output.WriteLine($"{result.Seeds} seeds in {result.ElapsedSeconds:0.0} s: {result.Operations} operations, {result.Acknowledged} acknowledged");
+        foreach (var (kind, n) in result.Faults)
+        {
+            output.WriteLine($"  {kind,-30} {n,8}");
+        }
+
+        Assert.True(result.Violations.Count == 0, Report(result));
+        Assert.Equal(seeds, result.Seeds);
+        Assert.True(result.Acknowledged > seeds * 50, $"the workload is too thin to judge: {result.Acknowledged} acknowledged appends");
+        return result;
     }
 
     /// <summary>
