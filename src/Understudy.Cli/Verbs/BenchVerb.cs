@@ -277,6 +277,11 @@ internal static class BenchVerb
                     Row(table, $"{server} RSS", $"{rss.Start:0} → max [bold]{rss.Max:0}[/] → {rss.End:0} MiB{heap}");
                 }
 
+                if (result.LastQuarterRssGrowth.Count > 0)
+                {
+                    Row(table, "RSS over the last quarter", string.Join(" · ", result.LastQuarterRssGrowth.Select(g => $"{g.Key} {g.Value.StartMb:0} → {g.Value.EndMb:0} MiB ([bold]{g.Value.Percent:+0.0;-0.0}[/] %)")) + " (servers not restarted in it; first tenth against last tenth)");
+                }
+
                 Row(table, "backup restart → in sync", $"[bold]{result.RestartToInSyncMs:0}[/] ms");
                 Row(table, "wiped backup catch-up", $"{result.WipedCatchUpMb:0.0} MiB in {result.WipedCatchUpMs:0} ms: [bold]{result.WipedCatchUpMBps:0.0}[/] MiB/s; clients saw {result.CatchUpWritesPerSec:0} writes/s (steady {result.SteadyWritesPerSec:0})");
                 Row(table, "cluster restart → first ack", $"[bold]{result.ClusterRestartMs:0}[/] ms (monitor kept up)");
