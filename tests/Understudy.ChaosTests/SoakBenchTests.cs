@@ -100,5 +100,44 @@ public sealed class SoakBenchTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(2500, ledger.Lost);
     }
 
+    [Fact]
+    public void Last_quarter_growth_compares_the_window_ends_of_servers_not_restarted_in_it()
+    {
+        // Window 100..200 s: server1 grows 100 -> 110 MiB linearly (its first tenth averages 100.5, its last 109.5);
+        // server2 stays flat at 150 but for one spike in the middle, which the ends do not see; server3 is wiped at
+        // 150 s, and server10 (whose name contains "server1") is left alone. Samples outside the window do not count.
+        var samples = new List<SoakSample>();
+        for (var t = 0; t <= 220; t++)
+        {
+            var inWindow = Math.Clamp(t, 100, 200);
+            samples.Add(new SoakSample(t, "server1", t < 100 ? 500 : 100 + (inWindow - 100) / 10.0, null));
+            samples.Add(new SoakSample(t, "server2", t == 150 ? 900 : 150, null));
+            samples.Add(new SoakSample(t, "server3", t > 150 ? 300 : 100, null));
+            samples.Add(new SoakSample(t, "server10", 80, null));
+        }
+
+        var events = new List<SoakEvent>
+        {
+            new(60, "restarted backup: server2 killed"),
+            new(62, "restarted backup: server2 started"),
+            new(150, "wiped backup: server3 killed"),
+            new(151, "wiped backup: server3 started"),
+            new(230, "cluster killed"),
+        };
+
+        var growth = SoakGrowth.Over(samples, events, 100, 200);
+
+        Assert.Equal(["server1", "server10", "server2"], growth.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(100.5, growth["server1"].StartMb);
+        Assert.Equal(109.5, growth["server1"].EndMb);
+        Assert.Equal(8.96, growth["server1"].Percent);
+        Assert.Equal(0, growth["server2"].Percent);
+        Assert.Equal(0, growth["server10"].Percent);
+        Assert.Equal((100, 200), (growth["server2"].FromSeconds, growth["server2"].ToSeconds));
+
+        // No window, no figure.
+        Assert.Empty(SoakGrowth.Over(samples, events, 200, 200));
+    }
+
     public void Dispose() => _folder.Delete(recursive: true);
 }

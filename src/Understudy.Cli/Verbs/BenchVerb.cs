@@ -235,7 +235,7 @@ internal static class BenchVerb
         var clients = new Option<int>("--clients") { Description = "Concurrent closed-loop writers.", DefaultValueFactory = _ => 64 };
         var connections = new Option<int>("--connections") { Description = "Client connections the writers share; default min(clients, 4)." };
         var snapshotEvery = new Option<string?>("--snapshot-every") { Description = "Passed to every server (entries between snapshots)." };
-        var json = new Option<bool>("--json") { Description = "Print one JSON object: writes, rssMb {server: {start,max,end}}, restartToInSyncMs, wipedCatchUpMBps, clusterRestartMs, lost, ..." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object: writes, rssMb {server: {start,max,end}}, restartToInSyncMs, wipedCatchUpMBps, clusterRestartMs, lost, lastQuarterRssGrowth, ..." };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-soak-TIME)." };
         var command = new Command("soak", "Sustained load on a fresh local 3-server cluster, sampling each server's RSS and managed heap every second; near the end a backup is restarted, then another wiped and restarted; at the end the whole cluster is restarted. The whole log is then read back and judged: nothing acknowledged may be lost or duplicated.")
         {
@@ -275,6 +275,11 @@ internal static class BenchVerb
                 {
                     var heap = result.HeapMb.TryGetValue(server, out var h) ? $" · heap {h.Start:0} → max {h.Max:0} → {h.End:0} MiB" : string.Empty;
                     Row(table, $"{server} RSS", $"{rss.Start:0} → max [bold]{rss.Max:0}[/] → {rss.End:0} MiB{heap}");
+                }
+
+                if (result.LastQuarterRssGrowth.Count > 0)
+                {
+                    Row(table, "RSS over the last quarter", string.Join(" · ", result.LastQuarterRssGrowth.Select(g => $"{g.Key} {g.Value.StartMb:0} → {g.Value.EndMb:0} MiB ([bold]{g.Value.Percent:+0.0;-0.0}[/] %)")) + " (servers not restarted in it; first tenth against last tenth)");
                 }
 
                 Row(table, "backup restart → in sync", $"[bold]{result.RestartToInSyncMs:0}[/] ms");

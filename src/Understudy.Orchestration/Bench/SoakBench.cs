@@ -143,6 +143,7 @@ public sealed partial class SoakBench
                 Unknown = ledgers.Sum(l => l.Unknown),
                 RssMb = Memory(samples, s => s.RssMb),
                 HeapMb = Memory(samples, s => s.HeapMb),
+                LastQuarterRssGrowth = SoakGrowth.Over(samples, Events(), wiped.ReachedAt, loadSeconds),
                 RestartToInSyncMs = Math.Round(restart.ToInSyncMs, 1),
                 WipedCatchUpMs = Math.Round(wiped.ToInSyncMs, 1),
                 WipedCatchUpMb = Math.Round(wiped.PrimaryBytes / 1048576.0, 2),
@@ -189,7 +190,7 @@ public sealed partial class SoakBench
     }
 
     /// <summary>What one backup restart measured.</summary>
-    private readonly record struct BackupRestart(double FaultAt, long AckedAtFault, double ToInSyncMs, long AckedAtStart, long AckedAtInSync, long PrimaryBytes);
+    private readonly record struct BackupRestart(double ReachedAt, double FaultAt, long AckedAtFault, double ToInSyncMs, long AckedAtStart, long AckedAtInSync, long PrimaryBytes);
 
     /// <summary>The text of writer <paramref name="writer"/>'s write <paramref name="n"/>: its tag, padded to the payload size.</summary>
     private string Text(int writer, long n)
@@ -242,6 +243,7 @@ public sealed partial class SoakBench
             $"{what}: waiting for {atAcked} acknowledged writes",
             () => $"expected {atAcked} acknowledged writes, have {Volatile.Read(ref _acknowledged)}",
             cancellationToken).ConfigureAwait(false);
+        var reachedAt = _clock.Elapsed.TotalSeconds;
         var status = await cluster.WaitForHealthyAsync(_options.PhaseTimeout, cancellationToken).ConfigureAwait(false)
             ?? throw new TimeoutException($"{what}: the cluster was not healthy (a primary, every server in sync) within {_options.PhaseTimeout.TotalSeconds:0} s");
 
@@ -273,7 +275,7 @@ public sealed partial class SoakBench
         var ackedAtInSync = Volatile.Read(ref _acknowledged);
         Mark($"{what}: server{backup.Number} in sync");
         _say($"{what}: server{backup.Number} in sync {toInSync:0} ms after its start{(wipe ? $" ({primaryBytes / 1048576.0:0.0} MiB on the primary)" : string.Empty)}");
-        return new BackupRestart(faultAt, ackedAtFault, toInSync, ackedAtStart, ackedAtInSync, primaryBytes);
+        return new BackupRestart(reachedAt, faultAt, ackedAtFault, toInSync, ackedAtStart, ackedAtInSync, primaryBytes);
     }
 
     /// <summary>
