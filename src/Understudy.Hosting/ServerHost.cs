@@ -209,6 +209,11 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         }
 
         ServerInbox.Deliver(_node, client, message);
+        if (message is Replicate frame)
+        {
+            // Decoded for this delivery alone; the node copied what it keeps.
+            Replicate.Recycle(frame);
+        }
     });
 
     // ------------------------------------------------------------------ IServerEnvironment (called on the loop)

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace Understudy.Protocol;
 
@@ -71,7 +73,10 @@ public readonly record struct Replicate(
         // The frame's commands are copied into a few shared arrays and sliced (CommandPieces): a backup catching up
         // parses several hundred thousand entries a second, and one array per command was that many small objects
         // for the GC to promote (they live on in the log window and the writer's queue).
-        var entries = new LogEntry[count];
+        // The entry array comes from the pool: a catch-up frame's (8,192 entries of 72 bytes) was a fresh array on the large
+        // object heap per frame, tens of MiB a second of it, whose budget sets off full collections. Its one receiver gives
+        // it back (Recycle) once the frame is handled; anyone else simply lets the collector have it.
+        var entries = count == 0 ? [] : ArrayPool<LogEntry>.Shared.Rent(count);
         var commands = new CommandPieces(r.Remaining - (count * LogEntry.WireFixedSize));
         for (var i = 0; i < count; i++)
         {
@@ -79,7 +84,21 @@ public readonly record struct Replicate(
         }
 
         r.End();
-        return new Replicate(epoch, from, prevIndex, prevEpoch, commitIndex, sentAt, entries);
+        return new Replicate(epoch, from, prevIndex, prevEpoch, commitIndex, sentAt, new ReadOnlyMemory<LogEntry>(entries, 0, count));
+    }
+
+    /// <summary>
+    /// Gives the entry array of a frame decoded by <see cref="Parse"/> back to the pool. Only the frame's one receiver
+    /// calls it, once, after its last use of <see cref="Entries"/> (whatever it keeps must have been copied out);
+    /// never for a frame built any other way.
+    /// </summary>
+    public static void Recycle(in Replicate decoded)
+    {
+        if (MemoryMarshal.TryGetArray(decoded.Entries, out var segment) && segment.Array is { Length: > 0 } array)
+        {
+            // Cleared: the pool must not keep the frame's commands alive.
+            ArrayPool<LogEntry>.Shared.Return(array, clearArray: true);
+        }
     }
 }
 

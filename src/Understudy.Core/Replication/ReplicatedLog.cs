@@ -25,6 +25,11 @@ public sealed class ReplicatedLog : ILogReader
     private const int ChunkMask = ChunkSize - 1;
 
     private readonly List<LogEntry[]> _chunks = [];
+
+    // The last chunk the window evicted, cleared, for the next one it needs: a chunk lives as long as the window holds its
+    // entries, long enough to reach the oldest generation, so one fresh chunk per 1,024 entries was that much garbage for
+    // full collections to find (a backup catching up appends several hundred thousand entries a second).
+    private LogEntry[]? _spareChunk;
     private readonly List<long> _chunkBytes = [];
     private readonly ILogArchive? _archive;
     private readonly int _windowEntries;
@@ -171,7 +176,8 @@ public sealed class ReplicatedLog : ILogReader
         var position = _count;
         if (((position - _chunkBase) >> ChunkShift) == _chunks.Count)
         {
-            _chunks.Add(new LogEntry[ChunkSize]);
+            _chunks.Add(_spareChunk ?? new LogEntry[ChunkSize]);
+            _spareChunk = null;
             _chunkBytes.Add(0);
         }
 
@@ -237,6 +243,8 @@ public sealed class ReplicatedLog : ILogReader
             }
 
             _bytesInWindow -= _chunkBytes[0];
+            _spareChunk = _chunks[0];
+            Array.Clear(_spareChunk);
             _chunks.RemoveAt(0);
             _chunkBytes.RemoveAt(0);
             _chunkBase += ChunkSize;

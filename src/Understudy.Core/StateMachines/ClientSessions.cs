@@ -154,24 +154,24 @@ public sealed class ClientSessions
         if (firstIncomplete > session.LowWatermark)
         {
             session.LowWatermark = firstIncomplete;
-            if (session.Results.Count > 0)
+            if (session.Results.Count > 0 && session.LowestResultSeq < firstIncomplete)
             {
-                List<long>? drop = null;
+                // Every applied write moves the watermark, so this runs for most entries: no scan while no result is
+                // below it, and removal during the walk (Dictionary allows it) rather than a list of keys per entry.
+                var lowest = long.MaxValue;
                 foreach (var key in session.Results.Keys)
                 {
                     if (key < firstIncomplete)
                     {
-                        (drop ??= []).Add(key);
+                        session.Results.Remove(key);
+                    }
+                    else
+                    {
+                        lowest = Math.Min(lowest, key);
                     }
                 }
 
-                if (drop is not null)
-                {
-                    foreach (var key in drop)
-                    {
-                        session.Results.Remove(key);
-                    }
-                }
+                session.LowestResultSeq = lowest;
             }
         }
 
@@ -189,6 +189,7 @@ public sealed class ClientSessions
         if (seq >= session.LowWatermark)
         {
             session.Results[seq] = result;
+            session.LowestResultSeq = Math.Min(session.LowestResultSeq, seq);
         }
     }
 
@@ -277,7 +278,9 @@ public sealed class ClientSessions
             var results = r.ReadCount("results", 12);
             for (var j = 0; j < results; j++)
             {
-                session.Results[r.ReadInt64("seq")] = r.ReadBytes("result");
+                var seq = r.ReadInt64("seq");
+                session.Results[seq] = r.ReadBytes("result");
+                session.LowestResultSeq = Math.Min(session.LowestResultSeq, seq);
             }
 
             _sessions[id] = session;
@@ -308,6 +311,9 @@ public sealed class ClientSessions
         public long LastLogTimeMs { get; set; }
 
         public Dictionary<long, ReadOnlyMemory<byte>> Results { get; } = [];
+
+        /// <summary>No key of <see cref="Results"/> is below it (it may be lower than the lowest key).</summary>
+        public long LowestResultSeq { get; set; } = long.MaxValue;
     }
 }
 

@@ -325,4 +325,25 @@ public class BackupTests
         Assert.Equal(P, reply.Primary);
         Assert.Equal(1, b.Node.LastIndex);
     }
+
+    [Fact]
+    public void Backup_keeps_its_own_copy_of_a_decoded_frame_whose_entry_array_goes_back_to_the_pool()
+    {
+        // The TCP host gives a decoded frame's entry array back to the pool once the node has handled it; the next frame
+        // decoded takes that array and overwrites it. What the backup holds (window and appends) must not change.
+        var b = new ServerHarness(B1, recoveredEpoch: 1, log: Log(1));
+        static Replicate Decoded(Replicate frame) => Replicate.Parse(MessageCodec.ToFrame(frame).AsSpan(MessageCodec.HeaderSize));
+
+        var first = Decoded(Frame(1, P, 1, 1, 1, Entry(2, 1, "two"), Entry(3, 1, "three")));
+        b.Deliver(first);
+        Replicate.Recycle(first);
+        var second = Decoded(Frame(1, P, 3, 1, 1, Entry(4, 1, "four"), Entry(5, 1, "five")));
+        b.Deliver(second);
+        Replicate.Recycle(second);
+
+        Assert.Equal(5, b.Node.LastIndex);
+        Assert.Equal(["m1", "two", "three", "four", "five"], b.Node.Log.Range(1, 5).Select(e => MessageStoreCommands.DecodeAppendText(e.Command.Span)));
+        Assert.Equal([2L, 3L, 4L, 5L], b.Env.Appended.Select(e => e.Index));
+        Assert.Equal(["two", "three", "four", "five"], b.Env.Appended.Select(e => MessageStoreCommands.DecodeAppendText(e.Command.Span)));
+    }
 }

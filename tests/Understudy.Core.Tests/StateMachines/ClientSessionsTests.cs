@@ -80,6 +80,39 @@ public class ClientSessionsTests
         Assert.Equal(a.SnapshotBytes(), b.SnapshotBytes());
     }
 
+    [Fact]
+    public void ClientSessions_drop_every_result_below_the_watermark_when_pipelined_writes_complete_out_of_order_and_after_a_restore()
+    {
+        // Pipelined writers: the log holds a session's seqs out of order, and the watermark passes some results but not
+        // others. The table skips its scan while no result is below the watermark, so what it keeps (the snapshot)
+        // must still equal a table that holds exactly the results at or above it.
+        var sessions = new ReplicatedState(new MessageStore());
+        var index = 0L;
+        void Apply(long seq, long firstIncomplete) =>
+            sessions.Apply(new Understudy.Protocol.LogEntry(++index, 1, Understudy.Protocol.EntryKind.Command, 7, seq, firstIncomplete, MessageStoreCommands.Append($"w{seq}"), 0));
+
+        Apply(5, 1);
+        Apply(3, 1);
+        Apply(4, 1);
+        Apply(6, 4);
+        Assert.Equal(DedupLookup.Forgotten, sessions.Sessions.Lookup(7, 3, out _));
+        Assert.Equal(DedupLookup.Applied, sessions.Sessions.Lookup(7, 4, out _));
+
+        var restored = new ReplicatedState(new MessageStore());
+        restored.Restore(sessions.SnapshotBytes());
+        Apply(2, 5);
+        restored.Apply(new Understudy.Protocol.LogEntry(index, 1, Understudy.Protocol.EntryKind.Command, 7, 2, 5, MessageStoreCommands.Append("w2"), 0));
+        Assert.Equal(sessions.SnapshotBytes(), restored.SnapshotBytes());
+        Assert.Equal(2, CountResults(sessions));
+        Assert.Equal(DedupLookup.Forgotten, sessions.Sessions.Lookup(7, 4, out _));
+        Assert.Equal(DedupLookup.Applied, sessions.Sessions.Lookup(7, 5, out _));
+        Assert.Equal(DedupLookup.Applied, sessions.Sessions.Lookup(7, 6, out _));
+    }
+
+    // The results a table keeps, read from its snapshot: the one session's result count.
+    private static int CountResults(ReplicatedState state) =>
+        System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(state.SnapshotBytes().AsSpan(16 + 4 + 8 + 8 + 8 + 8));
+
     private static void Begin(ClientSessions sessions, ulong client, long seq, long index)
     {
         Assert.True(sessions.TryBegin(client, seq, seq, index, out _));
