@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Understudy.Orchestration.Polling;
-using Understudy.Protocol;
 
 namespace Understudy.Coordination.Tests.Raft;
 
@@ -26,13 +24,8 @@ public sealed class CommitSpreadTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var group = new RaftGroup(tune: o => o with { LowerElectionTimeout = Lower, UpperElectionTimeout = Upper, ConfirmationInterval = Confirmation });
-        var observed = new ConcurrentDictionary<int, ClusterConfig>();
         await group.StartAllAsync(ct);
-        for (var i = 0; i < group.Size; i++)
-        {
-            var member = i;
-            group[i].ConfigChanged += c => observed[member] = c;
-        }
+        var observed = group.ObserveConfigs();
 
         var leader = await group.WaitForConfirmedLeaderAsync("before the write", ct);
         var initial = await group[leader].LoadAsync(ct);

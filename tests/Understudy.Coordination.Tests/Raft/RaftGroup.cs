@@ -98,6 +98,19 @@ internal sealed class RaftGroup : IAsyncDisposable
         }
     }
 
+    /// <summary>Records, per running member, the last configuration its ConfigChanged event raised.</summary>
+    public ConcurrentDictionary<int, ClusterConfig> ObserveConfigs()
+    {
+        var observed = new ConcurrentDictionary<int, ClusterConfig>();
+        foreach (var i in Running)
+        {
+            var member = i;
+            this[i].ConfigChanged += c => observed[member] = c;
+        }
+
+        return observed;
+    }
+
     /// <summary>The running members that consider themselves active.</summary>
     public int[] Active() => [.. Running.Where(i => _members[i]!.Leadership.IsActive)];
 
