@@ -106,8 +106,8 @@ public sealed partial class RaftCoordinator
     /// commit index with the following append), and that round would come only at the next confirmation or DotNext
     /// heartbeat, up to <see cref="RaftCoordinatorOptions.ConfirmationInterval"/> later. A follower monitor tells its
     /// subscribed clients of a new primary when it applies the entry, so with three monitors a client subscribed to a
-    /// follower waited that long for a promotion the active monitor had already pushed to the servers (round 19:
-    /// 10–25 ms of a kill's write stall). So the round runs at once after every commit. It is an ordinary
+    /// follower waited that long for a promotion the active monitor had already pushed to the servers (round 19: the
+    /// followers applied a promotion a median 21–25 ms after the leader). So the round runs at once after every commit. It is an ordinary
     /// confirmation round (a round that started after the commit and reached a quorum), which changes no rule:
     /// the followers' acknowledgements, and the lease it confirms, are exactly as for a round of the loop.
     /// </summary>
