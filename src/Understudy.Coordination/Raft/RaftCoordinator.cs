@@ -327,6 +327,7 @@ public sealed partial class RaftCoordinator : IMonitorCoordinator
             throw new NotActiveMonitorException(ActiveAddress(cluster));
         }
 
+        SpreadCommit(cluster);
         if (pending.Result is { } result)
         {
             return result;

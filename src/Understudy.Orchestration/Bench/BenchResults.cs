@@ -108,6 +108,15 @@ public sealed record FailoverRound(int Round, string Fault, string OldPrimary, s
 {
     /// <summary>The active monitor the round killed (its heartbeat address), for the monitor faults.</summary>
     public string? Monitor { get; init; }
+
+    /// <summary>When the first of the writers' clients learned of the new primary, in ms after the fault.</summary>
+    public double? LearnedMs { get; init; }
+
+    /// <summary>
+    /// Where that client heard it: "active" or "follower" (the monitor it is subscribed to, against the active one
+    /// after the round), or "server" (a refusal from a server naming the new primary).
+    /// </summary>
+    public string? LearnedFrom { get; init; }
 }
 
 /// <summary>What `bench failover --json` prints.</summary>

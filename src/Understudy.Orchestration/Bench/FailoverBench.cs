@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Understudy.Checking;
 using Understudy.Client;
@@ -52,6 +53,9 @@ public sealed class FailoverBench
     private readonly FailoverOptions _options;
     private readonly Action<string> _say;
 
+    // Every switch of primary any writer's client made, with the monitor it was subscribed to then.
+    private readonly ConcurrentQueue<PrimaryLearned> _learned = new();
+
     public FailoverBench(FailoverOptions options, Action<string> say)
     {
         _options = options;
@@ -80,6 +84,11 @@ public sealed class FailoverBench
         var workload = new Workload(cluster.MonitorAddresses, new WorkloadOptions { Workers = _options.Clients, RequestTimeout = TimeSpan.FromSeconds(30), Clients = _options.Clients });
         await using var workloadScope = workload.ConfigureAwait(false);
         await workload.WaitForPrimaryAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var client in workload.Clients)
+        {
+            client.PrimaryChanged += (_, e) => _learned.Enqueue(new PrimaryLearned(DateTimeOffset.UtcNow, e.Epoch, e.Source, client.ConnectedMonitor));
+        }
+
         workload.Start();
         var rounds = new List<FailoverRound>();
         var violations = new List<string>();
@@ -93,7 +102,7 @@ public sealed class FailoverBench
             }
 
             rounds.Add(round);
-            _say($"round {r}/{_options.Rounds}: {round.Fault} {round.OldPrimary} -> {round.NewPrimary}{(round.Monitor is { } m ? $" (active monitor {m} killed)" : string.Empty)}: unavailable {round.UnavailableMs:0.0} ms (detected {Show(round.DetectedMs)}, promoted {Show(round.PromotedMs)}, first ack {Show(round.FirstAckMs)} after the fault)");
+            _say($"round {r}/{_options.Rounds}: {round.Fault} {round.OldPrimary} -> {round.NewPrimary}{(round.Monitor is { } m ? $" (active monitor {m} killed)" : string.Empty)}: unavailable {round.UnavailableMs:0.0} ms (detected {Show(round.DetectedMs)}, promoted {Show(round.PromotedMs)}, learned {Show(round.LearnedMs)}{(round.LearnedFrom is { } from ? $" from the {from}" : string.Empty)}, first ack {Show(round.FirstAckMs)} after the fault)");
         }
 
         if (await cluster.WaitForHealthyAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false) is null)
@@ -309,6 +318,8 @@ public sealed class FailoverBench
         var after = events.Where(e => e.At >= faultUtc.AddMilliseconds(-5)).OrderBy(e => e.At).ToList();
         var detected = after.FirstOrDefault(e => e.Kind == (backupFault ? "MemberDown" : "PrimaryFailed"));
         var promoted = monitorOnly ? null : after.FirstOrDefault(e => e.Kind == (backupFault ? "InSyncShrunk" : "Promoted"));
+        var learned = _learned.Where(l => l.At >= faultUtc && l.Epoch > epoch && epoch >= 0).OrderBy(l => l.At).FirstOrDefault();
+        var active = learned is null ? null : await cluster.ActiveMonitorAsync(ct).ConfigureAwait(false);
         return new FailoverRound(
             round,
             _options.Fault,
@@ -320,6 +331,16 @@ public sealed class FailoverBench
             Math.Round((firstAck - at) / 1000.0, 1))
         {
             Monitor = activeMonitor?.Heartbeat.ToString(),
+            LearnedMs = learned is null ? null : Math.Round((learned.At - faultUtc).TotalMilliseconds, 1),
+            LearnedFrom = learned switch
+            {
+                null => null,
+                { Source: not "monitor" } => "server",
+                _ when _options.Monitors == 1 || learned.Monitor == active?.Client => "active",
+                _ => "follower",
+            },
         };
     }
+
+    private sealed record PrimaryLearned(DateTimeOffset At, long Epoch, string Source, NodeAddress Monitor);
 }

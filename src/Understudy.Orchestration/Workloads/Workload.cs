@@ -84,6 +84,9 @@ public sealed class Workload : IAsyncDisposable
     /// <summary>Where every call is recorded: the history, acknowledgement times, counts.</summary>
     public HistoryRecorder Recorder { get; } = new();
 
+    /// <summary>Every client this workload owns (the bench watches when each learns of a new primary).</summary>
+    public IReadOnlyList<UnderstudyClient> Clients => _clients;
+
     /// <summary>The first client this workload owns (for watching primary changes and reading back).</summary>
     public UnderstudyClient Client => _clients.Count > 0 ? _clients[0] : throw new InvalidOperationException("this workload owns no clients");
 

@@ -49,13 +49,8 @@ public sealed class RaftCoordinatorTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var group = new RaftGroup();
-        var observed = new ConcurrentDictionary<int, ClusterConfig>();
         await group.StartAllAsync(ct);
-        for (var i = 0; i < group.Size; i++)
-        {
-            var member = i;
-            group[i].ConfigChanged += c => observed[member] = c;
-        }
+        var observed = group.ObserveConfigs();
 
         var leader = await group.WaitForSingleLeaderAsync("before the write", ct);
         var initial = await group[leader].LoadAsync(ct);

@@ -26,8 +26,10 @@ internal sealed class RaftGroup : IAsyncDisposable
     /// <param name="snapshotEvery">Passed to every member's options.</param>
     /// <param name="proxied">Put a <see cref="PartitionProxy"/> in front of every member, so <see cref="Cut"/> can partition it.</param>
     /// <param name="capture">The lowest level captured into <see cref="Lines"/>; Debug takes DotNext's replication chatter too.</param>
-    public RaftGroup(int size = 3, int snapshotEvery = 64, bool proxied = false, LogLevel capture = LogLevel.Information)
+    /// <param name="tune">Changes every member's options (the same way for all), e.g. slower timers.</param>
+    public RaftGroup(int size = 3, int snapshotEvery = 64, bool proxied = false, LogLevel capture = LogLevel.Information, Func<RaftCoordinatorOptions, RaftCoordinatorOptions>? tune = null)
     {
+        tune ??= o => o;
         _capture = capture;
         var listen = Enumerable.Range(0, size).Select(_ => FreePort()).ToArray();
         _proxies = proxied ? [.. listen.Select(port => new PartitionProxy(port))] : [];
@@ -37,14 +39,14 @@ internal sealed class RaftGroup : IAsyncDisposable
                 new NodeAddress("127.0.0.1", 19000 + i),
                 new NodeAddress("127.0.0.1", 19100 + i)))
             .ToArray();
-        _options = [.. all.Select((self, i) => new RaftCoordinatorOptions
+        _options = [.. all.Select((self, i) => tune(new RaftCoordinatorOptions
         {
             Self = self,
             Listen = new NodeAddress("127.0.0.1", listen[i]),
             Peers = [.. all.Where(m => m != self)],
             DataDirectory = Path.Combine(_root, "m" + i),
             SnapshotEvery = snapshotEvery,
-        })];
+        }))];
         _members = new RaftCoordinator?[size];
     }
 
@@ -94,6 +96,19 @@ internal sealed class RaftGroup : IAsyncDisposable
             _members[i] = null;
             await member.DisposeAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Records, per running member, the last configuration its ConfigChanged event raised.</summary>
+    public ConcurrentDictionary<int, ClusterConfig> ObserveConfigs()
+    {
+        var observed = new ConcurrentDictionary<int, ClusterConfig>();
+        foreach (var i in Running)
+        {
+            var member = i;
+            this[i].ConfigChanged += c => observed[member] = c;
+        }
+
+        return observed;
     }
 
     /// <summary>The running members that consider themselves active.</summary>
