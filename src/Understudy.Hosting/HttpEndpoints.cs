@@ -100,6 +100,9 @@ public static class HttpEndpoints
         await host.ReadAsync(n =>
         {
             m.PublishBatches();
+            var (turns, items) = host.LoopCounts;
+            m.LoopTurns.IncTo(turns);
+            m.LoopItems.IncTo(items);
             m.Epoch.Set(n.Epoch);
             m.IsPrimary.Set(n.Role == ServerRole.Primary ? 1 : 0);
             m.HasLease.Set(n.HasLease ? 1 : 0);

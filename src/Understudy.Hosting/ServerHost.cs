@@ -139,6 +139,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// <summary>Reads the node's state on its loop (for HTTP endpoints and metrics).</summary>
     public Task<T> ReadAsync<T>(Func<ServerNode, T> read) => _loop.InvokeAsync(() => read(_node));
 
+    /// <summary>The node loop's turns and the inputs it ran (for metrics).</summary>
+    public (long Turns, long Items) LoopCounts => (_loop.Turns, _loop.Processed);
+
     /// <summary>Log entries read at start-up (those after the snapshot it started from).</summary>
     public int RecoveredEntries { get; private set; }
 
@@ -183,6 +186,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
                 break;
             case Replicate:
                 Metrics.FramesReceived.Inc();
+                break;
+            case ReplicateAck:
+                Metrics.AcksReceived.Inc();
                 break;
             case HeartbeatAck ack:
                 members = ack.Config;

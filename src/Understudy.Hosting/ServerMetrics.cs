@@ -32,6 +32,9 @@ public sealed class ServerMetrics
         FramesSent = f.CreateCounter("understudy_server_replication_frames_sent_total", "Replication frames sent to backups.");
         SnapshotTransfers = f.CreateCounter("understudy_server_snapshot_transfers_total", "Snapshot transfers to backups started, snapshots installed from the primary, and chunks or snapshots refused.", new CounterConfiguration { LabelNames = ["event"] });
         FramesReceived = f.CreateCounter("understudy_server_replication_frames_received_total", "Replication frames received from the primary.");
+        AcksReceived = f.CreateCounter("understudy_server_replication_acks_received_total", "Replication acknowledgements received from backups.");
+        LoopTurns = f.CreateCounter("understudy_server_loop_turns_total", "Turns of the node's loop: each runs the inputs queued (network, disk, timer) and then flushes once.");
+        LoopItems = f.CreateCounter("understudy_server_loop_items_total", "Inputs the node's loop has run (each one a hand-off from a reader, the log writer or the timer).");
         BatchEntries = f.CreateHistogram("understudy_server_replication_batch_entries", "Log entries per replication frame.", new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(1, 2, 12) });
         ReplicationRoundTrip = f.CreateGauge("understudy_server_replication_round_trip_seconds", "Round trip of the last acknowledged frame, per backup.", new GaugeConfiguration { LabelNames = ["backup"] });
         ReplicaMatchIndex = f.CreateGauge("understudy_server_replica_match_index", "Durable index each backup holds in agreement with this primary.", new GaugeConfiguration { LabelNames = ["backup"] });
@@ -110,6 +113,14 @@ public sealed class ServerMetrics
     public Counter FramesReceived { get; }
 
     public Histogram BatchEntries { get; }
+
+    public Counter AcksReceived { get; }
+
+    /// <summary>Set from the loop's own count at each scrape.</summary>
+    public Counter LoopTurns { get; }
+
+    /// <summary>Set from the loop's own count at each scrape.</summary>
+    public Counter LoopItems { get; }
 
     public Gauge ReplicationRoundTrip { get; }
 

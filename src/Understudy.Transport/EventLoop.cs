@@ -23,7 +23,13 @@ public sealed class EventLoop : IAsyncDisposable
     }
 
     /// <summary>Items processed since start (for metrics).</summary>
-    public long Processed { get; private set; }
+    public long Processed => Interlocked.Read(ref _processed);
+
+    /// <summary>Bursts run since start, each ended by one flush (for metrics: items per turn is the batching).</summary>
+    public long Turns => Interlocked.Read(ref _turns);
+
+    private long _processed;
+    private long _turns;
 
     /// <summary>Starts the loop and a timer that posts <paramref name="tick"/> every <paramref name="interval"/>.</summary>
     public void Start(Action tick, TimeSpan interval)
@@ -67,7 +73,8 @@ public sealed class EventLoop : IAsyncDisposable
                     burst++;
                 }
 
-                Processed += burst;
+                Interlocked.Add(ref _processed, burst);
+                Interlocked.Increment(ref _turns);
                 Run(_flush);
             }
         }

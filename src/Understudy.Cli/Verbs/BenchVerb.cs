@@ -63,9 +63,10 @@ internal static class BenchVerb
         var keys = new Option<int>("--keys") { Description = "kv: keys drawn uniformly from this many, each written once before the run.", DefaultValueFactory = _ => 1000 };
         var clientLoop = new Option<string>("--client-loop") { Description = "shared (the bench's clients run on one ClientLoop: one thread of work, one tick timer) or own (a loop and a timer per client, to compare).", DefaultValueFactory = _ => "shared" };
         clientLoop.AcceptOnlyFromAmong("shared", "own");
+        var counts = new Option<bool>("--counts") { Description = "Turn on the servers' HTTP and report, per server, replication frames, entries per frame, acknowledgements and loop turns per second over the window." };
         var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles; with --state-machine kv, puts and gets per second.")
         {
-            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop,
+            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, counts,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -104,6 +105,7 @@ internal static class BenchVerb
                 GetRatio = ratio,
                 KeySpace = keySpace,
                 SharedClientLoop = parse.GetValue(clientLoop) == "shared",
+                Counts = parse.GetValue(counts),
                 RunFolder = Folder(parse.GetValue(output), machine == BuiltInStateMachine.Kv ? $"throughput-kv-c{c}-g{ratio * 100:0}-{parse.GetValue(fsync)}" : $"throughput-c{c}-{parse.GetValue(fsync)}"),
             };
             var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);

@@ -253,7 +253,8 @@ internal sealed partial class PrimaryRole
 
         var sent = false;
         var held = false;
-        while (f.Inflight < Options.MaxInflightFrames && f.NextIndex <= Log.LastIndex)
+        var inSync = Config.IsInSync(f.Address);
+        while (f.Inflight < Window(f, inSync) && f.NextIndex <= Log.LastIndex)
         {
             if (paced && !_catchUpPacer.MaySend(now))
             {
@@ -280,6 +281,15 @@ internal sealed partial class PrimaryRole
             SendFrame(f, now, 0, paced: false);
         }
     }
+
+    /// <summary>
+    /// How many frames may be outstanding with <paramref name="f"/> before the next is sent:
+    /// <see cref="ServerOptions.InSyncFramesInFlight"/> when the next frame to an in-sync backup would not be full (the
+    /// writes that arrive while the others are on the wire then go in it, together), <see cref="ServerOptions.MaxInflightFrames"/>
+    /// for a full frame or a backup outside the in-sync set, so a backlog still streams.
+    /// </summary>
+    private int Window(FollowerProgress f, bool inSync) =>
+        inSync && Options.InSyncFramesInFlight is { } window && Log.LastIndex - f.NextIndex + 1 < Options.MaxBatchEntries ? window : Options.MaxInflightFrames;
 
     /// <summary>
     /// A backup outside the in-sync set and not being asked into it: no client write waits for it, so what it is sent

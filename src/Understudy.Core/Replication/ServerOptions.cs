@@ -42,6 +42,17 @@ public sealed record ServerOptions
     public int MaxInflightFrames { get; init; } = 8;
 
     /// <summary>
+    /// Frames outstanding with one in-sync backup after which a frame that would not be full waits (1 to
+    /// <see cref="MaxInflightFrames"/>; null, the default: <see cref="MaxInflightFrames"/>, no difference). With a small
+    /// window the writes that arrive while a frame is on the wire wait in the log and all go in the next frame, so each
+    /// frame's fixed cost (a send, the backup's read, loop turn, log write and answer) is paid once for more writes (a
+    /// Kafka follower, likewise, has one fetch outstanding). Full frames (a backlog) and backups outside the in-sync set
+    /// always get the whole <see cref="MaxInflightFrames"/>. Not the default: round 19 measured no gain with 64
+    /// one-request connections, where frames already carried about a dozen writes each (docs/BENCHMARKS.md).
+    /// </summary>
+    public int? InSyncFramesInFlight { get; init; }
+
+    /// <summary>
     /// Most entries in one frame to a backup more than <see cref="MaxBatchEntries"/> behind (a restarted or wiped one
     /// catching up); <see cref="MaxBatchBytes"/> still bounds it. Small entries would otherwise cap a catch-up frame
     /// far below <see cref="MaxBatchBytes"/> (1024 entries of 64-byte writes are about 115 KiB), and each frame costs
@@ -139,6 +150,11 @@ public sealed record ServerOptions
         if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1 || CatchUpBatchEntries < 1 || CatchUpSyncBytes < 1)
         {
             throw new ArgumentException($"batch sizes, in-flight frames and the catch-up batch and sync sizes must be at least 1 (got {MaxBatchEntries}, {MaxBatchBytes}, {MaxInflightFrames}, {CatchUpBatchEntries}, {CatchUpSyncBytes})");
+        }
+
+        if (InSyncFramesInFlight is < 1 || InSyncFramesInFlight > MaxInflightFrames)
+        {
+            throw new ArgumentException($"frames in flight to an in-sync backup must be 1..{MaxInflightFrames} (MaxInflightFrames; got {InSyncFramesInFlight})");
         }
 
         if (CatchUpMaxBytesPerSecond < 0)

@@ -79,6 +79,9 @@ public sealed record ThroughputResult
 
     public required CpuUse Cpu { get; init; }
 
+    /// <summary>Each server's frames, acks and loop turns per second over the window (from its /metrics).</summary>
+    public IReadOnlyList<ServerCounts>? Counts { get; init; }
+
     public required string LoadBefore { get; init; }
 
     public required string LoadAfter { get; init; }

@@ -30,6 +30,12 @@ public sealed record ThroughputOptions
     /// </summary>
     public bool SharedClientLoop { get; init; } = true;
 
+    /// <summary>
+    /// Turn on the servers' HTTP and read their frame, acknowledgement and loop-turn counters over the window
+    /// (<see cref="ThroughputResult.Counts"/>). Off by default: the figures are then those of the servers as before.
+    /// </summary>
+    public bool Counts { get; init; }
+
     public int Servers { get; init; } = 3;
 
     /// <summary>The state machine the cluster runs: the message store (appends) or the key-value store (puts and gets).</summary>
@@ -88,6 +94,9 @@ public sealed class ThroughputBench
         {
             Fsync = _options.Fsync,
             StateMachine = _options.StateMachine,
+            // With counts, server HTTP on free ports: /metrics counts frames, acks and loop turns over the window.
+            ServerHttpPorts = _options.Counts ? LocalClusterOptions.FreePorts(_options.Servers) : null,
+            ServerHttp = _options.Counts,
             // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
             MonitorArguments = ["--log-level", "info"],
@@ -155,7 +164,12 @@ public sealed class ThroughputBench
             _say(kv
                 ? $"{_options.Clients} clients on {clients.Count} connection(s), key-value store, {_options.GetRatio:P0} gets over {_options.KeySpace} keys, {_options.Payload}-byte values: warming up {_options.WarmupSeconds:0.#} s"
                 : $"{_options.Clients} writers on {clients.Count} connection(s), {_options.Payload}-byte messages: warming up {_options.WarmupSeconds:0.#} s");
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+
+            // A first scrape during the warm-up: the servers compile their HTTP path then, not in the measured window.
+            await ScrapeAllAsync(http, cluster, cancellationToken).ConfigureAwait(false);
             await Task.Delay(TimeSpan.FromSeconds(_options.WarmupSeconds), cancellationToken).ConfigureAwait(false);
+            var countsBefore = await ScrapeAllAsync(http, cluster, cancellationToken).ConfigureAwait(false);
 
             var servers = cluster.Servers.Select(s => s.Process.Pid).ToArray();
             var primaryPid = cluster.Servers.First(s => s.Address.ToString() == healthy.Primary).Process.Pid;
@@ -167,6 +181,7 @@ public sealed class ThroughputBench
             phase.Measuring = false;
             var elapsed = window.Elapsed.TotalSeconds;
             var cpuAfter = cpuBefore.Keys.ToDictionary(p => p, BenchJson.CpuTime);
+            var countsAfter = await ScrapeAllAsync(http, cluster, cancellationToken).ConfigureAwait(false);
             phase.Stop = true;
             await Task.WhenAll(tasks).ConfigureAwait(false);
 
@@ -214,6 +229,7 @@ public sealed class ThroughputBench
                 Servers = _options.Servers,
                 InSyncThroughout = inSync,
                 Cpu = cpu,
+                Counts = !_options.Counts ? null : countsBefore.Where(b => countsAfter.ContainsKey(b.Key)).Select(b => ReplicationCounters.Between(b.Key, b.Value, countsAfter[b.Key], elapsed)).ToArray(),
                 LoadBefore = loadBefore,
                 LoadAfter = BenchJson.LoadAverage(),
                 RunFolder = _options.RunFolder,
@@ -234,6 +250,25 @@ public sealed class ThroughputBench
                 await sharedLoop.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    private async Task<Dictionary<string, Dictionary<string, double>>> ScrapeAllAsync(HttpClient http, LocalCluster cluster, CancellationToken cancellationToken)
+    {
+        var all = new Dictionary<string, Dictionary<string, double>>(StringComparer.Ordinal);
+        if (!_options.Counts)
+        {
+            return all;
+        }
+
+        foreach (var s in cluster.Servers)
+        {
+            if (await ReplicationCounters.ScrapeAsync(http, cluster.Options.HostOf(s.Number), cluster.Options.HttpPortOf(s.Number), cancellationToken).ConfigureAwait(false) is { } values)
+            {
+                all[s.Address.ToString()] = values;
+            }
+        }
+
+        return all;
     }
 
     /// <summary>Shared switches the writers read: measuring (record samples) and stop.</summary>
