@@ -271,9 +271,17 @@ public static class HttpEndpoints
         return Results.Text(reader.ReadToEnd(), contentType);
     }
 
-    private static WebApplication Build(string host, int port, ILoggerProvider? logs)
+    internal static WebApplication Build(string host, int port, ILoggerProvider? logs)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // The slim builder's defaults read appsettings.json from the working directory and reload it on change, which
+        // puts a file watcher on that directory and everything below it. The default data folders live there, so every
+        // log write woke a watcher thread: 17-18 % of a busy backup's CPU in round 19's profile. The endpoints read no
+        // configuration files, so the content root is the application's own folder and nothing is watched.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Logging.ClearProviders();
         if (logs is not null)
         {
