@@ -1,6 +1,5 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using Understudy.Orchestration.Clusters;
 
 namespace Understudy.Cli.Tests;
 
@@ -56,41 +55,13 @@ internal static class Cli
         return new Result(process.ExitCode, Lines(await stdout), Lines(await stderr), watch.Elapsed);
     }
 
-    /// <summary>A port nothing listens on at the time of asking (the OS picks it).</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A port nothing listens on now and never handed out before in this test process (<see cref="PortReservations"/>).</summary>
+    public static int FreePort() => PortReservations.Take(1)[0];
 
-    /// <summary>A base port for `up`: it and the ports below it for each server, and each + 100 (their HTTP), all free now.</summary>
-    public static int FreeBasePort(int servers)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var port = FreePort();
-            var all = Enumerable.Range(0, servers).SelectMany(n => new[] { port - n, port - n + 100 });
-            if (port + 100 <= 65535 && port - servers > 1024 && all.All(PortIsFree) || attempt > 200)
-            {
-                return port;
-            }
-        }
-    }
+    /// <summary>A base port for `up`: it and the ports below it for each server, and each + 100 (their HTTP), all free now and reserved together.</summary>
+    public static int FreeBasePort(int servers) => PortReservations.TakeBase(servers);
 
-    public static bool PortIsFree(int port)
-    {
-        try
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, port);
-            listener.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
+    public static bool PortIsFree(int port) => PortReservations.IsFree(port);
 
     /// <summary>
     /// Whether no socket listens on <paramref name="port"/> (any address, IPv4 or IPv6): what a refused command must

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Understudy.Orchestration.Clusters;
 
 namespace Understudy.Cli.Tests;
 
@@ -122,19 +123,9 @@ public sealed class UpMonitorsTests
 
     private static int NodePort(string address) => int.Parse(address[(address.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
 
-    /// <summary>A heartbeat port for monitor 1 such that every monitor's heartbeat, client and Raft port is free now.</summary>
-    private static int FreeMonitorGroupPort(int monitors)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var port = Cli.FreePort();
-            var all = Enumerable.Range(0, monitors).SelectMany(n => new[] { port + (10 * n), port + (10 * n) + 1, port + (10 * n) + 2 });
-            if ((port + (10 * monitors) < 65535 && all.All(Cli.PortIsFree)) || attempt > 200)
-            {
-                return port;
-            }
-        }
-    }
+    /// <summary>A heartbeat port for monitor 1 such that every monitor's heartbeat, client and Raft port is free now, all reserved together.</summary>
+    private static int FreeMonitorGroupPort(int monitors) =>
+        PortReservations.TakeWith(port => Enumerable.Range(0, monitors).SelectMany(n => new[] { port + (10 * n), port + (10 * n) + 1, port + (10 * n) + 2 }));
 
     private static Task<bool> PollStatusAsync(Workspace workspace, int clientPort, Func<IReadOnlyList<string>, bool> condition) =>
         PollStatusAsync(workspace, $"127.0.0.1:{Text(clientPort)}", condition);

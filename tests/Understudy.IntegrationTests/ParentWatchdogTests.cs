@@ -1,6 +1,5 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Processes;
 
 namespace Understudy.IntegrationTests;
@@ -17,8 +16,9 @@ public sealed class ParentWatchdogTests
     public async Task A_supervised_child_outlives_the_thread_that_started_it()
     {
         var data = Directory.CreateTempSubdirectory("understudy-watchdog-").FullName;
-        var info = CliLauncher.StartInfo(["monitor", "--port", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--client-port", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--http-port", "0", "--data", data]);
+        var ports = LocalClusterOptions.FreePorts(2);
+        var info = CliLauncher.StartInfo(["monitor", "--port", ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--client-port", ports[1].ToString(System.Globalization.CultureInfo.InvariantCulture), "--http-port", "0", "--data", data]);
         info.Environment[ParentWatchdog.Variable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         info.RedirectStandardOutput = true;
         info.RedirectStandardError = true;
@@ -73,12 +73,5 @@ public sealed class ParentWatchdogTests
             child?.Dispose();
             Directory.Delete(data, recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

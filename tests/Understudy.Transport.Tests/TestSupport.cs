@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Polling;
 
 namespace Understudy.Transport.Tests;
@@ -15,8 +16,8 @@ public enum TransportKind
 
 internal static class Test
 {
-    /// <summary>Every wait in these tests has this deadline: generous for a loaded CI machine, short enough to fail fast.</summary>
-    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
+    /// <summary>Every wait in these tests has this deadline: generous for a loaded 2-core machine (load 40 seen while other tests run), short enough to fail within the run.</summary>
+    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
 
     /// <summary>Loopback with a port the OS (or the in-memory network) picks.</summary>
     public static readonly NodeAddress AnyPort = new("127.0.0.1", 0);
@@ -47,12 +48,12 @@ internal static class Test
     public static Task Eventually(Func<bool> condition, string what) =>
         Poll.UntilAsync(condition, Deadline, $"waiting until {what}", () => "it is still not so", Token);
 
-    /// <summary>A port that was free a moment ago: bound by the OS, then released.</summary>
-    public static async Task<NodeAddress> FreeTcpPortAsync()
-    {
-        await using var listener = await new TcpTransport().ListenAsync(AnyPort, Token);
-        return listener.LocalAddress;
-    }
+    /// <summary>
+    /// A port free now and handed out to no other test of this process (<see cref="PortReservations"/>): below the
+    /// ephemeral range, so no listener the other tests bind on port 0 meanwhile can take it (a port bound on port 0 and
+    /// released could be the very next one the OS hands out).
+    /// </summary>
+    public static Task<NodeAddress> FreeTcpPortAsync() => Task.FromResult(new NodeAddress("127.0.0.1", PortReservations.Take(1)[0]));
 
     public static string Hex(IMessage message) => Convert.ToHexString(MessageCodec.ToFrame(message));
 }

@@ -90,13 +90,11 @@ public sealed class ThroughputBench
         _options.Validate();
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
-        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data")) with
+        // With counts, server HTTP on free ports (reserved with the others): /metrics counts frames, acks and loop turns over the window.
+        var cluster = new LocalCluster(LocalClusterOptions.OnFreePorts(_options.Servers, Path.Combine(_options.RunFolder, "data"), serverHttp: _options.Counts) with
         {
             Fsync = _options.Fsync,
             StateMachine = _options.StateMachine,
-            // With counts, server HTTP on free ports: /metrics counts frames, acks and loop turns over the window.
-            ServerHttpPorts = _options.Counts ? LocalClusterOptions.FreePorts(_options.Servers) : null,
-            ServerHttp = _options.Counts,
             // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
             MonitorArguments = ["--log-level", "info"],

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Understudy.Client;
 using Understudy.Core.StateMachines;
 using Understudy.Hosting;
@@ -84,10 +82,13 @@ public sealed record LocalClusterOptions
     /// <summary>Explicit HTTP ports per server (overrides port + 100), for clusters on free ports.</summary>
     public IReadOnlyList<int>? ServerHttpPorts { get; init; }
 
-    /// <summary>A cluster on free ports (benchmarks, chaos, tests), with the monitors' HTTP on free ports if asked.</summary>
-    public static LocalClusterOptions OnFreePorts(int servers, string dataDirectory, bool monitorHttp = false, int monitors = 1)
+    /// <summary>
+    /// A cluster on free ports (benchmarks, chaos, tests), with the monitors' HTTP and the servers' HTTP on free ports if
+    /// asked: every port of the cluster taken in one reservation, so none is given twice.
+    /// </summary>
+    public static LocalClusterOptions OnFreePorts(int servers, string dataDirectory, bool monitorHttp = false, int monitors = 1, bool serverHttp = false)
     {
-        var ports = FreePorts(servers + (4 * monitors));
+        var ports = FreePorts(servers + (4 * monitors) + (serverHttp ? servers : 0));
         var sets = Enumerable.Range(0, monitors)
             .Select(i => new LocalMonitorPorts(ports[servers + (4 * i)], ports[servers + (4 * i) + 1], ports[servers + (4 * i) + 2], monitorHttp ? ports[servers + (4 * i) + 3] : 0))
             .ToList();
@@ -100,7 +101,8 @@ public sealed record LocalClusterOptions
             MonitorPort = sets[0].Heartbeat,
             ClientPort = sets[0].Client,
             HttpPort = sets[0].Http,
-            ServerHttp = false,
+            ServerHttp = serverHttp,
+            ServerHttpPorts = serverHttp ? ports[(servers + (4 * monitors))..] : null,
             DataDirectory = dataDirectory,
         };
     }
@@ -132,68 +134,13 @@ public sealed record LocalClusterOptions
     }
 
     /// <summary>True when nothing listens on <paramref name="port"/> of the loopback address (false for a port out of range).</summary>
-    public static bool PortIsFree(int port)
-    {
-        if (port is < 1 or > 65535)
-        {
-            return false;
-        }
-
-        try
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, port);
-            listener.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
+    public static bool PortIsFree(int port) => PortReservations.IsFree(port);
 
     /// <summary>
-    /// Ports free at the time of asking, chosen at random below the kernel's ephemeral range: a port the OS
-    /// hands out for port 0 comes from that range, where any outgoing connection may take it before the
-    /// process meant to listen on it has started.
+    /// Ports free at the time of asking and never handed out before in this process (<see cref="PortReservations"/>):
+    /// distinct from every other port of this call and of the earlier ones (the last 8192 handed out).
     /// </summary>
-    public static int[] FreePorts(int count)
-    {
-        var (low, high) = PortRange();
-        var chosen = new List<int>();
-        var tries = 0;
-        while (chosen.Count < count)
-        {
-            var port = Random.Shared.Next(low, high);
-            if (!chosen.Contains(port) && PortIsFree(port) && (tries++ > 1000 || PortIsFree(port + 100)))
-            {
-                chosen.Add(port);
-            }
-        }
-
-        return [.. chosen];
-    }
-
-    private static (int Low, int High) PortRange()
-    {
-        // Linux's ephemeral range starts at 32768 by default; stay below whatever it is set to.
-        try
-        {
-            var text = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
-            var ephemeralLow = int.Parse(text[0], CultureInfo.InvariantCulture);
-            if (ephemeralLow > 12000)
-            {
-                return (10000, ephemeralLow - 200);
-            }
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-
-        return (20000, 32000);
-    }
+    public static int[] FreePorts(int count) => PortReservations.Take(count);
 }
 
 /// <summary>One server of a local cluster.</summary>

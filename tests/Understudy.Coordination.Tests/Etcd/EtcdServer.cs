@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Understudy.Orchestration.Clusters;
 using Understudy.Orchestration.Polling;
 
 namespace Understudy.Coordination.Tests.Etcd;
@@ -33,8 +34,9 @@ public sealed class EtcdServer : IAsyncLifetime
         }
 
         _dataDir = Directory.CreateTempSubdirectory("understudy-etcd-").FullName;
-        var clientPort = FreePort();
-        var peerPort = FreePort();
+        // Two distinct ports (two port-0 choices can return the same number), unused by this process's other tests.
+        var ports = PortReservations.Take(2);
+        var (clientPort, peerPort) = (ports[0], ports[1]);
         ClientUrl = new Uri($"http://127.0.0.1:{clientPort}");
         var peerUrl = $"http://127.0.0.1:{peerPort}";
         var start = new ProcessStartInfo(Binary)
@@ -125,13 +127,6 @@ public sealed class EtcdServer : IAsyncLifetime
                 _output.RemoveAt(0);
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task<bool> AcceptsAsync(int port, CancellationToken cancellationToken)

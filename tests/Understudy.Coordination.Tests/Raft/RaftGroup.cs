@@ -1,9 +1,8 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Understudy.Coordination.Raft;
+using Understudy.Orchestration.Clusters;
 using Understudy.Protocol;
 
 namespace Understudy.Coordination.Tests.Raft;
@@ -31,7 +30,8 @@ internal sealed class RaftGroup : IAsyncDisposable
     {
         tune ??= o => o;
         _capture = capture;
-        var listen = Enumerable.Range(0, size).Select(_ => FreePort()).ToArray();
+        // Distinct from each other and from every port this test process handed out before (two port-0 choices can repeat).
+        var listen = PortReservations.Take(size);
         _proxies = proxied ? [.. listen.Select(port => new PartitionProxy(port))] : [];
         var all = Enumerable.Range(0, size)
             .Select(i => new MonitorGroupMember(
@@ -231,13 +231,6 @@ internal sealed class RaftGroup : IAsyncDisposable
         {
             // A temp folder left behind is not worth failing a test for.
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private sealed class CapturingLoggerFactory(int member, LogLevel capture, ConcurrentQueue<string> lines) : ILoggerFactory
