@@ -24,7 +24,8 @@ public sealed class ChaosSignalTests(ITestOutputHelper output) : IDisposable
         }
 
         var ct = TestContext.Current.CancellationToken;
-        var info = CliLauncher.StartInfo(["chaos", "partition", "--faults", "200", "--seed", "3", "--clients", "2", "--out", Path.Combine(_folder.FullName, name)]);
+        // SIGINT at its default even when this test run was started in the background (env execs: the pid is the CLI's).
+        var info = CliLauncher.StartInfo(["chaos", "partition", "--faults", "200", "--seed", "3", "--clients", "2", "--out", Path.Combine(_folder.FullName, name)], Posix.SigIntRestoringPrefix());
         using var chaos = Process.Start(info)!;
         var lines = new List<string>();
         void Collect(object? sender, DataReceivedEventArgs e)

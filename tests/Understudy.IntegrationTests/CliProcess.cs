@@ -59,7 +59,8 @@ internal sealed class CliProcess : IDisposable
     /// <summary>Starts `understudy ARGUMENTS` in <paramref name="workingDirectory"/> (default: a fresh temp folder).</summary>
     public static CliProcess StartIn(string? workingDirectory, params string[] arguments)
     {
-        var info = CliLauncher.StartInfo(arguments);
+        // With SIGINT at its default even when this test run was started in the background: the tests interrupt with it.
+        var info = CliLauncher.StartInfo(arguments, Posix.SigIntRestoringPrefix());
         info.RedirectStandardInput = true;
         var owned = workingDirectory is null ? Directory.CreateTempSubdirectory("understudy-cli-").FullName : null;
         info.WorkingDirectory = workingDirectory ?? owned;
