@@ -16,7 +16,7 @@ namespace Understudy.Hosting;
 /// than <see cref="ServerHostOptions.SlowApplyThreshold"/> is logged (at most once a second, with how many were slow)
 /// and counted in <c>understudy_server_slow_applies_total</c>.</item>
 /// </list>
-/// Used only on the node's loop.
+/// Used only on the node's loop, but for <see cref="IConcurrentQueries.QueryConcurrently"/> where the machine offers it.
 /// </summary>
 internal class GuardedStateMachine : IStateMachine
 {
@@ -41,11 +41,14 @@ internal class GuardedStateMachine : IStateMachine
     /// <summary>The user's state machine.</summary>
     public IStateMachine Inner { get; }
 
-    /// <summary>Wraps <paramref name="inner"/>, keeping it an <see cref="ILogBackedStateMachine"/> when it is one.</summary>
+    /// <summary>Wraps <paramref name="inner"/>, keeping it an <see cref="ILogBackedStateMachine"/> or an <see cref="IConcurrentQueries"/> when it is one.</summary>
     public static GuardedStateMachine Wrap(IStateMachine inner, TimeSpan slowApply, ServerMetrics metrics, ILogger logger, Action<string> fatal) =>
-        inner is ILogBackedStateMachine backed
-            ? new LogBacked(backed, slowApply, metrics, logger, fatal)
-            : new GuardedStateMachine(inner, slowApply, metrics, logger, fatal);
+        inner switch
+        {
+            ILogBackedStateMachine backed => new LogBacked(backed, slowApply, metrics, logger, fatal),
+            IConcurrentQueries concurrent => new Concurrent(inner, concurrent, slowApply, metrics, logger, fatal),
+            _ => new GuardedStateMachine(inner, slowApply, metrics, logger, fatal),
+        };
 
     /// <summary>The user's state machine behind a guard, or <paramref name="machine"/> itself.</summary>
     public static IStateMachine Unwrap(IStateMachine machine) => machine is GuardedStateMachine guarded ? guarded.Inner : machine;
@@ -125,6 +128,17 @@ internal class GuardedStateMachine : IStateMachine
             LogMessages.SlowApply(_logger, index, seconds * 1000, (double)_slowTicks * 1000 / Stopwatch.Frequency, _slowSinceWarning);
             _lastWarnedAt = now;
             _slowSinceWarning = 0;
+        }
+    }
+
+    /// <summary>The guard around a state machine whose queries may run off the loop (the key-value store): they pass straight through, refused once the machine failed.</summary>
+    private sealed class Concurrent(IStateMachine inner, IConcurrentQueries queries, TimeSpan slowApply, ServerMetrics metrics, ILogger logger, Action<string> fatal)
+        : GuardedStateMachine(inner, slowApply, metrics, logger, fatal), IConcurrentQueries
+    {
+        public ReadOnlyMemory<byte> QueryConcurrently(ReadOnlySpan<byte> query)
+        {
+            ThrowIfFailed();
+            return queries.QueryConcurrently(query);
         }
     }
 

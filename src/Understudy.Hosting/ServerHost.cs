@@ -175,6 +175,15 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             return ValueTask.CompletedTask;
         }
 
+        // A linearizable get the node may answer without its loop (OffLoopReads): answered here, on the thread that read it.
+        if (message is ClientRequest { Kind: RequestKind.Read } read && _node.Reads.TryAnswer(read, out var answer))
+        {
+            Metrics.Reads.Inc();
+            Metrics.ResponsesWith(answer.Status).Inc();
+            connection.SendNow(answer);
+            return ValueTask.CompletedTask;
+        }
+
         ClusterConfig? members = null;
         switch (message)
         {

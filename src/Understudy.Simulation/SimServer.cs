@@ -46,7 +46,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             Address,
             World.Random.NextUInt64(),
             World.Options.ServerForSeed,
-            World.Options.StateMachine == SimulatedStateMachine.KeyValue ? new KeyValueStore() : new MessageStore(World.Options.RetainMessages is { } keep ? new MessageRetention { Messages = keep } : MessageRetention.KeepEverything),
+            World.Options.StateMachine == SimulatedStateMachine.KeyValue ? World.Options.KeyValueMachine?.Invoke() ?? new KeyValueStore() : new MessageStore(World.Options.RetainMessages is { } keep ? new MessageRetention { Messages = keep } : MessageRetention.KeepEverything),
             this,
             _clock,
             epoch,
@@ -57,7 +57,8 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             compactionRule: World.Options.CompactionRule?.Invoke(),
             snapshotFormat: World.Options.SnapshotFormat?.Invoke(),
             readRule: World.Options.ReadRule?.Invoke(),
-            deduplicationRule: World.Options.DeduplicationRule?.Invoke());
+            deduplicationRule: World.Options.DeduplicationRule?.Invoke(),
+            offLoopReadRule: World.Options.OffLoopReadRule?.Invoke());
         if (snapshot is not null)
         {
             World.CountFault("started-from-snapshot");
@@ -94,6 +95,14 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         if (message is HeartbeatAck { FromActive: true } && from is SimMonitor monitor)
         {
             _activeMonitor = monitor;
+        }
+
+        // As the host does: a get the node may answer off its loop is answered here, from what the node last published.
+        if (client is not null && message is ClientRequest { Kind: RequestKind.Read } read && Node!.Reads.TryAnswer(read, out var answer))
+        {
+            World.CountFault("read-off-loop");
+            Reply(client.Ref, answer);
+            return;
         }
 
         ServerInbox.Deliver(Node!, client?.Ref ?? default, message);

@@ -187,6 +187,12 @@ public sealed record SimulationOptions
     /// <summary>Makes each server's read rule (null: the real one, <see cref="LeasedPrimaryReadRule"/>).</summary>
     public Func<IReadRule>? ReadRule { get; init; }
 
+    /// <summary>Makes each server's rule for reads answered off its loop (null: the same as <see cref="ReadRule"/>).</summary>
+    public Func<IReadRule>? OffLoopReadRule { get; init; }
+
+    /// <summary>Makes each server's key-value state machine when <see cref="StateMachine"/> is the key-value store (null: <see cref="Core.StateMachines.KeyValue.KeyValueStore"/>).</summary>
+    public Func<IStateMachine>? KeyValueMachine { get; init; }
+
     /// <summary>Makes each server's deduplication rule (null: the real one, <see cref="TableDeduplicationRule"/>).</summary>
     public Func<IDeduplicationRule>? DeduplicationRule { get; init; }
 

@@ -1,5 +1,7 @@
+using System.Buffers;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
+using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Protocol;
 
 namespace Understudy.Simulation.Tests;
@@ -28,4 +30,41 @@ internal sealed class IgnoresLeaseForReadsRule : IReadRule
 internal sealed class IgnoresDeduplicationRule : IDeduplicationRule
 {
     public DedupLookup Judge(DedupLookup found, ulong clientId, long seq) => found == DedupLookup.Forgotten ? found : DedupLookup.New;
+}
+
+/// <summary>
+/// Broken: a key-value store whose concurrent queries answer from a view published one write late, as if the loop
+/// published what it applied after acknowledging it. A get off the loop then misses the write just acknowledged.
+/// </summary>
+internal sealed class PublishesAfterAcknowledgingStore : IStateMachine, IConcurrentQueries
+{
+    private readonly KeyValueStore _live = new();
+    private readonly KeyValueStore _published = new();
+    private (byte[] Command, ApplyContext Context)? _held;
+
+    public ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, in ApplyContext context)
+    {
+        if (_held is { } held)
+        {
+            _published.Apply(held.Command, held.Context);
+        }
+
+        _held = (command.ToArray(), context);
+        return _live.Apply(command, context);
+    }
+
+    public ReadOnlyMemory<byte> QueryConcurrently(ReadOnlySpan<byte> query) => _published.Query(query);
+
+    public ReadOnlyMemory<byte> Query(ReadOnlySpan<byte> query) => _live.Query(query);
+
+    public string? Validate(ReadOnlySpan<byte> command) => _live.Validate(command);
+
+    public void WriteSnapshot(IBufferWriter<byte> writer) => _live.WriteSnapshot(writer);
+
+    public void Restore(ReadOnlySpan<byte> snapshot)
+    {
+        _live.Restore(snapshot);
+        _published.Restore(snapshot);
+        _held = null;
+    }
 }

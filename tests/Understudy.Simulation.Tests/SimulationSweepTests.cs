@@ -198,6 +198,7 @@ public class SimulationSweepTests(ITestOutputHelper output)
         Assert.Equal(KeyValueSeeds, result.Seeds);
         Assert.True(result.Acknowledged > KeyValueSeeds * 100, $"the workload is too thin to judge: {result.Acknowledged} acknowledged calls in {KeyValueSeeds} seeds");
         Assert.True(result.Faults.GetValueOrDefault("crash-primary") > 0 && result.Faults.GetValueOrDefault("partition-primary") > 0, "the sweep injected no primary crash or partition");
+        Assert.True(result.Faults.GetValueOrDefault("read-off-loop") > KeyValueSeeds * 10, $"gets off the loop were hardly exercised: {result.Faults.GetValueOrDefault("read-off-loop")} in {KeyValueSeeds} seeds");
     }
 
     [Fact]
@@ -230,6 +231,21 @@ public class SimulationSweepTests(ITestOutputHelper output)
     public void Key_value_sweep_catches_an_old_primary_that_serves_reads_after_its_lease_ran_out()
     {
         var caught = FirstViolation(seed => KeyValueOptions(seed) with { ReadRule = () => new IgnoresLeaseForReadsRule() }, KeyValueSeeds);
+        Assert.Equal(ViolationKind.NotLinearizable, caught.Kind);
+    }
+
+    [Fact]
+    public void Key_value_sweep_catches_gets_off_the_loop_that_skip_the_lease_check()
+    {
+        // The loop's own rule stays the real one: only the path that answers off the loop is broken.
+        var caught = FirstViolation(seed => KeyValueOptions(seed) with { OffLoopReadRule = () => new IgnoresLeaseForReadsRule() }, KeyValueSeeds);
+        Assert.Equal(ViolationKind.NotLinearizable, caught.Kind);
+    }
+
+    [Fact]
+    public void Key_value_sweep_catches_gets_off_the_loop_from_a_view_published_after_the_write_was_acknowledged()
+    {
+        var caught = FirstViolation(seed => KeyValueOptions(seed) with { KeyValueMachine = () => new PublishesAfterAcknowledgingStore() }, KeyValueSeeds);
         Assert.Equal(ViolationKind.NotLinearizable, caught.Kind);
     }
 

@@ -81,6 +81,10 @@ internal sealed partial class PrimaryRole : EpochRole
 
     public bool LeaseValid(long now) => now < _leaseExpiresAt;
 
+    /// <summary>Tells reads off the loop what the loop would check: lease, epoch start committed, switchover (<see cref="OffLoopReads"/>).</summary>
+    public void PublishReads(OffLoopReads reads) =>
+        reads.Publish(Self, Epoch, primary: true, _handover is not null, _leaseExpiresAt, _node.CommitIndex >= EpochStartIndex);
+
     // ------------------------------------------------------------------ inputs, as the node passes them on
 
     public void Tick(long now)
@@ -215,6 +219,8 @@ internal sealed partial class PrimaryRole : EpochRole
 
         if (_handover is null)
         {
+            // At once, not at the end of the burst: the target may be promoted without waiting out this lease.
+            _node.Reads.Withdraw();
             _handover = new Handover(request.Target, _node.Now + _node.Ticks(Options.SwitchoverTimeout));
             Env.Report(new ServerEvent(ServerEventKind.HandoverStarted, Epoch, request.Target, Log.LastIndex, "writes paused until the target holds the whole log"));
         }

@@ -102,6 +102,8 @@ public sealed partial class ServerNode
             return false;
         }
 
+        // No read off the loop may see the state half replaced, or answer from it once it is.
+        Reads.Withdraw();
         State.Restore(state.Span);
         if (State.AppliedIndex != index)
         {

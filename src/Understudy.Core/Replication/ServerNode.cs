@@ -80,7 +80,8 @@ public sealed partial class ServerNode
         ICompactionRule? compactionRule = null,
         ISnapshotFormat? snapshotFormat = null,
         IReadRule? readRule = null,
-        IDeduplicationRule? deduplicationRule = null)
+        IDeduplicationRule? deduplicationRule = null,
+        IReadRule? offLoopReadRule = null)
     {
         options.Validate();
         Self = self;
@@ -103,6 +104,7 @@ public sealed partial class ServerNode
         _log = new ReplicatedLog(baseIndex, snapshot?.LogResumesAfterEpoch ?? 0, (recoveredLog ?? []).Where(e => e.Index > baseIndex), archive, options.LogWindowEntries, options.LogWindowBytes);
         (stateMachine as ILogBackedStateMachine)?.AttachLog(_log);
         ReadRule = readRule ?? LeasedPrimaryReadRule.Instance;
+        Reads = new OffLoopReads(stateMachine as IConcurrentQueries, offLoopReadRule ?? ReadRule, time);
         State = new ReplicatedState(stateMachine, options.MaxClientSessions, options.SessionIdleTimeout, deduplicationRule);
         if (snapshot is { } restored)
         {
@@ -198,6 +200,9 @@ public sealed partial class ServerNode
     /// <summary>Who may answer a read (<see cref="LeasedPrimaryReadRule"/> unless a test swaps in a broken one).</summary>
     internal IReadRule ReadRule { get; }
 
+    /// <summary>Linearizable reads answered on the caller's thread, from what this loop publishes at the end of each <see cref="Flush"/>.</summary>
+    public OffLoopReads Reads { get; }
+
     internal long Now => _time.GetTimestamp();
 
     internal long TimestampFrequency => _time.TimestampFrequency;
@@ -265,6 +270,16 @@ public sealed partial class ServerNode
             case BackupRole backup:
                 backup.Flush();
                 break;
+        }
+
+        // Last: what the burst applied and renewed is in place before reads off the loop rely on it.
+        if (_role is PrimaryRole serving)
+        {
+            serving.PublishReads(Reads);
+        }
+        else
+        {
+            Reads.Publish(Self, _epoch, primary: false, handingOver: false, long.MinValue, epochCommitted: false);
         }
 
         AssertInvariants();

@@ -16,14 +16,14 @@ public sealed class ServerHarness
 
     private int _written;
 
-    public ServerHarness(NodeAddress self, ServerOptions? options = null, long recoveredEpoch = 0, IEnumerable<LogEntry>? log = null, FakeTimeProvider? time = null, ListLogArchive? disk = null, ServerSnapshot? snapshot = null, MessageStore? machine = null)
+    public ServerHarness(NodeAddress self, ServerOptions? options = null, long recoveredEpoch = 0, IEnumerable<LogEntry>? log = null, FakeTimeProvider? time = null, ListLogArchive? disk = null, ServerSnapshot? snapshot = null, MessageStore? machine = null, IStateMachine? stateMachine = null)
     {
         Self = self;
         Time = time ?? new FakeTimeProvider();
         Env = new RecordingServerEnvironment();
         Machine = machine ?? new MessageStore();
         Disk = disk;
-        Node = new ServerNode(self, BackupIncarnation, options ?? new ServerOptions(), Machine, Env, Time, recoveredEpoch, log, archive: disk, snapshot: snapshot);
+        Node = new ServerNode(self, BackupIncarnation, options ?? new ServerOptions(), stateMachine ?? Machine, Env, Time, recoveredEpoch, log, archive: disk, snapshot: snapshot);
     }
 
     /// <summary>The log on disk, when the test gives one: appends, truncations and compactions reach it when the disk syncs.</summary>
@@ -45,9 +45,9 @@ public sealed class ServerHarness
     /// A primary of epoch 1 (config version 5) whose epoch-start entry is committed: every in-sync
     /// backup has acknowledged it and the primary's own disk has synced it. The recording starts empty.
     /// </summary>
-    public static ServerHarness StartPrimary(NodeAddress[]? inSync = null, ServerOptions? options = null, bool requireServing = true)
+    public static ServerHarness StartPrimary(NodeAddress[]? inSync = null, ServerOptions? options = null, bool requireServing = true, IStateMachine? stateMachine = null)
     {
-        var h = new ServerHarness(P, options);
+        var h = new ServerHarness(P, options, stateMachine: stateMachine);
         var config = Config(1, 5, P, inSync ?? All);
         h.Push(config);
         h.SyncDisk();

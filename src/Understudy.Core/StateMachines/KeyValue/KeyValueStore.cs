@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
-using System.Runtime.InteropServices;
 using Understudy.Protocol;
 
 namespace Understudy.Core.StateMachines.KeyValue;
@@ -24,10 +24,16 @@ namespace Understudy.Core.StateMachines.KeyValue;
 /// expiry, as Redis's <c>INCR</c> does.
 /// </para>
 /// <para>The snapshot lists the keys in byte order, so two replicas with the same state write the same bytes.</para>
+/// <para>
+/// Gets may run on other threads while the loop applies (<see cref="IConcurrentQueries"/>): the keys are in a
+/// dictionary safe for one writer and many readers, each key's value, version and expiry is one immutable object
+/// replaced whole, and a restore swaps in a new dictionary rather than emptying this one.
+/// </para>
 /// </remarks>
-public sealed class KeyValueStore : IStateMachine
+public sealed class KeyValueStore : IStateMachine, IConcurrentQueries
 {
-    private readonly Dictionary<byte[], Entry> _entries = new(KeyComparer.Instance);
+    // Written only on the loop (one writer, so one lock); read lock-free by gets on any thread.
+    private volatile ConcurrentDictionary<byte[], Entry> _entries = NewEntries(0);
 
     // Keys with an expiry, by expiry time. An item is stale when its key was since rewritten or deleted; the
     // entry's own ExpiresAt decides, so stale items are skipped when they come up.
@@ -45,7 +51,9 @@ public sealed class KeyValueStore : IStateMachine
     public ReadOnlyMemory<byte> Apply(ReadOnlySpan<byte> command, in ApplyContext context)
     {
         // Log time never decreases along the log; the max only guards a log written without times (zero).
-        _logTimeMs = Math.Max(_logTimeMs, context.LogTimeMs);
+        // Published before the removals and the write: a concurrent get that sees this entry's effects judges expiry
+        // by this time or a later one.
+        Volatile.Write(ref _logTimeMs, Math.Max(_logTimeMs, context.LogTimeMs));
         RemoveExpired();
         if (!KeyValueCommands.TryDecode(command, out var c, out _) || c.Operation == KeyValueOperation.Get)
         {
@@ -64,7 +72,7 @@ public sealed class KeyValueStore : IStateMachine
             }
 
             case KeyValueOperation.Delete:
-                return lookup.Remove(c.Key)
+                return lookup.TryRemove(c.Key, out _, out _)
                     ? KeyValueCommands.EncodeResult(KeyValueStatus.Ok, 0, 0, default)
                     : KeyValueCommands.EncodeResult(KeyValueStatus.NotFound, 0, 0, default);
 
@@ -138,6 +146,10 @@ public sealed class KeyValueStore : IStateMachine
         return c.Operation == KeyValueOperation.Get ? "a get is a query, not a command: send it as a read" : null;
     }
 
+    /// <inheritdoc />
+    /// <remarks>The same answer as <see cref="Query"/>: a get reads one key's immutable entry and the log time, both safe to read while the loop applies.</remarks>
+    public ReadOnlyMemory<byte> QueryConcurrently(ReadOnlySpan<byte> query) => Query(query);
+
     /// <summary>The value of <paramref name="key"/>, as a get sees it (tests and the simulator's final check).</summary>
     public bool TryGetValue(ReadOnlySpan<byte> key, out ReadOnlyMemory<byte> value)
     {
@@ -180,7 +192,7 @@ public sealed class KeyValueStore : IStateMachine
         var r = new WireReader(snapshot, "key-value snapshot");
         var logTimeMs = r.ReadInt64("logTimeMs");
         var count = r.ReadCount("keys", 4 + 4 + 16);
-        var entries = new Dictionary<byte[], Entry>(count, KeyComparer.Instance);
+        var entries = NewEntries(count);
         byte[]? previous = null;
         for (var i = 0; i < count; i++)
         {
@@ -193,17 +205,17 @@ public sealed class KeyValueStore : IStateMachine
                 throw new ProtocolException($"key-value snapshot: key {i} is not after the one before it (keys are written in byte order, once each)");
             }
 
-            entries.Add(key, new Entry(value, version, expiresAt));
+            entries[key] = new Entry(value, version, expiresAt);
             previous = key;
         }
 
         r.End();
-        _logTimeMs = logTimeMs;
-        _entries.Clear();
+        // Swapped whole: a get on another thread sees the old state or the new one, never a half-filled dictionary.
+        _entries = entries;
+        Volatile.Write(ref _logTimeMs, logTimeMs);
         _expiries.Clear();
         foreach (var (key, entry) in entries)
         {
-            _entries.Add(key, entry);
             if (entry.ExpiresAt != 0)
             {
                 _expiries.Enqueue(key, entry.ExpiresAt);
@@ -214,11 +226,11 @@ public sealed class KeyValueStore : IStateMachine
     private void Store(ReadOnlySpan<byte> key, byte[] value, long version, long expiresAt)
     {
         var lookup = _entries.GetAlternateLookup<ReadOnlySpan<byte>>();
-        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, lookup.TryGetValue(key, out var existing, out _) ? existing : key.ToArray(), out _);
-        slot = new Entry(value, version, expiresAt);
+        var stored = lookup.TryGetValue(key, out var existing, out _) ? existing : key.ToArray();
+        _entries[stored] = new Entry(value, version, expiresAt);
         if (expiresAt != 0)
         {
-            _expiries.Enqueue(existing ?? key.ToArray(), expiresAt);
+            _expiries.Enqueue(stored, expiresAt);
         }
     }
 
@@ -234,7 +246,7 @@ public sealed class KeyValueStore : IStateMachine
         return false;
     }
 
-    private bool IsExpired(Entry entry) => entry.ExpiresAt != 0 && entry.ExpiresAt <= _logTimeMs;
+    private bool IsExpired(Entry entry) => entry.ExpiresAt != 0 && entry.ExpiresAt <= Volatile.Read(ref _logTimeMs);
 
     private void RemoveExpired()
     {
@@ -243,7 +255,7 @@ public sealed class KeyValueStore : IStateMachine
             _expiries.Dequeue();
             if (_entries.TryGetValue(key, out var entry) && entry.ExpiresAt == at)
             {
-                _entries.Remove(key);
+                _entries.TryRemove(key, out _);
             }
         }
     }
@@ -257,6 +269,8 @@ public sealed class KeyValueStore : IStateMachine
         Utf8Formatter.TryFormat(value, buffer, out var written);
         return buffer[..written].ToArray();
     }
+
+    private static ConcurrentDictionary<byte[], Entry> NewEntries(int capacity) => new(concurrencyLevel: 1, Math.Max(capacity, 31), KeyComparer.Instance);
 
     private sealed record Entry(byte[] Value, long Version, long ExpiresAt);
 
