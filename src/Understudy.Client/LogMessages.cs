@@ -17,6 +17,9 @@ internal static partial class ClientLog
     [LoggerMessage(5004, LogLevel.Warning, "the primary has answered only 'unavailable' for {Seconds} s: leaving monitor {Monitor}, which may be cut off from its group, for the next one")]
     public static partial void MonitorSuspected(ILogger logger, string monitor, double seconds);
 
+    [LoggerMessage(5005, LogLevel.Information, "monitor {Follower} is a follower: subscribing at the active monitor {Active} instead")]
+    public static partial void MovedToActiveMonitor(ILogger logger, string follower, string active);
+
     [LoggerMessage(5003, LogLevel.Warning, "closing the connections (monitor {Monitor}) took more than {Seconds} s; left to finish in the background")]
     public static partial void DisposeSlow(ILogger logger, string monitor, double seconds);
 }

@@ -11,6 +11,7 @@ namespace Understudy.Client;
 /// uniform between zero and min(max, initial·2ⁿ), n the failures in a row), so a dead monitor costs one attempt and a
 /// group that is down entirely is not hammered. <see cref="Send{T}"/> drops messages while disconnected (the session
 /// re-queries on <see cref="Connected"/>). Events are raised on a pool thread in order; subscribe before <see cref="Start"/>.
+/// A follower monitor names the active one; <see cref="MoveTowardsActive"/> goes there at once, the rotation's order resuming from it.
 /// </summary>
 internal sealed class MonitorRotation : IAsyncDisposable
 {
@@ -24,6 +25,15 @@ internal sealed class MonitorRotation : IAsyncDisposable
     private FrameConnection? _current;
     private int _currentIndex = -1;
     private int _index;
+
+    /// <summary>Where <see cref="MoveTowardsActive"/> asked to go next (an index of the list), or -1.</summary>
+    private int _movingTo = -1;
+
+    /// <summary>Guards <see cref="_lastRefused"/>, written by the rotation and read by the connection's handler.</summary>
+    private readonly Lock _refusedGate = new();
+
+    /// <summary>The last monitor an attempt to connect to failed, and when (the options' clock): a hint naming it is not followed for a while.</summary>
+    private (int Index, long At) _lastRefused = (-1, 0);
 
     public MonitorRotation(ITransport transport, IReadOnlyList<NodeAddress> monitors, FrameConnectionOptions options, FrameHandler handler, ReconnectOptions reconnect, ILogger logger)
     {
@@ -46,6 +56,9 @@ internal sealed class MonitorRotation : IAsyncDisposable
 
     /// <summary>The connection to a monitor ended, or an attempt failed; the rotation moves on to the next.</summary>
     public event Action<NodeAddress, ConnectionClosed>? Disconnected;
+
+    /// <summary>The connection to a monitor was closed to move to the active one (the second address); the next attempt goes there.</summary>
+    public event Action<NodeAddress, NodeAddress>? Moved;
 
     /// <summary>The monitor the live connection goes to, or none while disconnected.</summary>
     public NodeAddress Current => Volatile.Read(ref _current) is { IsClosing: false } && Volatile.Read(ref _currentIndex) is >= 0 and var i ? _monitors[i] : NodeAddress.None;
@@ -72,10 +85,59 @@ internal sealed class MonitorRotation : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Moves the connection towards the active monitor, which the follower it goes to named: to
+    /// <paramref name="active"/> when it is in the list, otherwise (the name is a server-facing address this client
+    /// cannot map to one of its client addresses) to the next monitor of the list, which answers with no name if it is
+    /// the active one. The live connection is closed and the next attempt goes there without the backoff. Ignored while
+    /// disconnected, for the monitor already connected to, and for one an attempt failed to reach within the last
+    /// <see cref="ReconnectOptions.MaxBackoff"/> (a follower can name an active monitor that just died, until the group
+    /// elects another; the rotation then goes on as after any failure). Thread-safe; true if the move started.
+    /// </summary>
+    public bool MoveTowardsActive(NodeAddress active)
+    {
+        var current = Volatile.Read(ref _currentIndex);
+        if (Volatile.Read(ref _current) is not { IsClosing: false } connection || current < 0)
+        {
+            return false;
+        }
+
+        var index = IndexOf(active) is >= 0 and var listed ? listed : (current + 1) % _monitors.Count;
+        (int Index, long At) refused;
+        lock (_refusedGate)
+        {
+            refused = _lastRefused;
+        }
+
+        if (index == current || (refused.Index == index && _reconnect.TimeProvider.GetElapsedTime(refused.At) < _reconnect.MaxBackoff))
+        {
+            return false;
+        }
+
+        Volatile.Write(ref _movingTo, index);
+        connection.Close();
+        return true;
+    }
+
+    private int IndexOf(NodeAddress monitor)
+    {
+        for (var i = 0; i < _monitors.Count; i++)
+        {
+            if (_monitors[i] == monitor)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
     private async Task RunAsync()
     {
         var token = _loop.Stopping;
         TransportError? reported = null;
+        long lastMove = 0;
+        var movesInTour = 0;
         while (!token.IsCancellationRequested)
         {
             var address = _monitors[_index];
@@ -113,14 +175,39 @@ internal sealed class MonitorRotation : IAsyncDisposable
                 }
 
                 _loop.Ended(started);
+                if (Interlocked.Exchange(ref _movingTo, -1) is >= 0 and var target)
+                {
+                    // Sent on by a follower towards the active monitor: not a failure, so no wait, for up to one tour of
+                    // the list; moves beyond that in quick succession (followers with stale views naming a monitor that
+                    // is no longer active) wait the usual backoff.
+                    _index = target;
+                    Raise(() => Moved?.Invoke(address, _monitors[target]));
+                    movesInTour = lastMove != 0 && _reconnect.TimeProvider.GetElapsedTime(lastMove) < _reconnect.MaxBackoff ? movesInTour + 1 : 1;
+                    lastMove = _reconnect.TimeProvider.GetTimestamp();
+                    if (movesInTour >= _monitors.Count && !await _loop.WaitBeforeRetryAsync().ConfigureAwait(false))
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
                 reported = failure.Reason;
                 Raise(() => Disconnected?.Invoke(address, failure));
             }
-            else if (reported != failure.Reason)
+            else
             {
-                // Once per change of reason, not once per attempt: a group that is down stays one line.
-                reported = failure.Reason;
-                Raise(() => Disconnected?.Invoke(address, failure));
+                lock (_refusedGate)
+                {
+                    _lastRefused = (_index, _reconnect.TimeProvider.GetTimestamp());
+                }
+
+                if (reported != failure.Reason)
+                {
+                    // Once per change of reason, not once per attempt: a group that is down stays one line.
+                    reported = failure.Reason;
+                    Raise(() => Disconnected?.Invoke(address, failure));
+                }
             }
 
             _index = (_index + 1) % _monitors.Count;

@@ -94,6 +94,11 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
             Publish(s => s.ConnectedMonitor == monitor ? s with { ConnectedMonitor = NodeAddress.None } : s);
             ClientLog.MonitorUnreachable(_logger, monitor.ToString(), closed.ToString());
         };
+        _monitor.Moved += (follower, active) =>
+        {
+            Publish(s => s.ConnectedMonitor == follower ? s with { ConnectedMonitor = NodeAddress.None } : s);
+            ClientLog.MovedToActiveMonitor(_logger, follower.ToString(), active.ToString());
+        };
         _monitor.Start();
     }
 
@@ -409,6 +414,13 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         {
             case PrimaryUpdate update:
                 Post(() => _session.Handle(update));
+                if (!update.ActiveMonitor.IsNone)
+                {
+                    // A follower answered: the active monitor tells its subscribers of a promotion at the commit, a
+                    // follower only after Raft's next round, so the subscription moves there.
+                    _monitor.MoveTowardsActive(ClientAddressOf(update.ActiveMonitor));
+                }
+
                 break;
             case AdminResponse response when _admin.TryGetValue(response.RequestId, out var waiter):
                 waiter.TrySetResult(response);

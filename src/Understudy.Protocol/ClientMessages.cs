@@ -156,12 +156,22 @@ public readonly record struct PrimaryQuery(ulong ClientId, bool Subscribe) : IMe
     }
 }
 
-/// <summary>Monitor to client: the primary of <see cref="Epoch"/> (or none yet).</summary>
+/// <summary>
+/// Monitor to client: the primary of <see cref="Epoch"/> (or none yet). A follower monitor also names the active one in
+/// <see cref="ActiveMonitor"/>, so a subscribed client can move there: the active monitor pushes a promotion at its
+/// commit, a follower only once Raft has told it of the commit.
+/// </summary>
 public readonly record struct PrimaryUpdate(long Epoch, long ConfigVersion, NodeAddress Primary) : IMessage<PrimaryUpdate>
 {
+    /// <summary>
+    /// From a follower that knows the active monitor: the active monitor's server-facing address, as the group knows
+    /// it; <see cref="NodeAddress.None"/> from the active monitor itself, a group of one, or a follower that knows of none.
+    /// </summary>
+    public NodeAddress ActiveMonitor { get; init; } = NodeAddress.None;
+
     public MessageType Type => MessageType.PrimaryUpdate;
 
-    public int Size => 8 + 8 + WireWriter.SizeOf(Primary);
+    public int Size => 8 + 8 + WireWriter.SizeOf(Primary) + WireWriter.SizeOf(ActiveMonitor);
 
     public void Format(Span<byte> destination)
     {
@@ -169,12 +179,16 @@ public readonly record struct PrimaryUpdate(long Epoch, long ConfigVersion, Node
         w.WriteInt64(Epoch);
         w.WriteInt64(ConfigVersion);
         w.WriteAddress(Primary);
+        w.WriteAddress(ActiveMonitor);
     }
 
     public static PrimaryUpdate Parse(ReadOnlySpan<byte> source)
     {
         var r = new WireReader(source, nameof(PrimaryUpdate));
-        var m = new PrimaryUpdate(r.ReadInt64("epoch"), r.ReadInt64("configVersion"), r.ReadAddress("primary"));
+        var m = new PrimaryUpdate(r.ReadInt64("epoch"), r.ReadInt64("configVersion"), r.ReadAddress("primary"))
+        {
+            ActiveMonitor = r.ReadAddress("activeMonitor"),
+        };
         r.End();
         return m;
     }

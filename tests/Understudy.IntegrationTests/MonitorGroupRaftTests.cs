@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
+using Understudy.Client;
 using Understudy.Core.Monitor;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
@@ -91,6 +92,54 @@ public sealed class MonitorGroupRaftTests
             async ct => (await follower.StatusAsync()).ToJson(),
             Cancel);
         Assert.False(await lonely.ReadAsync(n => n.HasLease || n.IsServing), "a server heard only by a follower monitor must neither hold a lease nor serve");
+    }
+
+    /// <summary>
+    /// A follower hears of a promotion only with the leader's next Raft round, so it names the active monitor and a
+    /// client given it first moves there (docs/ARCHITECTURE.md, "Clients subscribe at the active monitor").
+    /// </summary>
+    [Fact]
+    public async Task A_client_given_a_follower_first_subscribes_at_the_active_monitor_and_moves_on_when_it_dies()
+    {
+        await using var group = await RaftMonitorGroup.StartAsync(3);
+        var active = await group.WaitForOneActiveAsync("election");
+        var followers = group.Running.Where(h => h != active).ToList();
+        await using var server = await ServerHost.StartAsync(
+            new ServerHostOptions
+            {
+                Listen = new("127.0.0.1", LocalClusterOptions.FreePorts(1)[0]),
+                Monitors = [.. group.Running.Select(h => h.HeartbeatAddress)],
+                DataDirectory = Path.Combine(group.Folder, "server"),
+                Fsync = Storage.FsyncPolicy.Never,
+            },
+            NullLoggerFactory.Instance,
+            Cancel);
+        await using var client = new UnderstudyClient(new UnderstudyClientOptions
+        {
+            Monitors = [followers[0].Options.ClientListen, followers[1].Options.ClientListen, active.Options.ClientListen],
+        });
+
+        Task SubscribedAtAsync(MonitorHost monitor, string phase) => Poll.UntilAsync(
+            () => client.ConnectedMonitor == monitor.Options.ClientListen,
+            Poll.DefaultTimeout,
+            phase,
+            () => $"expected a connection to the active monitor {monitor.Options.ClientListen}; connected to {client.ConnectedMonitor}",
+            Cancel);
+
+        await SubscribedAtAsync(active, "the client moving from the follower it was given first to the active monitor");
+        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(Cancel))
+        {
+            wait.CancelAfter(Poll.DefaultTimeout);
+            await client.WaitForPrimaryAsync(wait.Token);
+        }
+
+        Assert.Equal(1, await client.AppendAsync("before", Cancel));
+
+        // The active monitor dies: the client moves on, and ends up at the newly elected one.
+        await group.StopAsync(active);
+        var next = await group.WaitForOneActiveAsync("re-election after the active monitor stopped");
+        await SubscribedAtAsync(next, "the client subscribing at the newly elected active monitor");
+        Assert.Equal(2, await client.AppendAsync("after", Cancel));
     }
 
     [Fact]

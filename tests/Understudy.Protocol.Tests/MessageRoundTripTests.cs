@@ -39,7 +39,7 @@ public class MessageRoundTripTests
         new ClientResponse(99, 4, ResponseStatus.NotPrimary, 3, A, "not me"u8.ToArray()),
         new ClientResponse(99, 5, ResponseStatus.SessionExpired, 3, A, "session expired: the outcome of request 5 is unknown"u8.ToArray()),
         new PrimaryQuery(99, true),
-        new PrimaryUpdate(3, 9, A),
+        new PrimaryUpdate(3, 9, A) { ActiveMonitor = B },
         new AdminRequest(1, AdminCommand.Switchover, B),
         new AdminResponse(1, true, "done", "{}"u8.ToArray()) { ActiveMonitor = B },
         new Hello(PeerRole.Server, A, 42, 0xdeadbeef, true, "kv"),

@@ -40,6 +40,13 @@ public sealed partial class MonitorNode
             _unconfirmedReported = false;
         }
 
+        if (!leadership.IsActive && !leadership.Active.IsNone && leadership.Active != was.Active)
+        {
+            // A follower that learns of a new active monitor names it to its subscribers at once, so they move there
+            // (PrimaryUpdate.ActiveMonitor) rather than hear the next promotion a Raft round late from this follower.
+            TellSubscribers();
+        }
+
         if (leadership.IsActive && now < leadership.ConfirmedUntil && _renewedOnConfirmationTerm != leadership.Term)
         {
             _renewedOnConfirmationTerm = leadership.Term;
@@ -96,14 +103,29 @@ public sealed partial class MonitorNode
 
             if (committed.Epoch != previous.Epoch || committed.Primary != previous.Primary)
             {
-                foreach (var client in _subscribers)
-                {
-                    _env.SendToClient(client, new PrimaryUpdate(_config.Epoch, _config.Version, _config.Primary));
-                }
+                TellSubscribers();
             }
         }
 
         AssertInvariants();
+    }
+
+    /// <summary>
+    /// What a subscriber is told: the configured primary, and from a follower the active monitor it knows of, so the
+    /// client can subscribe there instead (a follower hears of a commit only with the leader's next Raft round).
+    /// </summary>
+    private PrimaryUpdate PrimaryUpdateNow() => new(_config.Epoch, _config.Version, _config.Primary)
+    {
+        ActiveMonitor = IsActive ? NodeAddress.None : _leadership.Active,
+    };
+
+    private void TellSubscribers()
+    {
+        var update = PrimaryUpdateNow();
+        foreach (var client in _subscribers)
+        {
+            _env.SendToClient(client, update);
+        }
     }
 
     /// <summary>Whether a lease may be granted now (rule 1), recording once per lapse that leadership is unconfirmed.</summary>

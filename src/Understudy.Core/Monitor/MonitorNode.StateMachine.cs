@@ -227,10 +227,7 @@ public sealed partial class MonitorNode
         _state = _state with { Failure = null };
         _noCandidateReported = false;
         PushConfigToServers();
-        foreach (var client in _subscribers)
-        {
-            _env.SendToClient(client, new PrimaryUpdate(_config.Epoch, _config.Version, _config.Primary));
-        }
+        TellSubscribers();
 
         if (proposal.Purpose == ProposalPurpose.Promotion)
         {

@@ -310,7 +310,7 @@ public sealed partial class MonitorNode
             _subscribers.Add(client);
         }
 
-        _env.SendToClient(client, new PrimaryUpdate(_config.Epoch, _config.Version, _config.Primary));
+        _env.SendToClient(client, PrimaryUpdateNow());
         AssertInvariants();
     }
 

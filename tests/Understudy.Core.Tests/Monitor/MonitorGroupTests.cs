@@ -98,9 +98,44 @@ public class MonitorGroupTests
 
         Assert.Equal((2L, 4L, B1), (m.Node.Config.Epoch, m.Node.Config.Version, m.Node.Config.Primary));
         var updates = m.Env.SentToClient<PrimaryUpdate>(client);
-        Assert.Equal(new PrimaryUpdate(2, 4, B1), updates[^1]);
+        Assert.Equal(new PrimaryUpdate(2, 4, B1) { ActiveMonitor = OtherMonitor }, updates[^1]);
         Assert.Equal(2, updates.Count);
         m.Node.CheckInvariants();
+    }
+
+    [Fact]
+    public void Follower_names_the_active_monitor_to_clients_and_tells_subscribers_when_another_becomes_active()
+    {
+        var m = WatchingFollower();
+        var client = new ClientRef(42);
+        m.Node.Handle(client, new PrimaryQuery(1, Subscribe: true));
+        Assert.Equal(new PrimaryUpdate(1, 3, P) { ActiveMonitor = OtherMonitor }, Assert.Single(m.Env.SentToClient<PrimaryUpdate>(client)));
+
+        // Only the confirmation moved: nothing to tell.
+        m.Node.OnLeadership(new MonitorLeadership(1, false, OtherMonitor, 5));
+        Assert.Single(m.Env.SentToClient<PrimaryUpdate>(client));
+
+        // A new active monitor: subscribers hear its name at once, not with the next promotion.
+        var third = new NodeAddress("127.0.0.1", 9200);
+        m.Node.OnLeadership(Follower(2) with { Active = third });
+        Assert.Equal(new PrimaryUpdate(1, 3, P) { ActiveMonitor = third }, m.Env.SentToClient<PrimaryUpdate>(client)[^1]);
+        Assert.Equal(2, m.Env.SentToClient<PrimaryUpdate>(client).Count);
+
+        // An election under way (no active known) names nobody and tells nobody.
+        m.Node.OnLeadership(new MonitorLeadership(3, false, NodeAddress.None, 0));
+        Assert.Equal(2, m.Env.SentToClient<PrimaryUpdate>(client).Count);
+        m.Node.CheckInvariants();
+    }
+
+    [Fact]
+    public void The_active_monitor_names_nobody_to_its_clients()
+    {
+        var time = new FakeTimeProvider();
+        var m = new MonitorHarness(Config(1, 3, P, All), time: time, leadership: Active(time, 1));
+        var client = new ClientRef(42);
+        m.Node.Handle(client, new PrimaryQuery(1, Subscribe: true));
+
+        Assert.Equal(new PrimaryUpdate(1, 3, P), Assert.Single(m.Env.SentToClient<PrimaryUpdate>(client)));
     }
 
     [Fact]
