@@ -94,6 +94,12 @@ internal static class BenchVerb
                 throw new UsageException("--get-ratio, --keys and --check need --state-machine kv");
             }
 
+            var env = parse.GetValue(serverEnv) ?? [];
+            if (env.FirstOrDefault(e => e.IndexOf('=', StringComparison.Ordinal) < 1) is { } bad)
+            {
+                throw new UsageException($"--server-env takes NAME=VALUE, e.g. DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (got '{bad}')");
+            }
+
             var conns = parse.GetValue(connections) is > 0 and var n ? Math.Min(n, c) : Math.Min(c, 4);
             var quiet = parse.GetValue(json);
             var options = new ThroughputOptions
@@ -110,7 +116,7 @@ internal static class BenchVerb
                 SharedClientLoop = parse.GetValue(clientLoop) == "shared",
                 Counts = parse.GetValue(counts),
                 CheckValues = parse.GetValue(check) == "on",
-                ServerEnvironment = parse.GetValue(serverEnv) ?? [],
+                ServerEnvironment = env,
                 RunFolder = Folder(parse.GetValue(output), machine == BuiltInStateMachine.Kv ? $"throughput-kv-c{c}-g{ratio * 100:0}-{parse.GetValue(fsync)}" : $"throughput-c{c}-{parse.GetValue(fsync)}"),
             };
             var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);
