@@ -31,7 +31,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     private readonly bool _ownsLoop;
     private readonly MonitorRotation _monitor;
     private readonly ConcurrentDictionary<NodeAddress, ServerLink> _servers = new();
-    private readonly Dictionary<long, TaskCompletionSource<ClientResult>> _calls = [];
+    private readonly Dictionary<long, Call> _calls = [];
     private readonly ConcurrentDictionary<long, TaskCompletionSource<AdminResponse>> _admin = new();
     private readonly TaskCompletionSource _firstPrimary = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _firstMonitor = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -48,6 +48,9 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     // Nothing that blocks runs under it: sends are queued or written with one non-blocking send.
     private readonly Lock _gate = new();
     private readonly Action _tick;
+
+    // Fails calls the session could not time out (UnderstudyClient.Calls.cs); runs only while calls wait.
+    private readonly ITimer _backstop;
 
     // Set under the gate when the client is disposed: work still posted for it (an answer, a push, a retry) is then
     // dropped, so nothing reopens a connection.
@@ -76,6 +79,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         _ownsLoop = options.Loop is null;
         _loop = options.Loop ?? new ClientLoop(options.TickInterval, options.Loggers);
         _tick = Tick;
+        _backstop = TimeProvider.System.CreateTimer(static client => ((UnderstudyClient)client!).FailOverdueCalls(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _loop.Join(_tick);
         // With others to try, a monitor that does not finish its handshake within a second is passed over (a frozen
         // process accepts connections in the kernel and never answers); alone, it is given longer.
@@ -353,8 +357,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
 
         // Submitted here, under the gate: the cancellation below runs under it too, after this, so it finds the call's number.
-        var seq = 0L;
-        var cancelled = false;
+        long seq;
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_detached, this);
@@ -370,38 +373,22 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
             if (!done.Task.IsCompleted)
             {
-                _calls[seq] = done;
+                AwaitCall(seq, done, timeout ?? _options.Retry.RequestTimeout);
             }
         }
 
-        // The session times the call out itself; this bound is for when it cannot (the client is being disposed,
-        // its loop is stuck): no call outlives its deadline, whatever the monitor and the servers do.
-        var deadline = (timeout ?? _options.Retry.RequestTimeout) + DeadlineSlack;
         ClientResult result;
-        var registration = cancellationToken.Register(() => Post(() =>
-        {
-            if (seq != 0 && !done.Task.IsCompleted)
-            {
-                cancelled = true;
-                _session.Cancel(seq);
-            }
-        }));
+        var cancellation = cancellationToken.CanBeCanceled ? new CallCancellation(this, seq, done.Task) : null;
+        var registration = cancellation is null ? default : CallCancellation.Register(cancellation, cancellationToken);
         await using (registration.ConfigureAwait(false))
         {
-            try
-            {
-                result = await done.Task.WaitAsync(deadline, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                throw new UnderstudyException($"no answer within {deadline.TotalSeconds:0.#} s", OutcomeKind.Unknown);
-            }
+            result = await done.Task.ConfigureAwait(false);
         }
 
         return result.Outcome switch
         {
             OutcomeKind.Ok => new Reply(result.Payload, result.Epoch, result.Server, result.Attempts),
-            _ when cancelled => throw new UnderstudyCanceledException(result.Error, result.Outcome, cancellationToken),
+            _ when cancellation is { Reached: true } => throw new UnderstudyCanceledException(result.Error, result.Outcome, cancellationToken),
             _ => throw new UnderstudyException(result.Error, result.Outcome),
         };
     }
@@ -440,9 +427,9 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
 
     void IClientEnvironment.Complete(in ClientResult result)
     {
-        if (_calls.Remove(result.Seq, out var done))
+        if (_calls.Remove(result.Seq, out var call))
         {
-            done.TrySetResult(result);
+            call.Done.TrySetResult(result);
         }
         else
         {
@@ -498,10 +485,11 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         _detached = true;
         foreach (var call in _calls.Values)
         {
-            call.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+            call.Done.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
         }
 
         _calls.Clear();
+        _backstop.Dispose();
     }
 
     /// <summary>

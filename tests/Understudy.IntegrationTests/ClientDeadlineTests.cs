@@ -62,6 +62,38 @@ public sealed class ClientDeadlineTests
         }
     }
 
+    [Fact]
+    public async Task A_call_whose_loop_never_ticks_still_ends_by_its_deadline_as_unknown_and_the_client_goes_on()
+    {
+        // A loop whose timer never fires within the test: the session cannot time the call out, so only the client's
+        // backstop can end it (as when a shared loop is stuck behind other work).
+        using var fake = new FakeMonitor(MonitorTrouble.NothingListens);
+        await using var stuck = new ClientLoop(TimeSpan.FromHours(1));
+        var client = new UnderstudyClient(new UnderstudyClientOptions
+        {
+            Monitor = fake.Address,
+            Retry = new ClientOptions { RequestTimeout = TimeSpan.FromMilliseconds(200) },
+            DisposeTimeout = Deadline,
+            Loop = stuck,
+        });
+        try
+        {
+            // No primary is ever known, so the call waits unsent; with no tick, nothing in the session ends it.
+            var first = client.AppendAsync("never", TestContext.Current.CancellationToken);
+            var e = await Assert.ThrowsAsync<UnderstudyException>(() => first.WaitAsync(Bound, TestContext.Current.CancellationToken));
+            Assert.Equal(OutcomeKind.Unknown, e.Outcome);
+            Assert.StartsWith("no answer within 1.2 s", e.Message, StringComparison.Ordinal);
+
+            // The backstop stopped once no call waited; a later call arms it again.
+            var second = client.AppendAsync("never either", TestContext.Current.CancellationToken);
+            await Assert.ThrowsAsync<UnderstudyException>(() => second.WaitAsync(Bound, TestContext.Current.CancellationToken));
+        }
+        finally
+        {
+            await client.DisposeAsync().AsTask().WaitAsync(Bound, CancellationToken.None);
+        }
+    }
+
     /// <summary>A port that behaves as a monitor in trouble would; everything it opened is closed on dispose.</summary>
     private sealed class FakeMonitor : IDisposable
     {

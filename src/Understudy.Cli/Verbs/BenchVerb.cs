@@ -64,9 +64,12 @@ internal static class BenchVerb
         var clientLoop = new Option<string>("--client-loop") { Description = "shared (the bench's clients run on one ClientLoop: one thread of work, one tick timer) or own (a loop and a timer per client, to compare).", DefaultValueFactory = _ => "shared" };
         clientLoop.AcceptOnlyFromAmong("shared", "own");
         var counts = new Option<bool>("--counts") { Description = "Turn on the servers' HTTP and report, per server, replication frames, entries per frame, acknowledgements and loop turns per second over the window." };
+        var check = new Option<string>("--check") { Description = "kv: on (record every put, read every key back after the run and judge it) or off (record and judge nothing: the load generator then does per request only what a plain one, such as Redis's, does; for comparing speed, never for checking).", DefaultValueFactory = _ => "on" };
+        check.AcceptOnlyFromAmong("on", "off");
+        var serverEnv = new Option<string[]>("--server-env") { Description = "NAME=VALUE set in the servers' environment only (not the bench's or the monitor's), e.g. a runtime setting to compare; repeatable.", AllowMultipleArgumentsPerToken = false };
         var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles; with --state-machine kv, puts and gets per second.")
         {
-            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, counts,
+            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, counts, check, serverEnv,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -86,9 +89,15 @@ internal static class BenchVerb
                 throw new UsageException("--get-ratio must be 0 to 1 and --keys 1 to 10000000");
             }
 
-            if (machine != BuiltInStateMachine.Kv && (parse.GetResult(getRatio) is { Implicit: false } || parse.GetResult(keys) is { Implicit: false }))
+            if (machine != BuiltInStateMachine.Kv && (parse.GetResult(getRatio) is { Implicit: false } || parse.GetResult(keys) is { Implicit: false } || parse.GetResult(check) is { Implicit: false }))
             {
-                throw new UsageException("--get-ratio and --keys need --state-machine kv");
+                throw new UsageException("--get-ratio, --keys and --check need --state-machine kv");
+            }
+
+            var env = parse.GetValue(serverEnv) ?? [];
+            if (env.FirstOrDefault(e => e.IndexOf('=', StringComparison.Ordinal) < 1) is { } bad)
+            {
+                throw new UsageException($"--server-env takes NAME=VALUE, e.g. DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 (got '{bad}')");
             }
 
             var conns = parse.GetValue(connections) is > 0 and var n ? Math.Min(n, c) : Math.Min(c, 4);
@@ -106,6 +115,8 @@ internal static class BenchVerb
                 KeySpace = keySpace,
                 SharedClientLoop = parse.GetValue(clientLoop) == "shared",
                 Counts = parse.GetValue(counts),
+                CheckValues = parse.GetValue(check) == "on",
+                ServerEnvironment = env,
                 RunFolder = Folder(parse.GetValue(output), machine == BuiltInStateMachine.Kv ? $"throughput-kv-c{c}-g{ratio * 100:0}-{parse.GetValue(fsync)}" : $"throughput-c{c}-{parse.GetValue(fsync)}"),
             };
             var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);

@@ -201,7 +201,8 @@ public sealed class ClientSession
             QueryMonitor(now);
         }
 
-        if (_pending.Count == 0)
+        // Most ticks find nothing due: only then is the list copied (finishing or retrying a call changes it).
+        if (!AnyDue(now))
         {
             return;
         }
@@ -226,6 +227,20 @@ public sealed class ClientSession
                 Backoff(p, now);
             }
         }
+    }
+
+    /// <summary>Whether <see cref="Tick"/> has anything to do for some call at <paramref name="now"/> (the conditions it acts on).</summary>
+    private bool AnyDue(long now)
+    {
+        foreach (var p in _pending.Values)
+        {
+            if (now >= p.Deadline || p.NextAttemptAt <= now || (p.Sent && p.NextAttemptAt == long.MaxValue && now >= p.AttemptDeadline))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private void Attempt(Pending p, long now)

@@ -58,11 +58,7 @@ internal sealed class KeyValueLedger
         var invoked = Stopwatch.GetTimestamp();
         try
         {
-            var reply = await client.ExecuteAsync(KeyValueCommands.Put(record.Key, Encoding.UTF8.GetBytes(value)), cancellationToken).ConfigureAwait(false);
-            if (KeyValueCommands.DecodeResult(reply.Payload.Span).Status != KeyValueStatus.Ok)
-            {
-                throw new UnderstudyException($"put of {Encoding.UTF8.GetString(record.Key)} answered {KeyValueCommands.DecodeResult(reply.Payload.Span).Status}", Core.Client.OutcomeKind.Failed);
-            }
+            await PutUnrecordedAsync(client, key, value, cancellationToken).ConfigureAwait(false);
         }
         catch (UnderstudyException)
         {
@@ -79,6 +75,17 @@ internal sealed class KeyValueLedger
         {
             record.Acknowledged[value] = completed;
             record.LastAcknowledgedInvoke = Math.Max(record.LastAcknowledgedInvoke, invoked);
+        }
+    }
+
+    /// <summary>Puts <paramref name="value"/> and records nothing (for a run that is not judged); throws unless the store answered Ok.</summary>
+    public async Task PutUnrecordedAsync(UnderstudyClient client, int key, string value, CancellationToken cancellationToken)
+    {
+        var name = _keys[key].Key;
+        var reply = await client.ExecuteAsync(KeyValueCommands.Put(name, Encoding.UTF8.GetBytes(value)), cancellationToken).ConfigureAwait(false);
+        if (KeyValueCommands.DecodeResult(reply.Payload.Span).Status is var status and not KeyValueStatus.Ok)
+        {
+            throw new UnderstudyException($"put of {Encoding.UTF8.GetString(name)} answered {status}", Core.Client.OutcomeKind.Failed);
         }
     }
 
@@ -172,6 +179,9 @@ internal sealed class KeyValueMix(int worker, KeyValueLedger keys, double getRat
     private readonly Random _random = new(worker + 1);
     private long _puts;
 
+    /// <summary>Record each put in the ledger for the judgement after the run (false: only put it).</summary>
+    public bool Record { get; init; } = true;
+
     /// <summary>A value of <paramref name="payload"/> bytes that starts with <paramref name="id"/>, so each put's value is its own.</summary>
     public static string Value(string id, int payload) => id.Length >= payload ? id : id + "-" + new string('x', Math.Max(0, payload - id.Length - 1));
 
@@ -186,7 +196,9 @@ internal sealed class KeyValueMix(int worker, KeyValueLedger keys, double getRat
         }
 
         var id = $"w{worker.ToString(CultureInfo.InvariantCulture)}-{(++_puts).ToString(CultureInfo.InvariantCulture)}";
-        await keys.PutAsync(client, key, Value(id, payload), CancellationToken.None).ConfigureAwait(false);
+        await (Record
+            ? keys.PutAsync(client, key, Value(id, payload), CancellationToken.None)
+            : keys.PutUnrecordedAsync(client, key, Value(id, payload), CancellationToken.None)).ConfigureAwait(false);
         return false;
     }
 }

@@ -47,6 +47,16 @@ public sealed record ThroughputOptions
     /// <summary>Key-value store only: keys are drawn uniformly from this many (all written once before the run).</summary>
     public int KeySpace { get; init; } = 1000;
 
+    /// <summary>
+    /// Key-value store only: record every put (its value, when it was sent and acknowledged) and read every key back
+    /// after the run to judge it (<see cref="KeyValueVerdict"/>). False records and judges nothing, so the load generator
+    /// does per request only what a plain one (Redis's, say) does: for comparing speed, never for checking.
+    /// </summary>
+    public bool CheckValues { get; init; } = true;
+
+    /// <summary>NAME=VALUE pairs set in the servers' environment only (through <c>env</c>), for comparing a runtime setting there.</summary>
+    public IReadOnlyList<string> ServerEnvironment { get; init; } = [];
+
     public required string RunFolder { get; init; }
 
     /// <summary>Throws with a readable message when a value is out of range.</summary>
@@ -60,6 +70,11 @@ public sealed record ThroughputOptions
         if (GetRatio > 0 && StateMachine != BuiltInStateMachine.Kv)
         {
             throw new ArgumentException("a get ratio needs the key-value store (--state-machine kv)");
+        }
+
+        if (ServerEnvironment.FirstOrDefault(e => e.IndexOf('=', StringComparison.Ordinal) < 1) is { } bad)
+        {
+            throw new ArgumentException($"a server environment setting must be NAME=VALUE (got '{bad}')");
         }
 
         if (KeySpace < 1)
@@ -97,6 +112,7 @@ public sealed class ThroughputBench
             StateMachine = _options.StateMachine,
             // Info for the monitor: its events (a server leaving the in-sync set, say) are rare and tell what happened.
             ServerArguments = ["--log-level", "warning"],
+            Launcher = _options.ServerEnvironment.Count == 0 ? null : name => name.StartsWith("server", StringComparison.Ordinal) ? ["env", .. _options.ServerEnvironment] : [],
             MonitorArguments = ["--log-level", "info"],
         });
         await using var clusterScope = cluster.ConfigureAwait(false);
@@ -154,7 +170,7 @@ public sealed class ThroughputBench
             {
                 workers[w] = new Worker(clients[w % clients.Count], command, phase, (int)Math.Min(16_000_000, _options.Seconds * 60_000))
                 {
-                    KeyValue = keys is null ? null : new KeyValueMix(w, keys, _options.GetRatio, _options.Payload),
+                    KeyValue = keys is null ? null : new KeyValueMix(w, keys, _options.GetRatio, _options.Payload) { Record = _options.CheckValues },
                 };
                 tasks[w] = Task.Run(workers[w].RunAsync, CancellationToken.None);
             }
@@ -200,7 +216,7 @@ public sealed class ThroughputBench
             var readSamples = workers.SelectMany(w => w.ReadSamples).ToArray();
             var errors = workers.Sum(w => w.Errors);
             KeyValueVerdict? verdict = null;
-            if (keys is not null)
+            if (keys is not null && _options.CheckValues)
             {
                 verdict = await keys.JudgeAsync(clients[0], cancellationToken).ConfigureAwait(false);
                 _say($"key-value check: {verdict.KeysChecked} keys read back, {verdict.Lost} lost or overwritten by an older write, {verdict.Unknown} holding a value never written");
