@@ -108,17 +108,23 @@ internal sealed partial class SimCluster
                 return;
             }
 
-            World.CountFault("crash-backfilling");
-            server.Crash();
-            NotifyConnectionLost(server);
-            World.After(World.Uniform(TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1000)), () =>
+            CrashAndRestart(server, "crash-backfilling", TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1000));
+        });
+    }
+
+    /// <summary>Crashes <paramref name="server"/> (counted as <paramref name="fault"/>) and restarts it after a delay between the two given.</summary>
+    private void CrashAndRestart(SimServer server, string fault, TimeSpan restartAfterMin, TimeSpan restartAfterMax)
+    {
+        World.CountFault(fault);
+        server.Crash();
+        NotifyConnectionLost(server);
+        World.After(World.Uniform(restartAfterMin, restartAfterMax), () =>
+        {
+            if (!server.Up)
             {
-                if (!server.Up)
-                {
-                    World.CountFault("restart-server");
-                    server.Start();
-                }
-            });
+                World.CountFault("restart-server");
+                server.Start();
+            }
         });
     }
 
@@ -143,17 +149,7 @@ internal sealed partial class SimCluster
                 return;
             }
 
-            World.CountFault("crash-new-primary");
-            server.Crash();
-            NotifyConnectionLost(server);
-            World.After(World.Uniform(TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(10)), () =>
-            {
-                if (!server.Up)
-                {
-                    World.CountFault("restart-server");
-                    server.Start();
-                }
-            });
+            CrashAndRestart(server, "crash-new-primary", TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(10));
         });
     }
 

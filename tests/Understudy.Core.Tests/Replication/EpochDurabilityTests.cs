@@ -44,12 +44,7 @@ public class EpochDurabilityTests
     [Fact]
     public void A_new_primary_that_crashes_before_its_first_entry_is_durable_left_no_trace_and_may_take_the_promotion_again()
     {
-        var disk = new ListLogArchive();
-        var first = new ServerHarness(P, recoveredEpoch: 1, log: Log(1, 1), disk: disk);
-        foreach (var e in Log(1, 1))
-        {
-            disk.Write(e);
-        }
+        var (disk, first) = BackupOfEpochOne();
 
         first.Push(Promotion);
         first.Write(new ClientRef(1), 42, 1, "a");
@@ -72,12 +67,7 @@ public class EpochDurabilityTests
     [Fact]
     public void A_new_primary_that_crashes_after_its_first_entry_is_durable_recovers_the_epoch_from_its_log_and_never_leads_it_again()
     {
-        var disk = new ListLogArchive();
-        var first = new ServerHarness(P, recoveredEpoch: 1, log: Log(1, 1), disk: disk);
-        foreach (var e in Log(1, 1))
-        {
-            disk.Write(e);
-        }
+        var (disk, first) = BackupOfEpochOne();
 
         first.Push(Promotion);
         first.SyncDisk();
@@ -93,6 +83,18 @@ public class EpochDurabilityTests
         second.Push(Promotion);
         Assert.Equal(ServerRole.Backup, second.Node.Role);
         Assert.Empty(second.Env.Appended);
+    }
+
+    /// <summary>A backup of epoch 1 holding two entries, with the disk that holds them.</summary>
+    private static (ListLogArchive Disk, ServerHarness Server) BackupOfEpochOne()
+    {
+        var disk = new ListLogArchive();
+        foreach (var e in Log(1, 1))
+        {
+            disk.Write(e);
+        }
+
+        return (disk, new ServerHarness(P, recoveredEpoch: 1, log: Log(1, 1), disk: disk));
     }
 
     [Fact]
