@@ -108,50 +108,20 @@ internal sealed partial class SimCluster
                 return;
             }
 
-            CrashAndRestart(server, "crash-backfilling", TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1000));
-        });
-    }
-
-    /// <summary>Crashes <paramref name="server"/> (counted as <paramref name="fault"/>) and restarts it after a delay between the two given.</summary>
-    private void CrashAndRestart(SimServer server, string fault, TimeSpan restartAfterMin, TimeSpan restartAfterMax)
-    {
-        World.CountFault(fault);
-        server.Crash();
-        NotifyConnectionLost(server);
-        World.After(World.Uniform(restartAfterMin, restartAfterMax), () =>
-        {
-            if (!server.Up)
+            World.CountFault("crash-backfilling");
+            server.Crash();
+            NotifyConnectionLost(server);
+            World.After(World.Uniform(TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(1000)), () =>
             {
-                World.CountFault("restart-server");
-                server.Start();
-            }
+                if (!server.Up)
+                {
+                    World.CountFault("restart-server");
+                    server.Start();
+                }
+            });
         });
     }
 
-    /// <summary>
-    /// The crash-new-primary fault: a server just promoted is, in some runs, crashed before its epoch's first entry
-    /// (at <paramref name="epochStartIndex"/>) is on its disk, which is all that makes the epoch durable there, and
-    /// restarted at once: the restarted process has not heard of the epoch and the monitor hands it the promotion
-    /// again. Safe only if the first life sent nothing of the epoch (DurableEpochStartRule).
-    /// </summary>
-    internal void AfterPromotion(SimServer server, long epochStartIndex)
-    {
-        if (World.Now >= _workloadEnd || World.Random.Next(100) >= 25)
-        {
-            return;
-        }
-
-        var life = server.Life;
-        World.After(World.Uniform(TimeSpan.Zero, TimeSpan.FromMilliseconds(2)), () =>
-        {
-            if (!server.Up || server.Life != life || server.Node is not { } node || node.DurableIndex >= epochStartIndex)
-            {
-                return;
-            }
-
-            CrashAndRestart(server, "crash-new-primary", TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(10));
-        });
-    }
 
     /// <summary>Every process but <paramref name="these"/>.</summary>
     private IEnumerable<SimNode> AllBut(IReadOnlyCollection<SimNode> these) =>

@@ -57,8 +57,7 @@ internal sealed class SimServer : SimNode, IServerEnvironment
             compactionRule: World.Options.CompactionRule?.Invoke(),
             snapshotFormat: World.Options.SnapshotFormat?.Invoke(),
             readRule: World.Options.ReadRule?.Invoke(),
-            deduplicationRule: World.Options.DeduplicationRule?.Invoke(),
-            epochStartRule: World.Options.EpochStartRule?.Invoke());
+            deduplicationRule: World.Options.DeduplicationRule?.Invoke());
         if (snapshot is not null)
         {
             World.CountFault("started-from-snapshot");
@@ -225,10 +224,6 @@ internal sealed class SimServer : SimNode, IServerEnvironment
         if (e.Kind == ServerEventKind.SafetyViolation)
         {
             World.Violations.Add(new Violation(ViolationKind.Invariant, $"{Name} at {World.Now}us: {e.Detail}"));
-        }
-        else if (e.Kind == ServerEventKind.BecamePrimary)
-        {
-            _cluster.AfterPromotion(this, e.Index);
         }
 
         if (World.Tracing)

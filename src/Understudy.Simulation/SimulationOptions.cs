@@ -190,9 +190,6 @@ public sealed record SimulationOptions
     /// <summary>Makes each server's deduplication rule (null: the real one, <see cref="TableDeduplicationRule"/>).</summary>
     public Func<IDeduplicationRule>? DeduplicationRule { get; init; }
 
-    /// <summary>Makes each server's rule for a new primary's first frames (null: the real one, <see cref="DurableEpochStartRule"/>).</summary>
-    public Func<IEpochStartRule>? EpochStartRule { get; init; }
-
     /// <summary>Makes the codec every simulated link encodes and decodes frames with (null: the real one, <see cref="FrameCodec"/>).</summary>
     public Func<IFrameCodec>? Codec { get; init; }
 

@@ -96,9 +96,3 @@ internal sealed class ForgetsDeduplicationFormat(int maxSessions) : ISnapshotFor
         System.Buffers.BuffersExtensions.Write(writer, new Understudy.Core.StateMachines.ReplicatedState(state.Machine, maxSessions).SnapshotBytes().AsSpan(8));
     }
 }
-
-/// <summary>A new primary replicates its epoch at once, before the epoch's first entry (all that makes the epoch durable on it) is on its disk.</summary>
-internal sealed class ReplicatesBeforeEpochIsDurableRule : IEpochStartRule
-{
-    public bool MaySend(long epochStartIndex, long ownDurableIndex) => true;
-}

@@ -215,12 +215,6 @@ internal sealed partial class PrimaryRole
 
     private void SendEntries(FollowerProgress f, long now, bool keepAlive)
     {
-        if (!_node.EpochStartRule.MaySend(EpochStartIndex, _node.DurableIndex))
-        {
-            // The epoch is not durable here yet; the flush after the sync that makes it so sends everything at once.
-            return;
-        }
-
         if (f.Transfer is { } transfer)
         {
             SendSnapshotChunks(f, transfer, now);

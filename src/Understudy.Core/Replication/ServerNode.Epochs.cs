@@ -47,13 +47,11 @@ public sealed partial class ServerNode
     private void BecomePrimary(long epoch)
     {
         var now = Now;
-
-        // No epoch file here: the epoch's first entry, appended below, carries the epoch to disk with the log's next
-        // fsync (one the writes that follow share), and a restart recovers the highest epoch of its log. Until that
-        // entry is durable the new primary sends its backups nothing (IEpochStartRule) and commits nothing (the commit
-        // rule counts its own durable index), so a crash before it leaves no trace of the epoch outside this server's
-        // memory. docs/ARCHITECTURE.md, "The epoch's durability at a promotion", has the whole argument.
-        _epoch = Math.Max(_epoch, epoch);
+        if (epoch > _epoch)
+        {
+            _epoch = epoch;
+            _env.SaveEpoch(epoch);
+        }
 
         // Whatever role this server played before (a backup, or the primary of an earlier epoch) is dropped whole.
         var primary = new PrimaryRole(this, now);

@@ -80,8 +80,7 @@ public sealed partial class ServerNode
         ICompactionRule? compactionRule = null,
         ISnapshotFormat? snapshotFormat = null,
         IReadRule? readRule = null,
-        IDeduplicationRule? deduplicationRule = null,
-        IEpochStartRule? epochStartRule = null)
+        IDeduplicationRule? deduplicationRule = null)
     {
         options.Validate();
         Self = self;
@@ -90,7 +89,6 @@ public sealed partial class ServerNode
         _env = environment;
         _time = time;
         _commitRule = commitRule ?? AllInSyncCommitRule.Instance;
-        EpochStartRule = epochStartRule ?? DurableEpochStartRule.Instance;
         _compactionRule = compactionRule ?? SafeCompactionRule.Instance;
         _snapshotFormat = snapshotFormat ?? WholeStateSnapshotFormat.Instance;
         _commitView = new CommitView(this);
@@ -152,9 +150,6 @@ public sealed partial class ServerNode
     public long CommitIndex => _commitIndex;
 
     public long DurableIndex => _durableIndex;
-
-    /// <summary>When a new primary may first send frames of its epoch (see <see cref="IEpochStartRule"/>).</summary>
-    internal IEpochStartRule EpochStartRule { get; }
 
     public ReplicatedState State { get; }
 
