@@ -35,6 +35,9 @@ internal static partial class LogMessages
     [LoggerMessage(4003, LogLevel.Information, "{Kind} (epoch {Epoch}) {Peer} {Detail}")]
     public static partial void ServerEvent(ILogger logger, string kind, long epoch, string peer, string detail);
 
+    [LoggerMessage(4040, LogLevel.Information, "promotion to primary of epoch {Epoch} received from the monitor (as it arrived, before the loop takes it)")]
+    public static partial void PromotionReceived(ILogger logger, long epoch);
+
     [LoggerMessage(4004, LogLevel.Debug, "{Kind} (epoch {Epoch}) {Peer} {Detail}")]
     public static partial void ServerEventDebug(ILogger logger, string kind, long epoch, string peer, string detail);
 

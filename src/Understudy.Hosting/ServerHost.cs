@@ -37,6 +37,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     // The snapshot being written in the background (one at a time: the node asks for the next only once told).
     private Task _snapshotWrite = Task.CompletedTask;
 
+    // The newest epoch whose promotion of this server was logged on arrival (pushes repeat; each is logged once).
+    private long _promotionNoted;
+
     private ServerHost(ServerHostOptions options, ILoggerFactory loggers)
     {
         _options = options;
@@ -204,11 +207,25 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
                 break;
             case ConfigPush push:
                 members = push.Config;
+                NotePromotion(push.Config);
                 break;
         }
 
         Post(new ClientRef(connection.Id), message, members);
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Logs, as it arrives and before the loop takes it, a push naming this server primary of a newer epoch: the first
+    /// timestamp of a failover on the new primary, so its log splits the wait for the loop from the promotion's own work.
+    /// </summary>
+    private void NotePromotion(ClusterConfig config)
+    {
+        var noted = Volatile.Read(ref _promotionNoted);
+        if (config.Primary == _options.Identity && config.Epoch > noted && Interlocked.CompareExchange(ref _promotionNoted, config.Epoch, noted) == noted)
+        {
+            LogMessages.PromotionReceived(_logger, config.Epoch);
+        }
     }
 
     /// <summary>

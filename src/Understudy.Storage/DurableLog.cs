@@ -371,6 +371,7 @@ public sealed partial class DurableLog : IAsyncDisposable
     public void SaveEpoch(long epoch)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        var started = Stopwatch.GetTimestamp();
         lock (_epochLock)
         {
             ThrowIfStopped();
@@ -394,7 +395,8 @@ public sealed partial class DurableLog : IAsyncDisposable
             _savedEpoch = epoch;
         }
 
-        _logger.EpochSaved(epoch);
+        var took = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        _logger.EpochSaved(epoch, took);
     }
 
     /// <summary>

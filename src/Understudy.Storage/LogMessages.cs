@@ -31,9 +31,10 @@ internal static partial class LogMessages
         Message = "Truncated the log from index {FromIndex} on ({DeletedSegments} segment file(s) deleted)")]
     public static partial void LogTruncated(this ILogger logger, long fromIndex, int deletedSegments);
 
-    [LoggerMessage(EventId = 3006, Level = LogLevel.Debug,
-        Message = "Saved epoch {Epoch}")]
-    public static partial void EpochSaved(this ILogger logger, long epoch);
+    // Information: once per epoch, and how long the save held its caller is a stage of every failover.
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Information,
+        Message = "Saved epoch {Epoch} in {Milliseconds:0.0} ms")]
+    public static partial void EpochSaved(this ILogger logger, long epoch, double milliseconds);
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Information,
         Message = "Removed '{Path}', left by a crash before it was renamed into place")]
