@@ -11,7 +11,8 @@ namespace Understudy.Client;
 /// uniform between zero and min(max, initial·2ⁿ), n the failures in a row), so a dead monitor costs one attempt and a
 /// group that is down entirely is not hammered. <see cref="Send{T}"/> drops messages while disconnected (the session
 /// re-queries on <see cref="Connected"/>). Events are raised on a pool thread in order; subscribe before <see cref="Start"/>.
-/// A follower monitor names the active one; <see cref="MoveTowardsActive"/> goes there at once, the rotation's order resuming from it.
+/// A follower monitor names the active one; <see cref="MoveTowardsActive"/> goes there at once, the rotation's order
+/// resuming from it, or, when that monitor has just failed, once its wait is over.
 /// </summary>
 internal sealed class MonitorRotation : IAsyncDisposable
 {
@@ -29,11 +30,31 @@ internal sealed class MonitorRotation : IAsyncDisposable
     /// <summary>Where <see cref="MoveTowardsActive"/> asked to go next (an index of the list), or -1.</summary>
     private int _movingTo = -1;
 
-    /// <summary>Guards <see cref="_lastRefused"/>, written by the rotation and read by the connection's handler.</summary>
-    private readonly Lock _refusedGate = new();
+    /// <summary>
+    /// Guards <see cref="_refusedAt"/> (written by the rotation, read by the connection's handler) and the deferred
+    /// hint (<see cref="_deferredHint"/>, <see cref="_deferredOn"/>, <see cref="_hintTimer"/>).
+    /// </summary>
+    private readonly Lock _gate = new();
 
-    /// <summary>The last monitor an attempt to connect to failed, and when (the options' clock): a hint naming it is not followed for a while.</summary>
-    private (int Index, long At) _lastRefused = (-1, 0);
+    /// <summary>
+    /// Per monitor of the list, when an attempt to connect to it last failed (the options' clock), or
+    /// <see cref="long.MinValue"/>: a hint is not followed to a monitor that failed within the last
+    /// <see cref="ReconnectOptions.MaxBackoff"/>.
+    /// </summary>
+    private readonly long[] _refusedAt;
+
+    /// <summary>
+    /// The last hint that could not be followed because every monitor it led to had just failed, and the connection
+    /// it came on: followed again once their wait is over, if that connection is still the live one. Without this a
+    /// client could stay at a follower for good, since the follower names the active monitor only when it changes.
+    /// </summary>
+    private NodeAddress _deferredHint = NodeAddress.None;
+
+    private FrameConnection? _deferredOn;
+
+    private ITimer? _hintTimer;
+
+    private bool _disposed;
 
     public MonitorRotation(ITransport transport, IReadOnlyList<NodeAddress> monitors, FrameConnectionOptions options, FrameHandler handler, ReconnectOptions reconnect, ILogger logger)
     {
@@ -49,6 +70,8 @@ internal sealed class MonitorRotation : IAsyncDisposable
         _reconnect = reconnect;
         _logger = logger;
         _loop = new ReconnectLoop(reconnect, () => Volatile.Read(ref _current));
+        _refusedAt = new long[monitors.Count];
+        Array.Fill(_refusedAt, long.MinValue);
     }
 
     /// <summary>A connection is up to this monitor (its client address, as listed).</summary>
@@ -88,35 +111,92 @@ internal sealed class MonitorRotation : IAsyncDisposable
     /// <summary>
     /// Moves the connection towards the active monitor, which the follower it goes to named: to
     /// <paramref name="active"/> when it is in the list, otherwise (the name is a server-facing address this client
-    /// cannot map to one of its client addresses) to the next monitor of the list, which answers with no name if it is
-    /// the active one. The live connection is closed and the next attempt goes there without the backoff. Ignored while
-    /// disconnected, for the monitor already connected to, and for one an attempt failed to reach within the last
-    /// <see cref="ReconnectOptions.MaxBackoff"/> (a follower can name an active monitor that just died, until the group
-    /// elects another; the rotation then goes on as after any failure). Thread-safe; true if the move started.
+    /// cannot map to one of its client addresses) to the next monitor of the list after the current one that has not
+    /// just failed, which answers with no name if it is the active one. The live connection is closed and the next
+    /// attempt goes there without the backoff. Ignored while disconnected and for the monitor already connected to. A
+    /// monitor an attempt failed to reach within the last <see cref="ReconnectOptions.MaxBackoff"/> is not moved to (a
+    /// follower can name an active monitor that just died, until the group elects another); when that leaves nowhere
+    /// to go, the hint is kept and followed again once that wait is over, as long as the connection it came on is
+    /// still up and no later hint replaced it. Thread-safe; true if the move started.
     /// </summary>
-    public bool MoveTowardsActive(NodeAddress active)
+    public bool MoveTowardsActive(NodeAddress active) => MoveOn(active, Volatile.Read(ref _current));
+
+    private bool MoveOn(NodeAddress active, FrameConnection? on)
     {
         var current = Volatile.Read(ref _currentIndex);
-        if (Volatile.Read(ref _current) is not { IsClosing: false } connection || current < 0)
+        if (on is null || on != Volatile.Read(ref _current) || on.IsClosing || current < 0)
         {
             return false;
         }
 
-        var index = IndexOf(active) is >= 0 and var listed ? listed : (current + 1) % _monitors.Count;
-        (int Index, long At) refused;
-        lock (_refusedGate)
-        {
-            refused = _lastRefused;
-        }
-
-        if (index == current || (refused.Index == index && _reconnect.TimeProvider.GetElapsedTime(refused.At) < _reconnect.MaxBackoff))
+        var listed = IndexOf(active);
+        if (listed == current || _monitors.Count == 1)
         {
             return false;
         }
 
-        Volatile.Write(ref _movingTo, index);
-        connection.Close();
+        var now = _reconnect.TimeProvider.GetTimestamp();
+        var wait = _reconnect.MaxBackoff;
+        int target = -1;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            // A listed name is the only place to go; an unlisted one sends the client along the list, skipping
+            // monitors that just failed (moving to one would only fail again and leave the client where it started).
+            var steps = listed >= 0 ? 1 : _monitors.Count - 1;
+            for (var step = 1; step <= steps && target < 0; step++)
+            {
+                var index = listed >= 0 ? listed : (current + step) % _monitors.Count;
+                var since = _refusedAt[index] == long.MinValue ? TimeSpan.MaxValue : _reconnect.TimeProvider.GetElapsedTime(_refusedAt[index], now);
+                if (since >= _reconnect.MaxBackoff)
+                {
+                    target = index;
+                }
+                else if (_reconnect.MaxBackoff - since < wait)
+                {
+                    wait = _reconnect.MaxBackoff - since;
+                }
+            }
+
+            _hintTimer?.Dispose();
+            _hintTimer = null;
+            if (target < 0)
+            {
+                _deferredHint = active;
+                _deferredOn = on;
+                _hintTimer = _reconnect.TimeProvider.CreateTimer(static state => ((MonitorRotation)state!).FollowDeferredHint(), this, wait, Timeout.InfiniteTimeSpan);
+                return false;
+            }
+
+            _deferredHint = NodeAddress.None;
+            _deferredOn = null;
+        }
+
+        Volatile.Write(ref _movingTo, target);
+        on.Close();
         return true;
+    }
+
+    /// <summary>The wait on a kept hint is over: follow it, if the connection it came on is still the live one.</summary>
+    private void FollowDeferredHint()
+    {
+        NodeAddress hint;
+        FrameConnection? on;
+        lock (_gate)
+        {
+            (hint, on) = (_deferredHint, _deferredOn);
+            _deferredHint = NodeAddress.None;
+            _deferredOn = null;
+        }
+
+        if (!hint.IsNone)
+        {
+            MoveOn(hint, on);
+        }
     }
 
     private int IndexOf(NodeAddress monitor)
@@ -197,9 +277,9 @@ internal sealed class MonitorRotation : IAsyncDisposable
             }
             else
             {
-                lock (_refusedGate)
+                lock (_gate)
                 {
-                    _lastRefused = (_index, _reconnect.TimeProvider.GetTimestamp());
+                    _refusedAt[_index] = _reconnect.TimeProvider.GetTimestamp();
                 }
 
                 if (reported != failure.Reason)
@@ -232,5 +312,16 @@ internal sealed class MonitorRotation : IAsyncDisposable
     }
 
     /// <summary>Stops rotating, closes the connection and waits for both; raises no more events.</summary>
-    public ValueTask DisposeAsync() => _loop.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _hintTimer?.Dispose();
+            _hintTimer = null;
+            _deferredOn = null;
+        }
+
+        return _loop.DisposeAsync();
+    }
 }
