@@ -13,8 +13,10 @@ internal sealed class DropsEntryClientIdCodec : IFrameCodec
     public void Encode<T>(IBufferWriter<byte> writer, in T message)
         where T : IMessage
     {
-        if (message is Replicate frame)
+        if (message is Replicate sent)
         {
+            // A backlog read from disk is sent encoded: break it the same way.
+            var frame = sent.Decoded();
             var entries = frame.Entries.ToArray();
             for (var i = 0; i < entries.Length; i++)
             {
