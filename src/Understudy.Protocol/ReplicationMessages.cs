@@ -22,10 +22,20 @@ public readonly record struct Replicate(
     long SentAt,
     ReadOnlyMemory<LogEntry> Entries) : IMessage<Replicate>
 {
+    /// <summary>A frame whose entries are already encoded (a backlog read back from disk): the same bytes on the wire.</summary>
+    public Replicate(long epoch, NodeAddress from, long prevIndex, long prevEpoch, long commitIndex, long sentAt, EncodedEntries encoded)
+        : this(epoch, from, prevIndex, prevEpoch, commitIndex, sentAt, ReadOnlyMemory<LogEntry>.Empty)
+    {
+        Encoded = encoded;
+    }
+
     public MessageType Type => MessageType.Replicate;
 
-    /// <summary>The entries as their wire encoding, when the sender had them so (a backlog read from disk) rather than as <see cref="Entries"/>.</summary>
-    public EncodedEntries Encoded { get; init; }
+    /// <summary>
+    /// The entries as their wire encoding, when the sender had them so (a backlog read from disk) rather than as
+    /// <see cref="Entries"/>. Not a field of the frame of its own: another form of its entries, set only by the constructor.
+    /// </summary>
+    public EncodedEntries Encoded { get; }
 
     /// <summary>How many entries the frame carries, in either form.</summary>
     public int EntryCount => Entries.Length + Encoded.Count;
@@ -49,7 +59,7 @@ public readonly record struct Replicate(
 
     /// <summary>This frame with its <see cref="Encoded"/> entries decoded into <see cref="Entries"/> (as a receiver over the wire gets it).</summary>
     /// <exception cref="ProtocolException">The encoded entries are malformed.</exception>
-    public Replicate Decoded() => Encoded.Count == 0 ? this : this with { Entries = Encoded.Decode(PrevIndex + 1), Encoded = default };
+    public Replicate Decoded() => Encoded.Count == 0 ? this : new(Epoch, From, PrevIndex, PrevEpoch, CommitIndex, SentAt, Encoded.Decode(PrevIndex + 1));
 
     public void Format(Span<byte> destination)
     {

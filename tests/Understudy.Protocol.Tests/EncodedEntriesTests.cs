@@ -16,7 +16,7 @@ public class EncodedEntriesTests
     {
         var entries = Sample();
         var decoded = new Replicate(4, A, 100, 3, 90, 5, entries);
-        var encoded = new Replicate(4, A, 100, 3, 90, 5, ReadOnlyMemory<LogEntry>.Empty) { Encoded = EncodedEntries.Of(entries) };
+        var encoded = new Replicate(4, A, 100, 3, 90, 5, EncodedEntries.Of(entries));
 
         Assert.Equal(decoded.Size, encoded.Size);
         Assert.Equal(decoded.LastIndex, encoded.LastIndex);
@@ -44,7 +44,8 @@ public class EncodedEntriesTests
     public void A_frame_with_entries_in_both_forms_is_refused()
     {
         var entries = Sample();
-        var both = new Replicate(4, A, 100, 3, 90, 5, entries) { Encoded = EncodedEntries.Of(entries) };
+        // Only a with-expression on an encoded frame can build one.
+        var both = new Replicate(4, A, 100, 3, 90, 5, EncodedEntries.Of(entries)) with { Entries = entries };
 
         Assert.Throws<InvalidOperationException>(() => MessageCodec.ToFrame(both));
     }

@@ -396,7 +396,7 @@ internal sealed partial class PrimaryRole
         // Below the window (a backup catching up from disk) the records go out as the bytes they are stored as.
         if (maxEntries > 0 && Log.TrySliceEncoded(prev + 1, maxEntries, Options.MaxBatchBytes, out var run))
         {
-            frame = frame with { Encoded = run };
+            frame = new Replicate(Epoch, Self, prev, frame.PrevEpoch, commit, now, run);
             if (paced)
             {
                 _catchUpPacer.Spend(run.Bytes.Length);
