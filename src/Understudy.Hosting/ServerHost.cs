@@ -259,7 +259,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         if (message is Replicate frame)
         {
             Metrics.FramesSent.Inc();
-            Metrics.RecordBatch(frame.Entries.Length);
+            Metrics.RecordBatch(frame.EntryCount);
         }
 
         // Every member keeps its own connection to every other member and sends on it, frames and acks alike. Only
@@ -484,5 +484,11 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
         public LogEntry[] Read(long from, int maxCount, int maxBytes) =>
             from < log.FirstIndex ? [] : log.Read(from, Math.Max(1, maxCount), Math.Max(1, maxBytes));
+
+        public bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
+        {
+            run = from < log.FirstIndex ? default : log.ReadEncoded(from, Math.Max(1, maxCount), Math.Max(1, maxBytes));
+            return true;
+        }
     }
 }

@@ -9,7 +9,9 @@ namespace Understudy.Protocol;
 /// Primary to backup: entries after (<see cref="PrevIndex"/>, <see cref="PrevEpoch"/>), and how far
 /// the log is committed. A backup takes it only if the epoch is not older than its own and its log
 /// holds an entry at <see cref="PrevIndex"/> with <see cref="PrevEpoch"/>. With no entries it is a probe
-/// that also carries the commit index.
+/// that also carries the commit index. The entries are <see cref="Entries"/> or, for a run the primary read back from its
+/// log on disk, <see cref="Encoded"/> (never both): the same bytes on the wire, and a decoded frame always has
+/// <see cref="Entries"/>.
 /// </summary>
 public readonly record struct Replicate(
     long Epoch,
@@ -20,13 +22,29 @@ public readonly record struct Replicate(
     long SentAt,
     ReadOnlyMemory<LogEntry> Entries) : IMessage<Replicate>
 {
+    /// <summary>A frame whose entries are already encoded (a backlog read back from disk): the same bytes on the wire.</summary>
+    public Replicate(long epoch, NodeAddress from, long prevIndex, long prevEpoch, long commitIndex, long sentAt, EncodedEntries encoded)
+        : this(epoch, from, prevIndex, prevEpoch, commitIndex, sentAt, ReadOnlyMemory<LogEntry>.Empty)
+    {
+        Encoded = encoded;
+    }
+
     public MessageType Type => MessageType.Replicate;
+
+    /// <summary>
+    /// The entries as their wire encoding, when the sender had them so (a backlog read from disk) rather than as
+    /// <see cref="Entries"/>. Not a field of the frame of its own: another form of its entries, set only by the constructor.
+    /// </summary>
+    public EncodedEntries Encoded { get; }
+
+    /// <summary>How many entries the frame carries, in either form.</summary>
+    public int EntryCount => Entries.Length + Encoded.Count;
 
     public int Size
     {
         get
         {
-            var size = 8 + WireWriter.SizeOf(From) + 8 + 8 + 8 + 8 + 4;
+            var size = 8 + WireWriter.SizeOf(From) + 8 + 8 + 8 + 8 + 4 + Encoded.Bytes.Length;
             foreach (var e in Entries.Span)
             {
                 size += e.WireSize;
@@ -37,7 +55,11 @@ public readonly record struct Replicate(
     }
 
     /// <summary>Index of the last entry carried, or <see cref="PrevIndex"/> if none.</summary>
-    public long LastIndex => PrevIndex + Entries.Length;
+    public long LastIndex => PrevIndex + EntryCount;
+
+    /// <summary>This frame with its <see cref="Encoded"/> entries decoded into <see cref="Entries"/> (as a receiver over the wire gets it).</summary>
+    /// <exception cref="ProtocolException">The encoded entries are malformed.</exception>
+    public Replicate Decoded() => Encoded.Count == 0 ? this : new(Epoch, From, PrevIndex, PrevEpoch, CommitIndex, SentAt, Encoded.Decode(PrevIndex + 1));
 
     public void Format(Span<byte> destination)
     {
@@ -48,11 +70,18 @@ public readonly record struct Replicate(
         w.WriteInt64(PrevEpoch);
         w.WriteInt64(CommitIndex);
         w.WriteInt64(SentAt);
-        w.WriteInt32(Entries.Length);
+        if (Entries.Length > 0 && Encoded.Count > 0)
+        {
+            throw new InvalidOperationException("a Replicate frame carries its entries either decoded or encoded, not both");
+        }
+
+        w.WriteInt32(EntryCount);
         foreach (var e in Entries.Span)
         {
             e.Format(ref w);
         }
+
+        w.WriteRaw(Encoded.Bytes.Span);
     }
 
     public static Replicate Parse(ReadOnlySpan<byte> source)

@@ -71,6 +71,13 @@ public ref struct WireWriter
         _position += value.Length;
     }
 
+    /// <summary>Bytes already encoded, as they are (no length before them).</summary>
+    public void WriteRaw(ReadOnlySpan<byte> value)
+    {
+        value.CopyTo(_buffer[_position..]);
+        _position += value.Length;
+    }
+
     public void WriteAddress(NodeAddress address)
     {
         WriteString(address.Host);

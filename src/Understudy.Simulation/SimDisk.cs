@@ -185,6 +185,13 @@ internal sealed class SimDisk : ILogArchive
     }
 
     /// <inheritdoc />
+    /// <summary>The durable entries, encoded as the segment files hand them over: the primary's catch-up path, through the simulated wire.</summary>
+    public bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
+    {
+        run = EncodedEntries.Of(Read(from, maxCount, maxBytes));
+        return true;
+    }
+
     public LogEntry[] Read(long from, int maxCount, int maxBytes)
     {
         if (from < _first || from > LastDurable)

@@ -391,7 +391,7 @@ internal static class Describe
 {
     public static string Message(IMessage m) => m switch
     {
-        Replicate r => $"Replicate(e{r.Epoch} prev={r.PrevIndex}@{r.PrevEpoch} n={r.Entries.Length} commit={r.CommitIndex})",
+        Replicate r => $"Replicate(e{r.Epoch} prev={r.PrevIndex}@{r.PrevEpoch} n={r.EntryCount} commit={r.CommitIndex})",
         ReplicateAck a => $"ReplicateAck(e{a.Epoch} {(a.Success ? "ok" : "no")} match={a.MatchIndex} end={a.LogEnd})",
         SnapshotChunk c => $"SnapshotChunk(e{c.Epoch} snapshot={c.SnapshotIndex} at={c.Offset} n={c.Data.Length} of={c.TotalLength})",
         SnapshotAck a => $"SnapshotAck(e{a.Epoch} snapshot={a.SnapshotIndex} next={a.NextOffset}{(a.Installed ? " installed" : string.Empty)})",

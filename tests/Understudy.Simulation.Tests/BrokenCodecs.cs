@@ -13,8 +13,10 @@ internal sealed class DropsEntryClientIdCodec : IFrameCodec
     public void Encode<T>(IBufferWriter<byte> writer, in T message)
         where T : IMessage
     {
-        if (message is Replicate frame)
+        if (message is Replicate sent)
         {
+            // A backlog read from disk is sent encoded: break it the same way.
+            var frame = sent.Decoded();
             var entries = frame.Entries.ToArray();
             for (var i = 0; i < entries.Length; i++)
             {
@@ -22,6 +24,30 @@ internal sealed class DropsEntryClientIdCodec : IFrameCodec
             }
 
             FrameCodec.Instance.Encode(writer, frame with { Entries = entries });
+            return;
+        }
+
+        FrameCodec.Instance.Encode(writer, message);
+    }
+
+    public IMessage Decode(ReadOnlyMemory<byte> frame) => FrameCodec.Instance.Decode(frame);
+}
+
+/// <summary>
+/// The real codec, except that a <see cref="Replicate"/> frame whose entries were read back from disk encoded carries
+/// the run one entry late (the reader's offset off by one record, its last entry repeated to keep the count): every
+/// entry well-formed, at the right count, but each index holding the next one's content.
+/// </summary>
+internal sealed class ShiftsEncodedRunCodec : IFrameCodec
+{
+    public void Encode<T>(IBufferWriter<byte> writer, in T message)
+        where T : IMessage
+    {
+        if (message is Replicate { Encoded.Count: > 1 } frame)
+        {
+            var entries = frame.Decoded().Entries.ToArray();
+            LogEntry[] shifted = [.. entries[1..], entries[^1]];
+            FrameCodec.Instance.Encode(writer, new Replicate(frame.Epoch, frame.From, frame.PrevIndex, frame.PrevEpoch, frame.CommitIndex, frame.SentAt, EncodedEntries.Of(shifted)));
             return;
         }
 

@@ -18,6 +18,17 @@ public interface ILogArchive
     /// <paramref name="from"/> is on disk), stopping once about <paramref name="maxBytes"/> are read.
     /// </summary>
     LogEntry[] Read(long from, int maxCount, int maxBytes);
+
+    /// <summary>
+    /// As <see cref="Read"/>, the entries in their wire encoding (<see cref="EncodedEntries"/>), when the archive holds
+    /// them so and can hand them over without decoding (the segment files do); false when it cannot, and the caller reads
+    /// them as entries.
+    /// </summary>
+    bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
+    {
+        run = default;
+        return false;
+    }
 }
 
 /// <summary>A state snapshot as a server recovers it: the state after applying entries 1..<see cref="Index"/>.</summary>

@@ -390,28 +390,43 @@ internal sealed partial class PrimaryRole
     private int SendFrame(FollowerProgress f, long now, int maxEntries, bool paced)
     {
         var prev = Math.Min(f.NextIndex - 1, Log.LastIndex);
-        var entries = maxEntries == 0 ? [] : Log.Slice(prev + 1, maxEntries, Options.MaxBatchBytes);
-        if (paced)
-        {
-            long bytes = 0;
-            foreach (var e in entries)
-            {
-                bytes += e.WireSize;
-            }
+        var commit = _node.CommitIndex;
+        var frame = new Replicate(Epoch, Self, prev, Log.EpochAt(prev), commit, now, ReadOnlyMemory<LogEntry>.Empty);
 
-            _catchUpPacer.Spend(bytes);
+        // Below the window (a backup catching up from disk) the records go out as the bytes they are stored as.
+        if (maxEntries > 0 && Log.TrySliceEncoded(prev + 1, maxEntries, Options.MaxBatchBytes, out var run))
+        {
+            frame = new Replicate(Epoch, Self, prev, frame.PrevEpoch, commit, now, run);
+            if (paced)
+            {
+                _catchUpPacer.Spend(run.Bytes.Length);
+            }
+        }
+        else if (maxEntries > 0)
+        {
+            var entries = Log.Slice(prev + 1, maxEntries, Options.MaxBatchBytes);
+            frame = frame with { Entries = entries };
+            if (paced)
+            {
+                long bytes = 0;
+                foreach (var e in entries)
+                {
+                    bytes += e.WireSize;
+                }
+
+                _catchUpPacer.Spend(bytes);
+            }
         }
 
-        var commit = _node.CommitIndex;
-        Env.SendToServer(f.Address, new Replicate(Epoch, Self, prev, Log.EpochAt(prev), commit, now, entries));
+        Env.SendToServer(f.Address, frame);
         if (f.Inflight == 0 || f.WaitingSince == long.MinValue)
         {
             f.WaitingSince = now;
         }
 
-        f.FrameSent(prev + entries.Length);
+        f.FrameSent(frame.LastIndex);
         f.LastSentAt = now;
         f.LastCommitSent = commit;
-        return entries.Length;
+        return frame.EntryCount;
     }
 }

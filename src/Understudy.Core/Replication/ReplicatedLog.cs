@@ -327,6 +327,38 @@ public sealed class ReplicatedLog : ILogReader
         return slice;
     }
 
+    /// <summary>
+    /// As <see cref="Slice"/> for entries below the window, in their wire encoding straight from the archive (a backlog
+    /// sent to a backup catching up: no entry decoded and encoded again); false when <paramref name="from"/> is in the
+    /// window or the archive cannot (then <see cref="Slice"/>).
+    /// </summary>
+    public bool TrySliceEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
+    {
+        run = default;
+        if (from >= _windowStart || from > LastIndex || maxCount <= 0 || _archive is null)
+        {
+            return false;
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
+        if (from < _archive.FirstIndex || from < _floor)
+        {
+            throw new InvalidOperationException($"log entry {from} is no longer held (first index {FirstIndex}, window from {_windowStart})");
+        }
+
+        if (!_archive.TryReadEncoded(from, (int)Math.Min(maxCount, _windowStart - from), maxBytes, out run))
+        {
+            return false;
+        }
+
+        if (run.Count == 0)
+        {
+            throw new InvalidOperationException($"the log on disk did not return entry {from} (got nothing)");
+        }
+
+        return true;
+    }
+
     /// <inheritdoc />
     LogEntry[] ILogReader.Read(long from, int maxCount, int maxBytes) => Slice(from, maxCount, maxBytes);
 

@@ -420,7 +420,8 @@ public sealed partial class ServerNode
             return;
         }
 
-        FollowerFor(frame.Epoch, frame.From, "frame")?.Accept(frame);
+        // Off the wire a frame is always decoded; one handed over in process (tests) may still carry encoded entries.
+        FollowerFor(frame.Epoch, frame.From, "frame")?.Accept(frame.Encoded.Count == 0 ? frame : frame.Decoded());
         AssertInvariants();
     }
 

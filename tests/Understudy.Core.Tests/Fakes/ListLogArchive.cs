@@ -14,6 +14,15 @@ public sealed class ListLogArchive : ILogArchive
 
     public int Reads { get; private set; }
 
+    /// <summary>Hands entries over in their wire encoding, as the segment files do (<see cref="ILogArchive.TryReadEncoded"/>).</summary>
+    public bool Encodes { get; init; }
+
+    public bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
+    {
+        run = Encodes ? EncodedEntries.Of(Read(from, maxCount, maxBytes)) : default;
+        return Encodes;
+    }
+
     public void Write(in LogEntry entry)
     {
         if (entry.Index <= LastIndex)

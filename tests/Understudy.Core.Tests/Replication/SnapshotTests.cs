@@ -7,10 +7,10 @@ public class SnapshotTests
 {
     private static readonly ServerOptions Small = new() { SnapshotEveryEntries = 500, LogWindowEntries = 1, LogWindowBytes = 1024 };
 
-    /// <summary>A primary alone in its in-sync set, with a disk, that has committed <paramref name="writes"/> messages.</summary>
-    private static ServerHarness Primary(int writes, ServerOptions? options = null, MessageStore? machine = null)
+    /// <summary>A primary alone in its in-sync set, with a disk (<paramref name="disk"/>, or a plain one), that has committed <paramref name="writes"/> messages.</summary>
+    internal static ServerHarness Primary(int writes, ServerOptions? options = null, MessageStore? machine = null, ListLogArchive? disk = null)
     {
-        var p = new ServerHarness(P, options ?? Small, disk: new ListLogArchive(), machine: machine);
+        var p = new ServerHarness(P, options ?? Small, disk: disk ?? new ListLogArchive(), machine: machine);
         p.Push(Config(1, 5, P, [P]));
         p.SyncDisk();
         Assert.True(p.Node.IsServing, "fixture: the primary should be serving");
