@@ -12,6 +12,48 @@ public sealed partial class UnderstudyClient
     // wakes no thread).
     private bool _backstopArmed;
 
+    // With CallResumption.Reader: the calls a reader ended while it held the gate, which that reader completes once it
+    // has left it (the caller's code never runs under the gate). Set by the reader for as long as it holds the gate.
+    private List<(TaskCompletionSource<ClientResult> Done, ClientResult Result)>? _readerFinished;
+
+    /// <summary>A call's waiter: its continuation runs on the thread pool, or (<see cref="CallResumption.Reader"/>) wherever it is completed.</summary>
+    private TaskCompletionSource<ClientResult> NewCall() =>
+        new(_options.ResumeOn == CallResumption.Reader ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Under the gate: ends a call with its result, never running the caller's code here. With the thread pool the task
+    /// hands its continuation over itself; with <see cref="CallResumption.Reader"/> a reader completes it after leaving
+    /// the gate, and any other thread (a tick's timeout, a retry giving up) hands it to the thread pool.
+    /// </summary>
+    private void Finish(TaskCompletionSource<ClientResult> done, in ClientResult result)
+    {
+        if (_options.ResumeOn == CallResumption.ThreadPool)
+        {
+            done.TrySetResult(result);
+        }
+        else if (_readerFinished is { } finished)
+        {
+            finished.Add((done, result));
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Done.TrySetResult(s.Result), (Done: done, Result: result), preferLocal: false);
+        }
+    }
+
+    /// <summary>Under the gate: fails a call, never running the caller's code here (as <see cref="Finish"/>).</summary>
+    private void Fail(TaskCompletionSource<ClientResult> done, Exception error)
+    {
+        if (_options.ResumeOn == CallResumption.ThreadPool)
+        {
+            done.TrySetException(error);
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Done.TrySetException(s.Error), (Done: done, Error: error), preferLocal: false);
+        }
+    }
+
     /// <summary>
     /// A waiting call: its caller's task, and when the backstop gives up on it (a timestamp of
     /// <see cref="TimeProvider.System"/>) with the bound it then reports.
@@ -61,7 +103,7 @@ public sealed partial class UnderstudyClient
             foreach (var seq in overdue ?? [])
             {
                 _calls.Remove(seq, out var call);
-                call.Done.TrySetException(new UnderstudyException($"no answer within {call.Bound.TotalSeconds:0.#} s", OutcomeKind.Unknown));
+                Fail(call.Done, new UnderstudyException($"no answer within {call.Bound.TotalSeconds:0.#} s", OutcomeKind.Unknown));
             }
         }
     }

@@ -1,3 +1,4 @@
+using Understudy.Core.Client;
 using Understudy.Protocol;
 using Understudy.Transport;
 
@@ -17,6 +18,9 @@ public sealed partial class UnderstudyClient
         private readonly NodeAddress _address;
         private readonly BufferedPeer _peer;
 
+        // The calls this link's reader ended under the gate (CallResumption.Reader); only that reader touches it.
+        private readonly List<(TaskCompletionSource<ClientResult> Done, ClientResult Result)> _finished = [];
+
         public ServerLink(UnderstudyClient client, NodeAddress address)
         {
             _client = client;
@@ -33,13 +37,16 @@ public sealed partial class UnderstudyClient
             if (message is ClientResponse response)
             {
                 // Handled here, on the reader's thread, under the gate: the caller's task completes without a hop
-                // through the loop (its continuation still runs on the thread pool, never on this reader).
+                // through the loop. Its continuation runs on the thread pool, or with CallResumption.Reader on this
+                // reader, after the gate is released.
+                var reader = _client._options.ResumeOn == CallResumption.Reader;
                 lock (_client._gate)
                 {
                     try
                     {
                         if (!_client._detached)
                         {
+                            _client._readerFinished = reader ? _finished : null;
                             _client.NoteServerAnswer(response.Status);
                             _client._session.Handle(_address, response);
                         }
@@ -49,12 +56,38 @@ public sealed partial class UnderstudyClient
                         // As the loop does: one bad answer is logged, and neither the connection nor the client stops.
                         ClientLog.LoopError(_client._logger, e);
                     }
+                    finally
+                    {
+                        _client._readerFinished = null;
+                    }
                 }
+
+                ResumeCallers();
             }
 
             return ValueTask.CompletedTask;
         }
 
         public ValueTask DisposeAsync() => _peer.DisposeAsync();
+
+        /// <summary>Outside the gate: completes the calls this reader ended, running each caller's code here, in turn.</summary>
+        private void ResumeCallers()
+        {
+            if (_finished.Count == 0)
+            {
+                return;
+            }
+
+            // Nothing adds to the list meanwhile: only this reader does, under the gate, and it reads no more answers
+            // until this returns (a caller's next call that ends at once goes to the thread pool, see Finish).
+            for (var i = 0; i < _finished.Count; i++)
+            {
+                var (done, result) = _finished[i];
+                _finished[i] = default;
+                done.TrySetResult(result);
+            }
+
+            _finished.Clear();
+        }
     }
 }

@@ -354,7 +354,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
             throw new UnderstudyCanceledException("cancelled before it was sent; never sent", OutcomeKind.Failed, cancellationToken);
         }
 
-        var done = new TaskCompletionSource<ClientResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var done = NewCall();
 
         // Submitted here, under the gate: the cancellation below runs under it too, after this, so it finds the call's number.
         long seq;
@@ -429,7 +429,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
     {
         if (_calls.Remove(result.Seq, out var call))
         {
-            call.Done.TrySetResult(result);
+            Finish(call.Done, result);
         }
         else
         {
@@ -485,7 +485,7 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
         _detached = true;
         foreach (var call in _calls.Values)
         {
-            call.Done.TrySetException(new ObjectDisposedException(nameof(UnderstudyClient)));
+            Fail(call.Done, new ObjectDisposedException(nameof(UnderstudyClient)));
         }
 
         _calls.Clear();

@@ -36,6 +36,13 @@ public sealed record UnderstudyClientOptions
     /// </summary>
     public ClientLoop? Loop { get; init; }
 
+    /// <summary>
+    /// Where the caller's code after an awaited call runs: on the thread pool (the default, safe for any caller) or on
+    /// the thread that read the answer (<see cref="CallResumption.Reader"/>: one hand-off fewer per call, for callers that
+    /// never block after an await).
+    /// </summary>
+    public CallResumption ResumeOn { get; init; } = CallResumption.ThreadPool;
+
     public ILoggerFactory Loggers { get; init; } = NullLoggerFactory.Instance;
 
     /// <summary>

@@ -6,6 +6,7 @@ using Spectre.Console;
 using Understudy.Cli.Bench;
 using Understudy.Checking.Linearizability;
 using Understudy.Cli.Infrastructure;
+using Understudy.Client;
 using Understudy.Core.StateMachines;
 using Understudy.Orchestration.Bench;
 
@@ -63,13 +64,15 @@ internal static class BenchVerb
         var keys = new Option<int>("--keys") { Description = "kv: keys drawn uniformly from this many, each written once before the run.", DefaultValueFactory = _ => 1000 };
         var clientLoop = new Option<string>("--client-loop") { Description = "shared (the bench's clients run on one ClientLoop: one thread of work, one tick timer) or own (a loop and a timer per client, to compare).", DefaultValueFactory = _ => "shared" };
         clientLoop.AcceptOnlyFromAmong("shared", "own");
+        var resumeOn = new Option<string>("--resume-on") { Description = "reader (a client's worker sends its next request on the thread that read the answer) or pool (on the thread pool, one hand-off per request, as before round 21; to compare).", DefaultValueFactory = _ => "reader" };
+        resumeOn.AcceptOnlyFromAmong("reader", "pool");
         var counts = new Option<bool>("--counts") { Description = "Turn on the servers' HTTP and report, per server, replication frames, entries per frame, acknowledgements and loop turns per second over the window." };
         var check = new Option<string>("--check") { Description = "kv: on (record every put, read every key back after the run and judge it) or off (record and judge nothing: the load generator then does per request only what a plain one, such as Redis's, does; for comparing speed, never for checking).", DefaultValueFactory = _ => "on" };
         check.AcceptOnlyFromAmong("on", "off");
         var serverEnv = new Option<string[]>("--server-env") { Description = "NAME=VALUE set in the servers' environment only (not the bench's or the monitor's), e.g. a runtime setting to compare; repeatable.", AllowMultipleArgumentsPerToken = false };
         var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles; with --state-machine kv, puts and gets per second.")
         {
-            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, counts, check, serverEnv,
+            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, resumeOn, counts, check, serverEnv,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -114,6 +117,7 @@ internal static class BenchVerb
                 GetRatio = ratio,
                 KeySpace = keySpace,
                 SharedClientLoop = parse.GetValue(clientLoop) == "shared",
+                ResumeOn = parse.GetValue(resumeOn) == "pool" ? CallResumption.ThreadPool : CallResumption.Reader,
                 Counts = parse.GetValue(counts),
                 CheckValues = parse.GetValue(check) == "on",
                 ServerEnvironment = env,

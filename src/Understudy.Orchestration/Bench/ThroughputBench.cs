@@ -31,6 +31,13 @@ public sealed record ThroughputOptions
     public bool SharedClientLoop { get; init; } = true;
 
     /// <summary>
+    /// Where each worker's code runs after an answer: on the thread that read it (the default: a worker only records a
+    /// latency and sends again, so no hand-off per request, as a single-threaded load generator would do) or on the
+    /// thread pool, as before round 21 (for comparing the two).
+    /// </summary>
+    public CallResumption ResumeOn { get; init; } = CallResumption.Reader;
+
+    /// <summary>
     /// Turn on the servers' HTTP and read their frame, acknowledgement and loop-turn counters over the window
     /// (<see cref="ThroughputResult.Counts"/>). Off by default: the figures are then those of the servers as before.
     /// </summary>
@@ -139,6 +146,7 @@ public sealed class ThroughputBench
                                 Monitor = cluster.MonitorAddress,
                                 Retry = new ClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) },
                                 Loop = sharedLoop,
+                                ResumeOn = _options.ResumeOn,
                             },
                             connecting.Token).ConfigureAwait(false));
                     }
