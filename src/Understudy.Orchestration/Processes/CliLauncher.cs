@@ -54,10 +54,16 @@ public static class CliLauncher
             wrapped.ArgumentList.Add(a);
         }
 
+        // The prefix execs the command, which inherits what is set here.
+        VerbRuntime.Apply(wrapped, VerbOf(plain));
+
         return wrapped;
     }
 
-    /// <summary>How to start `understudy ARGUMENTS`, with standard output and error redirected.</summary>
+    /// <summary>
+    /// How to start `understudy ARGUMENTS`, with standard output and error redirected, and the runtime settings of
+    /// its verb (<see cref="VerbRuntime"/>).
+    /// </summary>
     public static ProcessStartInfo StartInfo(IEnumerable<string> arguments)
     {
         ArgumentNullException.ThrowIfNull(arguments);
@@ -80,6 +86,7 @@ public static class CliLauncher
             info.ArgumentList.Add(a);
         }
 
+        VerbRuntime.Apply(info, VerbOf(info));
         return info;
     }
 
@@ -116,6 +123,13 @@ public static class CliLauncher
             : throw new FileNotFoundException(
                 $"cannot find the `understudy` CLI to start: looked for {string.Join(" and ", candidates)}. Set {PathVariable} to its path, " +
                 "or import tests/UnderstudyCli.targets into the project that runs this code (it copies the CLI's build output into cli/).");
+    }
+
+    // The verb: the first argument, after the dll when the CLI is run by `dotnet`.
+    private static string? VerbOf(ProcessStartInfo plain)
+    {
+        var first = IsDotnet(plain.FileName) ? 1 : 0;
+        return plain.ArgumentList.Count > first ? plain.ArgumentList[first] : null;
     }
 
     private static bool IsDotnet(string path) =>
