@@ -13,7 +13,8 @@ public sealed class RuntimeConfigTests
     {
         // Uncapped, the budget follows the CPU's largest cache: 80 MiB of young garbage in every server's resident set
         // on the benchmark machine (docs/BENCHMARKS.md, "Round 19, memory through the soak").
-        using var config = RuntimeConfig(out var path);
+        var path = Path.ChangeExtension(Cli.Dll, ".runtimeconfig.json");
+        using var config = JsonDocument.Parse(File.ReadAllText(path));
         var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
         Assert.True(properties.TryGetProperty("System.GC.Gen0MaxBudget", out var budget), $"{path} sets no System.GC.Gen0MaxBudget");
         var bytes = budget.ValueKind == JsonValueKind.String ? long.Parse(budget.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : budget.GetInt64();
@@ -21,22 +22,5 @@ public sealed class RuntimeConfigTests
 
         // Workstation concurrent GC, as before: the cap is for that collector.
         Assert.False(properties.TryGetProperty("System.GC.Server", out var server) && server.GetBoolean(), $"{path} turns on server GC");
-    }
-
-    [Fact]
-    public void Dynamic_PGO_is_off()
-    {
-        // With it, a server started fresh to catch up spent about a quarter of its CPU for ten seconds re-compiling hot
-        // methods instrumented and then optimised (docs/BENCHMARKS.md, "Round 22, the wiped backup's side of a catch-up").
-        using var config = RuntimeConfig(out var path);
-        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
-        Assert.True(properties.TryGetProperty("System.Runtime.TieredPGO", out var pgo), $"{path} does not set System.Runtime.TieredPGO (the runtime's default is on)");
-        Assert.False(pgo.GetBoolean(), $"{path} turns dynamic PGO on");
-    }
-
-    private static JsonDocument RuntimeConfig(out string path)
-    {
-        path = Path.ChangeExtension(Cli.Dll, ".runtimeconfig.json");
-        return JsonDocument.Parse(File.ReadAllText(path));
     }
 }
