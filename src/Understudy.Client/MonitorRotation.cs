@@ -12,7 +12,7 @@ namespace Understudy.Client;
 /// group that is down entirely is not hammered. <see cref="Send{T}"/> drops messages while disconnected (the session
 /// re-queries on <see cref="Connected"/>). Events are raised on a pool thread in order; subscribe before <see cref="Start"/>.
 /// A follower monitor names the active one; <see cref="MoveTowardsActive"/> goes there at once, the rotation's order
-/// resuming from it, or, when that monitor has just failed, once its wait is over.
+/// resuming from it; when that monitor has just failed, the follower is asked again once its wait is over.
 /// </summary>
 internal sealed class MonitorRotation : IAsyncDisposable
 {
@@ -31,8 +31,8 @@ internal sealed class MonitorRotation : IAsyncDisposable
     private int _movingTo = -1;
 
     /// <summary>
-    /// Guards <see cref="_refusedAt"/> (written by the rotation, read by the connection's handler) and the deferred
-    /// hint (<see cref="_deferredHint"/>, <see cref="_deferredOn"/>, <see cref="_hintTimer"/>).
+    /// Guards <see cref="_refusedAt"/> (written by the rotation, read by the connection's handler) and the hint
+    /// waiting to be asked again (<see cref="_deferredOn"/>, <see cref="_hintTimer"/>).
     /// </summary>
     private readonly Lock _gate = new();
 
@@ -44,12 +44,12 @@ internal sealed class MonitorRotation : IAsyncDisposable
     private readonly long[] _refusedAt;
 
     /// <summary>
-    /// The last hint that could not be followed because every monitor it led to had just failed, and the connection
-    /// it came on: followed again once their wait is over, if that connection is still the live one. Without this a
-    /// client could stay at a follower for good, since the follower names the active monitor only when it changes.
+    /// The connection a hint came on that could not be followed because every monitor it led to had just failed: once
+    /// their wait is over, and if that connection is still the live one, <see cref="AskAgain"/> is raised so the owner
+    /// asks that monitor again. Without this a client could stay at a follower for good, since a follower names the
+    /// active monitor only when it changes. The monitor is asked rather than the old hint followed: by then the
+    /// hint may be stale (the monitor itself may have become the active one, which names nobody).
     /// </summary>
-    private NodeAddress _deferredHint = NodeAddress.None;
-
     private FrameConnection? _deferredOn;
 
     private ITimer? _hintTimer;
@@ -82,6 +82,12 @@ internal sealed class MonitorRotation : IAsyncDisposable
 
     /// <summary>The connection to a monitor was closed to move to the active one (the second address); the next attempt goes there.</summary>
     public event Action<NodeAddress, NodeAddress>? Moved;
+
+    /// <summary>
+    /// A hint could not be followed for a while (it led only to monitors that had just failed) and that wait is over:
+    /// the owner should ask the connected monitor (given) again who is active.
+    /// </summary>
+    public event Action<NodeAddress>? AskAgain;
 
     /// <summary>The monitor the live connection goes to, or none while disconnected.</summary>
     public NodeAddress Current => Volatile.Read(ref _current) is { IsClosing: false } && Volatile.Read(ref _currentIndex) is >= 0 and var i ? _monitors[i] : NodeAddress.None;
@@ -116,13 +122,12 @@ internal sealed class MonitorRotation : IAsyncDisposable
     /// attempt goes there without the backoff. Ignored while disconnected and for the monitor already connected to. A
     /// monitor an attempt failed to reach within the last <see cref="ReconnectOptions.MaxBackoff"/> is not moved to (a
     /// follower can name an active monitor that just died, until the group elects another); when that leaves nowhere
-    /// to go, the hint is kept and followed again once that wait is over, as long as the connection it came on is
-    /// still up and no later hint replaced it. Thread-safe; true if the move started.
+    /// to go, <see cref="AskAgain"/> is raised once that wait is over, as long as the connection the hint came on is
+    /// still up and no later hint came. Thread-safe; true if the move started.
     /// </summary>
-    public bool MoveTowardsActive(NodeAddress active) => MoveOn(active, Volatile.Read(ref _current));
-
-    private bool MoveOn(NodeAddress active, FrameConnection? on)
+    public bool MoveTowardsActive(NodeAddress active)
     {
+        var on = Volatile.Read(ref _current);
         var current = Volatile.Read(ref _currentIndex);
         if (on is null || on != Volatile.Read(ref _current) || on.IsClosing || current < 0)
         {
@@ -166,13 +171,11 @@ internal sealed class MonitorRotation : IAsyncDisposable
             _hintTimer = null;
             if (target < 0)
             {
-                _deferredHint = active;
                 _deferredOn = on;
-                _hintTimer = _reconnect.TimeProvider.CreateTimer(static state => ((MonitorRotation)state!).FollowDeferredHint(), this, wait, Timeout.InfiniteTimeSpan);
+                _hintTimer = _reconnect.TimeProvider.CreateTimer(static state => ((MonitorRotation)state!).OnHintWaitOver(), this, wait, Timeout.InfiniteTimeSpan);
                 return false;
             }
 
-            _deferredHint = NodeAddress.None;
             _deferredOn = null;
         }
 
@@ -181,21 +184,20 @@ internal sealed class MonitorRotation : IAsyncDisposable
         return true;
     }
 
-    /// <summary>The wait on a kept hint is over: follow it, if the connection it came on is still the live one.</summary>
-    private void FollowDeferredHint()
+    /// <summary>The wait on a hint with nowhere to go is over: have the owner ask again, if still on the connection it came on.</summary>
+    private void OnHintWaitOver()
     {
-        NodeAddress hint;
         FrameConnection? on;
         lock (_gate)
         {
-            (hint, on) = (_deferredHint, _deferredOn);
-            _deferredHint = NodeAddress.None;
+            on = _deferredOn;
             _deferredOn = null;
         }
 
-        if (!hint.IsNone)
+        var monitor = Current;
+        if (on is not null && on == Volatile.Read(ref _current) && !monitor.IsNone)
         {
-            MoveOn(hint, on);
+            Raise(() => AskAgain?.Invoke(monitor));
         }
     }
 

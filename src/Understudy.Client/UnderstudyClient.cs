@@ -103,6 +103,9 @@ public sealed partial class UnderstudyClient : IClientEnvironment, IAsyncDisposa
             Publish(s => s.ConnectedMonitor == follower ? s with { ConnectedMonitor = NodeAddress.None } : s);
             ClientLog.MovedToActiveMonitor(_logger, follower.ToString(), active.ToString());
         };
+
+        // A follower's hint led only to monitors that had just failed: ask it again who is active now.
+        _monitor.AskAgain += monitor => Post(() => _monitor.Send(new PrimaryQuery(_session.ClientId, true)));
         _monitor.Start();
     }
 
