@@ -127,9 +127,8 @@ internal sealed class MonitorRotation : IAsyncDisposable
     /// </summary>
     public bool MoveTowardsActive(NodeAddress active)
     {
-        var on = Volatile.Read(ref _current);
         var current = Volatile.Read(ref _currentIndex);
-        if (on is null || on != Volatile.Read(ref _current) || on.IsClosing || current < 0)
+        if (Volatile.Read(ref _current) is not { IsClosing: false } on || current < 0)
         {
             return false;
         }
