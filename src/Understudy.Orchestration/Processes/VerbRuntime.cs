@@ -19,15 +19,31 @@ namespace Understudy.Orchestration.Processes;
 /// CPU. The cost is a wake-up of a sleeping worker (a futex, microseconds) where a spinning one would have taken the
 /// work, which nothing of the monitor's notices. Servers and benches keep the default: their work comes at rate,
 /// where the spin finds it.</para>
+/// <para><b>The monitor: methods compiled again after 4096 calls, not 30.</b> A method's first code is the JIT's quick
+/// tier 0 (or the framework's precompiled code); after 30 calls the runtime compiles it again, optimised and
+/// instrumented, then once more with the profile, on its tiered-compilation thread. Right after a monitor's start every
+/// piece of its steady work (the tick, heartbeats, Raft rounds) and much of its start-up and first election cross 30
+/// calls within a second or two: in a perf profile of a monitor's first 10 s half the samples were that thread, and a
+/// monitor of a group used about 27 % of a core over those seconds, three times over with three monitors, while the
+/// servers of a failover need the CPU. With 4096 what runs only during the start is never compiled again, and the
+/// steady work much later (the 5 ms tick after 20 s, each server's heartbeat path after a minute), spread out rather
+/// than all at once: a monitor's first 10 s cost about 15 % of a core (docs/BENCHMARKS.md, "Monitor failover, round
+/// 23: the monitors' start"). The runtime reads the value as hexadecimal ("1000" is 4096). A monitor's work is small
+/// and its timeouts are tens of milliseconds, which code at tier 0 for longer does not approach. Servers keep the
+/// default: their hot paths are the throughput.</para>
 /// </remarks>
 public static class VerbRuntime
 {
     /// <summary>How often an idle thread-pool worker spins (<c>sched_yield</c>) before it sleeps; 0: not at all.</summary>
     public const string SpinLimit = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
 
+    /// <summary>Calls of a method at a tier before the runtime compiles it at the next (the runtime's default is 30).</summary>
+    public const string CallCountThreshold = "DOTNET_TC_CallCountThreshold";
+
     private static readonly (string Verb, string Variable, string Value)[] Settings =
     [
         ("monitor", SpinLimit, "0"),
+        ("monitor", CallCountThreshold, "1000"),
     ];
 
     /// <summary>The settings for <paramref name="verb"/> that the operator has not set: name and value.</summary>
