@@ -278,9 +278,11 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         // Every member keeps its own connection to every other member and sends on it, frames and acks alike. Only
         // while that connection is not up yet (just after a start or a promotion) does a message go back on the
         // connection the other side opened, if there is one, rather than wait in our own connection's buffer.
-        // An acknowledgement is one small frame the primary waits for: written on the loop with one system call rather
-        // than handed to the connection's writer task, which would be one more thread woken per received frame.
-        var now = message is ReplicateAck;
+        // An acknowledgement, or a frame of new writes at the log's end, is one small frame someone waits for: written
+        // on the loop with one system call rather than handed to the connection's writer task, which would be one more
+        // thread woken per frame. A frame of a backlog (the primary committed past it, more follow) goes to the writer,
+        // which sends a run of them in one call while the loop reads the next.
+        var now = message is ReplicateAck || (message is Replicate { } stream && stream.LastIndex >= stream.CommitIndex);
         if (_inboundServers.TryGetValue(to, out var inbound) && !inbound.IsClosing && !(_outboundServers.TryGetValue(to, out var own) && own.IsConnected))
         {
             if (now)
