@@ -6,18 +6,10 @@ namespace Understudy.Storage.Tests;
 /// <see cref="DurableLog.AppendAndSync"/>: written on the caller's thread only where a sync report may follow the write
 /// at once (fsync never), never ahead of queued work, and reported as durable only once the bytes are in the file.
 /// </summary>
-public sealed class AppendAndSyncTests : IDisposable
+public sealed partial class DurableLogTests
 {
-    private readonly TempFolder _folder = new();
-    private readonly SyncRecorder _synced = new();
-
-    public void Dispose() => _folder.Dispose();
-
-    private DurableLog Open(FsyncPolicy policy, Action<StorageException>? faulted = null) =>
-        DurableLog.Open(_folder.Path, new DurableLogOptions { FsyncPolicy = policy, Synced = _synced.OnSynced, Faulted = faulted });
-
     [Fact]
-    public async Task With_fsync_never_the_entries_are_written_before_it_returns_and_no_report_follows()
+    public async Task AppendAndSync_with_fsync_never_the_entries_are_written_before_it_returns_and_no_report_follows()
     {
         var entries = Entries.Range(1, 30, epoch: 1, commandSize: 40);
         await using (var log = Open(FsyncPolicy.Never))
@@ -42,7 +34,7 @@ public sealed class AppendAndSyncTests : IDisposable
     }
 
     [Fact]
-    public async Task With_fsync_always_it_queues_and_the_writer_reports_after_the_fsync()
+    public async Task AppendAndSync_with_fsync_always_it_queues_and_the_writer_reports_after_the_fsync()
     {
         await using var log = Open(FsyncPolicy.Always);
         Assert.False(log.AppendAndSync(Entries.Range(1, 5), 5, generation: 0, out _), "an fsync is never done on the caller's thread");
@@ -52,7 +44,7 @@ public sealed class AppendAndSyncTests : IDisposable
     }
 
     [Fact]
-    public async Task Queued_work_is_never_overtaken()
+    public async Task AppendAndSync_never_overtakes_queued_work()
     {
         await using var log = Open(FsyncPolicy.Never);
         var expected = new List<LogEntry>();
@@ -84,16 +76,13 @@ public sealed class AppendAndSyncTests : IDisposable
     }
 
     [Fact]
-    public async Task A_disk_error_faults_the_log_and_is_thrown()
+    public async Task AppendAndSync_disk_error_faults_the_log_and_is_thrown()
     {
-        Assert.SkipUnless(OperatingSystem.IsLinux(), "/dev/full is Linux's always-full device");
-        File.CreateSymbolicLink(_folder.File("00000000000000000001.v2.log"), "/dev/full");
-        var faulted = new TaskCompletionSource<StorageException>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var log = Open(FsyncPolicy.Never, faulted: e => faulted.TrySetResult(e));
+        await using var log = OpenOnFullDisk(out var faulted);
 
         var thrown = Assert.Throws<StorageException>(() => log.AppendAndSync([Entries.Make(1)], 1, 0, out _));
         Assert.Contains("is full", thrown.Message, StringComparison.Ordinal);
-        Assert.Same(thrown, await faulted.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.Same(thrown, await faulted.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
         Assert.Same(thrown, Assert.Throws<StorageException>(() => log.AppendAndSync([Entries.Make(1)], 1, 0, out _)));
         Assert.Empty(_synced.Calls);
     }
