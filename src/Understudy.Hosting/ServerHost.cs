@@ -27,6 +27,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     // Entries the node appended during this burst of the loop: handed to the log in one call (one queue item, one
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
     private readonly List<LogEntry> _appends = [];
+
+    // A sync the log answered at once, on the loop (SyncLog), for FlushTurn to report to the node. Touched only on the loop.
+    private (long Through, long Generation)? _syncedNow;
     private DurableLog _log = null!;
     private SnapshotShipping _shipping = null!;
     private ServerNode _node = null!;
@@ -124,13 +127,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         // restarted server kept 50-80 MiB of free large-object heap resident for its whole life (docs/BENCHMARKS.md,
         // "Round 19"). One aggressive collection, before the loop starts, compacts it and gives it back.
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        _loop = new EventLoop(
-            () =>
-            {
-                _node.Flush();
-                FlushAppends();
-            },
-            e => LogMessages.LoopError(_logger, e));
+        _loop = new EventLoop(FlushTurn, e => LogMessages.LoopError(_logger, e), runOnPoster: true);
         LogMessages.ServerStarting(_logger, _options.Identity.ToString(), RecoveredEntries, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 
         _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);
@@ -233,7 +230,23 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// opens connections to the members it names, so the node's first frames to a new backup have a way out.
     /// One closure per message, as when each case posted its own.
     /// </summary>
-    private void Post(ClientRef client, IMessage message, ClusterConfig? members) => _loop.Post(() =>
+    private void Post(ClientRef client, IMessage message, ClusterConfig? members)
+    {
+        // Replication between members runs its turn on the reader's thread when no turn is running: a backup's turn per
+        // frame, a primary's per acknowledgement, with no thread woken. Clients' requests wait in the queue for a
+        // pooled turn instead: what arrives while one is woken goes out in one frame, and run one by one on the readers
+        // they made a frame each (docs/BENCHMARKS.md, round 23).
+        if (message is Replicate or ReplicateAck)
+        {
+            _loop.PostAndRun(() => Deliver(client, message, members));
+        }
+        else
+        {
+            _loop.Post(() => Deliver(client, message, members));
+        }
+    }
+
+    private void Deliver(ClientRef client, IMessage message, ClusterConfig? members)
     {
         if (members is not null)
         {
@@ -246,7 +259,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             // Decoded for this delivery alone; the node copied what it keeps.
             Replicate.Recycle(frame);
         }
-    });
+    }
 
     // ------------------------------------------------------------------ IServerEnvironment (called on the loop)
 
@@ -265,13 +278,33 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         // Every member keeps its own connection to every other member and sends on it, frames and acks alike. Only
         // while that connection is not up yet (just after a start or a promotion) does a message go back on the
         // connection the other side opened, if there is one, rather than wait in our own connection's buffer.
+        // An acknowledgement, or a frame of new writes at the log's end, is one small frame someone waits for: written
+        // on the loop with one system call rather than handed to the connection's writer task, which would be one more
+        // thread woken per frame. A frame of a backlog (the primary committed past it, more follow) goes to the writer,
+        // which sends a run of them in one call while the loop reads the next.
+        var now = message is ReplicateAck || (message is Replicate { } stream && stream.LastIndex >= stream.CommitIndex);
         if (_inboundServers.TryGetValue(to, out var inbound) && !inbound.IsClosing && !(_outboundServers.TryGetValue(to, out var own) && own.IsConnected))
         {
-            inbound.Send(message);
+            if (now)
+            {
+                inbound.SendNow(message);
+            }
+            else
+            {
+                inbound.Send(message);
+            }
+
             return;
         }
 
-        Outbound(to).Send(message);
+        if (now)
+        {
+            Outbound(to).SendNow(message);
+        }
+        else
+        {
+            Outbound(to).Send(message);
+        }
     }
 
     public void Reply(ClientRef client, in ClientResponse response)
@@ -301,8 +334,20 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
     public void SyncLog(long throughIndex, long generation)
     {
-        FlushAppends();
-        _log.RequestSync(throughIndex, generation);
+        // With fsync never, and nothing else queued for the log, the burst's entries are written here, on the loop: the
+        // node learns they are durable in this same turn (FlushTurn) instead of from the writer through another turn.
+        var appends = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_appends);
+        try
+        {
+            if (_log.AppendAndSync(appends, throughIndex, generation, out var synced))
+            {
+                _syncedNow = (synced, generation);
+            }
+        }
+        finally
+        {
+            _appends.Clear();
+        }
     }
 
     public void SaveEpoch(long epoch) => _log.SaveEpoch(epoch);
@@ -417,6 +462,24 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             {
                 Outbound(member.Address);
             }
+        }
+    }
+
+    /// <summary>
+    /// The end of each turn of the loop: the node sends what the burst produced, the log takes the burst's entries, and
+    /// when the log wrote them at once (<see cref="SyncLog"/>) the node is told so and flushes again, which sends a
+    /// backup's acknowledgement, or a primary's commits and replies, without waiting for another turn.
+    /// </summary>
+    private void FlushTurn()
+    {
+        _node.Flush();
+        FlushAppends();
+        while (_syncedNow is { } synced)
+        {
+            _syncedNow = null;
+            _node.OnLogSynced(synced.Through, synced.Generation);
+            _node.Flush();
+            FlushAppends();
         }
     }
 

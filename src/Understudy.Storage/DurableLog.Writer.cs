@@ -17,17 +17,23 @@ public sealed partial class DurableLog
             // After a fault (here or in SaveEpoch) nothing more is written or reported.
             while (_fault is null && await reader.WaitToReadAsync())
             {
-                var taken = 0;
-                while (_fault is null && taken < MaxItemsPerBatch && reader.TryRead(out var work))
+                // Taken and done under the write lock, so a write on the caller's thread (AppendAndSync) happens either
+                // wholly before this batch or after it, never in the middle of the writer's state.
+                lock (_writeLock)
                 {
-                    Apply(work);
-                    taken++;
-                }
+                    var taken = 0;
+                    while (_fault is null && taken < MaxItemsPerBatch && reader.TryRead(out var work))
+                    {
+                        Interlocked.Decrement(ref _queued);
+                        Apply(work);
+                        taken++;
+                    }
 
-                if (_fault is null)
-                {
-                    WritePending();
-                    AnswerSyncs();
+                    if (_fault is null)
+                    {
+                        WritePending();
+                        AnswerSyncs();
+                    }
                 }
             }
 
@@ -269,10 +275,13 @@ public sealed partial class DurableLog
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 // One tick in the queue at a time, and none while nothing waits for an fsync.
-                if (Volatile.Read(ref _unsynced) != 0 && Interlocked.Exchange(ref _tickQueued, 1) == 0 &&
-                    !_queue.Writer.TryWrite(new Work(WorkKind.FsyncTick, null, 0, 0)))
+                if (Volatile.Read(ref _unsynced) != 0 && Interlocked.Exchange(ref _tickQueued, 1) == 0)
                 {
-                    return;
+                    Interlocked.Increment(ref _queued);
+                    if (!_queue.Writer.TryWrite(new Work(WorkKind.FsyncTick, null, 0, 0)))
+                    {
+                        return;
+                    }
                 }
             }
         }

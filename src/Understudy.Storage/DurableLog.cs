@@ -60,6 +60,9 @@ public sealed partial class DurableLog : IAsyncDisposable
     private readonly Lock _enqueueLock = new();
     private readonly Lock _epochLock = new();
 
+    /// <summary>Held by whoever changes the writer's state: the writer task for a batch, or a caller writing at once (AppendAndSync).</summary>
+    private readonly Lock _writeLock = new();
+
     /// <summary>Guards the segment list and each segment's published Length/Count/Sparse, and the read handles.</summary>
     private readonly Lock _segmentsLock = new();
 
@@ -83,6 +86,9 @@ public sealed partial class DurableLog : IAsyncDisposable
     private volatile bool _disposed;
     private int _unsynced;
     private int _tickQueued;
+
+    // Work items in the queue that the writer has not taken yet (all enqueued under _enqueueLock but the batch timer's ticks).
+    private int _queued;
     private long _enqueuedLastIndex;
     private long _savedEpoch;
 
@@ -296,21 +302,7 @@ public sealed partial class DurableLog : IAsyncDisposable
         lock (_enqueueLock)
         {
             ThrowIfStopped();
-            var expected = _enqueuedLastIndex + 1;
-            foreach (ref readonly var entry in entries)
-            {
-                if (entry.Index != expected)
-                {
-                    throw new ArgumentException($"entry {entry} does not continue the log, which ends at index {expected - 1}", nameof(entries));
-                }
-
-                if (entry.Command.Length > LogRecord.MaxCommandSize)
-                {
-                    throw new ArgumentException($"entry {entry} has a {entry.Command.Length}-byte command, over the {LogRecord.MaxCommandSize}-byte limit", nameof(entries));
-                }
-
-                expected++;
-            }
+            var expected = CheckContinues(entries);
 
             // A pooled copy, returned by the writer: a catching-up backup appends a frame of thousands of entries at
             // a time, and a fresh array that size went to the large object heap, tens of MiB a second of it.
@@ -328,6 +320,28 @@ public sealed partial class DurableLog : IAsyncDisposable
 
             _enqueuedLastIndex = expected - 1;
         }
+    }
+
+    /// <summary>The index after the last of <paramref name="entries"/>; throws unless they continue what was appended and each fits a record.</summary>
+    private long CheckContinues(ReadOnlySpan<LogEntry> entries)
+    {
+        var expected = _enqueuedLastIndex + 1;
+        foreach (ref readonly var entry in entries)
+        {
+            if (entry.Index != expected)
+            {
+                throw new ArgumentException($"entry {entry} does not continue the log, which ends at index {expected - 1}", nameof(entries));
+            }
+
+            if (entry.Command.Length > LogRecord.MaxCommandSize)
+            {
+                throw new ArgumentException($"entry {entry} has a {entry.Command.Length}-byte command, over the {LogRecord.MaxCommandSize}-byte limit", nameof(entries));
+            }
+
+            expected++;
+        }
+
+        return expected;
     }
 
     /// <summary>
@@ -514,6 +528,7 @@ public sealed partial class DurableLog : IAsyncDisposable
 
     private void Enqueue(Work work)
     {
+        Interlocked.Increment(ref _queued);
         if (!_queue.Writer.TryWrite(work))
         {
             // The writer completed the queue: it failed between our check and now.

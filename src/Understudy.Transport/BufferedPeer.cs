@@ -62,12 +62,22 @@ public sealed class BufferedPeer : IAsyncDisposable
 
     /// <summary>Sends now if connected, else buffers until the connection is up. Thread-safe, never blocks.</summary>
     public void Send<T>(in T message)
+        where T : IMessage => SendOn(in message, _sendNow);
+
+    /// <summary>
+    /// As <see cref="Send{T}"/>, through <see cref="FrameConnection.SendNow{T}"/> whatever the peer was made with: for
+    /// one small message someone waits for on a connection that otherwise carries a stream (a backup's acknowledgement).
+    /// </summary>
+    public void SendNow<T>(in T message)
+        where T : IMessage => SendOn(in message, now: true);
+
+    private void SendOn<T>(in T message, bool now)
         where T : IMessage
     {
         lock (_lock)
         {
             // Keep order: while older messages wait, newer ones queue behind them.
-            if (_buffer.Count == 0 && (_sendNow ? _peer.SendNow(in message) : _peer.Send(in message)))
+            if (_buffer.Count == 0 && (now ? _peer.SendNow(in message) : _peer.Send(in message)))
             {
                 return;
             }

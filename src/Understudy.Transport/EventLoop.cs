@@ -7,7 +7,7 @@ namespace Understudy.Transport;
 /// tick timer post work here, and after each burst of work the node flushes once, so many client writes
 /// share one replication frame and one fsync request (batching falls out of the queue).
 /// </summary>
-public sealed class EventLoop : IAsyncDisposable
+public sealed partial class EventLoop : IAsyncDisposable
 {
     private readonly Channel<Action> _inbox = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
     private readonly Action _flush;
@@ -16,10 +16,17 @@ public sealed class EventLoop : IAsyncDisposable
     private Task? _running;
     private Timer? _timer;
 
-    public EventLoop(Action flush, Action<Exception> onError)
+    /// <param name="flush">Run after each burst of work.</param>
+    /// <param name="onError">Told of an exception a piece of work threw; the loop goes on.</param>
+    /// <param name="runOnPoster">
+    /// With true, <see cref="PostAndRun"/> runs the loop's turns on the posting thread when no turn is running (see
+    /// EventLoop.OnPoster.cs); otherwise every turn runs on a thread-pool task that waits for work.
+    /// </param>
+    public EventLoop(Action flush, Action<Exception> onError, bool runOnPoster = false)
     {
         _flush = flush;
         _onError = onError;
+        _runOnPoster = runOnPoster;
     }
 
     /// <summary>Items processed since start (for metrics).</summary>
@@ -28,18 +35,32 @@ public sealed class EventLoop : IAsyncDisposable
     /// <summary>Bursts run since start, each ended by one flush (for metrics: items per turn is the batching).</summary>
     public long Turns => Interlocked.Read(ref _turns);
 
+    /// <summary>Items run per burst at most before the flush, so a flood still flushes (and sends) now and then.</summary>
+    private const int MaxBurst = 4096;
+
     private long _processed;
     private long _turns;
+    private Func<Action?>? _readInbox;
 
     /// <summary>Starts the loop and a timer that posts <paramref name="tick"/> every <paramref name="interval"/>.</summary>
     public void Start(Action tick, TimeSpan interval)
     {
-        _running = Task.Run(RunAsync);
+        _running = _runOnPoster ? Task.CompletedTask : Task.Run(RunAsync);
         _timer = new Timer(_ => Post(tick), null, interval, interval);
     }
 
     /// <summary>Queues work for the loop; safe from any thread.</summary>
-    public void Post(Action work) => _inbox.Writer.TryWrite(work);
+    public void Post(Action work)
+    {
+        if (_runOnPoster)
+        {
+            PostOnPoster(work, runHere: false);
+        }
+        else
+        {
+            _inbox.Writer.TryWrite(work);
+        }
+    }
 
     /// <summary>Runs <paramref name="work"/> on the loop and returns its result.</summary>
     public Task<T> InvokeAsync<T>(Func<T> work)
@@ -66,21 +87,28 @@ public sealed class EventLoop : IAsyncDisposable
         {
             while (await reader.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
             {
-                var burst = 0;
-                while (burst < 4096 && reader.TryRead(out var work))
-                {
-                    Run(work);
-                    burst++;
-                }
-
-                Interlocked.Add(ref _processed, burst);
-                Interlocked.Increment(ref _turns);
-                Run(_flush);
+                RunBurst(_readInbox ??= () => reader.TryRead(out var work) ? work : null, MaxBurst);
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>Runs one burst: up to <paramref name="limit"/> items, then the flush. Returns how many items ran.</summary>
+    private int RunBurst(Func<Action?> next, int limit)
+    {
+        var burst = 0;
+        while (burst < limit && next() is { } work)
+        {
+            Run(work);
+            burst++;
+        }
+
+        Interlocked.Add(ref _processed, burst);
+        Interlocked.Increment(ref _turns);
+        Run(_flush);
+        return burst;
     }
 
     private void Run(Action work)
@@ -108,6 +136,11 @@ public sealed class EventLoop : IAsyncDisposable
         if (_running is not null)
         {
             await _running.ConfigureAwait(false);
+        }
+
+        if (_runOnPoster)
+        {
+            await StopOnPosterAsync().ConfigureAwait(false);
         }
 
         _stop.Dispose();

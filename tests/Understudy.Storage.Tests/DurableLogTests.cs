@@ -2,7 +2,7 @@ using Understudy.Protocol;
 
 namespace Understudy.Storage.Tests;
 
-public sealed class DurableLogTests : IDisposable
+public sealed partial class DurableLogTests : IDisposable
 {
     private readonly TempFolder _folder = new();
     private readonly SyncRecorder _synced = new();
@@ -395,23 +395,31 @@ public sealed class DurableLogTests : IDisposable
     [Fact]
     public async Task Disk_full_faults_the_log_and_later_calls_fail()
     {
-        Assert.SkipUnless(OperatingSystem.IsLinux(), "/dev/full is Linux's always-full device");
-
-        // The segment file is /dev/full: every write fails with ENOSPC, like a full disk.
-        File.CreateSymbolicLink(_folder.File("00000000000000000001.v2.log"), "/dev/full");
-        var faulted = new TaskCompletionSource<StorageException>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var log = Open(FsyncPolicy.Never, faulted: e => faulted.TrySetResult(e));
+        await using var log = OpenOnFullDisk(out var faulted);
 
         log.Append([Entries.Make(1)]);
         log.RequestSync(1, 0);
 
-        var fault = await faulted.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        var fault = await faulted.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
         Assert.Contains("is full", fault.Message, StringComparison.Ordinal);
         Assert.Contains("free space", fault.Message, StringComparison.Ordinal);
         Assert.Same(fault, log.Fault);
         Assert.Same(fault, Assert.Throws<StorageException>(() => log.Append([Entries.Make(2)])));
         Assert.Same(fault, Assert.Throws<StorageException>(() => log.RequestSync(1, 0)));
         Assert.Empty(_synced.Calls);
+    }
+
+    /// <summary>
+    /// A log (fsync never) whose first segment file is /dev/full: every write fails with ENOSPC, like a full disk; the
+    /// task completes with the fault the log reports. Skips the test off Linux.
+    /// </summary>
+    private DurableLog OpenOnFullDisk(out Task<StorageException> faulted)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "/dev/full is Linux's always-full device");
+        File.CreateSymbolicLink(_folder.File("00000000000000000001.v2.log"), "/dev/full");
+        var fault = new TaskCompletionSource<StorageException>(TaskCreationOptions.RunContinuationsAsynchronously);
+        faulted = fault.Task;
+        return Open(FsyncPolicy.Never, faulted: e => fault.TrySetResult(e));
     }
 
     /// <summary>Reads <paramref name="count"/> entries from <paramref name="from"/> once the writer has written them (deadline 10 s).</summary>
