@@ -63,7 +63,10 @@ public sealed partial class DurableLogTests
             }
             else
             {
+                // Reported durable at once: so the entries must already be readable from the file, not merely queued.
                 Assert.Equal(last + 5, synced);
+                Assert.True(log.Stats.DurableIndex >= last + 5, $"durable index {log.Stats.DurableIndex} after a report through {last + 5}");
+                Entries.AssertSame(replacement, log.Read(last + 3, 3, int.MaxValue));
             }
 
             expected.AddRange(Entries.Range(last + 1, last + 2, epoch: 1));
