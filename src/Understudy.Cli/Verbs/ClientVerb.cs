@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
 using Understudy.Cli.Cluster;
 using Understudy.Cli.Infrastructure;
@@ -147,6 +148,30 @@ internal static class ClientVerb
     /// <summary>How long a verb waits for the monitor before saying it is not there.</summary>
     public static readonly TimeSpan MonitorDeadline = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// Asks the monitors for their status within <see cref="MonitorDeadline"/>, asking once more after a second. A status read
+    /// changes nothing, so asking twice is harmless, and it has to be asked again when the client moves: a request sent
+    /// to a follower whose hint then moves the client to the active monitor loses its answer with the connection it
+    /// went out on (seen right after the active monitor of a group was killed). Throws <see cref="UnderstudyException"/>
+    /// if no answer came by the deadline.
+    /// </summary>
+    public static async Task<AdminResponse> AskStatusAsync(UnderstudyClient client, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
+        {
+            // The first ask gets a second; the last the rest of the deadline, so a slow but reachable monitor still answers.
+            var left = MonitorDeadline - Stopwatch.GetElapsedTime(started);
+            try
+            {
+                return await client.AdminAsync(AdminCommand.Status, NodeAddress.None, attempt == 1 && left > TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : left, cancellationToken);
+            }
+            catch (UnderstudyException) when (MonitorDeadline - Stopwatch.GetElapsedTime(started) > TimeSpan.FromMilliseconds(50))
+            {
+            }
+        }
+    }
+
     /// <summary>The one line for a monitor that does not answer: the address tried and what to start or pass.</summary>
     public static string MonitorUnreachable(IReadOnlyList<NodeAddress> monitors) =>
         $"{(monitors.Count == 1 ? $"the monitor at {monitors[0]}" : $"no monitor of {MonitorAddresses.Format(monitors)}")} did not answer within {MonitorDeadline.TotalSeconds:0} s: is it running? Start a cluster with `./understudy up` (or a monitor with `./understudy monitor`), or pass --monitor host:port of the running one.";
@@ -168,7 +193,7 @@ internal static class ClientVerb
         });
         try
         {
-            await client.AdminAsync(AdminCommand.Status, NodeAddress.None, MonitorDeadline, cancellationToken);
+            await AskStatusAsync(client, cancellationToken);
             return client;
         }
         catch (UnderstudyException)

@@ -6,7 +6,6 @@ using Understudy.Client;
 using Understudy.Client.KeyValue;
 using Understudy.Core.Client;
 using Understudy.Core.StateMachines.KeyValue;
-using Understudy.Protocol;
 
 namespace Understudy.Cli.Verbs;
 
@@ -191,7 +190,7 @@ internal static class KvVerb
             });
             try
             {
-                await client.AdminAsync(AdminCommand.Status, NodeAddress.None, ClientVerb.MonitorDeadline, cancellationToken);
+                await ClientVerb.AskStatusAsync(client, cancellationToken);
             }
             catch (UnderstudyException)
             {

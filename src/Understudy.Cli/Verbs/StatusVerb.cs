@@ -56,7 +56,7 @@ internal static class StatusVerb
     {
         try
         {
-            var response = await client.AdminAsync(AdminCommand.Status, NodeAddress.None, ClientVerb.MonitorDeadline, cancellationToken);
+            var response = await ClientVerb.AskStatusAsync(client, cancellationToken);
             return (ClusterStatus.FromJson(response.Body.Span), MonitorGroupView.FromStatusJson(response.Body.Span));
         }
         catch (UnderstudyException)
