@@ -72,13 +72,14 @@ public sealed record ServerOptions
     /// Most bytes of entries and snapshot chunks per second the primary sends to all backups outside the in-sync set
     /// together (a restarted, wiped or new server copying its backlog); 0: unlimited. No acknowledged write waits for
     /// such a backup, so client traffic comes first and the catch-up gets this much (<see cref="CatchUpPacer"/>). In-sync
-    /// backups are never paced. The default favours the clients: on a loaded 2-core machine they kept 72 % of their
-    /// throughput during a wiped backup's catch-up at it, against about 40 % unpaced (docs/BENCHMARKS.md, round 17).
+    /// backups are never paced. The default is the fastest pace at which the clients kept more than half their
+    /// throughput during a wiped backup's catch-up on a quiet 2-core machine (60 and 63 % at 52 MiB/s, 49 % at 56;
+    /// unpaced about 40 %: docs/BENCHMARKS.md, rounds 17 and 24).
     /// </summary>
     public long CatchUpMaxBytesPerSecond { get; init; } = DefaultCatchUpMaxBytesPerSecond;
 
-    /// <summary>The default of <see cref="CatchUpMaxBytesPerSecond"/>: 32 MiB/s.</summary>
-    public const long DefaultCatchUpMaxBytesPerSecond = 32L * 1024 * 1024;
+    /// <summary>The default of <see cref="CatchUpMaxBytesPerSecond"/>: 52 MiB/s.</summary>
+    public const long DefaultCatchUpMaxBytesPerSecond = 52L * 1024 * 1024;
 
     /// <summary>How many servers (primary included) must hold a write before it is acknowledged.</summary>
     public int MinInSync { get; init; } = 1;
