@@ -23,17 +23,4 @@ public sealed class RuntimeConfigTests
         // Workstation concurrent GC, as before: the cap is for that collector.
         Assert.False(properties.TryGetProperty("System.GC.Server", out var server) && server.GetBoolean(), $"{path} turns on server GC");
     }
-
-    [Fact]
-    public void Idle_thread_pool_workers_sleep_without_spinning()
-    {
-        // With the default spin (sched_yield before sleeping), a server's idle workers woken by its timers never slept
-        // and took a third of each backup's CPU under key-value puts (docs/BENCHMARKS.md, "Key-value puts, round 24").
-        var path = Path.ChangeExtension(Cli.Dll, ".runtimeconfig.json");
-        using var config = JsonDocument.Parse(File.ReadAllText(path));
-        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
-        Assert.True(properties.TryGetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", out var limit), $"{path} sets no System.Threading.ThreadPool.UnfairSemaphoreSpinLimit");
-        var spins = limit.ValueKind == JsonValueKind.String ? int.Parse(limit.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : limit.GetInt32();
-        Assert.Equal(0, spins);
-    }
 }
