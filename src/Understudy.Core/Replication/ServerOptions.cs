@@ -72,9 +72,9 @@ public sealed record ServerOptions
     /// Most bytes of entries and snapshot chunks per second the primary sends to all backups outside the in-sync set
     /// together (a restarted, wiped or new server copying its backlog); 0: unlimited. No acknowledged write waits for
     /// such a backup, so client traffic comes first and the catch-up gets this much (<see cref="CatchUpPacer"/>). In-sync
-    /// backups are never paced. The default is the fastest pace at which the clients kept more than half their
-    /// throughput during a wiped backup's catch-up on a quiet 2-core machine (60 and 63 % at 52 MiB/s, 49 % at 56;
-    /// unpaced about 40 %: docs/BENCHMARKS.md, rounds 17 and 24).
+    /// backups are never paced. The default comes from wiped backups' catch-ups on a quiet 2-core machine: at 52 MiB/s
+    /// the clients kept 60 and 63 % of their throughput, at 56 only 49 %, unpaced about 40 % (docs/BENCHMARKS.md,
+    /// rounds 17 and 24).
     /// </summary>
     public long CatchUpMaxBytesPerSecond { get; init; } = DefaultCatchUpMaxBytesPerSecond;
 
