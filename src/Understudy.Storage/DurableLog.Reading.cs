@@ -230,22 +230,4 @@ public sealed partial class DurableLog
 
         return sparse;
     }
-
-    /// <summary>Every record offset of a segment (to reopen a sealed one for truncation). Writer only.</summary>
-    private static List<long> LoadOffsets(Segment segment)
-    {
-        using var handle = File.OpenHandle(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        var offsets = new List<long>();
-        using var cursor = new RecordCursor(handle, segment.Path, 0, segment.Length, segment.FirstIndex);
-        while (true)
-        {
-            var offset = cursor.Offset;
-            if (!cursor.Next(out _))
-            {
-                return offsets;
-            }
-
-            offsets.Add(offset);
-        }
-    }
 }
