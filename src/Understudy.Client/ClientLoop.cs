@@ -26,9 +26,7 @@ public sealed class ClientLoop : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(tickInterval, TimeSpan.Zero);
         _logger = (loggers ?? NullLoggerFactory.Instance).CreateLogger("Understudy.Client");
-        // Run by its posters: the ticks then run on the loop's tick thread instead of a timer callback and a waiting
-        // task on the thread pool (two pool wake-ups per tick); posted work still goes to the pool, never to its poster.
-        _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e), runOnPoster: true);
+        _loop = new EventLoop(() => { }, e => ClientLog.LoopError(_logger, e));
         _loop.Start(Tick, tickInterval);
     }
 

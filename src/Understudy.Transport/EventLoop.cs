@@ -14,6 +14,7 @@ public sealed partial class EventLoop : IAsyncDisposable
     private readonly Action<Exception> _onError;
     private readonly CancellationTokenSource _stop = new();
     private Task? _running;
+    private Timer? _timer;
 
     /// <param name="flush">Run after each burst of work.</param>
     /// <param name="onError">Told of an exception a piece of work threw; the loop goes on.</param>
@@ -41,14 +42,11 @@ public sealed partial class EventLoop : IAsyncDisposable
     private long _turns;
     private Func<Action?>? _readInbox;
 
-    /// <summary>
-    /// Starts the loop and a thread that posts <paramref name="tick"/> every <paramref name="interval"/> (the wait
-    /// starts after each tick is posted, or run; EventLoop.Ticker.cs).
-    /// </summary>
+    /// <summary>Starts the loop and a timer that posts <paramref name="tick"/> every <paramref name="interval"/>.</summary>
     public void Start(Action tick, TimeSpan interval)
     {
         _running = _runOnPoster ? Task.CompletedTask : Task.Run(RunAsync);
-        StartTicker(tick, interval);
+        _timer = new Timer(_ => Post(tick), null, interval, interval);
     }
 
     /// <summary>Queues work for the loop; safe from any thread.</summary>
@@ -128,7 +126,10 @@ public sealed partial class EventLoop : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await StopTickerAsync().ConfigureAwait(false);
+        if (_timer is not null)
+        {
+            await _timer.DisposeAsync().ConfigureAwait(false);
+        }
 
         await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
@@ -143,6 +144,5 @@ public sealed partial class EventLoop : IAsyncDisposable
         }
 
         _stop.Dispose();
-        _stopTicking.Dispose();
     }
 }
