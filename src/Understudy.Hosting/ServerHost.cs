@@ -541,8 +541,14 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     }
 
     /// <summary>The log on disk as the node's window reads it (entries it evicted, all durable by then).</summary>
+    /// <remarks>
+    /// Encoded runs are read into one buffer, reused by the next read (<see cref="ILogArchive.TryReadEncoded"/> allows
+    /// it): only the node's loop reads them, and it sends each frame, which copies it, before it reads the next.
+    /// </remarks>
     private sealed class DiskArchive(DurableLog log) : ILogArchive
     {
+        private byte[] _encoded = [];
+
         public long FirstIndex => log.FirstIndex;
 
         public LogEntry[] Read(long from, int maxCount, int maxBytes) =>
@@ -550,7 +556,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
 
         public bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
         {
-            run = from < log.FirstIndex ? default : log.ReadEncoded(from, Math.Max(1, maxCount), Math.Max(1, maxBytes));
+            run = from < log.FirstIndex ? default : log.ReadEncoded(from, Math.Max(1, maxCount), Math.Max(1, maxBytes), ref _encoded);
             return true;
         }
     }

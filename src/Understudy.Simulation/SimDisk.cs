@@ -17,6 +17,7 @@ internal sealed class SimDisk : ILogArchive
     private readonly Queue<DiskOp> _pending = new();
     private long _first = 1;
     private long _opSeq;
+    private byte[] _encoded = [];
 
     // A snapshot being received from a primary: a partial file that outlives a restart (a crash may cut its unsynced tail).
     private (long Index, long Epoch, long Total, List<byte> Bytes)? _receiving;
@@ -185,10 +186,21 @@ internal sealed class SimDisk : ILogArchive
     }
 
     /// <inheritdoc />
-    /// <summary>The durable entries, encoded as the segment files hand them over: the primary's catch-up path, through the simulated wire.</summary>
+    /// <summary>
+    /// The durable entries, encoded as the segment files hand them over: the primary's catch-up path, through the
+    /// simulated wire. In one buffer the next read reuses, as a server's disk archive does, so a node that kept a run
+    /// past its send would find it overwritten.
+    /// </summary>
     public bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
     {
-        run = EncodedEntries.Of(Read(from, maxCount, maxBytes));
+        var read = EncodedEntries.Of(Read(from, maxCount, maxBytes));
+        if (_encoded.Length < read.Bytes.Length)
+        {
+            _encoded = new byte[read.Bytes.Length];
+        }
+
+        read.Bytes.Span.CopyTo(_encoded);
+        run = new EncodedEntries(read.Count, _encoded.AsMemory(0, read.Bytes.Length));
         return true;
     }
 

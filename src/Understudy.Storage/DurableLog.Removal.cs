@@ -1,6 +1,8 @@
 // The writer's destructive steps: truncation, compaction of old segments and a whole-log reset. Each waits
 // for reads in progress (the exclusive files lock) so a read never sees a file cut or deleted under it.
 
+using Microsoft.Win32.SafeHandles;
+
 namespace Understudy.Storage;
 
 public sealed partial class DurableLog
@@ -44,25 +46,20 @@ public sealed partial class DurableLog
                 var segment = _segments[^1];
                 _current ??= File.OpenHandle(segment.Path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
 
-                // A sealed segment becomes the open one again: it needs every offset back (read from the file).
-                if (segment.Offsets is null)
+                // The open segment always has its sparse index (the writer adds to it); a sealed segment that becomes
+                // the open one again may have none yet, and the cut is found from it.
+                var sparseIndex = SparseIndexOf(segment, _current);
+                var keep = fromIndex - segment.FirstIndex;
+                if (keep < segment.Count)
                 {
-                    segment.Offsets = LoadOffsets(segment);
+                    var cut = OffsetOf(segment, _current, sparseIndex, keep);
                     lock (_segmentsLock)
                     {
-                        segment.Sparse ??= Segment.SparseOf(segment.Offsets, segment.Offsets.Count);
-                    }
-                }
-
-                var keep = (int)(fromIndex - segment.FirstIndex);
-                if (keep < segment.Offsets.Count)
-                {
-                    lock (_segmentsLock)
-                    {
-                        segment.Length = segment.Offsets[keep];
-                        segment.Offsets.RemoveRange(keep, segment.Offsets.Count - keep);
+                        var sparse = segment.Sparse!;
+                        var kept = (int)((keep + Segment.SparseEvery - 1) / Segment.SparseEvery);
+                        sparse.RemoveRange(kept, sparse.Count - kept);
+                        segment.Length = cut;
                         segment.Count = keep;
-                        segment.Sparse = Segment.SparseOf(segment.Offsets, keep);
                     }
 
                     RandomAccess.SetLength(_current, segment.Length);
@@ -91,6 +88,49 @@ public sealed partial class DurableLog
         Interlocked.Exchange(ref _durableIndex, Math.Min(Interlocked.Read(ref _durableIndex), _writtenIndex));
         Volatile.Write(ref _segmentCount, _segments.Count);
         _logger.LogTruncated(fromIndex, deleted);
+    }
+
+    /// <summary>
+    /// The sparse index of <paramref name="segment"/>, built now (reading the whole segment, checking every record) for
+    /// a segment sealed since recovery and never read. Writer only, under the exclusive files lock.
+    /// </summary>
+    private List<long> SparseIndexOf(Segment segment, SafeFileHandle handle)
+    {
+        lock (_segmentsLock)
+        {
+            if (segment.Sparse is { } known)
+            {
+                return known;
+            }
+        }
+
+        var sparse = IndexSegment(segment, handle, segment.Length);
+        lock (_segmentsLock)
+        {
+            segment.Sparse ??= sparse;
+            return segment.Sparse;
+        }
+    }
+
+    /// <summary>
+    /// Where record <paramref name="keep"/> of <paramref name="segment"/> (counting from 0) starts: read forward from
+    /// the sparse offset before it, checking each record, as a read does. Writer only, under the exclusive files lock.
+    /// </summary>
+    private static long OffsetOf(Segment segment, SafeFileHandle handle, List<long> sparse, long keep)
+    {
+        var k = (int)(keep / Segment.SparseEvery);
+        var target = segment.FirstIndex + keep;
+        using var cursor = new RecordCursor(handle, segment.Path, sparse[k], segment.Length, segment.FirstIndex + ((long)k * Segment.SparseEvery));
+        while (cursor.Index < target)
+        {
+            if (!cursor.Next(out _))
+            {
+                throw new StorageException(
+                    $"Segment '{segment.Path}' ends at byte {segment.Length} before index {cursor.Index}, which it should hold (it holds through {segment.LastIndex}). {LogRecovery.Remedy}");
+            }
+        }
+
+        return cursor.Offset;
     }
 
     /// <summary>Deletes the old segments holding only entries below <paramref name="index"/>, oldest first, never the open one.</summary>

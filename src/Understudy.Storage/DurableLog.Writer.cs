@@ -108,7 +108,15 @@ public sealed partial class DurableLog
             segment = _segments[^1];
         }
 
-        segment.Offsets!.Add(segment.Length + _pending.WrittenCount);
+        // Only every SparseEvery-th offset is kept, for the open segment as for a sealed one: a list of every
+        // record's offset (8 bytes a record, about 8 MiB for a segment of 64-byte writes) was dropped at each seal,
+        // and its doubling arrays were most of what reached the large object heap in steady state.
+        if ((segment.Count + _pendingRecords) % Segment.SparseEvery == 0)
+        {
+            _pendingSparse.Add(segment.Length + _pending.WrittenCount);
+        }
+
+        _pendingRecords++;
         LogRecord.Write(entry, _pending.GetSpan(size)[..size]);
         _pending.Advance(size);
         _writtenIndex = entry.Index;
@@ -135,16 +143,16 @@ public sealed partial class DurableLog
             _current = null;
         }
 
-        var segment = new Segment(_directory, firstIndex) { Offsets = [], Sparse = [] };
+        if (_pendingRecords != 0)
+        {
+            throw new InvalidOperationException($"Invariant: {_pendingRecords} records still pending when segment {firstIndex} is started; they belong to the one before it.");
+        }
+
+        var segment = new Segment(_directory, firstIndex) { Sparse = [] };
         _current = File.OpenHandle(segment.Path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
         lock (_segmentsLock)
         {
-            if (_segments.Count > 0)
-            {
-                // Sealed: its sparse index is complete (WritePending keeps it up to date), the full one goes.
-                _segments[^1].Offsets = null;
-            }
-
+            // The segment before it is sealed as it is: its sparse index is complete (WritePending keeps it so).
             _segments.Add(segment);
         }
 
@@ -171,16 +179,13 @@ public sealed partial class DurableLog
         {
             // Published only now that the bytes are in the file: readers never look past them.
             segment.Length += _pending.WrittenCount;
-            var offsets = segment.Offsets!;
-            segment.Count = offsets.Count;
-            var sparse = segment.Sparse!;
-            for (var k = sparse.Count * Segment.SparseEvery; k < offsets.Count; k += Segment.SparseEvery)
-            {
-                sparse.Add(offsets[k]);
-            }
-
+            segment.Count += _pendingRecords;
+            segment.Sparse!.AddRange(_pendingSparse);
             _readableIndex = _writtenIndex;
         }
+
+        _pendingRecords = 0;
+        _pendingSparse.Clear();
 
         Interlocked.Add(ref _bytesWritten, _pending.WrittenCount);
         _pending.ResetWrittenCount();

@@ -75,6 +75,11 @@ public sealed partial class DurableLog : IAsyncDisposable
     // which the writer changes (and readers read) under _segmentsLock.
     private readonly List<Segment> _segments;
     private readonly ArrayBufferWriter<byte> _pending = new(64 * 1024);
+
+    // The records in _pending (all of the open segment's), and the sparse offsets among them: published to the
+    // segment with the bytes, so a reader never finds an offset of a record not yet in the file.
+    private readonly List<long> _pendingSparse = [];
+    private int _pendingRecords;
     private SafeFileHandle? _current;
     private long _writtenIndex;
     private bool _syncWanted;
@@ -196,12 +201,12 @@ public sealed partial class DurableLog : IAsyncDisposable
     /// <summary>Name of the subfolder of the data folder that holds snapshots.</summary>
     public const string SnapshotFolderName = "snapshots";
 
-    /// <summary>What each segment keeps in memory, oldest first (for tests: sealed segments must not hold per-entry offsets).</summary>
-    internal List<(long FirstIndex, long Count, int? Offsets, int? Sparse)> SegmentMemory()
+    /// <summary>What each segment keeps in memory, oldest first (for tests: no segment, open or sealed, holds an offset per entry).</summary>
+    internal List<(long FirstIndex, long Count, int? Sparse)> SegmentMemory()
     {
         lock (_segmentsLock)
         {
-            return [.. _segments.Select(s => (s.FirstIndex, s.Count, s.Offsets?.Count, s.Sparse?.Count))];
+            return [.. _segments.Select(s => (s.FirstIndex, s.Count, s.Sparse?.Count))];
         }
     }
 

@@ -141,11 +141,6 @@ internal static class LogRecovery
             segment.Length = length;
             segment.Count = offsets.Count;
             segment.Sparse = Segment.SparseOf(offsets, offsets.Count);
-            if (isLast)
-            {
-                // The open segment: truncation needs every offset.
-                segment.Offsets = offsets;
-            }
         }
 
         return new RecoveredLog(segments, entries, segments[0].FirstIndex, expected - 1, segments.Count - firstRead);

@@ -26,27 +26,54 @@ internal sealed class EntrySink(int maxCount) : RecordSink
 /// <summary>
 /// Copies each record's bytes after its header and index, which are the entry's wire encoding (<see cref="LogRecord"/>:
 /// the payload is the index, then the fields in the order and form <see cref="LogEntry"/> writes them on the wire),
-/// into a pooled buffer; <see cref="ToEncoded"/> hands them over in one array of their exact size.
+/// into a buffer: a pooled one, whose bytes <see cref="ToEncoded"/> hands over in one array of their exact size, or the
+/// caller's own, whose bytes it hands over as they are (<see cref="Buffer"/> is then the array to keep).
 /// </summary>
-internal sealed class WireSink(int maxBytes) : RecordSink, IDisposable
+internal sealed class WireSink : RecordSink, IDisposable
 {
     // The record's header and its stored index: what a record holds beyond the entry's wire encoding.
     private const int Skip = LogRecord.HeaderSize + sizeof(long);
 
-    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(Math.Clamp(maxBytes, 4096, 4 * 1024 * 1024));
+    private readonly bool _pooled;
+    private byte[] _buffer;
     private int _length;
     private int _count;
 
+    /// <summary>Into a pooled buffer, copied out by <see cref="ToEncoded"/>.</summary>
+    public WireSink(int maxBytes)
+    {
+        _pooled = true;
+        _buffer = ArrayPool<byte>.Shared.Rent(InitialBytes(maxBytes));
+    }
+
+    /// <summary>Into <paramref name="buffer"/>, replaced by a larger array of its own if the records need one.</summary>
+    public WireSink(byte[] buffer)
+    {
+        _pooled = false;
+        _buffer = buffer;
+    }
+
     public override int Count => _count;
+
+    /// <summary>The buffer the records are in (the caller's, or the larger one that replaced it).</summary>
+    public byte[] Buffer => _buffer;
+
+    /// <summary>What a read of up to <paramref name="maxBytes"/> starts with.</summary>
+    public static int InitialBytes(int maxBytes) => Math.Clamp(maxBytes, 4096, 4 * 1024 * 1024);
 
     public override void Add(RecordCursor cursor, ReadOnlySpan<byte> record)
     {
         var wire = record[Skip..];
         if (_buffer.Length - _length < wire.Length)
         {
-            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, _length + wire.Length));
+            var size = Math.Max(_buffer.Length * 2, _length + wire.Length);
+            var larger = _pooled ? ArrayPool<byte>.Shared.Rent(size) : new byte[size];
             _buffer.AsSpan(0, _length).CopyTo(larger);
-            ArrayPool<byte>.Shared.Return(_buffer);
+            if (_pooled)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+            }
+
             _buffer = larger;
         }
 
@@ -55,12 +82,20 @@ internal sealed class WireSink(int maxBytes) : RecordSink, IDisposable
         _count++;
     }
 
-    /// <summary>The entries read, in an array of their own (a frame may wait in a connection's queue after the read).</summary>
+    /// <summary>
+    /// The entries read: in an array of their own when pooled (a frame may wait in a connection's queue after the
+    /// read), else the caller's buffer as it is.
+    /// </summary>
     public EncodedEntries ToEncoded()
     {
         if (_count == 0)
         {
             return default;
+        }
+
+        if (!_pooled)
+        {
+            return new EncodedEntries(_count, _buffer.AsMemory(0, _length));
         }
 
         var bytes = GC.AllocateUninitializedArray<byte>(_length);
@@ -70,7 +105,10 @@ internal sealed class WireSink(int maxBytes) : RecordSink, IDisposable
 
     public void Dispose()
     {
-        ArrayPool<byte>.Shared.Return(_buffer);
-        _buffer = [];
+        if (_pooled)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
     }
 }

@@ -9,13 +9,13 @@ namespace Understudy.Storage;
 /// recognised by its file names (<see cref="IsLegacyName"/>) before any record is misread.
 /// </summary>
 /// <remarks>
-/// Memory is O(segments), not O(entries): only the open (last) segment keeps every record's offset
-/// (<see cref="Offsets"/>, which truncation needs), and only for as long as it is open; a sealed segment keeps
-/// one offset every <see cref="SparseEvery"/> records (<see cref="Sparse"/>), enough for a read to start near
-/// any entry, or none at all until something first reads it (segments recovery skipped).
-/// Thread rules: <see cref="Offsets"/> belongs to the log's writer alone; <see cref="Length"/>,
-/// <see cref="Count"/> and <see cref="Sparse"/> are changed only under the log's segment lock, so readers
-/// see what was written, never what is still being written.
+/// Memory is O(segments), not O(entries): a segment keeps one offset every <see cref="SparseEvery"/> records
+/// (<see cref="Sparse"/>), enough for a read to start near any entry and for a truncation to find its cut, or none at
+/// all until something first reads it (sealed segments recovery skipped). The open segment too: an offset per record
+/// would be 8 bytes a record, a list of about 8 MiB for a segment of 64-byte writes, thrown away at every seal.
+/// Thread rules: <see cref="Length"/>, <see cref="Count"/> and <see cref="Sparse"/> are changed only under the log's
+/// segment lock (by the writer, once the bytes are in the file, and by the first read that indexes a sealed segment),
+/// so readers see what was written, never what is still being written.
 /// </remarks>
 internal sealed class Segment
 {
@@ -47,13 +47,6 @@ internal sealed class Segment
 
     /// <summary>Records written to the file.</summary>
     public long Count { get; set; }
-
-    /// <summary>
-    /// File offset of each record while this is the open segment (entry <c>FirstIndex + i</c> starts at
-    /// <c>Offsets[i]</c>, including records still pending in the writer's buffer), so a truncation knows where
-    /// to cut without reading the file. Null once sealed.
-    /// </summary>
-    public List<long>? Offsets { get; set; }
 
     /// <summary>
     /// Offset of record <c>i * SparseEvery</c> at position <c>i</c>, for the records written so far; null for

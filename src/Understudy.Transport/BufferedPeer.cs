@@ -7,13 +7,14 @@ namespace Understudy.Transport;
 /// the connection is up. A server promoted a millisecond ago, or a client switching to a new primary, would
 /// otherwise lose its first messages to a connection still being made and wait a whole resend timeout.
 /// What is buffered is bounded (oldest dropped) and forgotten when a connection attempt fails: the protocol
-/// above resends what matters.
+/// above resends what matters. A buffered message is kept as its encoded bytes, so, as with
+/// <see cref="FrameConnection.Send{T}"/>, nothing of the caller's memory is kept once a send returns.
 /// </summary>
 public sealed class BufferedPeer : IAsyncDisposable
 {
     private readonly ReconnectingPeer _peer;
     private readonly Lock _lock = new();
-    private readonly Queue<IMessage> _buffer = new();
+    private readonly Queue<FormattedMessage> _buffer = new();
     private readonly int _maxBuffered;
     private readonly bool _sendNow;
 
@@ -82,7 +83,9 @@ public sealed class BufferedPeer : IAsyncDisposable
                 return;
             }
 
-            _buffer.Enqueue(message);
+            // A copy of its bytes, not the message: a sender may reuse a message's memory once Send returns (a
+            // catch-up frame's buffer is read into again for the next frame), as a connection's Send allows.
+            _buffer.Enqueue(FormattedMessage.Of(in message));
             while (_buffer.Count > _maxBuffered)
             {
                 _buffer.Dequeue();

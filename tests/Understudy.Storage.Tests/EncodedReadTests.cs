@@ -1,9 +1,10 @@
+using System.Runtime.InteropServices;
 using Understudy.Protocol;
 
 namespace Understudy.Storage.Tests;
 
 /// <summary>
-/// Reading entries back in their wire encoding (<see cref="DurableLog.ReadEncoded"/>), what a primary ships a backup
+/// Reading entries back in their wire encoding (<see cref="DurableLog.ReadEncoded(long, int, int)"/>), what a primary ships a backup
 /// catching up: the same entries and bounds as <see cref="DurableLog.Read"/>, and a damaged record refused, never shipped.
 /// </summary>
 public sealed class EncodedReadTests : IDisposable
@@ -45,6 +46,36 @@ public sealed class EncodedReadTests : IDisposable
 
         // Past the end: nothing, not an error.
         Assert.Equal(0, log.ReadEncoded(2001, 10, 1024).Count);
+    }
+
+    [Fact]
+    public async Task An_encoded_read_into_a_reused_buffer_gives_the_same_bytes_in_that_buffer_and_grows_it_when_needed()
+    {
+        // A primary's catch-up reads each frame into one buffer (no new 1 MiB array per frame), sent before the next read.
+        await using var log = Open(segmentSize: 4096);
+        await WriteAsync(log, 1, 2000);
+        var buffer = Array.Empty<byte>();
+        byte[]? kept = null;
+        foreach (var (from, count, bytes) in new (long, int, int)[] { (1, 2000, 1024 * 1024), (58, 3, 1024 * 1024), (10, 100, 3 * RecordSize), (10, 100, 1), (1990, 50, 1024 * 1024) })
+        {
+            var expected = log.ReadEncoded(from, count, bytes);
+            var run = log.ReadEncoded(from, count, bytes, ref buffer);
+            Assert.Equal(expected.Count, run.Count);
+            Assert.Equal(Convert.ToHexString(expected.Bytes.Span), Convert.ToHexString(run.Bytes.Span));
+            Assert.True(MemoryMarshal.TryGetArray(run.Bytes, out var segment) && ReferenceEquals(segment.Array, buffer), "the run is in the caller's buffer");
+            kept ??= buffer;
+            Assert.Same(kept, buffer);
+        }
+
+        // One record larger than the buffer: a larger buffer replaces it, and holds the record whole.
+        var large = Entries.Range(2001, 2001, 1, commandSize: 3 * 1024 * 1024);
+        log.Append(large);
+        log.RequestSync(2001, 2);
+        await _synced.WaitForAsync(2001, 2);
+        var big = log.ReadEncoded(2001, 1, 1024, ref buffer);
+        Assert.NotSame(kept, buffer);
+        Assert.True(buffer.Length >= big.Bytes.Length);
+        Entries.AssertSame(large, big.Decode(2001));
     }
 
     [Fact]

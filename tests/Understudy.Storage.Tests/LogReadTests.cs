@@ -81,7 +81,7 @@ public sealed class LogReadTests : IDisposable
     }
 
     [Fact]
-    public async Task Sealed_segments_keep_a_sparse_index_not_an_offset_per_entry()
+    public async Task Segments_open_or_sealed_keep_a_sparse_index_not_an_offset_per_entry()
     {
         long total;
         await using (var log = Open(segmentSize: 64 * 1024))
@@ -89,16 +89,12 @@ public sealed class LogReadTests : IDisposable
             await WriteAsync(log, 1, 3000); // 949 records a segment: 4 segments, the last one open
             var segments = log.SegmentMemory();
             Assert.Equal(4, segments.Count);
-            foreach (var (first, count, offsets, sparse) in segments.Take(3))
+            foreach (var (first, count, sparse) in segments)
             {
-                Assert.Null(offsets);
                 Assert.Equal((int)((count + Segment.SparseEvery - 1) / Segment.SparseEvery), sparse);
                 Assert.True(sparse <= 4, $"segment {first}: {sparse} sparse offsets for {count} entries");
             }
 
-            // Only the open segment holds every offset (truncation needs them).
-            var open = segments[^1];
-            Assert.Equal((int)open.Count, open.Offsets);
             total = segments.Sum(s => s.Count);
         }
 
@@ -108,12 +104,78 @@ public sealed class LogReadTests : IDisposable
         await using var reopened = Open(segmentSize: 64 * 1024, recoverFrom: 2900);
         var after = reopened.SegmentMemory();
         Assert.All(after.Take(3), s => Assert.Null(s.Sparse));
-        Assert.All(after.Take(3), s => Assert.Null(s.Offsets));
         Assert.Equal(949, after[0].Count);
 
         Assert.Single(reopened.Read(1000, 1, 1024));
         Assert.Equal(4, reopened.SegmentMemory()[1].Sparse); // indexed by that read: 949 entries, 4 offsets
-        Assert.Null(reopened.SegmentMemory()[1].Offsets);
+    }
+
+    [Fact]
+    public async Task Truncation_inside_the_open_segment_cuts_where_its_sparse_index_and_the_records_say()
+    {
+        // The open segment keeps one offset every 256 records, so a cut is found by reading forward from the one
+        // before it. Cuts on, just after and just before those offsets, and at the second record: a wrong cut would
+        // read back the wrong entries, or leave a torn record that the reopen below refuses.
+        var expected = new List<LogEntry>();
+        await using (var log = Open(segmentSize: 64 * 1024 * 1024))
+        {
+            expected.AddRange(await WriteAsync(log, 1, 2000));
+            foreach (var (from, epoch) in new[] { (1537L, 2L), (258L, 3L), (257L, 4L), (513L, 5L), (2L, 6L) })
+            {
+                log.Truncate(from);
+                expected.RemoveRange((int)from - 1, expected.Count - ((int)from - 1));
+                expected.AddRange(await WriteAsync(log, from, from + 300, epoch));
+
+                var segment = Assert.Single(log.SegmentMemory());
+                Assert.Equal(expected.Count, segment.Count);
+                Assert.Equal((expected.Count + Segment.SparseEvery - 1) / Segment.SparseEvery, segment.Sparse);
+                Entries.AssertSame(expected, ReadAll(log, 1, expected.Count, page: 97));
+            }
+        }
+
+        await using var reopened = Open(segmentSize: 64 * 1024 * 1024);
+        Entries.AssertSame(expected, reopened.RecoveredEntries);
+    }
+
+    [Fact]
+    public async Task Truncation_into_a_sealed_segment_recovery_skipped_indexes_it_and_it_takes_appends_again()
+    {
+        // 949 records a segment: 1..949, 950..1898, 1899..2847, 2848..3000.
+        var expected = new List<LogEntry>();
+        await using (var log = Open(segmentSize: 64 * 1024))
+        {
+            expected.AddRange(await WriteAsync(log, 1, 3000));
+        }
+
+        // Restarted from the tail, the older segments have no index at all; the cut inside the second one needs it.
+        await using (var log = Open(segmentSize: 64 * 1024, recoverFrom: 2900))
+        {
+            Assert.Null(log.SegmentMemory()[1].Sparse);
+            log.Truncate(1500);
+            expected.RemoveRange(1499, expected.Count - 1499);
+            expected.AddRange(await WriteAsync(log, 1500, 1600, epoch: 2));
+            Assert.Equal(2, log.SegmentMemory().Count);
+            Entries.AssertSame(expected, ReadAll(log, 1, 1600, page: 500));
+        }
+
+        // A cut exactly at a segment's end leaves the sealed segment before it whole, open again: it still needs an
+        // index to take appends (the writer adds to it).
+        await using (var log = Open(segmentSize: 64 * 1024))
+        {
+            expected.AddRange(await WriteAsync(log, 1601, 3000, epoch: 2));
+        }
+
+        await using (var log = Open(segmentSize: 64 * 1024, recoverFrom: 2900))
+        {
+            Assert.Null(log.SegmentMemory()[1].Sparse);
+            log.Truncate(1899);
+            expected.RemoveRange(1898, expected.Count - 1898);
+            expected.AddRange(await WriteAsync(log, 1899, 2100, epoch: 3));
+            Assert.Equal(3, log.SegmentMemory().Count);
+        }
+
+        await using var reopened = Open(segmentSize: 64 * 1024);
+        Entries.AssertSame(expected, reopened.RecoveredEntries);
     }
 
     [Fact]

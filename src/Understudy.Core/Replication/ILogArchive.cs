@@ -22,7 +22,9 @@ public interface ILogArchive
     /// <summary>
     /// As <see cref="Read"/>, the entries in their wire encoding (<see cref="EncodedEntries"/>), when the archive holds
     /// them so and can hand them over without decoding (the segment files do); false when it cannot, and the caller reads
-    /// them as entries.
+    /// them as entries. The run's bytes may be the archive's own buffer, good only until its next call: the caller sends
+    /// them at once (<see cref="IServerEnvironment.SendToServer{T}"/> keeps nothing of a message once it returns) and
+    /// keeps no reference.
     /// </summary>
     bool TryReadEncoded(long from, int maxCount, int maxBytes, out EncodedEntries run)
     {

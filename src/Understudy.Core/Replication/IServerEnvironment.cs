@@ -24,7 +24,11 @@ public interface IServerEnvironment
     void SendToMonitor<T>(in T message)
         where T : IMessage;
 
-    /// <summary>Sends to another server.</summary>
+    /// <summary>
+    /// Sends to another server. Keeps nothing of <paramref name="message"/>'s memory once it returns (it is encoded, or
+    /// copied to wait for a connection): a catch-up frame's bytes are a buffer the next read reuses
+    /// (<see cref="ILogArchive.TryReadEncoded"/>).
+    /// </summary>
     void SendToServer<T>(NodeAddress to, in T message)
         where T : IMessage;
 
