@@ -2,14 +2,6 @@ namespace Understudy.Transport.Tests;
 
 public class BufferedPeerTests
 {
-    private static readonly ReconnectOptions Fast = new()
-    {
-        InitialBackoff = TimeSpan.FromMilliseconds(5),
-        MaxBackoff = TimeSpan.FromMilliseconds(50),
-        ConnectTimeout = TimeSpan.FromSeconds(5),
-        Random = new Random(42),
-    };
-
     [Fact]
     public async Task A_message_buffered_while_connecting_goes_out_as_it_was_sent_though_the_sender_reused_its_memory()
     {
@@ -25,7 +17,7 @@ public class BufferedPeerTests
         encoded.Bytes.Span.CopyTo(reused);
         var frame = new Replicate(3, new NodeAddress("127.0.0.1", 8089), 10, 3, 50, 0, new EncodedEntries(entries.Length, reused));
 
-        await using var peer = new BufferedPeer(transport, Test.ServerAddress, Test.Options(PeerRole.Server), new Inbox().Handler, Fast);
+        await using var peer = new BufferedPeer(transport, Test.ServerAddress, Test.Options(PeerRole.Server), new Inbox().Handler, Test.FastReconnect());
         peer.Send(frame); // before Start: nothing is connected, so it waits in the peer's buffer
         reused.AsSpan().Fill(0xEE);
         peer.Start();

@@ -4,14 +4,6 @@ namespace Understudy.Transport.Tests;
 
 public class ReconnectingPeerTests
 {
-    private static readonly ReconnectOptions Fast = new()
-    {
-        InitialBackoff = TimeSpan.FromMilliseconds(5),
-        MaxBackoff = TimeSpan.FromMilliseconds(50),
-        ConnectTimeout = TimeSpan.FromSeconds(5),
-        Random = new Random(42),
-    };
-
     [Fact]
     public async Task Reconnects_after_the_server_restarts_on_the_same_port_and_reports_each_change()
     {
@@ -21,7 +13,7 @@ public class ReconnectingPeerTests
         var log = new TestLogger();
 
         var server = await TestServer.StartAsync(transport, address: address);
-        await using var peer = new ReconnectingPeer(transport, address, Test.Options(PeerRole.Server, log), new Inbox().Handler, Fast);
+        await using var peer = new ReconnectingPeer(transport, address, Test.Options(PeerRole.Server, log), new Inbox().Handler, Test.FastReconnect());
         peer.Connected += c => events.Enqueue("connected");
         peer.Disconnected += c => events.Enqueue($"disconnected {c.Reason}");
         peer.Start();
@@ -53,7 +45,7 @@ public class ReconnectingPeerTests
     {
         var transport = new InMemoryTransport();
         var disconnected = new TaskCompletionSource<ConnectionClosed>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var peer = new ReconnectingPeer(transport, Test.ServerAddress, Test.Options(PeerRole.Server), new Inbox().Handler, Fast);
+        await using var peer = new ReconnectingPeer(transport, Test.ServerAddress, Test.Options(PeerRole.Server), new Inbox().Handler, Test.FastReconnect());
         peer.Disconnected += c => disconnected.TrySetResult(c);
         peer.Start();
         var closed = await disconnected.Task.Within();
@@ -84,7 +76,7 @@ public class ReconnectingPeerTests
     {
         var transport = new InMemoryTransport();
         await using var server = await TestServer.StartAsync(transport);
-        var peer = new ReconnectingPeer(transport, server.Address, Test.Options(PeerRole.Server), new Inbox().Handler, Fast);
+        var peer = new ReconnectingPeer(transport, server.Address, Test.Options(PeerRole.Server), new Inbox().Handler, Test.FastReconnect());
         peer.Start();
         await Test.Eventually(() => peer.IsConnected, "the peer connects");
         await Test.Eventually(() => !server.Accepted.IsEmpty, "the server has the connection");

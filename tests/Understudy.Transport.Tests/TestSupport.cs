@@ -24,6 +24,15 @@ internal static class Test
 
     public static readonly NodeAddress ServerAddress = new("127.0.0.1", 8090);
 
+    /// <summary>Reconnection in milliseconds, seeded; a fresh one per peer (a <see cref="Random"/> is not thread-safe).</summary>
+    public static ReconnectOptions FastReconnect() => new()
+    {
+        InitialBackoff = TimeSpan.FromMilliseconds(5),
+        MaxBackoff = TimeSpan.FromMilliseconds(50),
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        Random = new Random(42),
+    };
+
     public static CancellationToken Token => TestContext.Current.CancellationToken;
 
     public static ITransport Create(TransportKind kind) => kind == TransportKind.Tcp ? new TcpTransport() : new InMemoryTransport();
