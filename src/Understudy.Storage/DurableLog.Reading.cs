@@ -54,9 +54,10 @@ public sealed partial class DurableLog
     /// <exception cref="StorageException">A record on disk is damaged, or the disk failed; the message says where.</exception>
     public EncodedEntries ReadEncoded(long from, int maxCount, int maxBytes, ref byte[] buffer)
     {
-        if (buffer.Length < WireSink.InitialBytes(maxBytes))
+        var initial = WireSink.InitialBytes(maxBytes);
+        if (buffer.Length < initial)
         {
-            buffer = new byte[WireSink.InitialBytes(maxBytes)];
+            buffer = new byte[initial];
         }
 
         var sink = new WireSink(buffer);
@@ -164,38 +165,21 @@ public sealed partial class DurableLog
     /// <summary>Reads from one segment into <paramref name="result"/>; true when a limit was reached. Under the shared files lock.</summary>
     private bool ReadSegment(Segment segment, SafeFileHandle handle, long from, long last, int maxCount, int maxBytes, RecordSink result, ref long bytes)
     {
+        // The sparse offset at or before `from`: read under the lock, since the writer adds to the open segment's list.
+        var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
+        var startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
         long start;
-        long startIndex;
         long limit;
         lock (_segmentsLock)
         {
             limit = segment.Length;
-            var sparse = segment.Sparse;
-            if (sparse is null)
-            {
-                start = -1;
-                startIndex = 0;
-            }
-            else
-            {
-                var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
-                start = sparse[k];
-                startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
-            }
+            start = segment.Sparse is { } sparse ? sparse[k] : -1;
         }
 
         if (start < 0)
         {
-            // A segment recovery only listed: index it once, checking every record on the way.
-            var sparse = IndexSegment(segment, handle, limit);
-            lock (_segmentsLock)
-            {
-                segment.Sparse ??= sparse;
-            }
-
-            var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
-            start = sparse[k];
-            startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
+            // A segment recovery only listed (sealed, so its list no longer changes): index it once.
+            start = SparseIndexOf(segment, handle, limit)[k];
         }
 
         using var cursor = new RecordCursor(handle, segment.Path, start, limit, startIndex);
@@ -226,6 +210,29 @@ public sealed partial class DurableLog
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The sparse index of <paramref name="segment"/>, built and published now (reading its first
+    /// <paramref name="length"/> bytes, checking every record) for a segment sealed since recovery and never read:
+    /// by the first read that needs it, or by a truncation that makes it the open segment again.
+    /// </summary>
+    private List<long> SparseIndexOf(Segment segment, SafeFileHandle handle, long length)
+    {
+        lock (_segmentsLock)
+        {
+            if (segment.Sparse is { } known)
+            {
+                return known;
+            }
+        }
+
+        var sparse = IndexSegment(segment, handle, length);
+        lock (_segmentsLock)
+        {
+            segment.Sparse ??= sparse;
+            return segment.Sparse;
+        }
     }
 
     /// <summary>Reads a sealed segment whole and returns its sparse index; checks every record and the count its name implies.</summary>

@@ -48,7 +48,7 @@ public sealed partial class DurableLog
 
                 // The open segment always has its sparse index (the writer adds to it); a sealed segment that becomes
                 // the open one again may have none yet, and the cut is found from it.
-                var sparseIndex = SparseIndexOf(segment, _current);
+                var sparseIndex = SparseIndexOf(segment, _current, segment.Length);
                 var keep = fromIndex - segment.FirstIndex;
                 if (keep < segment.Count)
                 {
@@ -88,28 +88,6 @@ public sealed partial class DurableLog
         Interlocked.Exchange(ref _durableIndex, Math.Min(Interlocked.Read(ref _durableIndex), _writtenIndex));
         Volatile.Write(ref _segmentCount, _segments.Count);
         _logger.LogTruncated(fromIndex, deleted);
-    }
-
-    /// <summary>
-    /// The sparse index of <paramref name="segment"/>, built now (reading the whole segment, checking every record) for
-    /// a segment sealed since recovery and never read. Writer only, under the exclusive files lock.
-    /// </summary>
-    private List<long> SparseIndexOf(Segment segment, SafeFileHandle handle)
-    {
-        lock (_segmentsLock)
-        {
-            if (segment.Sparse is { } known)
-            {
-                return known;
-            }
-        }
-
-        var sparse = IndexSegment(segment, handle, segment.Length);
-        lock (_segmentsLock)
-        {
-            segment.Sparse ??= sparse;
-            return segment.Sparse;
-        }
     }
 
     /// <summary>
