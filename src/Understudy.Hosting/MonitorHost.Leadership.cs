@@ -12,14 +12,6 @@ public sealed partial class MonitorHost
     private void RefreshLeadership()
     {
         var current = _coordinator!.Leadership;
-
-        // Only the active monitor's tick detects failures, probes, promotes and checks leases; a follower's only ages
-        // its heartbeat record, and everything else reaches it as events. So a follower ticks slowly, sparing the
-        // cores the servers of a failover need (three monitors' 5 ms ticks were a sixth of the group's CPU), and the
-        // loop ticks fast, at once, from the coordinator's first word that this monitor is active: before the term's
-        // load, so a failed load is retried on the next fast tick as before, and the node's first active tick comes
-        // as soon as it may act.
-        _loop.ChangeTickInterval(TickIntervalFor(current));
         if (current.HasQuorum != _hadQuorum)
         {
             if (current.HasQuorum)
@@ -105,9 +97,6 @@ public sealed partial class MonitorHost
             RefreshLeadership();
         });
     }
-
-    private TimeSpan TickIntervalFor(in Leadership leadership) =>
-        leadership.IsActive ? _options.TickInterval : _options.FollowerTickInterval;
 
     // On the loop.
     private void ApplyLeadership(in Leadership leadership) => _node.OnLeadership(ToCore(leadership));

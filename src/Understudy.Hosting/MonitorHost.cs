@@ -152,11 +152,8 @@ public sealed partial class MonitorHost : IMonitorEnvironment, IAsyncDisposable
                 RefreshLeadership();
                 _node.Tick();
             },
-            TickIntervalFor(_coordinator.Leadership));
+            _options.TickInterval);
     }
-
-    /// <summary>How often this monitor's loop ticks now: fast while active, slowly as a follower (see RefreshLeadership).</summary>
-    public TimeSpan TickInterval => _loop?.TickInterval ?? TimeSpan.Zero;
 
     /// <summary>The coordinator's view of the group (for /cluster, /health, /metrics).</summary>
     public Leadership Leadership => _coordinator?.Leadership ?? Leadership.Unknown;

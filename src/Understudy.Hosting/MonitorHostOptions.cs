@@ -19,17 +19,7 @@ public sealed record MonitorHostOptions
 
     public int HttpPort { get; init; } = 9080;
 
-    /// <summary>How often the active monitor's loop ticks: failure detection, probes, promotions and lease checks run on it.</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(5);
-
-    /// <summary>
-    /// How often a follower's loop ticks. A follower's tick only ages its record of the servers' heartbeats (it
-    /// suspects the silent, and probes nobody); leadership changes and committed configurations reach it as events.
-    /// It must stay under <see cref="MonitorOptions.SelfStallThreshold"/>, or every tick would look like a stall of
-    /// the monitor itself. The loop ticks at <see cref="TickInterval"/> from the moment the coordinator says this
-    /// monitor is active.
-    /// </summary>
-    public TimeSpan FollowerTickInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>How long a probe of a silent server's port may take.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromMilliseconds(250);
@@ -81,16 +71,6 @@ public sealed record MonitorHostOptions
         if (HeartbeatListen == ClientListen)
         {
             throw new ArgumentException($"the heartbeat and client ports are both {HeartbeatListen.Port}; they must differ");
-        }
-
-        if (TickInterval <= TimeSpan.Zero || FollowerTickInterval < TickInterval)
-        {
-            throw new ArgumentException($"the tick interval ({TickInterval.TotalMilliseconds} ms) must be positive and the follower's ({FollowerTickInterval.TotalMilliseconds} ms) at least as long");
-        }
-
-        if (FollowerTickInterval >= Protocol.SelfStallThreshold)
-        {
-            throw new ArgumentException($"the follower's tick interval ({FollowerTickInterval.TotalMilliseconds} ms) must be shorter than the self-stall threshold ({Protocol.SelfStallThreshold.TotalMilliseconds} ms)");
         }
 
         OptionChecks.HttpPort(HttpPort);

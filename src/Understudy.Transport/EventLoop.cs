@@ -46,38 +46,7 @@ public sealed partial class EventLoop : IAsyncDisposable
     public void Start(Action tick, TimeSpan interval)
     {
         _running = _runOnPoster ? Task.CompletedTask : Task.Run(RunAsync);
-        _tickInterval = interval;
         _timer = new Timer(_ => Post(tick), null, interval, interval);
-    }
-
-    private TimeSpan _tickInterval;
-
-    /// <summary>How often the tick is posted now (zero before <see cref="Start"/>).</summary>
-    public TimeSpan TickInterval => _tickInterval;
-
-    /// <summary>
-    /// Ticks every <paramref name="interval"/> from now on, the first one at once (a node that needs its ticks
-    /// sooner needs them now). Call it from the loop: the last call wins, and a call with the current interval does
-    /// nothing. Before <see cref="Start"/> it does nothing.
-    /// </summary>
-    public void ChangeTickInterval(TimeSpan interval)
-    {
-        if (_timer is null || interval == _tickInterval)
-        {
-            return;
-        }
-
-        try
-        {
-            if (_timer.Change(TimeSpan.Zero, interval))
-            {
-                _tickInterval = interval;
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            // The loop is being disposed: no more ticks either way.
-        }
     }
 
     /// <summary>Queues work for the loop; safe from any thread.</summary>

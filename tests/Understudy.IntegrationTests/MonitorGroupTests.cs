@@ -68,34 +68,6 @@ public sealed class MonitorGroupTests
     }
 
     [Fact]
-    public async Task A_follower_ticks_slowly_and_ticks_fast_once_active_and_slowly_again_once_it_follows()
-    {
-        await using var group = await MonitorGroup.StartAsync(3);
-        var (first, second) = (group.Hosts[0], group.Hosts[1]);
-        var fast = first.Options.TickInterval;
-        var slow = first.Options.FollowerTickInterval;
-        Assert.True(slow > fast, "the defaults must differ, or this test shows nothing");
-
-        // Read on each monitor's loop, after whatever it was told before.
-        async Task<TimeSpan[]> IntervalsAsync() => await Task.WhenAll(group.Hosts.Select(h => h.ReadAsync(_ => h.TickInterval)));
-        Task UntilAsync(string phase, Func<TimeSpan[], bool> condition) =>
-            Poll.ForAsync(_ => IntervalsAsync(), condition, Poll.DefaultTimeout, phase, t => "tick intervals: " + string.Join(", ", t ?? []), Cancel);
-
-        // Nobody is active yet: every member follows.
-        Assert.All(await IntervalsAsync(), t => Assert.Equal(slow, t));
-
-        group.Fake.MakeActive(first.HeartbeatAddress);
-        await Poll.UntilAsync(async _ => await first.ReadAsync(n => n.IsActive), Poll.DefaultTimeout, "monitor 1 active", _ => Task.FromResult("not yet"), Cancel);
-        await UntilAsync("monitor 1 ticks fast, the others slowly", t => t[0] == fast && t[1] == slow && t[2] == slow);
-
-        // Leadership moves: the new active monitor ticks fast, the old one goes back to the follower's pace.
-        group.Fake.MakeActive(second.HeartbeatAddress);
-        await Poll.UntilAsync(async _ => await second.ReadAsync(n => n.IsActive), Poll.DefaultTimeout, "monitor 2 active", _ => Task.FromResult("not yet"), Cancel);
-        Assert.Equal(fast, await second.ReadAsync(_ => second.TickInterval));
-        await UntilAsync("monitor 2 ticks fast, the others slowly", t => t[0] == slow && t[1] == fast && t[2] == slow);
-    }
-
-    [Fact]
     public async Task A_monitor_that_becomes_active_with_a_stale_copy_is_active_only_once_it_has_the_committed_configuration()
     {
         await using var group = await MonitorGroup.StartAsync(3);
