@@ -57,25 +57,11 @@ public sealed partial class EventLoop
         }
         else
         {
-            HandOver();
+            RunOnPool();
         }
     }
 
-    /// <summary>
-    /// Hands the owned loop to a thread that runs its turns: the loop's own turn thread when it has one (woken
-    /// directly, see EventLoop.TurnThread.cs), else a thread-pool worker.
-    /// </summary>
-    private void HandOver()
-    {
-        if (_turnThread is not null)
-        {
-            WakeTurnThread();
-        }
-        else
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(static loop => loop.RunTurns(int.MaxValue), this, preferLocal: false);
-        }
-    }
+    private void RunOnPool() => ThreadPool.UnsafeQueueUserWorkItem(static loop => loop.RunTurns(int.MaxValue), this, preferLocal: false);
 
     /// <summary>Runs turns while work is queued, holding <see cref="_turnOwner"/>; gives it back (or to the pool) at the end.</summary>
     private void RunTurns(int maxTurns)
@@ -92,7 +78,7 @@ public sealed partial class EventLoop
             if (turns == maxTurns)
             {
                 // Still owned: the pool's worker goes on from here.
-                HandOver();
+                RunOnPool();
                 return;
             }
 

@@ -22,22 +22,11 @@ public sealed partial class EventLoop : IAsyncDisposable
     /// With true, <see cref="PostAndRun"/> runs the loop's turns on the posting thread when no turn is running (see
     /// EventLoop.OnPoster.cs); otherwise every turn runs on a thread-pool task that waits for work.
     /// </param>
-    /// <param name="ownTurnThread">
-    /// With <paramref name="runOnPoster"/>: the turns no poster runs (<see cref="Post"/> on an idle loop, a poster's
-    /// hand-over) run on a thread of the loop's own, woken directly, instead of on a thread-pool worker
-    /// (EventLoop.TurnThread.cs).
-    /// </param>
-    public EventLoop(Action flush, Action<Exception> onError, bool runOnPoster = false, bool ownTurnThread = false)
+    public EventLoop(Action flush, Action<Exception> onError, bool runOnPoster = false)
     {
-        if (ownTurnThread && !runOnPoster)
-        {
-            throw new ArgumentException("a turn thread of its own is for a loop run by its posters", nameof(ownTurnThread));
-        }
-
         _flush = flush;
         _onError = onError;
         _runOnPoster = runOnPoster;
-        _ownTurnThread = ownTurnThread;
     }
 
     /// <summary>Items processed since start (for metrics).</summary>
@@ -57,11 +46,6 @@ public sealed partial class EventLoop : IAsyncDisposable
     public void Start(Action tick, TimeSpan interval)
     {
         _running = _runOnPoster ? Task.CompletedTask : Task.Run(RunAsync);
-        if (_ownTurnThread)
-        {
-            StartTurnThread();
-        }
-
         _timer = new Timer(_ => Post(tick), null, interval, interval);
     }
 
@@ -157,7 +141,6 @@ public sealed partial class EventLoop : IAsyncDisposable
         if (_runOnPoster)
         {
             await StopOnPosterAsync().ConfigureAwait(false);
-            await StopTurnThreadAsync().ConfigureAwait(false);
         }
 
         _stop.Dispose();

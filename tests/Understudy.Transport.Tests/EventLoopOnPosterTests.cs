@@ -44,10 +44,8 @@ public sealed class EventLoopOnPosterTests
         Assert.NotEqual(caller, ranOn);
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Concurrent_posters_never_run_two_turns_at_once_and_every_item_runs_once_in_order(bool ownTurnThread)
+    [Fact]
+    public async Task Concurrent_posters_never_run_two_turns_at_once_and_every_item_runs_once_in_order()
     {
         const int posters = 8;
         const int perPoster = 20_000;
@@ -77,8 +75,7 @@ public sealed class EventLoopOnPosterTests
                 Leave();
             },
             e => Assert.Fail(e.ToString()),
-            runOnPoster: true,
-            ownTurnThread: ownTurnThread);
+            runOnPoster: true);
         loop.Start(() => { }, TimeSpan.FromMilliseconds(1));
         try
         {
@@ -131,13 +128,11 @@ public sealed class EventLoopOnPosterTests
         }
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task Nothing_runs_after_disposal(bool ownTurnThread)
+    [Fact]
+    public async Task Nothing_runs_after_disposal()
     {
         var ran = 0;
-        var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true, ownTurnThread: ownTurnThread);
+        var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true);
         loop.Start(() => { }, TimeSpan.FromHours(1));
         loop.PostAndRun(() => ran++);
         await loop.DisposeAsync();
@@ -147,36 +142,4 @@ public sealed class EventLoopOnPosterTests
         await Task.Delay(50, TestContext.Current.CancellationToken);
         Assert.Equal(1, ran);
     }
-
-    [Fact]
-    public async Task With_a_turn_thread_Post_and_the_tick_run_on_that_thread_not_the_pool_and_disposal_ends_it()
-    {
-        var ticks = new TaskCompletionSource<Thread>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true, ownTurnThread: true);
-        loop.Start(() => ticks.TrySetResult(Thread.CurrentThread), TimeSpan.FromMilliseconds(5));
-
-        var ran = new TaskCompletionSource<Thread>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var poster = new Thread(() => loop.Post(() => ran.TrySetResult(Thread.CurrentThread)));
-        poster.Start();
-        var posted = await ran.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-        var ticked = await ticks.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-        poster.Join();
-
-        Assert.NotSame(poster, posted);
-        Assert.False(posted.IsThreadPoolThread, "a posted turn runs on the loop's own thread");
-        Assert.Same(posted, ticked);
-
-        await loop.DisposeAsync();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (posted.IsAlive && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-
-        Assert.False(posted.IsAlive, "disposal ends the turn thread");
-    }
-
-    [Fact]
-    public void A_turn_thread_is_only_for_a_loop_run_by_its_posters() =>
-        Assert.Throws<ArgumentException>(() => new EventLoop(() => { }, _ => { }, runOnPoster: false, ownTurnThread: true));
 }
