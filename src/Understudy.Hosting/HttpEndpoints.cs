@@ -125,6 +125,7 @@ public static class HttpEndpoints
         var stats = host.StorageStats;
         m.LogBytes.IncTo(stats.BytesWritten);
         m.Fsyncs.IncTo(stats.FsyncCount);
+        m.WritebackStarts.IncTo(stats.WritebackStarts);
         m.FsyncSeconds.IncTo(stats.TotalFsyncTime.TotalSeconds);
         m.LastFsyncSeconds.Set(stats.LastFsyncTime.TotalSeconds);
         m.Segments.Set(stats.SegmentCount);
