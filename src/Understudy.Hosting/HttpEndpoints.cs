@@ -125,7 +125,6 @@ public static class HttpEndpoints
         var stats = host.StorageStats;
         m.LogBytes.IncTo(stats.BytesWritten);
         m.Fsyncs.IncTo(stats.FsyncCount);
-        m.WritebackStarts.IncTo(stats.WritebackStarts);
         m.FsyncSeconds.IncTo(stats.TotalFsyncTime.TotalSeconds);
         m.LastFsyncSeconds.Set(stats.LastFsyncTime.TotalSeconds);
         m.Segments.Set(stats.SegmentCount);

@@ -47,7 +47,6 @@ public sealed class ServerMetrics
         InSyncSize = f.CreateGauge("understudy_server_in_sync_size", "Members of the in-sync set in the configuration this server holds.");
         LogBytes = f.CreateCounter("understudy_server_log_written_bytes_total", "Bytes written to the log files since start.");
         Fsyncs = f.CreateCounter("understudy_server_fsyncs_total", "fsync calls on the log since start.");
-        WritebackStarts = f.CreateCounter("understudy_server_writeback_starts_total", "Early writeback starts on the log since start: a run of unsynced bytes handed to the disk before its fsync, so that fsyncs flush less at once.");
         FsyncSeconds = f.CreateCounter("understudy_server_fsync_seconds_total", "Total time spent in fsync on the log since start.");
         LastFsyncSeconds = f.CreateGauge("understudy_server_fsync_last_seconds", "Duration of the last fsync on the log.");
         Segments = f.CreateGauge("understudy_server_log_segments", "Segment files of the log.");
@@ -148,8 +147,6 @@ public sealed class ServerMetrics
     public Counter LogBytes { get; }
 
     public Counter Fsyncs { get; }
-
-    public Counter WritebackStarts { get; }
 
     public Counter FsyncSeconds { get; }
 

@@ -97,38 +97,6 @@ internal static partial class DiskFiles
         RandomAccess.FlushToDisk(handle);
     }
 
-    /// <summary>
-    /// Asks Linux to start writing <paramref name="length"/> bytes of the file from <paramref name="offset"/> to the
-    /// disk, without waiting for them (<c>sync_file_range</c> with <c>SYNC_FILE_RANGE_WRITE</c>). Promises nothing
-    /// about durability; returns null, or what refused it.
-    /// </summary>
-    public static string? StartWriteback(SafeFileHandle handle, long offset, long length)
-    {
-        var added = false;
-        try
-        {
-            handle.DangerousAddRef(ref added);
-            if (SyncFileRange((int)handle.DangerousGetHandle(), offset, length, SyncFileRangeWrite) != 0)
-            {
-                return Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
-            }
-
-            return null;
-        }
-        finally
-        {
-            if (added)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
-
-    private const uint SyncFileRangeWrite = 2;
-
-    [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
-    private static partial int SyncFileRange(int fd, long offset, long length, uint flags);
-
     // O_RDONLY is 0 on every Unix the runtime supports.
     private const int ORdonly = 0;
 

@@ -150,7 +150,6 @@ public sealed partial class DurableLog
 
         var segment = new Segment(_directory, firstIndex) { Sparse = [] };
         _current = File.OpenHandle(segment.Path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read);
-        _notWrittenBack = 0;
         lock (_segmentsLock)
         {
             // The segment before it is sealed as it is: its sparse index is complete (WritePending keeps it so).
@@ -189,7 +188,6 @@ public sealed partial class DurableLog
         _pendingSparse.Clear();
 
         Interlocked.Add(ref _bytesWritten, _pending.WrittenCount);
-        StartWritebackIfDue(segment, _pending.WrittenCount);
         _pending.ResetWrittenCount();
         Volatile.Write(ref _unsynced, 1);
         Interlocked.Exchange(ref _lastIndex, _writtenIndex);
@@ -197,37 +195,6 @@ public sealed partial class DurableLog
         {
             Interlocked.Exchange(ref _durableIndex, _writtenIndex);
         }
-    }
-
-    /// <summary>
-    /// Starts the kernel writing out the bytes of the current segment not fsynced yet once there are
-    /// <see cref="DurableLogOptions.WritebackBytes"/> of them (see there). A hint: a refusal turns it off for this
-    /// log and is logged once, never failing a write.
-    /// </summary>
-    private void StartWritebackIfDue(Segment segment, int written)
-    {
-        if (!_writebackOn)
-        {
-            return;
-        }
-
-        _notWrittenBack += written;
-        if (_notWrittenBack < _options.WritebackBytes)
-        {
-            return;
-        }
-
-        // Clamped: a truncation may have shortened the segment since these bytes were counted.
-        var from = Math.Max(0, segment.Length - _notWrittenBack);
-        _notWrittenBack = 0;
-        if (DiskFiles.StartWriteback(_current!, from, segment.Length - from) is { } error)
-        {
-            _writebackOn = false;
-            _logger.WritebackOff(segment.Path, error);
-            return;
-        }
-
-        Interlocked.Increment(ref _writebackCount);
     }
 
     private void FsyncCurrent()
@@ -240,7 +207,6 @@ public sealed partial class DurableLog
         }
 
         var ticks = Stopwatch.GetTimestamp() - started;
-        _notWrittenBack = 0;
         Volatile.Write(ref _unsynced, 0);
         Interlocked.Increment(ref _fsyncCount);
         Interlocked.Add(ref _fsyncTicksTotal, ticks);

@@ -82,10 +82,6 @@ public sealed partial class DurableLog : IAsyncDisposable
     private int _pendingRecords;
     private SafeFileHandle? _current;
     private long _writtenIndex;
-
-    // Bytes of the open segment written since its last fsync or writeback start (DurableLogOptions.WritebackBytes).
-    private long _notWrittenBack;
-    private bool _writebackOn;
     private bool _syncWanted;
     private long _syncThrough;
     private long _syncGeneration;
@@ -104,7 +100,6 @@ public sealed partial class DurableLog : IAsyncDisposable
     // Counters for Stats; written by the writer, read anywhere.
     private long _bytesWritten;
     private long _fsyncCount;
-    private long _writebackCount;
     private long _fsyncTicksTotal;
     private long _fsyncTicksLast;
     private int _segmentCount;
@@ -137,7 +132,6 @@ public sealed partial class DurableLog : IAsyncDisposable
         _lastIndex = last;
         _durableIndex = last;
         _segmentCount = _segments.Count;
-        _writebackOn = options.WritebackBytes > 0 && options.FsyncPolicy != FsyncPolicy.Never && OperatingSystem.IsLinux();
         if (_segments.Count > 0)
         {
             _current = File.OpenHandle(_segments[^1].Path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
@@ -290,7 +284,6 @@ public sealed partial class DurableLog : IAsyncDisposable
                 FirstIndex = firstIndex,
                 BytesOnDisk = bytesOnDisk,
                 RemovedSegments = Interlocked.Read(ref _removedSegments),
-                WritebackStarts = Interlocked.Read(ref _writebackCount),
                 LastSnapshotIndex = snapshot?.Index ?? 0,
                 LastSnapshotBytes = snapshot?.Bytes ?? 0,
                 LastSnapshotTime = snapshot?.Time,

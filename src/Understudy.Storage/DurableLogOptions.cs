@@ -73,19 +73,6 @@ public sealed class DurableLogOptions
     /// </summary>
     public int ReadHandles { get; init; } = DefaultReadHandles;
 
-    /// <summary>Default for <see cref="WritebackBytes"/>: 1 MiB.</summary>
-    public const int DefaultWritebackBytes = 1024 * 1024;
-
-    /// <summary>
-    /// With <see cref="FsyncPolicy.Always"/> or <see cref="FsyncPolicy.Batch"/>: once this many bytes are written and
-    /// not yet fsynced, the writer asks the kernel to start writing them out (Linux <c>sync_file_range</c>, which does
-    /// not wait), as RocksDB's <c>bytes_per_sync</c> does. A log written in large runs between fsyncs (a backup
-    /// catching up receives about 6 MiB per fsync) then reaches the disk in steady 1 MiB pieces instead of one burst
-    /// at each fsync, and the small fsyncs of the servers beside it wait behind less (docs/BENCHMARKS.md, round 26).
-    /// Durability is unchanged: only the fsync promises anything. 0 turns it off; elsewhere than on Linux it does nothing.
-    /// </summary>
-    public int WritebackBytes { get; init; } = DefaultWritebackBytes;
-
     /// <summary>Test hook: runs on the writer just before each fsync (to hold one open and watch requests pile up).</summary>
     internal Action? BeforeFsync { get; init; }
 
@@ -104,11 +91,6 @@ public sealed class DurableLogOptions
         if (ReadHandles < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(ReadHandles), ReadHandles, "at least one read handle is needed");
-        }
-
-        if (WritebackBytes < 0)
-        {
-            throw new ArgumentOutOfRangeException(nameof(WritebackBytes), WritebackBytes, "the writeback threshold must be 0 (off) or a positive number of bytes");
         }
 
         if (BatchInterval <= TimeSpan.Zero)
@@ -140,9 +122,6 @@ public readonly record struct DurableLogStats(
 
     /// <summary>Bytes in the segment files now.</summary>
     public long BytesOnDisk { get; init; }
-
-    /// <summary>Early writeback starts since open (<see cref="DurableLogOptions.WritebackBytes"/>).</summary>
-    public long WritebackStarts { get; init; }
 
     /// <summary>Segment files removed by compaction (and resets) since open.</summary>
     public long RemovedSegments { get; init; }

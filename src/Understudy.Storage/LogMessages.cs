@@ -52,10 +52,6 @@ internal static partial class LogMessages
         Message = "Finished installing snapshot {SnapshotIndex} at open: a crash came after its log reset took effect and before the snapshot was renamed into place; removed {Segments} older segment file(s), the log starts at index {NextIndex}")]
     public static partial void InstallFinishedAtOpen(this ILogger logger, long snapshotIndex, int segments, long nextIndex);
 
-    [LoggerMessage(EventId = 3011, Level = LogLevel.Warning,
-        Message = "Starting the writeback of '{Segment}' early was refused ({Reason}); the log goes on without it and its fsyncs flush larger bursts. Nothing is lost")]
-    public static partial void WritebackOff(this ILogger logger, string segment, string reason);
-
     // 3200-3299: snapshots.
     [LoggerMessage(EventId = 3200, Level = LogLevel.Information,
         Message = "Saved snapshot {Index} (epoch {Epoch}, {Bytes} bytes) to '{Path}'")]
