@@ -165,11 +165,13 @@ public sealed partial class DurableLog
     /// <summary>Reads from one segment into <paramref name="result"/>; true when a limit was reached. Under the shared files lock.</summary>
     private bool ReadSegment(Segment segment, SafeFileHandle handle, long from, long last, int maxCount, int maxBytes, RecordSink result, ref long bytes)
     {
-        // The sparse offset at or before `from`: read under the lock, since the writer adds to the open segment's list.
+        // Read from the sparse offset at or before `from`.
         var k = (int)((from - segment.FirstIndex) / Segment.SparseEvery);
         var startIndex = segment.FirstIndex + ((long)k * Segment.SparseEvery);
         long start;
         long limit;
+
+        // Under the lock: the writer adds to the open segment's list and its length.
         lock (_segmentsLock)
         {
             limit = segment.Length;
