@@ -23,17 +23,4 @@ public sealed class RuntimeConfigTests
         // Workstation concurrent GC, as before: the cap is for that collector.
         Assert.False(properties.TryGetProperty("System.GC.Server", out var server) && server.GetBoolean(), $"{path} turns on server GC");
     }
-
-    [Fact]
-    public void The_large_object_heap_is_compacted_when_fragmented()
-    {
-        // Uncompacted, the space a catch-up's ~1 MiB frames left stayed committed: a step of 7-15 MiB in the primary's
-        // resident set after every catch-up (docs/BENCHMARKS.md, "Round 27").
-        var path = Path.ChangeExtension(Cli.Dll, ".runtimeconfig.json");
-        using var config = JsonDocument.Parse(File.ReadAllText(path));
-        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
-        Assert.True(properties.TryGetProperty("System.GC.ConserveMemory", out var conserve), $"{path} sets no System.GC.ConserveMemory");
-        var level = conserve.ValueKind == JsonValueKind.String ? int.Parse(conserve.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : conserve.GetInt32();
-        Assert.InRange(level, 1, 9);
-    }
 }
