@@ -15,7 +15,8 @@ namespace Understudy.Transport;
 /// array in each thread that gave one back and lets them go a minute or more after their last use: a catch-up's arrays,
 /// taken on the loop's thread and given back on whichever thread ran the writer, stayed behind in five to seven threads,
 /// and when they were let go their space stayed in the large object heap, which is not compacted. Either way the
-/// primary's memory rose by 7-10 MiB after a catch-up. Here the arrays one catch-up used are the ones the next reuses.
+/// primary's memory rose by 7-11 MiB after a catch-up. Here the arrays one catch-up used are the ones the next reuses,
+/// so what the process keeps for them is bounded; the heap's free space is not (docs/ARCHITECTURE.md).
 /// </remarks>
 internal sealed class SendBuffer : IBufferWriter<byte>
 {
