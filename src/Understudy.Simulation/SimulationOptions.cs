@@ -74,6 +74,10 @@ public sealed record SimulationOptions
     public ServerOptions Server { get; init; } = new()
     {
         MaxInflightFrames = 4,
+
+        // A catching-up backup gets no more frames in flight than an in-sync one here: the broken variants' seed budgets
+        // were set with a window of 4 for both.
+        CatchUpFramesInFlight = 4,
         MaxBatchEntries = 64,
 
         // Small enough that faults land in the middle of a catch-up, and that a catching-up backup both defers its

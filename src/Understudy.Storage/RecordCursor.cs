@@ -13,7 +13,8 @@ namespace Understudy.Storage;
 /// </summary>
 internal sealed class RecordCursor : IDisposable
 {
-    private const int ChunkBytes = 128 * 1024;
+    // Under the large object heap's threshold (85,000 bytes), and more than a catch-up frame's 60 KiB of records.
+    private const int ChunkBytes = 64 * 1024;
 
     private readonly SafeFileHandle _handle;
     private readonly string _path;

@@ -10,20 +10,21 @@ namespace Understudy.Transport;
 /// patched and signed in place.
 /// </summary>
 /// <remarks>
-/// A frame larger than a chunk (a catch-up's, up to about a MiB) takes its array from <see cref="LargeChunks"/>, a pool
-/// of the process's own, bounded and never trimmed, not from <see cref="ArrayPool{T}.Shared"/>. The shared pool keeps an
-/// array in each thread that gave one back and lets them go a minute or more after their last use: a catch-up's arrays,
-/// taken on the loop's thread and given back on whichever thread ran the writer, stayed behind in five to seven threads,
-/// and when they were let go their space stayed in the large object heap, which is not compacted. Either way the
-/// primary's memory rose by 7-11 MiB after a catch-up. Here the arrays one catch-up used are the ones the next reuses,
-/// so what the process keeps for them is bounded; the heap's free space is not (docs/ARCHITECTURE.md).
+/// A replication frame fits in a chunk (ServerOptions.MaxBatchBytes, 60 KiB). A frame larger than a chunk (one large
+/// entry, a snapshot chunk, a large read's answer) takes its array from <see cref="LargeChunks"/>, a pool of the
+/// process's own, bounded and never trimmed, not from <see cref="ArrayPool{T}.Shared"/>. The shared pool keeps an array
+/// in each thread that gave one back and lets them go a minute or more after their last use: when catch-up frames were
+/// 1 MiB, their arrays, taken on the loop's thread and given back on whichever thread ran the writer, stayed behind in
+/// five to seven threads, and when they were let go their space stayed in the large object heap, which is not
+/// compacted. Here the arrays one burst of large frames used are the ones the next reuses, so what the process keeps
+/// for them is bounded; the heap's free space is not, which is why catch-up frames are now small (docs/ARCHITECTURE.md).
 /// </remarks>
 internal sealed class SendBuffer : IBufferWriter<byte>
 {
     /// <summary>Big enough that a burst of small frames needs few chunks, small enough to waste little when idle.</summary>
     internal const int ChunkSize = 64 * 1024;
 
-    /// <summary>Largest array <see cref="LargeChunks"/> keeps: a catch-up frame (up to a MiB and its header) fits.</summary>
+    /// <summary>Largest array <see cref="LargeChunks"/> keeps: a frame of one largest entry (a MiB and its header) fits.</summary>
     internal const int MaxLargeChunk = 2 * 1024 * 1024;
 
     /// <summary>Arrays of each size <see cref="LargeChunks"/> keeps: more than a connection's writer holds at once.</summary>

@@ -286,10 +286,12 @@ internal sealed partial class PrimaryRole
     /// How many frames may be outstanding with <paramref name="f"/> before the next is sent:
     /// <see cref="ServerOptions.InSyncFramesInFlight"/> when the next frame to an in-sync backup would not be full (the
     /// writes that arrive while the others are on the wire then go in it, together), <see cref="ServerOptions.MaxInflightFrames"/>
-    /// for a full frame or a backup outside the in-sync set, so a backlog still streams.
+    /// for a full frame, and <see cref="ServerOptions.CatchUpFramesInFlight"/> (at least as many) for a backup outside the
+    /// in-sync set, so a backlog streams at the pacer's rate whatever the round trip.
     /// </summary>
     private int Window(FollowerProgress f, bool inSync) =>
-        inSync && Options.InSyncFramesInFlight is { } window && Log.LastIndex - f.NextIndex + 1 < Options.MaxBatchEntries ? window : Options.MaxInflightFrames;
+        !inSync ? Math.Max(Options.MaxInflightFrames, Options.CatchUpFramesInFlight)
+        : Options.InSyncFramesInFlight is { } window && Log.LastIndex - f.NextIndex + 1 < Options.MaxBatchEntries ? window : Options.MaxInflightFrames;
 
     /// <summary>
     /// A backup outside the in-sync set and not being asked into it: no client write waits for it, so what it is sent

@@ -35,7 +35,7 @@ internal sealed partial class PrimaryRole : EpochRole
     public PrimaryRole(ServerNode node, long now)
     {
         _node = node;
-        _catchUpPacer = new CatchUpPacer(node.Options.CatchUpMaxBytesPerSecond, node.Options.MaxBatchBytes, node.TimestampFrequency, now);
+        _catchUpPacer = new CatchUpPacer(node.Options.CatchUpMaxBytesPerSecond, node.TimestampFrequency, now);
         EnsureFollowers(now);
 
         // Writes from earlier epochs still uncommitted here may be retried by their clients: find them by id.

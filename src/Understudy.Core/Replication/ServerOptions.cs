@@ -35,11 +35,25 @@ public sealed record ServerOptions
     /// <summary>Most entries in one replication frame.</summary>
     public int MaxBatchEntries { get; init; } = 1024;
 
-    /// <summary>About the most bytes of entries in one replication frame.</summary>
-    public int MaxBatchBytes { get; init; } = 1024 * 1024;
+    /// <summary>
+    /// About the most bytes of entries in one replication frame (a single larger entry still goes, alone). 60 KiB keeps
+    /// a frame, header included, inside one 64 KiB chunk of a connection's send buffer and under the 85,000 bytes at
+    /// which an array goes to the large object heap, which the collector does not compact: with 1 MiB frames each
+    /// catch-up left the primary's large object heap 7-8 MB larger for good (docs/BENCHMARKS.md, round 29).
+    /// </summary>
+    public int MaxBatchBytes { get; init; } = 60 * 1024;
 
     /// <summary>Frames sent to one backup and not yet acknowledged.</summary>
     public int MaxInflightFrames { get; init; } = 8;
+
+    /// <summary>
+    /// Frames sent to a backup outside the in-sync set (one catching up) and not yet acknowledged; the larger of this and
+    /// <see cref="MaxInflightFrames"/> counts. A catch-up frame is at most <see cref="MaxBatchBytes"/>, so the stream
+    /// needs this many in flight to cover a round trip at the pacer's rate and the backup's fsync of each
+    /// <see cref="CatchUpSyncBytes"/>: 128 frames of 60 KiB are 7.5 MiB, about the 8 frames of 1 MiB that were in flight
+    /// when frames were larger.
+    /// </summary>
+    public int CatchUpFramesInFlight { get; init; } = 128;
 
     /// <summary>
     /// Frames outstanding with one in-sync backup after which a frame that would not be full waits (1 to
@@ -148,9 +162,9 @@ public sealed record ServerOptions
             throw new ArgumentException($"LeaseSafetyFactor must be in (0, 1] (got {LeaseSafetyFactor})");
         }
 
-        if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1 || CatchUpBatchEntries < 1 || CatchUpSyncBytes < 1)
+        if (MaxBatchEntries < 1 || MaxBatchBytes < 1 || MaxInflightFrames < 1 || CatchUpFramesInFlight < 1 || CatchUpBatchEntries < 1 || CatchUpSyncBytes < 1)
         {
-            throw new ArgumentException($"batch sizes, in-flight frames and the catch-up batch and sync sizes must be at least 1 (got {MaxBatchEntries}, {MaxBatchBytes}, {MaxInflightFrames}, {CatchUpBatchEntries}, {CatchUpSyncBytes})");
+            throw new ArgumentException($"batch sizes, in-flight frames and the catch-up batch and sync sizes must be at least 1 (got {MaxBatchEntries}, {MaxBatchBytes}, {MaxInflightFrames}, {CatchUpFramesInFlight}, {CatchUpBatchEntries}, {CatchUpSyncBytes})");
         }
 
         if (InSyncFramesInFlight is < 1 || InSyncFramesInFlight > MaxInflightFrames)

@@ -26,6 +26,20 @@ public class CatchUpPacingTests
     }
 
     [Fact]
+    public void Frames_smaller_than_the_bucket_still_get_the_whole_rate()
+    {
+        // A frame of one entry, far smaller than the bucket (10 ms of the rate): a bucket that held no more than one
+        // frame overflowed between two turns and sent a fraction of the rate.
+        var p = StartBacklog(Paced with { MaxBatchBytes = 1 }, out var frame);
+
+        var (bytes, _) = Stream(p, TimeSpan.FromSeconds(1));
+
+        Assert.True(frame < Rate / 100, $"fixture: expected a frame ({frame} bytes) smaller than the bucket ({Rate / 100} bytes)");
+        Assert.True(bytes >= Rate - (2 * frame), $"paced catch-up of small frames: expected at least {Rate - (2 * frame)} bytes sent in 1 s at {Rate} B/s, got {bytes}");
+        Assert.True(bytes <= Rate + (Rate / 100) + frame, $"paced catch-up of small frames: expected at most {Rate + (Rate / 100) + frame} bytes sent in 1 s at {Rate} B/s, got {bytes}");
+    }
+
+    [Fact]
     public void Without_a_rate_the_catch_up_is_not_held_back()
     {
         var p = StartBacklog(Paced with { CatchUpMaxBytesPerSecond = 0 }, out _);

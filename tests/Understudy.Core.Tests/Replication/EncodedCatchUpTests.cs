@@ -9,6 +9,9 @@ public class EncodedCatchUpTests
 {
     private const int Writes = 3000;
 
+    // An array this large goes to the large object heap, which the collector does not compact.
+    private const int LargeObjectHeapThreshold = 85_000;
+
     // A one-entry window: everything committed is read back from the archive. No snapshots: the log stays whole.
     private static readonly ServerOptions Options = new() { LogWindowEntries = 1, LogWindowBytes = 1024, MaxBatchEntries = 32, CatchUpBatchEntries = 128, SnapshotEveryEntries = 0 };
 
@@ -61,6 +64,23 @@ public class EncodedCatchUpTests
         });
 
         Assert.True(broken, "broken connection: the catch-up ended before its fourth encoded frame");
+        AssertSameLog(p, b);
+    }
+
+    [Fact]
+    public void With_the_default_frame_size_no_catch_up_frame_reaches_the_large_object_heap()
+    {
+        // The product's frame limits, with a one-entry window so the whole backlog is read back from the archive. The
+        // 3000 small writes are about 100 KB: one frame under the old 1 MiB limit, which went to the large object heap.
+        var defaults = new ServerOptions { LogWindowEntries = 1, LogWindowBytes = 1024, SnapshotEveryEntries = 0 };
+        var (p, b) = Backlog(defaults);
+
+        CatchUp(p, b, dropFrame: _ => false);
+
+        var frames = p.Env.SentTo<Replicate>(B1).Where(f => f.EntryCount > 0).ToList();
+        Assert.True(frames.Count > 1, $"default frame size: expected the backlog in several frames, got {frames.Count}");
+        var largest = frames.Max(f => MessageCodec.HeaderSize + f.Size);
+        Assert.True(largest < LargeObjectHeapThreshold, $"default frame size: expected every catch-up frame under {LargeObjectHeapThreshold} bytes (the large object heap's threshold), the largest was {largest}");
         AssertSameLog(p, b);
     }
 

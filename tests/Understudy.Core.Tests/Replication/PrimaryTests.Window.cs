@@ -89,4 +89,26 @@ public partial class PrimaryTests
 
         Assert.Equal([4, 4, 4, 4, 4], p.Env.SentTo<Replicate>(B1).Select(f => f.Entries.Length));
     }
+
+    [Fact]
+    public void A_backup_outside_the_in_sync_set_gets_the_catch_up_window_and_an_in_sync_one_the_usual()
+    {
+        var options = new ServerOptions { MaxBatchEntries = 4, CatchUpBatchEntries = 4, MaxInflightFrames = 2, CatchUpFramesInFlight = 6, CatchUpMaxBytesPerSecond = 0 };
+        var p = StartPrimary(inSync: [P, B1], options: options);
+        p.Batch(n =>
+        {
+            for (var i = 1; i <= 40; i++)
+            {
+                n.Handle(new ClientRef(i), new ClientRequest(42, i, 1, RequestKind.Write, MessageStoreCommands.Append($"m{i}")));
+            }
+        });
+
+        // The in-sync backup: MaxInflightFrames full frames before it answers.
+        Assert.Equal(2, p.Env.SentTo<Replicate>(B1).Count(f => f.Entries.Length > 0));
+
+        // B2, outside the set, answers the probe from the start of the log: its backlog streams with CatchUpFramesInFlight.
+        p.Forget();
+        p.AckFrom(B2, 1);
+        Assert.Equal(6, p.Env.SentTo<Replicate>(B2).Count(f => f.Entries.Length > 0));
+    }
 }
