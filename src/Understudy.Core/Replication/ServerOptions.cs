@@ -39,7 +39,7 @@ public sealed record ServerOptions
     /// About the most bytes of entries in one replication frame (a single larger entry still goes, alone). 60 KiB keeps
     /// a frame, header included, inside one 64 KiB chunk of a connection's send buffer and under the 85,000 bytes at
     /// which an array goes to the large object heap, which the collector does not compact: with 1 MiB frames each
-    /// catch-up left the primary's large object heap 7-8 MB larger for good (docs/BENCHMARKS.md, round 29).
+    /// catch-up left the primary's large object heap 6-13 MB larger for good (docs/BENCHMARKS.md, round 29).
     /// </summary>
     public int MaxBatchBytes { get; init; } = 60 * 1024;
 
