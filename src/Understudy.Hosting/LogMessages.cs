@@ -38,6 +38,12 @@ internal static partial class LogMessages
     [LoggerMessage(4040, LogLevel.Information, "promotion to primary of epoch {Epoch} received from the monitor (as it arrived, before the loop takes it)")]
     public static partial void PromotionReceived(ILogger logger, long epoch);
 
+    [LoggerMessage(4041, LogLevel.Information, "rehearsed a promotion in {Ms:0} ms ({Writes} writes committed, {Reads} reads answered): the primary's code is compiled before it is needed")]
+    public static partial void PromotionRehearsed(ILogger logger, double ms, int writes, int reads);
+
+    [LoggerMessage(4042, LogLevel.Warning, "the promotion rehearsal failed ({Reason}); nothing else is affected, but a first promotion compiles the primary's code while clients wait")]
+    public static partial void PromotionRehearsalFailed(ILogger logger, string reason);
+
     [LoggerMessage(4004, LogLevel.Debug, "{Kind} (epoch {Epoch}) {Peer} {Detail}")]
     public static partial void ServerEventDebug(ILogger logger, string kind, long epoch, string peer, string detail);
 
@@ -62,7 +68,7 @@ internal static partial class LogMessages
     [LoggerMessage(4013, LogLevel.Error, "could not store the configuration: {Reason}")]
     public static partial void ConfigStoreFailed(ILogger logger, string reason);
 
-    [LoggerMessage(4015, LogLevel.Information, "heartbeat connection from {Member} ended ({Reason}); probing its port")]
+    [LoggerMessage(4015, LogLevel.Information, "heartbeat connection from {Member} ended ({Reason}); the active monitor probes its port")]
     public static partial void ServerConnectionLost(ILogger logger, string member, string reason);
 
     [LoggerMessage(4016, LogLevel.Information, "probe of {Member}: {Outcome} in {Ms:0.0} ms")]

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Understudy.Core.Replication;
 using Understudy.Core.StateMachines;
+using Understudy.Core.StateMachines.KeyValue;
 using Understudy.Protocol;
 using Understudy.Storage;
 using Understudy.Transport;
@@ -21,6 +23,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     private readonly ConcurrentDictionary<NodeAddress, FrameConnection> _inboundServers = new();
     private readonly ConcurrentDictionary<NodeAddress, BufferedPeer> _outboundServers = new();
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<RehearsalOutcome?> _rehearsal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Not readonly: the state machine's name joins it once the machine is made (StartCoreAsync).
     private FrameConnectionOptions _connectionOptions;
 
@@ -134,6 +137,51 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _monitors = new MonitorLinks(_transport, _options.Monitors, _connectionOptions with { Role = PeerRole.Server }, HandleAsync, _logger);
         _monitors.Start();
         _loop.Start(() => _node.Tick(), _options.TickInterval);
+        if (_options.RehearsePromotion)
+        {
+            StartRehearsal(protocol, userMachine);
+        }
+        else
+        {
+            _rehearsal.SetResult(null);
+        }
+    }
+
+    /// <summary>
+    /// The promotion rehearsal's outcome once it has run (<see cref="ServerHostOptions.RehearsePromotion"/>); null when it
+    /// is off or failed. Nothing waits for it: the server serves meanwhile.
+    /// </summary>
+    public Task<RehearsalOutcome?> Rehearsal => _rehearsal.Task;
+
+    /// <summary>
+    /// Runs <see cref="PromotionRehearsal"/> on a thread of its own, beside the node: the methods a first promotion needs are
+    /// compiled now, while this server is a backup, rather than during a failover. A user's state machine is not run:
+    /// the rehearsal uses the message store instead (the primary's code around the machine is the same).
+    /// </summary>
+    private void StartRehearsal(ServerOptions protocol, IStateMachine userMachine)
+    {
+        var machine = userMachine is KeyValueStore ? BuiltInStateMachine.Kv : BuiltInStateMachine.Messages;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                var started = Stopwatch.GetTimestamp();
+                var outcome = PromotionRehearsal.Run(protocol, machine, TimeProvider.System);
+                LogMessages.PromotionRehearsed(_logger, Stopwatch.GetElapsedTime(started).TotalMilliseconds, outcome.WritesCommitted, outcome.ReadsAnswered);
+                _rehearsal.SetResult(outcome);
+            }
+            catch (Exception e)
+            {
+                // Best effort: a rehearsal that fails costs only the compile it was to save.
+                LogMessages.PromotionRehearsalFailed(_logger, e.Message);
+                _rehearsal.SetResult(null);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "promotion rehearsal",
+        };
+        thread.Start();
     }
 
     /// <summary>Reads the node's state on its loop (for HTTP endpoints and metrics).</summary>

@@ -11,7 +11,7 @@ namespace Understudy.Server;
 /// <c>Understudy__Server__Port</c>), by the names <c>understudy server</c>'s flags use: <c>Host</c>, <c>Port</c>,
 /// <c>Advertise</c> (host:port), <c>Monitor</c> (host:port[,host:port...]), <c>Data</c>, <c>Fsync</c>
 /// (always|batch|never), <c>HttpHost</c>, <c>HttpPort</c>, <c>MinInSync</c>, <c>Priority</c>, <c>HeartbeatMs</c>,
-/// <c>SnapshotEvery</c>, <c>CatchUpMaxMbps</c> (MiB/s; 0: unlimited). A key that is absent keeps the default; one that does not parse is refused in one line naming it.
+/// <c>SnapshotEvery</c>, <c>CatchUpMaxMbps</c> (MiB/s; 0: unlimited), <c>RehearsePromotion</c> (true|false). A key that is absent keeps the default; one that does not parse is refused in one line naming it.
 /// </summary>
 public static class ServerConfiguration
 {
@@ -43,6 +43,9 @@ public static class ServerConfiguration
                 : defaults.Fsync,
             HttpHost = section["HttpHost"] ?? defaults.HttpHost,
             HttpPort = Int(section, "HttpPort") ?? defaults.HttpPort,
+            RehearsePromotion = section["RehearsePromotion"] is { Length: > 0 } rehearse
+                ? bool.TryParse(rehearse, out var on) ? on : throw new ArgumentException($"{Key(section, "RehearsePromotion")} is '{rehearse}': expected true or false")
+                : defaults.RehearsePromotion,
             Protocol = protocol,
         };
     }

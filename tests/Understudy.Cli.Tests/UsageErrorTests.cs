@@ -23,6 +23,7 @@ public sealed class UsageErrorTests
         { "server retention age zero", "server --retention-age 0d --data {data}" },
         { "server session idle timeout", "server --session-idle-timeout soon --data {data}" },
         { "server catch-up rate", "server --catch-up-max-mbps fast --data {data}" },
+        { "server rehearsal switch", "server --rehearse-promotion maybe --data {data}" },
         { "monitor number", "monitor --phi abc --data {data}" },
         { "monitor range", "monitor --lease-ms 0 --data {data}" },
         { "monitor path", "monitor --data {file}/sub --port {port1} --client-port {port2} --http-port 0" },

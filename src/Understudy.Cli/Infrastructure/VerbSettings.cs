@@ -103,6 +103,17 @@ internal sealed class VerbSettings
         return value;
     }
 
+    public bool Switch(string key, bool fallback, string flag)
+    {
+        var raw = Raw(key);
+        if (raw is null)
+        {
+            return fallback;
+        }
+
+        return bool.TryParse(raw, out var value) ? value : throw new UsageException($"{Where(key, flag)} is '{raw}': expected true or false");
+    }
+
     public TimeSpan Millis(string key, TimeSpan fallback, string flag, int min = 1, int max = 3_600_000) =>
         Raw(key) is null ? fallback : TimeSpan.FromMilliseconds(Int(key, 0, flag, min, max));
 

@@ -38,16 +38,17 @@ internal static class ServerVerb
         var catchUpRate = new Option<string?>("--catch-up-max-mbps") { Description = $"Most MB (MiB) per second the primary sends to backups outside the in-sync set (a restarted, wiped or new server copying its backlog), so clients keep their throughput meanwhile; 0: unlimited (default {ServerOptions.DefaultCatchUpMaxBytesPerSecond >> 20}). Env: UNDERSTUDY_SERVER__CATCHUPMAXMBPS." };
         var inSyncFrames = new Option<string?>("--in-sync-frames") { Description = "Replication frames in flight to an in-sync backup at the log's end, 1..8: writes that arrive while they are on the wire go in the next frame together (default: 8, as for any backup). Env: UNDERSTUDY_SERVER__INSYNCFRAMES." };
         var stateMachine = new Option<string?>("--state-machine") { Description = "The service this server runs: messages (the message store, default) or kv (the key-value store). Every server of a cluster must run the same one: a server refuses to replicate with one running another. Env: UNDERSTUDY_SERVER__STATEMACHINE." };
+        var rehearse = new Option<string?>("--rehearse-promotion") { Description = "true (default) or false: at start, run a primary's code once on throwaway nodes in memory, so a first promotion does not wait while the JIT compiles it. Env: UNDERSTUDY_SERVER__REHEARSEPROMOTION." };
         var logLevel = new Option<string>("--log-level") { Description = "trace, debug, info, warning or error.", DefaultValueFactory = _ => "info" };
         var settings = VerbSettings.SettingsFileOption();
         var command = new Command("server", "Run one server: it holds the log, serves clients as primary or follows as a hot backup, and heartbeats to the monitor.")
         {
-            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, segmentBytes, retentionMessages, retentionBytes, retentionAge, sessionIdle, catchUpRate, inSyncFrames, stateMachine, logLevel, settings,
+            port, host, advertise, monitor, data, fsync, httpPort, httpHost, minInSync, priority, heartbeat, keyFile, snapshotEvery, logWindow, segmentBytes, retentionMessages, retentionBytes, retentionAge, sessionIdle, catchUpRate, inSyncFrames, stateMachine, rehearse, logLevel, settings,
         };
 
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (segmentBytes, "SegmentBytes"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (sessionIdle, "SessionIdleTimeout"), (catchUpRate, "CatchUpMaxMbps"), (inSyncFrames, "InSyncFrames"), (stateMachine, "StateMachine"), (logLevel, "LogLevel"));
+            var s = VerbSettings.Load(parse, "Server", settings, (port, "Port"), (host, "Host"), (advertise, "Advertise"), (monitor, "Monitor"), (data, "Data"), (fsync, "Fsync"), (httpPort, "HttpPort"), (httpHost, "HttpHost"), (minInSync, "MinInSync"), (priority, "Priority"), (heartbeat, "HeartbeatMs"), (snapshotEvery, "SnapshotEvery"), (logWindow, "LogWindow"), (segmentBytes, "SegmentBytes"), (retentionMessages, "RetentionMessages"), (retentionBytes, "RetentionBytes"), (retentionAge, "RetentionAge"), (sessionIdle, "SessionIdleTimeout"), (catchUpRate, "CatchUpMaxMbps"), (inSyncFrames, "InSyncFrames"), (stateMachine, "StateMachine"), (rehearse, "RehearsePromotion"), (logLevel, "LogLevel"));
 
             var machine = s.Choice("StateMachine", BuiltInStateMachine.Messages, "--state-machine");
             if (machine != BuiltInStateMachine.Messages && (s.Has("RetentionMessages") || s.Has("RetentionBytes") || s.Has("RetentionAge")))
@@ -86,6 +87,7 @@ internal static class ServerVerb
                     InSyncFramesInFlight = s.Has("InSyncFrames") ? s.Int("InSyncFrames", 0, "--in-sync-frames", 1, new ServerOptions().MaxInflightFrames) : null,
                 },
                 Retention = retention,
+                RehearsePromotion = s.Switch("RehearsePromotion", true, "--rehearse-promotion"),
                 StateMachine = machine == BuiltInStateMachine.Messages ? null : machine.Factory(retention),
             };
             UpPreflight.CheckDataFolder(Path.GetFullPath(options.DataDirectory), "--data (or UNDERSTUDY_SERVER__DATA)");
