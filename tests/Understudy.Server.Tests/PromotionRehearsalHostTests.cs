@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Understudy.Hosting;
 using Understudy.Orchestration.Clusters;
@@ -53,6 +54,18 @@ public sealed class PromotionRehearsalHostTests : IDisposable
 
         Assert.True(outcome is { WritesCommitted: 8 }, $"rehearsal with a user's machine: expected it to run on the message store, got {outcome?.ToString() ?? "none (failed)"}");
         Assert.Equal(1, Volatile.Read(ref made));
+    }
+
+    [Fact]
+    public void Configuration_turns_it_off_by_name_and_refuses_a_value_that_is_not_true_or_false()
+    {
+        static IConfiguration Section(string value) =>
+            new ConfigurationBuilder().AddInMemoryCollection([new("Understudy:Server:RehearsePromotion", value)]).Build().GetSection("Understudy:Server");
+
+        Assert.False(ServerConfiguration.Read(Section("false"), new ServerHostOptions()).RehearsePromotion);
+        Assert.True(ServerConfiguration.Read(Section(""), new ServerHostOptions()).RehearsePromotion);
+        var refused = Assert.Throws<ArgumentException>(() => ServerConfiguration.Read(Section("maybe"), new ServerHostOptions()));
+        Assert.Equal("Understudy:Server:RehearsePromotion is 'maybe': expected true or false", refused.Message);
     }
 
     private async Task<ServerHost> StartAsync(ServerHostOptions options)
