@@ -4,8 +4,8 @@ using Understudy.Protocol;
 
 namespace Understudy.Benchmarks;
 
-/// <summary>Counts what the node asks of the world; keeps nothing.</summary>
-internal sealed class CountingEnvironment : IServerEnvironment
+/// <summary>Counts what the node asks of the world; keeps nothing (no disk, no snapshots: <see cref="DisklessEnvironment"/>).</summary>
+internal sealed class CountingEnvironment : DisklessEnvironment
 {
     public long Replies { get; private set; }
 
@@ -15,13 +15,11 @@ internal sealed class CountingEnvironment : IServerEnvironment
 
     public long SyncGeneration { get; private set; }
 
-    public void SendToMonitor<T>(in T message)
-        where T : IMessage
+    public override void SendToMonitor<T>(in T message)
     {
     }
 
-    public void SendToServer<T>(NodeAddress to, in T message)
-        where T : IMessage
+    public override void SendToServer<T>(NodeAddress to, in T message)
     {
         if (typeof(T) == typeof(Replicate))
         {
@@ -30,49 +28,7 @@ internal sealed class CountingEnvironment : IServerEnvironment
         }
     }
 
-    public void Reply(ClientRef client, in ClientResponse response) => Replies++;
+    public override void Reply(ClientRef client, in ClientResponse response) => Replies++;
 
-    public void AppendLog(ReadOnlySpan<LogEntry> entries)
-    {
-    }
-
-    public void TruncateLog(long fromIndex)
-    {
-    }
-
-    public void SyncLog(long throughIndex, long generation) => SyncGeneration = generation;
-
-    public void SaveEpoch(long epoch)
-    {
-    }
-
-    public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
-    {
-        // The benchmark measures the replication path; snapshots are never answered, so none is stored.
-    }
-
-    public void CompactLog(long belowIndex)
-    {
-    }
-
-    // No snapshot is ever stored (see SaveSnapshot), so none is streamed or received.
-    public long SnapshotLength(long index) => 0;
-
-    public int ReadSnapshot(long index, long offset, Span<byte> destination) => 0;
-
-    public long BeginSnapshotInstall(long index, long epoch, long totalLength) => 0;
-
-    public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk)
-    {
-    }
-
-    public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => null;
-
-    public void ResetLog(long afterIndex, long epoch)
-    {
-    }
-
-    public void Report(in ServerEvent e)
-    {
-    }
+    public override void SyncLog(long throughIndex, long generation) => SyncGeneration = generation;
 }

@@ -174,10 +174,9 @@ public static class PromotionRehearsal
     }
 
     /// <summary>One node's view of the stage: what the node asks of the world, kept in memory.</summary>
-    private sealed class NodeStage(Stage stage, NodeAddress self) : IServerEnvironment
+    private sealed class NodeStage(Stage stage, NodeAddress self) : DisklessEnvironment
     {
-        public void SendToMonitor<T>(in T message)
-            where T : IMessage
+        public override void SendToMonitor<T>(in T message)
         {
             if (stage.Code(message) is Heartbeat beat)
             {
@@ -185,51 +184,10 @@ public static class PromotionRehearsal
             }
         }
 
-        public void SendToServer<T>(NodeAddress to, in T message)
-            where T : IMessage => stage.Send(to, message);
+        public override void SendToServer<T>(NodeAddress to, in T message) => stage.Send(to, message);
 
-        public void Reply(ClientRef client, in ClientResponse response) => stage.Answer(response);
+        public override void Reply(ClientRef client, in ClientResponse response) => stage.Answer(response);
 
-        public void AppendLog(ReadOnlySpan<LogEntry> entries)
-        {
-        }
-
-        public void TruncateLog(long fromIndex)
-        {
-        }
-
-        public void SyncLog(long throughIndex, long generation) => stage.Sync(self, throughIndex, generation);
-
-        public void SaveEpoch(long epoch)
-        {
-        }
-
-        public void SaveSnapshot(long index, long epoch, ReadOnlyMemory<byte> snapshot)
-        {
-        }
-
-        public void CompactLog(long belowIndex)
-        {
-        }
-
-        public long SnapshotLength(long index) => 0;
-
-        public int ReadSnapshot(long index, long offset, Span<byte> destination) => 0;
-
-        public long BeginSnapshotInstall(long index, long epoch, long totalLength) => 0;
-
-        public void WriteSnapshotChunk(long index, long offset, ReadOnlySpan<byte> chunk)
-        {
-        }
-
-        public ReadOnlyMemory<byte>? CompleteSnapshotInstall(long index) => null;
-
-        public void ResetLog(long afterIndex, long epoch)
-        {
-        }
-
-        public void Report(in ServerEvent e)
-        {
-        }
+        public override void SyncLog(long throughIndex, long generation) => stage.Sync(self, throughIndex, generation);
     }
 }
