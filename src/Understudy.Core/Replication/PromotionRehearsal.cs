@@ -57,7 +57,7 @@ public static class PromotionRehearsal
 
         // The monitor's promotion: the configuration to both, with a lease for the primary as a real push carries.
         stage.Deliver(backup, new ConfigPush(config, 0, 0));
-        stage.Deliver(primary, new ConfigPush(config, time.GetTimestamp(), stage.LeaseMs));
+        stage.Deliver(primary, new ConfigPush(config, time.GetTimestamp(), Stage.LeaseMs));
         stage.Run();
 
         var client = new ClientRef(1);
@@ -90,7 +90,8 @@ public static class PromotionRehearsal
         private int _readsOk;
         private int _coded;
 
-        public int LeaseMs => 2_000;
+        /// <summary>The lease the stand-in monitor grants: long enough that no rehearsal outlives it.</summary>
+        public const int LeaseMs = 2_000;
 
         public void Add(NodeAddress address, ServerNode node) => _nodes[address] = node;
 
@@ -145,9 +146,6 @@ public static class PromotionRehearsal
             return MessageCodec.Decode(type, body);
         }
 
-        public void Send<T>(NodeAddress to, in T message)
-            where T : IMessage => Deliver(to, message);
-
         public void Sync(NodeAddress node, long through, long generation) => _syncs.Enqueue((node, through, generation));
 
         public void Answer(in ClientResponse response)
@@ -184,7 +182,7 @@ public static class PromotionRehearsal
             }
         }
 
-        public override void SendToServer<T>(NodeAddress to, in T message) => stage.Send(to, message);
+        public override void SendToServer<T>(NodeAddress to, in T message) => stage.Deliver(to, message);
 
         public override void Reply(ClientRef client, in ClientResponse response) => stage.Answer(response);
 
