@@ -130,7 +130,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         // restarted server kept 50-80 MiB of free large-object heap resident for its whole life (docs/BENCHMARKS.md,
         // "Round 19"). One aggressive collection, before the loop starts, compacts it and gives it back.
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        _loop = new EventLoop(FlushTurn, e => LogMessages.LoopError(_logger, e), runOnPoster: true);
+        // The tick from the loop's own thread: a timer's callback woke the thread pool twice per tick, and a backup, whose
+        // frames all run on its readers, spent a third of its CPU on idle workers spinning for that (EventLoop.Ticker.cs).
+        _loop = new EventLoop(FlushTurn, e => LogMessages.LoopError(_logger, e), runOnPoster: true, tickThread: true);
         LogMessages.ServerStarting(_logger, _options.Identity.ToString(), RecoveredEntries, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 
         _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);

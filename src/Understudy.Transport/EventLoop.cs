@@ -22,11 +22,17 @@ public sealed partial class EventLoop : IAsyncDisposable
     /// With true, <see cref="PostAndRun"/> runs the loop's turns on the posting thread when no turn is running (see
     /// EventLoop.OnPoster.cs); otherwise every turn runs on a thread-pool task that waits for work.
     /// </param>
-    public EventLoop(Action flush, Action<Exception> onError, bool runOnPoster = false)
+    /// <param name="tickThread">
+    /// With true, the tick comes from a thread of the loop's own that sleeps between ticks and posts it with
+    /// <see cref="PostAndRun"/> (EventLoop.Ticker.cs); otherwise from a <see cref="Timer"/>, whose callbacks share the
+    /// runtime's timer thread and the thread pool. One thread per loop: for a server's loop, not for one per client.
+    /// </param>
+    public EventLoop(Action flush, Action<Exception> onError, bool runOnPoster = false, bool tickThread = false)
     {
         _flush = flush;
         _onError = onError;
         _runOnPoster = runOnPoster;
+        _tickThread = tickThread;
     }
 
     /// <summary>Items processed since start (for metrics).</summary>
@@ -42,11 +48,21 @@ public sealed partial class EventLoop : IAsyncDisposable
     private long _turns;
     private Func<Action?>? _readInbox;
 
-    /// <summary>Starts the loop and a timer that posts <paramref name="tick"/> every <paramref name="interval"/>.</summary>
+    /// <summary>
+    /// Starts the loop and posts <paramref name="tick"/> every <paramref name="interval"/>: from the loop's tick thread
+    /// (the wait starts after each tick is posted, or run; EventLoop.Ticker.cs) or from a timer.
+    /// </summary>
     public void Start(Action tick, TimeSpan interval)
     {
         _running = _runOnPoster ? Task.CompletedTask : Task.Run(RunAsync);
-        _timer = new Timer(_ => Post(tick), null, interval, interval);
+        if (_tickThread)
+        {
+            StartTicker(tick, interval);
+        }
+        else
+        {
+            _timer = new Timer(_ => Post(tick), null, interval, interval);
+        }
     }
 
     /// <summary>Queues work for the loop; safe from any thread.</summary>
@@ -131,6 +147,8 @@ public sealed partial class EventLoop : IAsyncDisposable
             await _timer.DisposeAsync().ConfigureAwait(false);
         }
 
+        await StopTickerAsync().ConfigureAwait(false);
+
         await _stop.CancelAsync().ConfigureAwait(false);
         _inbox.Writer.TryComplete();
         if (_running is not null)
@@ -144,5 +162,6 @@ public sealed partial class EventLoop : IAsyncDisposable
         }
 
         _stop.Dispose();
+        _stopTicking.Dispose();
     }
 }

@@ -142,4 +142,53 @@ public sealed class EventLoopOnPosterTests
         await Task.Delay(50, TestContext.Current.CancellationToken);
         Assert.Equal(1, ran);
     }
+
+    [Fact]
+    public async Task The_tick_of_an_idle_loop_runs_on_the_tick_thread_not_the_pool()
+    {
+        // A tick handed to the thread pool woke a backup's idle workers 400 times a second (EventLoop.Ticker.cs).
+        var ticked = new TaskCompletionSource<(bool Pool, string? Name)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true, tickThread: true);
+        loop.Start(() => ticked.TrySetResult((Thread.CurrentThread.IsThreadPoolThread, Thread.CurrentThread.Name)), TimeSpan.FromMilliseconds(1));
+
+        var (pool, name) = await ticked.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        Assert.False(pool);
+        Assert.Equal("Understudy tick", name);
+    }
+
+    [Fact]
+    public async Task Ticks_keep_coming_while_the_loop_runs()
+    {
+        var ticks = 0;
+        var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true, tickThread: true);
+        loop.Start(() => Interlocked.Increment(ref ticks), TimeSpan.FromMilliseconds(1));
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (Volatile.Read(ref ticks) < 5 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(5, TestContext.Current.CancellationToken);
+        }
+
+        Assert.True(Volatile.Read(ref ticks) >= 5, $"ticks every millisecond: {ticks} in 10 s");
+        await loop.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Disposal_wakes_the_tick_thread_from_a_long_wait()
+    {
+        var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true, tickThread: true);
+        loop.Start(() => { }, TimeSpan.FromHours(1));
+        await loop.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Without_a_tick_thread_the_tick_comes_from_the_thread_pool()
+    {
+        // Clients' loops keep the timer: a thread per client would cost more than the pool's wake-ups it saves.
+        var ticked = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true);
+        loop.Start(() => ticked.TrySetResult(Thread.CurrentThread.IsThreadPoolThread), TimeSpan.FromMilliseconds(1));
+
+        Assert.True(await ticked.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+    }
 }
