@@ -522,6 +522,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// </summary>
     private void FlushTurn()
     {
+        // A primary's clients' turns wait on the thread pool, whose workers the ticks keep awake; a backup's ticks run
+        // on the tick thread, so its pool, which nothing else uses, can sleep (docs/BENCHMARKS.md, round 31).
+        _loop.TicksThroughPool = _node.Role == ServerRole.Primary;
         _node.Flush();
         FlushAppends();
         while (_syncedNow is { } synced)

@@ -9,6 +9,7 @@ public sealed partial class EventLoop
     private readonly ManualResetEventSlim _stopTicking = new(initialState: false, spinCount: 0);
     private readonly TaskCompletionSource _tickerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly bool _tickThread;
+    private volatile bool _ticksThroughPool;
     private Thread? _ticker;
 
     /// <summary>
@@ -17,7 +18,7 @@ public sealed partial class EventLoop
     /// turn to another: two pool work items per tick, 400 a second at 5 ms, and on a backup (whose frames run on the
     /// readers) they were all its pool ever got, just often enough that its idle workers spun on sched_yield
     /// instead of sleeping, a third of a backup's CPU (docs/BENCHMARKS.md, "Key-value puts, round 25"). Here an idle
-    /// loop's tick turn runs on this thread and the pool is not woken.
+    /// loop's tick turn runs on this thread and the pool is not woken, unless <see cref="TicksThroughPool"/> asks for it.
     /// </summary>
     private void StartTicker(Action tick, TimeSpan interval)
     {
@@ -34,13 +35,34 @@ public sealed partial class EventLoop
             // The next wait starts after the tick's turn, so a slow turn delays the ticks instead of piling them up.
             while (!_stopTicking.Wait(waitMs))
             {
-                PostAndRun(tick);
+                if (_ticksThroughPool)
+                {
+                    // As a timer's callback did: a pool worker posts the tick, and the idle loop's turn goes to another.
+                    ThreadPool.UnsafeQueueUserWorkItem(static s => s.Loop.Post(s.Tick), (Loop: this, Tick: tick), preferLocal: false);
+                }
+                else
+                {
+                    PostAndRun(tick);
+                }
             }
         }
         finally
         {
             _tickerDone.TrySetResult();
         }
+    }
+
+    /// <summary>
+    /// With a tick thread: true hands each tick to the thread pool as a timer would (two work items: the post, then the
+    /// idle loop's turn), false runs it with <see cref="PostAndRun"/> on the tick thread. Set from any thread; the next
+    /// tick follows it. For a loop whose other posted turns go to the pool and are waited on (a primary's clients'
+    /// turns): the ticks' pool traffic keeps its idle workers spinning, so those turns find one awake instead of waking a
+    /// sleeping one (docs/BENCHMARKS.md, round 31: without it, throughput with 4 shared connections fell 6-17 %).
+    /// </summary>
+    public bool TicksThroughPool
+    {
+        get => _ticksThroughPool;
+        set => _ticksThroughPool = value;
     }
 
     /// <summary>Stops the ticker and waits until it has left any turn it was running, so no tick is posted after.</summary>

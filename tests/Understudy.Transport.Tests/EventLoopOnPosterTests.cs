@@ -191,4 +191,30 @@ public sealed class EventLoopOnPosterTests
 
         Assert.True(await ticked.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
     }
+
+    [Fact]
+    public async Task Ticks_go_through_the_pool_while_asked_and_back_to_the_tick_thread_after()
+    {
+        // A primary's loop keeps its pool busy with the ticks, as a timer did (round 31); a backup's runs them on the thread.
+        var onPool = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var onThread = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var loop = new EventLoop(() => { }, e => Assert.Fail(e.ToString()), runOnPoster: true, tickThread: true) { TicksThroughPool = true };
+        loop.Start(
+            () =>
+            {
+                if (Thread.CurrentThread.IsThreadPoolThread)
+                {
+                    onPool.TrySetResult();
+                    loop.TicksThroughPool = false;
+                }
+                else if (onPool.Task.IsCompleted && Thread.CurrentThread.Name == "Understudy tick")
+                {
+                    onThread.TrySetResult();
+                }
+            },
+            TimeSpan.FromMilliseconds(1));
+
+        await onPool.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        await onThread.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+    }
 }
