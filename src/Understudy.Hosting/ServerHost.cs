@@ -132,6 +132,7 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         // The tick from the loop's own thread: a timer's callback woke the thread pool twice per tick, and a backup, whose
         // frames all run on its readers, spent a third of its CPU on idle workers spinning for that (EventLoop.Ticker.cs).
+        // A primary still ticks through the pool (FlushTurn sets TicksThroughPool from the node's role).
         _loop = new EventLoop(FlushTurn, e => LogMessages.LoopError(_logger, e), runOnPoster: true, tickThread: true);
         LogMessages.ServerStarting(_logger, _options.Identity.ToString(), RecoveredEntries, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 

@@ -24,7 +24,8 @@ public sealed partial class EventLoop : IAsyncDisposable
     /// </param>
     /// <param name="tickThread">
     /// With true, the tick comes from a thread of the loop's own that sleeps between ticks and posts it with
-    /// <see cref="PostAndRun"/> (EventLoop.Ticker.cs); otherwise from a <see cref="Timer"/>, whose callbacks share the
+    /// <see cref="PostAndRun"/>, or through the pool while <see cref="TicksThroughPool"/> is set (EventLoop.Ticker.cs);
+    /// otherwise from a <see cref="Timer"/>, whose callbacks share the
     /// runtime's timer thread and the thread pool. One thread per loop: for a server's loop, not for one per client.
     /// </param>
     public EventLoop(Action flush, Action<Exception> onError, bool runOnPoster = false, bool tickThread = false)
