@@ -18,6 +18,9 @@ public sealed class BufferedPeer : IAsyncDisposable
     private readonly int _maxBuffered;
     private readonly bool _sendNow;
 
+    // Guarded by _lock: the connection holding messages of SendHeld that FlushHeld has not written yet.
+    private FrameConnection? _holding;
+
     /// <summary>
     /// With <paramref name="sendNow"/>, messages go through <see cref="FrameConnection.SendNow{T}"/>: for a peer that
     /// is sent one small message at a time and waits for its answer (a client's requests), not a stream of frames.
@@ -72,13 +75,33 @@ public sealed class BufferedPeer : IAsyncDisposable
     public void SendNow<T>(in T message)
         where T : IMessage => SendOn(in message, now: true);
 
-    private void SendOn<T>(in T message, bool now)
+    /// <summary>
+    /// As <see cref="Send{T}"/>, through <see cref="FrameConnection.SendHeld{T}"/>: the message waits, with any others
+    /// held, until <see cref="FlushHeld"/> writes them together. For a caller that sends several in one go and then flushes.
+    /// </summary>
+    public void SendHeld<T>(in T message)
+        where T : IMessage => SendOn(in message, now: true, held: true);
+
+    /// <summary>Writes the messages <see cref="SendHeld{T}"/> holds on the connection, if any. Thread-safe.</summary>
+    public void FlushHeld()
+    {
+        FrameConnection? holding;
+        lock (_lock)
+        {
+            holding = _holding;
+            _holding = null;
+        }
+
+        holding?.FlushHeld();
+    }
+
+    private void SendOn<T>(in T message, bool now, bool held = false)
         where T : IMessage
     {
         lock (_lock)
         {
             // Keep order: while older messages wait, newer ones queue behind them.
-            if (_buffer.Count == 0 && (now ? _peer.SendNow(in message) : _peer.Send(in message)))
+            if (_buffer.Count == 0 && (held ? SendHeldLocked(in message) : now ? _peer.SendNow(in message) : _peer.Send(in message)))
             {
                 return;
             }
@@ -99,6 +122,23 @@ public sealed class BufferedPeer : IAsyncDisposable
                 }
             }
         }
+    }
+
+    private bool SendHeldLocked<T>(in T message)
+        where T : IMessage
+    {
+        if (_peer.Connection is not { } connection || !connection.SendHeld(in message, out var mustFlush))
+        {
+            return false;
+        }
+
+        if (mustFlush)
+        {
+            // A connection that replaced one still holding frames: the old one's close writes or drops them.
+            _holding = connection;
+        }
+
+        return true;
     }
 
     public ValueTask DisposeAsync() => _peer.DisposeAsync();

@@ -19,6 +19,8 @@ public sealed partial class FrameConnection
                 return;
             }
 
+            // Held frames were encoded (and signed) first, so they go out first, and the error last.
+            MoveHeldToPendingLocked();
             if (error is { } e)
             {
                 EnqueueLocked(e, e.Size, sign: false);

@@ -58,6 +58,8 @@ public sealed partial class FrameConnection
                     return;
                 }
 
+                _options.AfterReadBatch?.Invoke(this);
+
                 if (result.IsCompleted)
                 {
                     var leftover = buffer.Length;

@@ -5,7 +5,8 @@ using Understudy.Protocol;
 
 namespace Understudy.Transport;
 
-// Sending: Send queues a frame for the writer task; SendNow writes it on the caller's thread when the writer is idle.
+// Sending: Send queues a frame for the writer task; SendNow writes it on the caller's thread when the writer is idle;
+// SendHeld keeps it, with any others held, until the caller's FlushHeld writes them all with one system call.
 public sealed partial class FrameConnection
 {
     /// <summary>
@@ -33,9 +34,10 @@ public sealed partial class FrameConnection
                 throw new ArgumentException($"A {message.Type} of {bodySize} bytes does not fit in a frame of at most {_options.MaxFrameSize} bytes; send it in smaller parts.", nameof(message));
             }
 
-            wouldBe = _pendingBytes + frameSize;
+            wouldBe = _pendingBytes + _heldBytes + frameSize;
             if (wouldBe <= _options.MaxPendingSendBytes)
             {
+                MoveHeldToPendingLocked();
                 EnqueueLocked(message, bodySize, sign: _sendAuth is not null);
                 if (_writerSignaled)
                 {
@@ -75,32 +77,130 @@ public sealed partial class FrameConnection
         var bodySize = message.Size;
         lock (_sendLock)
         {
-            var idle = !_closing && !_writerSignaled && !_writing && _pendingBytes == 0;
-            if (idle && FrameSize(bodySize, _sendAuth is not null) - 4 <= _options.MaxFrameSize)
+            if (IdleLocked() && FrameSize(bodySize, _sendAuth is not null) - 4 <= _options.MaxFrameSize)
             {
-                _nowBuffer.ResetWrittenCount();
-                var total = EncodeLocked(_nowBuffer, message, bodySize, sign: _sendAuth is not null);
-                var frame = _nowBuffer.WrittenSpan;
-                var sent = socket.TrySendNow(frame);
-                if (sent == total)
+                // Frames held by SendHeld are at the start of the buffer: they go out in the same call, ahead of this one.
+                if (_heldBytes == 0)
                 {
-                    _sentNow++;
-                    return true;
+                    _nowBuffer.ResetWrittenCount();
                 }
 
-                // The rest goes first in the writer's queue (it is empty), so nothing sent after it can overtake it.
-                var rest = frame[sent..];
-                rest.CopyTo(_pending.GetSpan(rest.Length));
-                _pending.Advance(rest.Length);
-                _pendingBytes += rest.Length;
-                _writerSignaled = true;
-                _wake.Writer.TryWrite(true);
+                EncodeLocked(_nowBuffer, message, bodySize, sign: _sendAuth is not null);
+                if (WriteNowBufferLocked(socket))
+                {
+                    _sentNow++;
+                }
+
                 return true;
             }
         }
 
         // Busy, closing or too big: the usual path decides (and says why when it refuses).
         return Send(message);
+    }
+
+    /// <summary>
+    /// As <see cref="SendNow{T}"/>, but the frame is not written yet: it waits, after any other frames held on this
+    /// connection, until <see cref="FlushHeld"/> writes them all with one system call. For an owner that produces many
+    /// small frames in one go (a primary's replies to the clients whose writes one acknowledgement committed) and
+    /// flushes at its end. <paramref name="mustFlush"/> is true when this frame is the first held since the last flush:
+    /// the caller must then call <see cref="FlushHeld"/> once, soon, on any thread. Held frames never wait behind a
+    /// later frame: any other send on the connection, and its close, writes or queues them ahead of its own. When the
+    /// writer task is busy the frame is queued for it as by <see cref="Send{T}"/>. Returns false, as
+    /// <see cref="Send{T}"/> does, when the frame was dropped (the connection is closing). Thread-safe.
+    /// </summary>
+    public bool SendHeld<T>(in T message, out bool mustFlush)
+        where T : IMessage
+    {
+        mustFlush = false;
+        if (_transport is not IImmediateSend)
+        {
+            return Send(message);
+        }
+
+        var bodySize = message.Size;
+        lock (_sendLock)
+        {
+            if (IdleLocked() && FrameSize(bodySize, _sendAuth is not null) - 4 <= _options.MaxFrameSize
+                && _heldBytes + FrameSize(bodySize, _sendAuth is not null) <= _options.MaxPendingSendBytes)
+            {
+                mustFlush = _heldBytes == 0;
+                if (mustFlush)
+                {
+                    _nowBuffer.ResetWrittenCount();
+                }
+
+                _heldBytes += EncodeLocked(_nowBuffer, message, bodySize, sign: _sendAuth is not null);
+                return true;
+            }
+        }
+
+        return Send(message);
+    }
+
+    /// <summary>Writes the frames <see cref="SendHeld{T}"/> holds, with one non-blocking system call; what the socket does not take goes to the writer task. Thread-safe; nothing to do when none are held.</summary>
+    public void FlushHeld()
+    {
+        // Without the lock, nothing held is the common case (a reader's batch that held nothing). Frames held by this
+        // thread are seen here; one another thread is holding now has a first holder of its own, who flushes it.
+        if (_transport is not IImmediateSend socket || Volatile.Read(ref _heldBytes) == 0)
+        {
+            return;
+        }
+
+        lock (_sendLock)
+        {
+            if (_heldBytes == 0)
+            {
+                return;
+            }
+
+            _heldFlushes++;
+            WriteNowBufferLocked(socket);
+        }
+    }
+
+    /// <summary>Nothing queued or being written, and not closing: a frame written now cannot overtake another.</summary>
+    private bool IdleLocked() => !_closing && !_writerSignaled && !_writing && _pendingBytes == 0;
+
+    /// <summary>
+    /// Writes <see cref="_nowBuffer"/> (held frames and perhaps one more) with one non-blocking call; returns true when
+    /// the socket took it all. The rest goes first in the writer's queue (it is empty), so nothing sent after it can
+    /// overtake it.
+    /// </summary>
+    private bool WriteNowBufferLocked(IImmediateSend socket)
+    {
+        System.Diagnostics.Debug.Assert(_heldBytes == 0 || IdleLocked(), "held frames exist only while the writer is idle");
+        _heldBytes = 0;
+        var bytes = _nowBuffer.WrittenSpan;
+        var sent = socket.TrySendNow(bytes);
+        if (sent == bytes.Length)
+        {
+            return true;
+        }
+
+        var rest = bytes[sent..];
+        rest.CopyTo(_pending.GetSpan(rest.Length));
+        _pending.Advance(rest.Length);
+        _pendingBytes += rest.Length;
+        _writerSignaled = true;
+        _wake.Writer.TryWrite(true);
+        return false;
+    }
+
+    /// <summary>Puts held frames at the front of the writer's queue (it is empty while any are held), before a frame queued behind them.</summary>
+    private void MoveHeldToPendingLocked()
+    {
+        if (_heldBytes == 0)
+        {
+            return;
+        }
+
+        var held = _nowBuffer.WrittenSpan;
+        held.CopyTo(_pending.GetSpan(held.Length));
+        _pending.Advance(held.Length);
+        _pendingBytes += held.Length;
+        _heldBytes = 0;
     }
 
     private void EnqueueLocked<T>(in T message, int bodySize, bool sign)

@@ -56,6 +56,12 @@ public sealed partial class FrameConnection : IAsyncDisposable
     private readonly ArrayBufferWriter<byte> _nowBuffer = new(256);
     private long _sentNow;
 
+    // Also guarded by _sendLock: bytes SendHeld encoded at the start of _nowBuffer that FlushHeld (or the next frame
+    // sent by any path) has not written yet. Only while the writer is idle and its queue empty, so they are next on
+    // the wire: every other path writes them, or queues them, ahead of its own frame.
+    private int _heldBytes;
+    private long _heldFlushes;
+
     // Owned by the reading side: the handshake, then the read loop.
     private FrameAuthenticator? _receiveAuth;
     private long _framesReceived;
@@ -135,6 +141,9 @@ public sealed partial class FrameConnection : IAsyncDisposable
 
     /// <summary>Messages delivered to the handler.</summary>
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
+
+    /// <summary>Writes of frames <see cref="SendHeld{T}"/> held, each one system call for all the frames held since the last.</summary>
+    public long HeldFlushes => Interlocked.Read(ref _heldFlushes);
 
     /// <summary>Flushes by the writer task; far fewer than <see cref="FramesSent"/> when frames are batched.</summary>
     public long Flushes => Interlocked.Read(ref _flushes);

@@ -59,6 +59,13 @@ public sealed record FrameConnectionOptions
     /// <summary>How long a closing connection may spend sending what is queued (and, after a protocol error, reading what the peer still sends) before it is cut.</summary>
     public TimeSpan CloseTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Called on the reader once it has handed the handler every whole frame of one read, before it waits for more:
+    /// the end of what arrived together. An owner that held frames while handling them
+    /// (<see cref="FrameConnection.SendHeld{T}"/>) writes them here, together. Must not block or throw.
+    /// </summary>
+    public Action<FrameConnection>? AfterReadBatch { get; init; }
+
     /// <summary>Where connection problems are logged, one line each.</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
