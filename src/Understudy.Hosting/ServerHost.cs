@@ -31,6 +31,9 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     // array) when the node asks for a sync or a truncation, or when the burst ends. Touched only on the loop.
     private readonly List<LogEntry> _appends = [];
 
+    // Client connections holding replies of this turn (Reply), for FlushTurn to write. Touched only on the loop.
+    private readonly List<FrameConnection> _heldReplies = [];
+
     // A sync the log answered at once, on the loop (SyncLog), for FlushTurn to report to the node. Touched only on the loop.
     private (long Through, long Generation)? _syncedNow;
     private DurableLog _log = null!;
@@ -136,7 +139,8 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
         _loop = new EventLoop(FlushTurn, e => LogMessages.LoopError(_logger, e), runOnPoster: true, tickThread: true);
         LogMessages.ServerStarting(_logger, _options.Identity.ToString(), RecoveredEntries, _log.RecoveredEpoch, _options.DataDirectory, _options.Fsync.ToString().ToLowerInvariant());
 
-        _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions, HandleAsync, OnConnected, cancellationToken);
+        // Answers to gets held while a read's requests are handled go out together at its end (HandleAsync).
+        _server = await FrameServer.StartAsync(_transport, _options.Listen, _connectionOptions with { AfterReadBatch = static c => c.FlushHeld() }, HandleAsync, OnConnected, cancellationToken);
         _monitors = new MonitorLinks(_transport, _options.Monitors, _connectionOptions with { Role = PeerRole.Server }, HandleAsync, _logger);
         _monitors.Start();
         _loop.Start(() => _node.Tick(), _options.TickInterval);
@@ -226,12 +230,13 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
             return ValueTask.CompletedTask;
         }
 
-        // A linearizable get the node may answer without its loop (OffLoopReads): answered here, on the thread that read it.
+        // A linearizable get the node may answer without its loop (OffLoopReads): answered here, on the thread that read it,
+        // and written with the other answers to the same read's requests when the reader has handled them all.
         if (message is ClientRequest { Kind: RequestKind.Read } read && _node.Reads.TryAnswer(read, out var answer))
         {
             Metrics.Reads.Inc();
             Metrics.ResponsesWith(answer.Status).Inc();
-            connection.SendNow(answer);
+            connection.SendHeld(answer, out _);
             return ValueTask.CompletedTask;
         }
 
@@ -361,11 +366,13 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     public void Reply(ClientRef client, in ClientResponse response)
     {
         Metrics.ResponsesWith(response.Status).Inc();
-        if (_clients.TryGetValue(client.Id, out var connection))
+        if (_clients.TryGetValue(client.Id, out var connection) && connection.SendHeld(response, out var mustFlush) && mustFlush)
         {
-            // On the loop, with one system call when the connection is idle: a client waits for this one frame, and
-            // a hand-off to the writer task per reply was most of the cost with many one-request connections.
-            connection.SendNow(response);
+            // Held until the turn ends (FlushTurn), then written on the loop with one system call per connection: the
+            // writes one acknowledgement commits are answered together, so clients that share a connection get their
+            // replies in one write, not one each; a hand-off to the writer task per reply was most of the cost with many
+            // one-request connections.
+            _heldReplies.Add(connection);
         }
     }
 
@@ -523,17 +530,31 @@ public sealed class ServerHost : IServerEnvironment, IAsyncDisposable
     /// </summary>
     private void FlushTurn()
     {
-        // A primary's clients' turns wait on the thread pool, whose workers the ticks keep awake; a backup's ticks run
-        // on the tick thread, so its pool, which nothing else uses, can sleep (docs/BENCHMARKS.md, round 31).
-        _loop.TicksThroughPool = _node.Role == ServerRole.Primary;
-        _node.Flush();
-        FlushAppends();
-        while (_syncedNow is { } synced)
+        try
         {
-            _syncedNow = null;
-            _node.OnLogSynced(synced.Through, synced.Generation);
+            // A primary's clients' turns wait on the thread pool, whose workers the ticks keep awake; a backup's ticks run
+            // on the tick thread, so its pool, which nothing else uses, can sleep (docs/BENCHMARKS.md, round 31).
+            _loop.TicksThroughPool = _node.Role == ServerRole.Primary;
             _node.Flush();
             FlushAppends();
+            while (_syncedNow is { } synced)
+            {
+                _syncedNow = null;
+                _node.OnLogSynced(synced.Through, synced.Generation);
+                _node.Flush();
+                FlushAppends();
+            }
+        }
+        finally
+        {
+            // The turn's replies, held by Reply: one write per client connection. Even when the turn failed, what it
+            // answered is sent.
+            foreach (var connection in _heldReplies)
+            {
+                connection.FlushHeld();
+            }
+
+            _heldReplies.Clear();
         }
     }
 
