@@ -25,12 +25,30 @@ public sealed partial class UnderstudyClient
         {
             _client = client;
             _address = address;
-            _peer = new BufferedPeer(client._transport, address, client._connectionOptions, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) }, sendNow: true);
+            // What callers resumed on the reader sent while it handled one read's answers goes out together at its end.
+            var options = client._connectionOptions with { AfterReadBatch = _ => _peer!.FlushHeld() };
+            _peer = new BufferedPeer(client._transport, address, options, HandleAsync, new ReconnectOptions { InitialBackoff = TimeSpan.FromMilliseconds(10), MaxBackoff = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(1) }, sendNow: true);
             _peer.Disconnected += _ => client.Post(() => client._session.OnServerConnectionLost(address));
             _peer.Start();
         }
 
-        public void Send(in ClientRequest request) => _peer.Send(request);
+        // The thread this link's reader runs callers on (ResumeCallers), while it does; 0 otherwise.
+        private int _resumingOn;
+
+        public void Send(in ClientRequest request)
+        {
+            // A request a caller resumed on this link's reader makes on this link waits until the reader has handled
+            // every answer of the read (FrameConnectionOptions.AfterReadBatch), and they go out in one write: clients
+            // that share a connection send their next requests together, as the server answered them together.
+            if (Volatile.Read(ref _resumingOn) == Environment.CurrentManagedThreadId)
+            {
+                _peer.SendHeld(request);
+            }
+            else
+            {
+                _peer.Send(request);
+            }
+        }
 
         private ValueTask HandleAsync(FrameConnection connection, IMessage message, CancellationToken cancellationToken)
         {
@@ -80,14 +98,21 @@ public sealed partial class UnderstudyClient
 
             // Nothing adds to the list meanwhile: only this reader does, under the gate, and it reads no more answers
             // until this returns (a caller's next call that ends at once goes to the thread pool, see Finish).
-            for (var i = 0; i < _finished.Count; i++)
+            Volatile.Write(ref _resumingOn, Environment.CurrentManagedThreadId);
+            try
             {
-                var (done, result) = _finished[i];
-                _finished[i] = default;
-                done.TrySetResult(result);
+                for (var i = 0; i < _finished.Count; i++)
+                {
+                    var (done, result) = _finished[i];
+                    _finished[i] = default;
+                    done.TrySetResult(result);
+                }
             }
-
-            _finished.Clear();
+            finally
+            {
+                Volatile.Write(ref _resumingOn, 0);
+                _finished.Clear();
+            }
         }
     }
 }
