@@ -10,6 +10,16 @@ public class SendHeldTests
 {
     private static ClientRequest Request(long seq) => new(7, seq, 1, RequestKind.Write, new byte[] { (byte)seq });
 
+    /// <summary>The next <paramref name="count"/> frames are requests 1, 2, ... <paramref name="count"/>, in that order.</summary>
+    private static async Task ExpectInOrderAsync(Inbox inbox, int count, string when)
+    {
+        for (var i = 1; i <= count; i++)
+        {
+            var received = Assert.IsType<ClientRequest>(await inbox.NextAsync());
+            Assert.True(received.Seq == i, $"{when}: frame {i} of {count} expected next, but frame {received.Seq} arrived");
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -36,11 +46,7 @@ public class SendHeldTests
 
         client.FlushHeld();
         Assert.Equal(1, client.HeldFlushes);
-        for (var i = 1; i <= 5; i++)
-        {
-            var received = Assert.IsType<ClientRequest>(await server.Inbox.NextAsync());
-            Assert.True(received.Seq == i, $"frame {i} of 5 expected next, but frame {received.Seq} arrived");
-        }
+        await ExpectInOrderAsync(server.Inbox, 5, "after the flush");
 
         // All five went in the flush's one write, none through the writer task; a second flush has nothing to do.
         Assert.Equal(writerFlushes, client.Flushes);
@@ -76,12 +82,7 @@ public class SendHeldTests
         }
 
         // No flush: the held frames went ahead of the later frame (or of the end of the stream) by themselves.
-        var last = then == "close" ? 2 : 3;
-        for (var i = 1; i <= last; i++)
-        {
-            var received = Assert.IsType<ClientRequest>(await server.Inbox.NextAsync());
-            Assert.True(received.Seq == i, $"after '{then}': frame {i} of {last} expected next, but frame {received.Seq} arrived");
-        }
+        await ExpectInOrderAsync(server.Inbox, then == "close" ? 2 : 3, $"after '{then}'");
 
         Assert.Equal(0, client.HeldFlushes);
     }
@@ -90,16 +91,9 @@ public class SendHeldTests
     public async Task A_frame_held_while_the_writer_is_busy_goes_behind_the_writers_queue_without_a_flush()
     {
         var transport = new TcpTransport();
-        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var inbox = new Inbox();
 
         // The server takes the first frame and then stops reading: the client's big frames back up in its writer.
-        FrameHandler stalled = async (connection, message, cancellationToken) =>
-        {
-            await inbox.Handler(connection, message, cancellationToken);
-            await gate.Task.WaitAsync(cancellationToken);
-        };
-        await using var server = await TestServer.StartAsync(transport, handler: stalled);
+        await using var server = await StalledServer.StartAsync(transport);
         await using var client = await FrameConnection.ConnectAsync(transport, server.Address, Test.Options(PeerRole.Server), new Inbox().Handler, Test.Token).Within();
         var payload = new byte[64 * 1024];
         const int Big = 128;
@@ -112,12 +106,8 @@ public class SendHeldTests
         Assert.True(client.SendHeld(Request(Big + 1), out var mustFlush));
         Assert.False(mustFlush, "a frame queued behind a busy writer needs no flush");
 
-        gate.SetResult();
-        for (var i = 1; i <= Big + 1; i++)
-        {
-            var received = Assert.IsType<ClientRequest>(await inbox.NextAsync());
-            Assert.True(received.Seq == i, $"frame {i} of {Big + 1} expected next, but frame {received.Seq} arrived");
-        }
+        server.Release();
+        await ExpectInOrderAsync(server.Inbox, Big + 1, "after the peer read again");
 
         Assert.Equal(0, client.HeldFlushes);
     }

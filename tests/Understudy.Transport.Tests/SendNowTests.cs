@@ -52,16 +52,9 @@ public class SendNowTests
     public async Task A_peer_that_stops_reading_sends_the_rest_through_the_writer_without_blocking_the_caller()
     {
         var transport = new TcpTransport();
-        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var inbox = new Inbox();
 
-        // The server takes the first frame and then stops reading until the gate opens: the client's socket buffer fills.
-        FrameHandler stalled = async (connection, message, cancellationToken) =>
-        {
-            await inbox.Handler(connection, message, cancellationToken);
-            await gate.Task.WaitAsync(cancellationToken);
-        };
-        await using var server = await TestServer.StartAsync(transport, handler: stalled);
+        // The server takes the first frame and then stops reading until released: the client's socket buffer fills.
+        await using var server = await StalledServer.StartAsync(transport);
         await using var client = await FrameConnection.ConnectAsync(transport, server.Address, Test.Options(PeerRole.Server), new Inbox().Handler, Test.Token).Within();
 
         // 16 MB: more than loopback's socket buffers hold, less than the send queue's limit. Every call returns at once.
@@ -78,10 +71,10 @@ public class SendNowTests
         await Test.Eventually(() => client.PendingSendBytes > 0, "frames waiting for the writer while the peer does not read");
         Assert.True(client.FramesSentNow < Count, $"expected some of the {Count} frames to go through the writer, but all were sent at once");
 
-        gate.SetResult();
+        server.Release();
         for (var i = 0; i < Count; i++)
         {
-            var received = Assert.IsType<ClientRequest>(await inbox.NextAsync());
+            var received = Assert.IsType<ClientRequest>(await server.Inbox.NextAsync());
             Assert.True(received.Seq == i + 1, $"after the peer read again: frame {i + 1} of {Count} expected next, but frame {received.Seq} arrived");
         }
 

@@ -201,3 +201,33 @@ internal sealed class TestServer : IAsyncDisposable
 
     public ValueTask DisposeAsync() => Server.DisposeAsync();
 }
+
+/// <summary>
+/// A server that takes the first frame and then stops reading until <see cref="Release"/>: what a client sends next
+/// fills the socket's buffers and backs up in its writer. <see cref="Inbox"/> holds what it read.
+/// </summary>
+internal sealed class StalledServer : IAsyncDisposable
+{
+    private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TestServer? _server;
+
+    public Inbox Inbox { get; } = new();
+
+    public NodeAddress Address => _server!.Address;
+
+    public static async Task<StalledServer> StartAsync(ITransport transport)
+    {
+        var stalled = new StalledServer();
+        stalled._server = await TestServer.StartAsync(transport, handler: async (connection, message, cancellationToken) =>
+        {
+            await stalled.Inbox.Handler(connection, message, cancellationToken);
+            await stalled._gate.Task.WaitAsync(cancellationToken);
+        });
+        return stalled;
+    }
+
+    /// <summary>Reads again, and from now on never stops.</summary>
+    public void Release() => _gate.TrySetResult();
+
+    public ValueTask DisposeAsync() => _server?.DisposeAsync() ?? ValueTask.CompletedTask;
+}
