@@ -47,6 +47,9 @@ internal static class BenchVerb
         return command;
     }
 
+    /// <summary>--keep-data: the servers' stores stay in the run folder after a run that passed (by default they are deleted then).</summary>
+    private static Option<bool> KeepData() => new("--keep-data") { Description = "Keep the servers' stores (log segments, snapshots: hundreds of MB a run) in the run folder after a run that passed; by default they are deleted then, and a failed run keeps everything." };
+
     private static Command Throughput()
     {
         var clients = new Option<int>("--clients") { Description = "Concurrent closed-loop writers (each waits for its ack before the next write).", DefaultValueFactory = _ => 64 };
@@ -70,9 +73,10 @@ internal static class BenchVerb
         var check = new Option<string>("--check") { Description = "kv: on (record every put, read every key back after the run and judge it) or off (record and judge nothing: the load generator then does per request only what a plain one, such as Redis's, does; for comparing speed, never for checking).", DefaultValueFactory = _ => "on" };
         check.AcceptOnlyFromAmong("on", "off");
         var serverEnv = new Option<string[]>("--server-env") { Description = "NAME=VALUE set in the servers' environment only (not the bench's or the monitor's), e.g. a runtime setting to compare; repeatable.", AllowMultipleArgumentsPerToken = false };
+        var keepData = KeepData();
         var command = new Command("throughput", "Acknowledged, replicated writes per second from C concurrent writers, with latency percentiles; with --state-machine kv, puts and gets per second.")
         {
-            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, resumeOn, counts, check, serverEnv,
+            clients, seconds, payload, fsync, connections, warmup, json, output, stateMachine, getRatio, keys, clientLoop, resumeOn, counts, check, serverEnv, keepData,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -121,6 +125,7 @@ internal static class BenchVerb
                 Counts = parse.GetValue(counts),
                 CheckValues = parse.GetValue(check) == "on",
                 ServerEnvironment = env,
+                KeepData = parse.GetValue(keepData),
                 RunFolder = Folder(parse.GetValue(output), machine == BuiltInStateMachine.Kv ? $"throughput-kv-c{c}-g{ratio * 100:0}-{parse.GetValue(fsync)}" : $"throughput-c{c}-{parse.GetValue(fsync)}"),
             };
             var result = await new ThroughputBench(options, Say(quiet)).RunAsync(cancellationToken);
@@ -174,9 +179,10 @@ internal static class BenchVerb
         var json = new Option<bool>("--json") { Description = "Print one JSON object: rounds, unavailableMs {p50,p99,max}, lost, ..." };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-failover-TIME)." };
         var leaseMs = new Option<int?>("--lease-ms") { Description = "The primary's lease the monitors grant (monitor --lease-ms; default: the monitor's, 800). A monitor failover costs clients nothing only when it completes within the lease." };
+        var keepData = KeepData();
         var command = new Command("failover", "Client-observed unavailability per failover (last ack before the fault to the first ack from the new primary), over repeated rounds; then the whole history is checked: nothing acknowledged may be lost or duplicated.")
         {
-            rounds, fault, clients, fsync, json, output, monitors, leaseMs,
+            rounds, fault, clients, fsync, json, output, monitors, leaseMs, keepData,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -205,6 +211,7 @@ internal static class BenchVerb
                 Clients = c,
                 Fsync = parse.GetValue(fsync)!,
                 LeaseMs = parse.GetValue(leaseMs) is { } lease ? (lease is >= 100 and <= 60_000 ? lease : throw new UsageException("--lease-ms must be 100 to 60000")) : null,
+                KeepData = parse.GetValue(keepData),
                 RunFolder = Folder(parse.GetValue(output), $"failover-{faultName}-m{m}"),
             };
             var result = await new FailoverBench(options, Say(quiet)).RunAsync(cancellationToken);
@@ -254,9 +261,10 @@ internal static class BenchVerb
         var snapshotEvery = new Option<string?>("--snapshot-every") { Description = "Passed to every server (entries between snapshots)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: writes, rssMb {server: {start,max,end}}, restartToInSyncMs, wipedCatchUpMBps, clusterRestartMs, lost, lastQuarterRssGrowth, ..." };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/bench-soak-TIME)." };
+        var keepData = KeepData();
         var command = new Command("soak", "Sustained load on a fresh local 3-server cluster, sampling each server's RSS and managed heap every second; near the end a backup is restarted, then another wiped and restarted; at the end the whole cluster is restarted. The whole log is then read back and judged: nothing acknowledged may be lost or duplicated.")
         {
-            writes, payload, fsync, clients, connections, snapshotEvery, json, output,
+            writes, payload, fsync, clients, connections, snapshotEvery, json, output, keepData,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -277,6 +285,7 @@ internal static class BenchVerb
                 Fsync = parse.GetValue(fsync)!,
                 Connections = parse.GetValue(connections) is > 0 and var k ? Math.Min(k, c) : Math.Min(c, 4),
                 ServerArguments = parse.GetValue(snapshotEvery) is { } every ? ["--snapshot-every", every] : [],
+                KeepData = parse.GetValue(keepData),
                 RunFolder = Folder(parse.GetValue(output), "soak"),
             };
             var result = await new SoakBench(options, Say(quiet)).RunAsync(cancellationToken);

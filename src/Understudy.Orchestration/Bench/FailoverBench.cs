@@ -39,6 +39,9 @@ public sealed record FailoverOptions
     /// </summary>
     public int? LeaseMs { get; init; }
 
+    /// <summary>Keep the servers' stores in the run folder after a run that passed (they are deleted by default; a failed run keeps them).</summary>
+    public bool KeepData { get; init; }
+
     public required string RunFolder { get; init; }
 }
 
@@ -63,6 +66,13 @@ public sealed class FailoverBench
     }
 
     public async Task<FailoverResult> RunAsync(CancellationToken cancellationToken)
+    {
+        var result = await MeasureAsync(cancellationToken).ConfigureAwait(false);
+        ServerStores.DropAfterPassing(Path.Combine(_options.RunFolder, "data"), result.Verdict == "valid", _options.KeepData);
+        return result;
+    }
+
+    private async Task<FailoverResult> MeasureAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();

@@ -44,6 +44,13 @@ public sealed partial class SoakBench
 
     public async Task<SoakResult> RunAsync(CancellationToken cancellationToken)
     {
+        var result = await MeasureAsync(cancellationToken).ConfigureAwait(false);
+        ServerStores.DropAfterPassing(Path.Combine(_options.RunFolder, "data"), result.Verdict == "valid", _options.KeepData);
+        return result;
+    }
+
+    private async Task<SoakResult> MeasureAsync(CancellationToken cancellationToken)
+    {
         Directory.CreateDirectory(_options.RunFolder);
         var loadBefore = BenchJson.LoadAverage();
         var data = Path.Combine(_options.RunFolder, "data");
@@ -256,13 +263,13 @@ public sealed partial class SoakBench
         var name = backup.Address.ToString();
         _ = await cluster.WaitForAsync(s => !s.InSync.Contains(name), _options.PhaseTimeout, cancellationToken).ConfigureAwait(false)
             ?? throw new TimeoutException($"{what}: server{backup.Number} was still in the in-sync set {_options.PhaseTimeout.TotalSeconds:0} s after it was killed");
-        var folder = Path.Combine(cluster.Options.DataDirectory, $"server-{backup.Address.Port}");
+        var folder = ServerStores.FolderOf(cluster.Options.DataDirectory, backup.Address.Port);
         if (wipe)
         {
             Directory.Delete(folder, recursive: true);
         }
 
-        var primaryBytes = FolderBytes(Path.Combine(cluster.Options.DataDirectory, $"server-{primary.Address.Port}"));
+        var primaryBytes = FolderBytes(ServerStores.FolderOf(cluster.Options.DataDirectory, primary.Address.Port));
         var ackedAtStart = Volatile.Read(ref _acknowledged);
         Mark($"{what}: server{backup.Number} started");
         var clock = Stopwatch.StartNew();

@@ -22,5 +22,8 @@ public sealed record SoakOptions
     /// <summary>How long each phase (a backup back in sync, the cluster serving again) may take.</summary>
     public TimeSpan PhaseTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Keep the servers' stores in the run folder after a run that passed (they are deleted by default; a failed run keeps them).</summary>
+    public bool KeepData { get; init; }
+
     public required string RunFolder { get; init; }
 }

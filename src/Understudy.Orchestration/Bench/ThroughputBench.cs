@@ -64,6 +64,9 @@ public sealed record ThroughputOptions
     /// <summary>NAME=VALUE pairs set in the servers' environment only (through <c>env</c>), for comparing a runtime setting there.</summary>
     public IReadOnlyList<string> ServerEnvironment { get; init; } = [];
 
+    /// <summary>Keep the servers' stores in the run folder after a run that passed (they are deleted by default; a failed run keeps them).</summary>
+    public bool KeepData { get; init; }
+
     public required string RunFolder { get; init; }
 
     /// <summary>Throws with a readable message when a value is out of range.</summary>
@@ -108,6 +111,17 @@ public sealed class ThroughputBench
     }
 
     public async Task<ThroughputResult> RunAsync(CancellationToken cancellationToken)
+    {
+        var result = await MeasureAsync(cancellationToken).ConfigureAwait(false);
+
+        // The cluster has stopped. A run that passed (every server in sync throughout, no failed request, every key judged
+        // valid) keeps no stores.
+        var passed = result.InSyncThroughout && result.Errors == 0 && (result.KeyValueCheck?.Valid ?? true);
+        ServerStores.DropAfterPassing(Path.Combine(_options.RunFolder, "data"), passed, _options.KeepData);
+        return result;
+    }
+
+    private async Task<ThroughputResult> MeasureAsync(CancellationToken cancellationToken)
     {
         _options.Validate();
         Directory.CreateDirectory(_options.RunFolder);

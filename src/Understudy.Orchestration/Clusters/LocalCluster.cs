@@ -217,7 +217,7 @@ public sealed class LocalCluster : IAsyncDisposable
             {
                 "server", "--host", host, "--port", Text(port),
                 "--monitor", string.Join(',', heartbeats),
-                "--data", Path.Combine(options.DataDirectory, $"server-{port}"),
+                "--data", ServerStores.FolderOf(options.DataDirectory, port),
                 "--fsync", options.Fsync,
                 "--http-port", Text(options.HttpPortOf(n)),
             };
