@@ -121,8 +121,8 @@ public sealed partial class FrameConnection
         var bodySize = message.Size;
         lock (_sendLock)
         {
-            if (IdleLocked() && FrameSize(bodySize, _sendAuth is not null) - 4 <= _options.MaxFrameSize
-                && _heldBytes + FrameSize(bodySize, _sendAuth is not null) <= _options.MaxPendingSendBytes)
+            var frameSize = FrameSize(bodySize, _sendAuth is not null);
+            if (IdleLocked() && frameSize - 4 <= _options.MaxFrameSize && _heldBytes + frameSize <= _options.MaxPendingSendBytes)
             {
                 mustFlush = _heldBytes == 0;
                 if (mustFlush)
@@ -179,10 +179,7 @@ public sealed partial class FrameConnection
             return true;
         }
 
-        var rest = bytes[sent..];
-        rest.CopyTo(_pending.GetSpan(rest.Length));
-        _pending.Advance(rest.Length);
-        _pendingBytes += rest.Length;
+        QueueLocked(bytes[sent..]);
         _writerSignaled = true;
         _wake.Writer.TryWrite(true);
         return false;
@@ -196,11 +193,16 @@ public sealed partial class FrameConnection
             return;
         }
 
-        var held = _nowBuffer.WrittenSpan;
-        held.CopyTo(_pending.GetSpan(held.Length));
-        _pending.Advance(held.Length);
-        _pendingBytes += held.Length;
+        QueueLocked(_nowBuffer.WrittenSpan);
         _heldBytes = 0;
+    }
+
+    /// <summary>Copies encoded bytes to the end of the writer's queue (empty, in both callers: they go first).</summary>
+    private void QueueLocked(ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(_pending.GetSpan(bytes.Length));
+        _pending.Advance(bytes.Length);
+        _pendingBytes += bytes.Length;
     }
 
     private void EnqueueLocked<T>(in T message, int bodySize, bool sign)

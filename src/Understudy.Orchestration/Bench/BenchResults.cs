@@ -104,6 +104,13 @@ public sealed record ThroughputResult
 
     /// <summary>Key-value store: every key read back after the run and judged against the acknowledged puts.</summary>
     public KeyValueVerdict? KeyValueCheck { get; init; }
+
+    /// <summary>
+    /// The run passed: something was acknowledged or read, every server stayed in sync, and every key was judged valid.
+    /// The CLI's exit code and the run folder's clean-up both go by it.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool Passed => InSyncThroughout && (KeyValueCheck?.Valid ?? true) && Acknowledged + (Reads ?? 0) > 0;
 }
 
 /// <summary>One failover round: the client-observed gap and, from the monitor's events, where the time went.</summary>
